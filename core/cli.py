@@ -1,0 +1,326 @@
+"""`hoist`: the command line over the engine.
+
+The manifest reference goes to stdout (`REF@sha256:...`), everything else to stderr: a bar on a
+terminal, a plain line every few seconds on a pipe, or JSON lines with `--progress json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from . import __version__
+from .artifact import DEFAULT_ARTIFACT_TYPE, SplitOptions
+from .auth import Credentials
+from .errors import HoistError
+from .journal import TransferJournal
+from .progress import BlobEvent, BlobState, Event, TransferEvent
+from .reference import Reference, parse_reference
+from .registry import RegistryClient
+from .retry import RetryPolicy
+from .transfer import Transfer, TransferRun, TransferState, plan_file_push
+from .units import GiB, format_duration, format_rate, format_size, parse_size
+from .upload import DEFAULT_CHUNK, TransferPaused, UploadSettings
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_PAUSED = 130
+
+
+class ProgressPrinter:
+    """Renders engine events on stderr, in one of three styles.
+
+    `bar` redraws one line (a terminal); `plain` prints a line every `interval` seconds (a pipe,
+    CI logs); `json` prints each event as one JSON object per line (scripts; schema in README).
+    """
+
+    def __init__(self, style: str, stream: TextIO = sys.stderr, interval: float = 5.0) -> None:
+        self.style = style
+        self.stream = stream
+        self.interval = interval
+        self.blobs: dict[str, BlobEvent] = {}
+        self._last = 0.0
+        self._drawn = False
+
+    def __call__(self, event: Event) -> None:
+        if self.style == "json":
+            print(json.dumps(event.to_json()), file=self.stream, flush=True)
+            return
+        if isinstance(event, TransferEvent):
+            if event.message:
+                self._line(f"{event.state}: {event.message}")
+            return
+        previous = self.blobs.get(event.blob)
+        self.blobs[event.blob] = event
+        if event.message and (previous is None or previous.message != event.message):
+            if (
+                event.state != BlobState.WAITING
+                or previous is None
+                or previous.state != BlobState.WAITING
+            ):
+                self._line(f"{event.blob}: {event.message}")
+        now = time.monotonic()
+        if self.style == "bar" and now - self._last >= 0.1:
+            self._last = now
+            self._draw()
+        elif self.style == "plain" and now - self._last >= self.interval:
+            self._last = now
+            self._line(self._summary())
+
+    def _summary(self) -> str:
+        total = sum(e.total for e in self.blobs.values())
+        acked = sum(e.acknowledged for e in self.blobs.values())
+        rate = sum(e.rate or 0 for e in self.blobs.values() if e.state == BlobState.UPLOADING)
+        pct = 100.0 * acked / total if total else 100.0
+        eta = (total - acked) / rate if rate > 0 else None
+        states = {e.state for e in self.blobs.values()}
+        state = next(
+            (s.value for s in (BlobState.WAITING, BlobState.FINALIZING, BlobState.HASHING,
+                               BlobState.UPLOADING) if s in states),
+            "done",
+        )  # fmt: skip
+        return (
+            f"{state} {format_size(acked)} / {format_size(total)} ({pct:.1f}%) "
+            f"{format_rate(rate)} ETA {format_duration(eta)}"
+        )
+
+    def _draw(self) -> None:
+        total = sum(e.total for e in self.blobs.values()) or 1
+        acked = sum(e.acknowledged for e in self.blobs.values())
+        width = 30
+        filled = int(width * acked / total)
+        bar = "#" * filled + "-" * (width - filled)
+        self.stream.write(f"\r[{bar}] {self._summary()}\x1b[K")
+        self.stream.flush()
+        self._drawn = True
+
+    def _line(self, text: str) -> None:
+        if self._drawn:
+            self.stream.write("\r\x1b[K")
+            self._drawn = False
+        print(text, file=self.stream, flush=True)
+
+    def finish(self) -> None:
+        if self.style == "bar" and self._drawn:
+            self._draw()
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
+
+
+def _style(choice: str) -> str:
+    if choice != "auto":
+        return choice
+    return "bar" if sys.stderr.isatty() else "plain"
+
+
+def _credentials(args: argparse.Namespace, host: str) -> Credentials | None:
+    from .credentials import resolve_credentials
+
+    password = None
+    if getattr(args, "password_stdin", False):
+        password = sys.stdin.readline().rstrip("\n")
+    return resolve_credentials(host, getattr(args, "username", None), password)
+
+
+def _client(
+    args: argparse.Namespace, ref: Reference, plain_http: bool | None = None
+) -> RegistryClient:
+    plain = True if getattr(args, "plain_http", False) else plain_http
+    return RegistryClient(
+        ref.api_host, credentials=_credentials(args, ref.registry), plain_http=plain
+    )
+
+
+def _settings(args: argparse.Namespace) -> UploadSettings:
+    return UploadSettings(
+        chunk_size=parse_size(args.chunk_size)
+        if getattr(args, "chunk_size", None)
+        else DEFAULT_CHUNK,
+        retry=RetryPolicy(give_up_after=float(args.retry_for) if args.retry_for else None),
+    )
+
+
+async def _run(transfer: Transfer, args: argparse.Namespace, journal: TransferJournal) -> int:
+    printer = ProgressPrinter(_style(args.progress))
+    async with _client(args, transfer.target, transfer.plain_http) as client:
+        run = TransferRun(
+            transfer, client, journal=journal, settings=_settings(args), on_event=printer
+        )
+        try:
+            digest = await run.run()
+        except TransferPaused:
+            printer.finish()
+            print(f"Paused. Resume with: hoist resume {transfer.id}", file=sys.stderr)
+            return EXIT_PAUSED
+        except asyncio.CancelledError:
+            printer.finish()
+            print(f"\nPaused. Resume with: hoist resume {transfer.id}", file=sys.stderr)
+            raise
+        finally:
+            printer.finish()
+    print(f"{transfer.target.name}@{digest}")
+    journal.remove(transfer.id)
+    return 0
+
+
+async def cmd_push(args: argparse.Namespace) -> int:
+    target = parse_reference(args.ref, default_tag="latest")
+    paths = [Path(p) for p in args.paths]
+    split = SplitOptions(parse_size(args.part_size)) if args.split else None
+    transfer = await asyncio.to_thread(
+        plan_file_push,
+        target,
+        paths,
+        artifact_type=args.artifact_type,
+        split=split,
+        chunk_size=parse_size(args.chunk_size) if args.chunk_size else 0,
+        parallel=args.parallel,
+        plain_http=True if args.plain_http else None,
+    )
+    journal = TransferJournal()
+    print(f"transfer {transfer.id}: {format_size(transfer.total)} to {target}", file=sys.stderr)
+    return await _run(transfer, args, journal)
+
+
+async def cmd_resume(args: argparse.Namespace) -> int:
+    journal = TransferJournal()
+    ids = journal.ids() if args.all else [args.id]
+    if not ids or ids == [None]:
+        print("nothing to resume", file=sys.stderr)
+        return 0 if args.all else EXIT_USAGE
+    status = 0
+    for transfer_id in ids:
+        transfer = Transfer.from_json(journal.load(transfer_id))
+        if transfer.state == TransferState.DONE:
+            continue
+        print(f"resuming {transfer.id}: {transfer.target}", file=sys.stderr)
+        try:
+            status = max(status, await _run(transfer, args, journal))
+        except HoistError as exc:
+            print(f"hoist: {transfer.id}: {exc.sentence()}", file=sys.stderr)
+            status = EXIT_FAILED
+    return status
+
+
+async def cmd_cancel(args: argparse.Namespace) -> int:
+    journal = TransferJournal()
+    transfer = Transfer.from_json(journal.load(args.id))
+    async with _client(args, transfer.target, transfer.plain_http) as client:
+        for blob in transfer.blobs:
+            if blob.location and not blob.finished:
+                try:
+                    await client.cancel_upload(blob.location)
+                except HoistError as exc:  # the session may be gone already: say so, go on
+                    print(f"{blob.name}: {exc.sentence()}", file=sys.stderr)
+    journal.remove(transfer.id)
+    print(f"cancelled {transfer.id}", file=sys.stderr)
+    return 0
+
+
+async def cmd_transfers(args: argparse.Namespace) -> int:
+    journal = TransferJournal()
+    rows: list[dict[str, object]] = []
+    for transfer_id, entry in journal.entries():
+        if isinstance(entry, HoistError):
+            rows.append({"id": transfer_id, "state": "unreadable", "error": entry.sentence()})
+            continue
+        t = Transfer.from_json(entry)
+        rows.append({
+            "id": t.id, "reference": str(t.target), "done": t.acknowledged, "total": t.total,
+            "state": t.state.value, "error": t.error,
+        })  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    for r in rows:
+        if "reference" not in r:
+            print(f"{r['id']}  unreadable  {r['error']}")
+            continue
+        done, total = int(str(r["done"])), int(str(r["total"]))
+        print(
+            f"{r['id']}  {r['reference']}  {format_size(done)} / {format_size(total)}  "
+            f"{r['state']}{'  ' + str(r['error']) if r['error'] else ''}"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hoist", description="Push large files and container images to OCI registries."
+    )
+    parser.add_argument("--version", action="version", version=f"hoist {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--plain-http", action="store_true", help="use http:// (no TLS)")
+        p.add_argument("-u", "--username", help="registry username (else keyring / docker config)")
+        p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+        p.add_argument(
+            "--progress", choices=("auto", "bar", "plain", "json"), default="auto",
+            help="progress on stderr: bar (terminal), plain lines, or JSON lines",
+        )  # fmt: skip
+        p.add_argument(
+            "--chunk-size", help=f"bytes per PATCH (default {format_size(DEFAULT_CHUNK)})"
+        )
+        p.add_argument(
+            "--retry-for", type=float, default=600.0, metavar="SECONDS",
+            help="give up after this long without progress (0: never; default 600)",
+        )  # fmt: skip
+
+    push = sub.add_parser("push", help="push files or folders as an OCI artifact")
+    push.add_argument("ref", metavar="REF")
+    push.add_argument("paths", metavar="PATH", nargs="+")
+    push.add_argument("--artifact-type", default=DEFAULT_ARTIFACT_TYPE)
+    push.add_argument("--split", action="store_true", help="push large files as parts")
+    push.add_argument("--part-size", default=str(GiB), help="split part size (default 1GiB)")
+    push.add_argument("--parallel", type=int, default=1, help="blobs at once within this push")
+    common(push)
+
+    resume = sub.add_parser("resume", help="resume a paused or interrupted transfer")
+    resume.add_argument("id", nargs="?")
+    resume.add_argument("--all", action="store_true")
+    common(resume)
+
+    cancel = sub.add_parser("cancel", help="cancel a transfer and forget it")
+    cancel.add_argument("id")
+    common(cancel)
+
+    transfers = sub.add_parser("transfers", help="list transfers in the journal")
+    transfers.add_argument("--json", action="store_true")
+    return parser
+
+
+COMMANDS = {
+    "push": cmd_push,
+    "resume": cmd_resume,
+    "cancel": cmd_cancel,
+    "transfers": cmd_transfers,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    if args.command == "resume" and not args.all and not args.id:
+        parser.error("name a transfer ID or use --all")
+    try:
+        return asyncio.run(COMMANDS[args.command](args))
+    except KeyboardInterrupt:
+        return EXIT_PAUSED
+    except HoistError as exc:
+        print(f"hoist: {exc.sentence()}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

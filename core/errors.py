@@ -1,0 +1,251 @@
+"""One exception tree for everything the engine raises.
+
+Every error carries a sentence a person can act on (`hint`), and registry errors keep the
+registry's own code and message. `temporary` says whether retrying can help: only temporary
+errors are retried (as go-containerregistry's transport/error.go decides).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+#: Error bodies are read up to this many bytes: nginx and Cloudflare answer with HTML pages,
+#: and a hostile server may send megabytes.
+MAX_ERROR_BODY = 64 * 1024
+
+TEMPORARY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+TEMPORARY_CODES = frozenset({"TOOMANYREQUESTS", "UNAVAILABLE"})
+
+
+class HoistError(Exception):
+    """Base of every error Hoist raises on purpose."""
+
+    hint = ""
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        if hint:
+            self.hint = hint
+
+    @property
+    def temporary(self) -> bool:
+        return False
+
+    def sentence(self) -> str:
+        """The message and what to do next, as one line for a person."""
+        if not self.hint:
+            return self.message
+        return f"{self.message}. {self.hint}".rstrip(". ") + "."
+
+
+class InvalidReference(HoistError):
+    hint = "Write it as host[:port]/repository[:tag][@sha256:digest], e.g. localhost:5000/models/llama:v1"
+
+
+class InvalidSize(HoistError):
+    hint = "Write a size as bytes or with a unit, e.g. 16MiB, 1GiB, 500KiB"
+
+
+class SourceError(HoistError):
+    """A local file, folder or image can't be pushed as it is."""
+
+
+class FileChanged(SourceError):
+    hint = "The file changed since the upload began; restart this transfer to push the new content"
+
+
+class NetworkError(HoistError):
+    """The registry could not be reached or the connection broke."""
+
+    hint = "Check the network and that the registry is running; Hoist retries on its own"
+
+    @property
+    def temporary(self) -> bool:
+        return True
+
+
+class CredentialsError(HoistError):
+    """Credentials could not be read or stored (no keyring backend, a broken helper)."""
+
+
+@dataclass(frozen=True)
+class ErrorDetail:
+    code: str
+    message: str
+
+
+class RegistryError(HoistError):
+    """The registry answered with an error status.
+
+    Attributes:
+        status: the HTTP status.
+        code: the first registry error code (``BLOB_UPLOAD_INVALID``...), or "" when the body
+            was not the registry's JSON (a proxy's HTML page, Docker Hub's text 429).
+        details: every (code, message) in the body.
+        retry_after: seconds the server asked us to wait, when it said so.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: str = "",
+        details: tuple[ErrorDetail, ...] = (),
+        retry_after: float | None = None,
+        hint: str = "",
+        method: str = "",
+        url: str = "",
+    ) -> None:
+        super().__init__(message, hint=hint or _hint_for(status, code))
+        self.status = status
+        self.code = code
+        self.details = details
+        self.retry_after = retry_after
+        self.method = method
+        self.url = url
+
+    @property
+    def temporary(self) -> bool:
+        return self.status in TEMPORARY_STATUS or self.code in TEMPORARY_CODES
+
+    def has_code(self, *codes: str) -> bool:
+        return any(d.code in codes for d in self.details) or self.code in codes
+
+
+class AuthenticationFailed(RegistryError):
+    """401: the registry refused the credentials (or needs some)."""
+
+
+class AccessDenied(RegistryError):
+    """403, or DENIED: the credentials are fine but may not do this."""
+
+
+class NotFound(RegistryError):
+    """404 of a blob, manifest or repository."""
+
+
+class UploadSessionLost(RegistryError):
+    """The registry no longer knows or accepts this upload session.
+
+    distribution 2.x cancels a session whose `_state` offset disagrees with what it stored
+    (BLOB_UPLOAD_INVALID); every registry purges old sessions (BLOB_UPLOAD_UNKNOWN). The blob
+    must be started again from byte 0 in a new session.
+    """
+
+
+class RangeNotSatisfiable(RegistryError):
+    """416: the chunk did not start where the registry stands, or was larger than it takes."""
+
+
+class RequestTooLarge(RegistryError):
+    """413 from the registry or a proxy in front of it: the chunk must be smaller."""
+
+
+def _hint_for(status: int, code: str) -> str:
+    if status == 401 or code == "UNAUTHORIZED":
+        return "Log in with `hoist login REGISTRY`, or check the username and password"
+    if status == 403 or code == "DENIED":
+        return "These credentials may not do this here; ask the registry's owner for push access"
+    if code in ("NAME_UNKNOWN", "MANIFEST_UNKNOWN", "BLOB_UNKNOWN") or status == 404:
+        return "Check the repository name and tag"
+    if code == "NAME_INVALID":
+        return "Repository names are lowercase letters, digits and separators (. _ - /)"
+    if status == 429 or code == "TOOMANYREQUESTS":
+        return "The registry is rate limiting; Hoist waits and retries"
+    if status == 413:
+        return "A proxy limits the request size; Hoist retries with smaller chunks"
+    if status in TEMPORARY_STATUS:
+        return "The registry had a temporary problem; Hoist retries"
+    if code == "DIGEST_INVALID":
+        return "The bytes the registry received don't match; the blob is uploaded again"
+    return ""
+
+
+def first_meaningful_line(text: str, limit: int = 200) -> str:
+    """The first line of an error page worth showing: not a tag, not blank.
+
+    nginx's 413 page is `<html><head><title>413 Request Entity Too Large</title>...`;
+    the title is the useful part.
+    """
+    title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
+    if title and title.group(1).strip():
+        return " ".join(title.group(1).split())[:limit]
+    for raw in re.sub(r"<[^>]+>", "\n", text).splitlines():
+        line = " ".join(raw.split())
+        if line:
+            return line[:limit]
+    return ""
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def error_from_response(response: httpx.Response, body: bytes, *, what: str = "") -> RegistryError:
+    """Turn an error response (body already read, at most MAX_ERROR_BODY) into a typed error."""
+    status = response.status_code
+    details: list[ErrorDetail] = []
+    text = body[:MAX_ERROR_BODY].decode("utf-8", "replace")
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("errors"), list):
+        for item in doc["errors"]:
+            if isinstance(item, dict):
+                details.append(
+                    ErrorDetail(str(item.get("code", "")), str(item.get("message", ""))[:500])
+                )
+    code = details[0].code if details else ""
+    if details:
+        said = "; ".join(f"{d.code}: {d.message}" if d.message else d.code for d in details[:3])
+    else:
+        said = first_meaningful_line(text) or response.reason_phrase
+    prefix = f"{what}: " if what else ""
+    message = f"{prefix}registry answered {status} ({said})"
+    request = response.request
+    kwargs = dict(
+        status=status,
+        code=code,
+        details=tuple(details),
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        method=request.method,
+        url=str(request.url.copy_with(query=None)),
+    )
+    cls: type[RegistryError] = RegistryError
+    if code in ("BLOB_UPLOAD_UNKNOWN", "BLOB_UPLOAD_INVALID"):
+        cls = UploadSessionLost
+    elif status == 401:
+        cls = AuthenticationFailed
+    elif status == 403 or code == "DENIED":
+        cls = AccessDenied
+    elif status == 416:
+        cls = RangeNotSatisfiable
+    elif status == 413:
+        cls = RequestTooLarge
+    elif status == 404:
+        cls = NotFound
+    return cls(message, **kwargs)  # type: ignore[arg-type]

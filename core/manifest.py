@@ -1,0 +1,44 @@
+"""Media types and manifest documents (OCI image manifest and index, Docker schema 2)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from .digest import Descriptor
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+OCI_EMPTY_DATA = b"{}"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+
+ACCEPT_ALL = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST)
+INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
+
+
+def canonical_json(doc: object) -> bytes:
+    """Compact, key-ordered JSON: the same document always gives the same digest."""
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+
+
+def image_manifest(
+    config: Descriptor,
+    layers: Sequence[Descriptor],
+    *,
+    artifact_type: str | None = None,
+    annotations: dict[str, str] | None = None,
+) -> bytes:
+    """An OCI image manifest (schemaVersion 2), serialized canonically."""
+    doc: dict[str, object] = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config.to_json(),
+        "layers": [layer.to_json() for layer in layers],
+    }
+    if artifact_type:
+        doc["artifactType"] = artifact_type
+    if annotations:
+        doc["annotations"] = dict(annotations)
+    return canonical_json(doc)

@@ -1,0 +1,362 @@
+"""A transfer: one push (an artifact of files, or an image) from start to manifest.
+
+A Transfer is plain data that the journal stores; `run_transfer` drives it: blobs first (each a
+BlobUpload, several at once within a transfer when asked), the manifest last, checkpointing the
+journal after every acknowledged chunk. Running it again after a pause, a crash or a reboot
+continues where the registry stands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from .artifact import (
+    CREATED,
+    DEFAULT_ARTIFACT_TYPE,
+    EMPTY_CONFIG,
+    SPLIT_FILE,
+    SPLIT_FILE_DIGEST,
+    SplitOptions,
+    artifact_manifest,
+    plan_artifact,
+)
+from .digest import hash_file_range
+from .errors import HoistError
+from .journal import TransferJournal
+from .manifest import OCI_EMPTY_DATA
+from .paths import state_dir
+from .progress import BlobState, ProgressCallback, TransferEvent
+from .reference import Reference, parse_reference
+from .registry import RegistryClient
+from .upload import BlobRecord, BlobUpload, TransferPaused, UploadSettings
+
+
+class TransferState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass
+class PlannedManifest:
+    """A manifest to push byte for byte (an image's), children before parents."""
+
+    media_type: str
+    digest: str
+    data: bytes
+    tag: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "media_type": self.media_type,
+            "digest": self.digest,
+            "data": base64.b64encode(self.data).decode(),
+            "tag": self.tag,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> PlannedManifest:
+        return cls(doc["media_type"], doc["digest"], base64.b64decode(doc["data"]), doc.get("tag"))
+
+
+@dataclass
+class Transfer:
+    """Everything needed to run (or resume) one push; what the journal stores."""
+
+    id: str
+    target: Reference
+    kind: str  # "artifact" or "image"
+    blobs: list[BlobRecord]
+    sources: list[str] = field(default_factory=list)
+    manifests: list[PlannedManifest] = field(default_factory=list)
+    artifact_type: str = DEFAULT_ARTIFACT_TYPE
+    state: TransferState = TransferState.QUEUED
+    error: str = ""
+    result: str | None = None
+    plain_http: bool | None = None
+    chunk_size: int = 0
+    parallel: int = 1
+    created: float = field(default_factory=time.time)
+    created_iso: str = ""
+
+    @property
+    def name(self) -> str:
+        return ", ".join(Path(s).name for s in self.sources) or str(self.target)
+
+    @property
+    def total(self) -> int:
+        return sum(b.size for b in self.blobs)
+
+    @property
+    def acknowledged(self) -> int:
+        return sum(b.size if b.finished else b.acknowledged for b in self.blobs)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "target": str(self.target),
+            "kind": self.kind,
+            "sources": self.sources,
+            "blobs": [b.to_json() for b in self.blobs],
+            "manifests": [m.to_json() for m in self.manifests],
+            "artifact_type": self.artifact_type,
+            "state": self.state.value,
+            "error": self.error,
+            "result": self.result,
+            "plain_http": self.plain_http,
+            "chunk_size": self.chunk_size,
+            "parallel": self.parallel,
+            "created": self.created,
+            "created_iso": self.created_iso,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Transfer:
+        return cls(
+            id=doc["id"],
+            target=parse_reference(doc["target"]),
+            kind=doc["kind"],
+            sources=list(doc.get("sources", [])),
+            blobs=[BlobRecord.from_json(b) for b in doc["blobs"]],
+            manifests=[PlannedManifest.from_json(m) for m in doc.get("manifests", [])],
+            artifact_type=doc.get("artifact_type", DEFAULT_ARTIFACT_TYPE),
+            state=TransferState(doc.get("state", "queued")),
+            error=doc.get("error", ""),
+            result=doc.get("result"),
+            plain_http=doc.get("plain_http"),
+            chunk_size=int(doc.get("chunk_size", 0)),
+            parallel=int(doc.get("parallel", 1)),
+            created=float(doc.get("created", 0)),
+            created_iso=doc.get("created_iso", ""),
+        )
+
+
+def new_transfer_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def plan_file_push(
+    target: Reference,
+    paths: list[Path],
+    *,
+    artifact_type: str = DEFAULT_ARTIFACT_TYPE,
+    split: SplitOptions | None = None,
+    chunk_size: int = 0,
+    parallel: int = 1,
+    plain_http: bool | None = None,
+) -> Transfer:
+    """A Transfer pushing files/folders as an artifact (blocking: packs folders)."""
+    transfer_id = new_transfer_id()
+    staging = state_dir() / "staging" / transfer_id
+    blobs = plan_artifact(paths, staging, split)
+    return Transfer(
+        id=transfer_id,
+        target=target if target.tag or target.digest else target.with_tag("latest"),
+        kind="artifact",
+        blobs=blobs,
+        sources=[str(p.absolute()) for p in paths],
+        artifact_type=artifact_type,
+        chunk_size=chunk_size,
+        parallel=parallel,
+        plain_http=plain_http,
+        created_iso=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
+
+
+class TransferRun:
+    """Runs one Transfer against a registry, journaling as it goes.
+
+    Args:
+        pause: set it to stop every blob at its next chunk boundary (the state is kept).
+    """
+
+    def __init__(
+        self,
+        transfer: Transfer,
+        client: RegistryClient,
+        *,
+        journal: TransferJournal | None = None,
+        settings: UploadSettings | None = None,
+        on_event: ProgressCallback | None = None,
+        pause: asyncio.Event | None = None,
+    ) -> None:
+        self.transfer = transfer
+        self.client = client
+        self.journal = journal
+        self.settings = settings or UploadSettings()
+        if transfer.chunk_size:
+            self.settings.chunk_size = transfer.chunk_size
+        self.on_event = on_event
+        self.pause = pause or asyncio.Event()
+        self._save_lock = asyncio.Lock()
+
+    async def save(self) -> None:
+        """Write the journal (in a worker thread: fsync can take a while on a busy disk)."""
+        if self.journal is None:
+            return
+        async with self._save_lock:
+            doc = self.transfer.to_json()
+            await asyncio.to_thread(self.journal.save, self.transfer.id, doc)
+
+    def _state(self, state: TransferState, message: str = "") -> None:
+        self.transfer.state = state
+        if state != TransferState.FAILED:
+            self.transfer.error = ""
+        if self.on_event is not None:
+            self.on_event(
+                TransferEvent(self.transfer.id, state.value, message, self.transfer.result)
+            )
+
+    async def run(self) -> str:
+        """Push; return the manifest digest. Raises TransferPaused or a HoistError."""
+        transfer = self.transfer
+        self._state(TransferState.RUNNING)
+        await self.save()
+        if self.client.auth is None:
+            await self.client.ping()
+        if self.client.auth is not None:
+            self.client.auth.expect_push(transfer.target.repository)
+        try:
+            whole_file_digests = self._hash_split_files()
+            await self._push_blobs()
+            if transfer.kind == "artifact":
+                await self._annotate_split(await whole_file_digests)
+                result = await self._push_artifact_manifest()
+            else:
+                whole_file_digests.cancel()
+                result = await self._push_image_manifests()
+        except TransferPaused:
+            self._state(TransferState.PAUSED)
+            await self.save()
+            raise
+        except HoistError as exc:
+            transfer.error = exc.sentence()
+            self._state(TransferState.FAILED, transfer.error)
+            await self.save()
+            raise
+        except asyncio.CancelledError:
+            self._state(TransferState.PAUSED, "stopped")
+            await asyncio.shield(self.save())
+            raise
+        transfer.result = result
+        self._state(TransferState.DONE)
+        await self.save()
+        return result
+
+    def _hash_split_files(self) -> asyncio.Future[dict[str, str]]:
+        """Hash each split file whole, beside the upload (one extra read at disk speed)."""
+        files: dict[str, tuple[Path, int]] = {}
+        for blob in self.transfer.blobs:
+            name = blob.annotations.get(SPLIT_FILE)
+            if name and SPLIT_FILE_DIGEST not in blob.annotations:
+                size = int(blob.annotations["app.hoist.split.file.size"])
+                files[name] = (blob.source.path, size)
+
+        async def hash_all() -> dict[str, str]:
+            out = {}
+            for name, (path, size) in files.items():
+                out[name] = (await asyncio.to_thread(hash_file_range, path, 0, size)).digest()
+            return out
+
+        return asyncio.ensure_future(hash_all())
+
+    async def _annotate_split(self, digests: dict[str, str]) -> None:
+        for blob in self.transfer.blobs:
+            name = blob.annotations.get(SPLIT_FILE)
+            if name in digests:
+                blob.annotations[SPLIT_FILE_DIGEST] = digests[name]
+        if digests:
+            await self.save()
+
+    async def _push_blobs(self) -> None:
+        transfer = self.transfer
+        limit = asyncio.Semaphore(max(1, transfer.parallel))
+
+        async def one(record: BlobRecord) -> None:
+            async with limit:
+                upload = BlobUpload(
+                    self.client,
+                    transfer.target.repository,
+                    record,
+                    transfer_id=transfer.id,
+                    settings=self.settings,
+                    on_event=self.on_event,
+                    checkpoint=self.save,
+                    pause=self.pause,
+                )
+                await upload.run()
+
+        pending = [b for b in transfer.blobs if not b.finished]
+        if transfer.parallel <= 1:
+            for record in pending:
+                await one(record)
+            return
+        async with asyncio.TaskGroup() as group:
+            for record in pending:
+                group.create_task(one(record))
+
+    async def _push_bytes(self, digest: str, data: bytes) -> None:
+        """A small blob held in memory (the empty config): HEAD, else POST + PUT."""
+        repo = self.transfer.target.repository
+        if await self.client.blob_size(repo, digest) == len(data):
+            return
+        status = await self.client.start_upload(repo)
+        assert status is not None
+        await self.client.finish_upload(status.location, digest, data, len(data))
+
+    async def _push_artifact_manifest(self) -> str:
+        transfer = self.transfer
+        await self._push_bytes(EMPTY_CONFIG.digest, OCI_EMPTY_DATA)
+        annotations = {CREATED: transfer.created_iso} if transfer.created_iso else None
+        data = artifact_manifest(
+            transfer.blobs, artifact_type=transfer.artifact_type, annotations=annotations
+        )
+        from .manifest import OCI_MANIFEST
+
+        target = transfer.target
+        return await self.client.put_manifest(
+            target.repository, target.tag or target.digest or "latest", data, OCI_MANIFEST
+        )
+
+    async def _push_image_manifests(self) -> str:
+        transfer = self.transfer
+        target = transfer.target
+        digest = ""
+        for manifest in transfer.manifests:
+            ref = manifest.digest
+            if manifest.tag is not None:
+                ref = target.tag or manifest.tag
+            digest = await self.client.put_manifest(
+                target.repository, ref, manifest.data, manifest.media_type
+            )
+        return digest
+
+
+def blob_summary(transfer: Transfer) -> dict[str, int]:
+    """How many blobs are in each state (for listings)."""
+    out: dict[str, int] = {}
+    for blob in transfer.blobs:
+        out[blob.state.value] = out.get(blob.state.value, 0) + 1
+    return out
+
+
+__all__ = [
+    "BlobState",
+    "PlannedManifest",
+    "Transfer",
+    "TransferRun",
+    "TransferState",
+    "blob_summary",
+    "new_transfer_id",
+    "plan_file_push",
+]
