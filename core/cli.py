@@ -58,13 +58,10 @@ class ProgressPrinter:
             return
         previous = self.blobs.get(event.blob)
         self.blobs[event.blob] = event
-        if event.message and (previous is None or previous.message != event.message):
-            if (
-                event.state != BlobState.WAITING
-                or previous is None
-                or previous.state != BlobState.WAITING
-            ):
-                self._line(f"{event.blob}: {event.message}")
+        new_message = event.message and (previous is None or previous.message != event.message)
+        countdown = previous is not None and BlobState.WAITING == event.state == previous.state
+        if new_message and not countdown:
+            self._line(f"{event.blob}: {event.message}")
         now = time.monotonic()
         if self.style == "bar" and now - self._last >= 0.1:
             self._last = now

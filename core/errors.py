@@ -46,7 +46,10 @@ class HoistError(Exception):
 
 
 class InvalidReference(HoistError):
-    hint = "Write it as host[:port]/repository[:tag][@sha256:digest], e.g. localhost:5000/models/llama:v1"
+    hint = (
+        "Write it as host[:port]/repository[:tag][@sha256:digest], "
+        "e.g. localhost:5000/models/llama:v1"
+    )
 
 
 class InvalidSize(HoistError):

@@ -311,9 +311,9 @@ class BlobUpload:
         record.restarts += 1
         if record.restarts > MAX_RESTARTS:
             raise UploadSessionLost(
-                f"{record.name}: the registry dropped the upload {record.restarts} times; giving up",
+                f"{record.name}: the registry dropped the upload {record.restarts} times",
                 status=0,
-                hint="The registry or a proxy keeps breaking uploads; try smaller chunks or split mode",
+                hint="The registry or a proxy keeps breaking uploads; try split mode (--split)",
             )
         record.location = None
         record.acknowledged = 0

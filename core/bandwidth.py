@@ -1,0 +1,70 @@
+"""A process-wide upload rate cap, shared by every transfer, changeable while they run.
+
+A token bucket that may go into debt: a reader takes a whole block (1 MiB) and the next reader
+waits until the debt is paid. The average rate is exact over time whatever the block size, and a
+new rate applies to the very next block (well within a second at any rate above 1 MiB/s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+
+class BandwidthLimiter:
+    """Caps the bytes per second of everything that awaits `take()`.
+
+    Args:
+        rate: bytes per second; 0 means no limit.
+        burst: seconds of credit that idle time may build up (kept small so a cap is a cap).
+    """
+
+    def __init__(
+        self, rate: int = 0, *, burst: float = 0.25, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._rate = rate
+        self.burst = burst
+        self.clock = clock
+        self._credit = 0.0
+        self._stamp = clock()
+        self._lock = asyncio.Lock()
+        self._changed = asyncio.Event()
+
+    @property
+    def rate(self) -> int:
+        return self._rate
+
+    @rate.setter
+    def rate(self, value: int) -> None:
+        self._refill()
+        self._rate = max(0, int(value))
+        self._credit = min(self._credit, self._rate * self.burst)
+        self._changed.set()
+
+    def _refill(self) -> None:
+        now = self.clock()
+        if self._rate:
+            self._credit = min(
+                self._credit + (now - self._stamp) * self._rate, self._rate * self.burst
+            )
+        self._stamp = now
+
+    async def take(self, n: int) -> None:
+        """Wait until `n` more bytes may be sent."""
+        if not self._rate:
+            return
+        async with self._lock:
+            while True:
+                self._refill()
+                if not self._rate:
+                    return
+                if self._credit >= 0:
+                    self._credit -= n
+                    return
+                wait = -self._credit / self._rate
+                self._changed.clear()
+                try:
+                    await asyncio.wait_for(self._changed.wait(), timeout=min(wait, 1.0))
+                except TimeoutError:
+                    pass
