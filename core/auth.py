@@ -232,7 +232,6 @@ class RegistryAuth(httpx.Auth):
             self.bearer_params = bearer.params
             wanted = list(dict.fromkeys(scopes + bearer.params.get("scope", "").split()))
             wanted = [s for s in wanted if s]
-            await response.aclose()
             token = await self.token_for(wanted, force=True)
             # A streamed body (a chunk read from disk) can't be replayed here: the caller sees
             # the 401 and sends the chunk again with a fresh body; the token is now cached.
@@ -241,8 +240,7 @@ class RegistryAuth(httpx.Auth):
                 yield request
         elif basic is not None and self.credentials and self.scheme != "basic":
             self.scheme = "basic"
-            if replayable:
-                await response.aclose()
+            if replayable:  # httpx reads (and closes) the 401 before sending this
                 request.headers["Authorization"] = self.credentials.basic_header()
                 yield request
 

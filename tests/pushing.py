@@ -1,0 +1,76 @@
+"""Test helpers: push with the real engine, fetch back with plain HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from core.artifact import SplitOptions
+from core.auth import Credentials
+from core.progress import Event
+from core.reference import parse_reference
+from core.registry import RegistryClient
+from core.transfer import Transfer, TransferRun, plan_file_push
+from core.upload import UploadSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def push_paths(
+    host: str,
+    repo_tag: str,
+    paths: list[Path],
+    *,
+    chunk_size: int = 0,
+    credentials: Credentials | None = None,
+    split: int | None = None,
+    parallel: int = 1,
+    events: list[Event] | None = None,
+    settings: UploadSettings | None = None,
+) -> tuple[str, Transfer]:
+    """Push files as an artifact with the engine; return (manifest digest, transfer)."""
+    target = parse_reference(f"{host}/{repo_tag}")
+    transfer = plan_file_push(
+        target, paths, chunk_size=chunk_size, parallel=parallel,
+        split=SplitOptions(split) if split else None,
+    )  # fmt: skip
+    async with RegistryClient(target.api_host, credentials=credentials) as client:
+        run = TransferRun(
+            transfer, client, settings=settings,
+            on_event=events.append if events is not None else None,
+        )  # fmt: skip
+        digest = await run.run()
+    return digest, transfer
+
+
+def get_manifest(url: str, repo: str, ref: str, auth: tuple[str, str] | None = None) -> Any:
+    response = httpx.get(
+        f"{url}/v2/{repo}/manifests/{ref}",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        auth=auth,
+    )
+    response.raise_for_status()
+    return json.loads(response.content)
+
+
+def get_blob(url: str, repo: str, digest: str, auth: tuple[str, str] | None = None) -> bytes:
+    response = httpx.get(f"{url}/v2/{repo}/blobs/{digest}", auth=auth, follow_redirects=True)
+    response.raise_for_status()
+    return response.content
+
+
+def hoist_cli(
+    *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m core ARGS` as a real subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args],
+        cwd=ROOT, env=full_env, input=input, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
