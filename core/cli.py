@@ -18,14 +18,16 @@ from typing import TextIO
 from . import __version__
 from .artifact import DEFAULT_ARTIFACT_TYPE, SplitOptions
 from .auth import Credentials
-from .errors import HoistError
+from .bandwidth import BandwidthLimiter
+from .errors import HoistError, InvalidReference
 from .journal import TransferJournal
+from .profile import ProfileStore, apply_profile
 from .progress import BlobEvent, BlobState, Event, TransferEvent
-from .reference import Reference, parse_reference
+from .reference import Reference, parse_reference, parse_registry
 from .registry import RegistryClient
 from .retry import RetryPolicy
 from .transfer import Transfer, TransferRun, TransferState, plan_file_push
-from .units import GiB, format_duration, format_rate, format_size, parse_size
+from .units import GiB, format_duration, format_rate, format_size, parse_rate, parse_size
 from .upload import DEFAULT_CHUNK, TransferPaused, UploadSettings
 
 EXIT_FAILED = 1
@@ -135,21 +137,26 @@ def _client(
     )
 
 
-def _settings(args: argparse.Namespace) -> UploadSettings:
-    return UploadSettings(
-        chunk_size=parse_size(args.chunk_size)
-        if getattr(args, "chunk_size", None)
-        else DEFAULT_CHUNK,
+def _settings(args: argparse.Namespace, host: str) -> UploadSettings:
+    """Upload settings from the flags, the host's learned profile and the rate cap."""
+    chunk = getattr(args, "chunk_size", None)
+    settings = UploadSettings(
+        chunk_size=parse_size(chunk) if chunk else DEFAULT_CHUNK,
         retry=RetryPolicy(give_up_after=float(args.retry_for) if args.retry_for else None),
     )
+    store = ProfileStore()
+    apply_profile(settings, host, store)
+    rate = parse_rate(args.limit_rate) if args.limit_rate else store.get(host).limit_rate
+    if rate:
+        settings.throttle = BandwidthLimiter(rate).take
+    return settings
 
 
 async def _run(transfer: Transfer, args: argparse.Namespace, journal: TransferJournal) -> int:
     printer = ProgressPrinter(_style(args.progress))
     async with _client(args, transfer.target, transfer.plain_http) as client:
-        run = TransferRun(
-            transfer, client, journal=journal, settings=_settings(args), on_event=printer
-        )
+        settings = _settings(args, transfer.target.api_host)
+        run = TransferRun(transfer, client, journal=journal, settings=settings, on_event=printer)
         try:
             digest = await run.run()
         except TransferPaused:
@@ -248,6 +255,63 @@ async def cmd_transfers(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_profile(args: argparse.Namespace) -> int:
+    store = ProfileStore()
+    host = parse_registry(args.registry) if args.registry else None
+    if args.reset:
+        store.reset(host)
+        print(f"forgot what Hoist learned about {host or 'every registry'}", file=sys.stderr)
+        return 0
+    if args.limit_rate is not None:
+        if host is None:
+            raise InvalidReference("name the registry whose default rate to set")
+        rate = parse_rate(args.limit_rate)
+        store.update(host, limit_rate=rate or None)
+    profiles = store.all() if host is None else {host: store.get(host)}
+    print(json.dumps({h: p.to_json() for h, p in profiles.items()}, indent=1, sort_keys=True))
+    return 0
+
+
+async def cmd_login(args: argparse.Namespace) -> int:
+    from .credentials import keyring_available, store_credentials
+
+    host = parse_registry(args.registry)
+    username = args.username or input("Username: ")
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        import getpass
+
+        password = getpass.getpass("Password: ")
+    creds = Credentials(username, password)
+    api_host = parse_reference(f"{host}/x").api_host
+    async with RegistryClient(api_host, credentials=creds, plain_http=args.plain_http or None) as c:
+        await c.ping()
+    if not keyring_available():
+        print(
+            "Login succeeded, but this system has no keyring to keep the password in; Hoist "
+            "never writes passwords to a file of its own, so pass them each time "
+            "(-u USER --password-stdin) or use `docker login`.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    await asyncio.to_thread(store_credentials, host, creds)
+    print(f"Login succeeded; credentials for {host} are in the system keyring.", file=sys.stderr)
+    return 0
+
+
+async def cmd_logout(args: argparse.Namespace) -> int:
+    from .credentials import delete_credentials
+
+    host = parse_registry(args.registry)
+    removed = await asyncio.to_thread(delete_credentials, host)
+    print(
+        f"removed the credentials for {host}" if removed else f"no stored credentials for {host}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hoist", description="Push large files and container images to OCI registries."
@@ -270,6 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
             "--retry-for", type=float, default=600.0, metavar="SECONDS",
             help="give up after this long without progress (0: never; default 600)",
         )  # fmt: skip
+        p.add_argument(
+            "--limit-rate", metavar="RATE",
+            help="cap the upload rate, e.g. 20MiB/s (default: the registry's profile, or none)",
+        )  # fmt: skip
 
     push = sub.add_parser("push", help="push files or folders as an OCI artifact")
     push.add_argument("ref", metavar="REF")
@@ -291,6 +359,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     transfers = sub.add_parser("transfers", help="list transfers in the journal")
     transfers.add_argument("--json", action="store_true")
+
+    profile = sub.add_parser("profile", help="show or reset what Hoist learned about registries")
+    profile.add_argument("registry", nargs="?")
+    profile.add_argument("--reset", action="store_true", help="forget it (all, or one registry)")
+    profile.add_argument("--limit-rate", metavar="RATE", help="default upload cap (0: none)")
+
+    login = sub.add_parser("login", help="check credentials and keep them in the keyring")
+    login.add_argument("registry")
+    login.add_argument("-u", "--username")
+    login.add_argument("--password-stdin", action="store_true")
+    login.add_argument("--plain-http", action="store_true")
+
+    logout = sub.add_parser("logout", help="remove stored credentials")
+    logout.add_argument("registry")
     return parser
 
 
@@ -299,6 +381,9 @@ COMMANDS = {
     "resume": cmd_resume,
     "cancel": cmd_cancel,
     "transfers": cmd_transfers,
+    "profile": cmd_profile,
+    "login": cmd_login,
+    "logout": cmd_logout,
 }
 
 

@@ -7,8 +7,10 @@ policy (chunking, retries, resume) lives in `upload.py`. Every error response be
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
+import time
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +71,35 @@ class ManifestData:
     digest: str
 
 
+class Pacer:
+    """Spaces requests to one host after it said 429, then relaxes as requests succeed.
+
+    A push of many small chunks can trip a registry's secondary rate limit (GHCR); rather than
+    retrying at full speed, every request to the host waits `interval`, which doubles on each
+    429 (up to 5 s) and shrinks by 10 % on each success.
+    """
+
+    def __init__(self) -> None:
+        self.interval = 0.0
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        if self.interval <= 0:
+            return
+        now = time.monotonic()
+        delay = self._next - now
+        self._next = max(now, self._next) + self.interval
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def slow_down(self) -> None:
+        self.interval = min(5.0, max(0.05, self.interval * 2))
+
+    def relax(self) -> None:
+        if self.interval:
+            self.interval = self.interval * 0.9 if self.interval > 0.01 else 0.0
+
+
 @dataclass
 class RegistryClient:
     """Talks to one registry host.
@@ -91,6 +122,7 @@ class RegistryClient:
     _token_client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
     _base: httpx.URL | None = field(default=None, init=False, repr=False)
     auth: RegistryAuth | None = field(default=None, init=False, repr=False)
+    pacer: Pacer = field(default_factory=Pacer, init=False, repr=False)
 
     async def __aenter__(self) -> RegistryClient:
         return self
@@ -185,6 +217,7 @@ class RegistryClient:
         if isinstance(url, str) and url.startswith("/"):
             url = self.url(url)
         req = client.build_request(method, url, headers=headers, content=content, params=params)
+        await self.pacer.wait()
         try:
             response = await client.send(req, stream=True, follow_redirects=follow_redirects)
         except httpx.TimeoutException as exc:
@@ -196,7 +229,10 @@ class RegistryClient:
         except HoistError:
             raise
         if response.status_code in ok:
+            self.pacer.relax()
             return response
+        if response.status_code == 429:
+            self.pacer.slow_down()
         body = await read_capped(response, MAX_ERROR_BODY)
         raise error_from_response(response, body, what=what)
 

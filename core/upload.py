@@ -326,7 +326,9 @@ class BlobUpload:
             lambda: self.client.start_upload(self.repository), "opening an upload session"
         )
         assert status is not None
-        self._min_chunk = max(self._min_chunk, status.min_chunk)
+        if status.min_chunk > self._min_chunk:
+            self._min_chunk = status.min_chunk  # ECR: parts of at least 5 MiB
+            self._learn("min_chunk", status.min_chunk)
         self.record.location = status.location
         self.record.acknowledged = 0
         self.record.prefix_digest = None
@@ -439,11 +441,13 @@ class BlobUpload:
         try:
             status = await self._status_with_retry(location, first_error=exc)
         except UploadSessionLost as lost:
+            self._learn("resumable", False)
             await self._restart(
                 f"the connection broke and the registry dropped the upload ({_code(lost)})"
             )
             await self._open_session()
             return
+        self._learn("resumable", True)
         await self._adopt(status)
 
     async def _status_with_retry(
@@ -523,6 +527,7 @@ class BlobUpload:
         self._finalize_started = time.monotonic()
         self._emit(BlobState.FINALIZING, "the registry is committing the blob")
         assert record.location
+        ticker = asyncio.ensure_future(self._tick_finalizing())
         try:
             await self.client.finish_upload(record.location, digest)
         except RegistryError as exc:
@@ -535,7 +540,16 @@ class BlobUpload:
             await self._after_lost_commit(digest, exc)
         except NetworkError as exc:
             await self._after_lost_commit(digest, exc)
+        finally:
+            ticker.cancel()
         return await self._done(digest)
+
+    async def _tick_finalizing(self) -> None:
+        """While the registry commits (seconds for a large blob), say so every second with the
+        elapsed time, so a bar at 100 % never looks hung."""
+        while True:
+            await asyncio.sleep(1.0)
+            self._emit(BlobState.FINALIZING, "the registry is committing the blob")
 
     async def _after_lost_commit(self, digest: str, exc: HoistError) -> None:
         for attempt in range(1, 6):

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,15 @@ from core.transfer import Transfer, TransferRun, plan_file_push
 from core.upload import UploadSettings
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The CLI under test must never read the real user's keyring or docker config.
+_ISOLATED_HOME = tempfile.mkdtemp(prefix="hoist-test-home-")
+ISOLATED_ENV = {
+    "HOME": _ISOLATED_HOME,
+    "DOCKER_CONFIG": os.path.join(_ISOLATED_HOME, ".docker"),
+    "XDG_RUNTIME_DIR": _ISOLATED_HOME,
+    "REGISTRY_AUTH_FILE": os.path.join(_ISOLATED_HOME, "auth.json"),
+    "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
+}
 
 
 async def push_paths(
@@ -69,7 +79,7 @@ def hoist_cli(
     *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """Run `python -m core ARGS` as a real subprocess."""
-    full_env = {**os.environ, **(env or {})}
+    full_env = {**os.environ, **ISOLATED_ENV, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "core", *args],
         cwd=ROOT, env=full_env, input=input, capture_output=True, text=True, timeout=timeout,
