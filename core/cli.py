@@ -19,14 +19,14 @@ from . import __version__
 from .artifact import DEFAULT_ARTIFACT_TYPE, SplitOptions
 from .auth import Credentials
 from .bandwidth import BandwidthLimiter
-from .errors import HoistError, InvalidReference
+from .errors import HoistError, InvalidReference, SourceError
 from .journal import TransferJournal
 from .profile import ProfileStore, apply_profile
 from .progress import BlobEvent, BlobState, Event, TransferEvent
 from .reference import Reference, parse_reference, parse_registry
 from .registry import RegistryClient
 from .retry import RetryPolicy
-from .transfer import Transfer, TransferRun, TransferState, plan_file_push
+from .transfer import Transfer, TransferRun, TransferState, plan_file_push, plan_image_push
 from .units import GiB, format_duration, format_rate, format_size, parse_rate, parse_size
 from .upload import DEFAULT_CHUNK, TransferPaused, UploadSettings
 
@@ -175,21 +175,53 @@ async def _run(transfer: Transfer, args: argparse.Namespace, journal: TransferJo
 
 
 async def cmd_push(args: argparse.Namespace) -> int:
-    target = parse_reference(args.ref, default_tag="latest")
+    from .image import detect_source
+
+    target = parse_reference(args.ref)
     paths = [Path(p) for p in args.paths]
-    split = SplitOptions(parse_size(args.part_size)) if args.split else None
-    transfer = await asyncio.to_thread(
-        plan_file_push,
-        target,
-        paths,
-        artifact_type=args.artifact_type,
-        split=split,
-        chunk_size=parse_size(args.chunk_size) if args.chunk_size else 0,
-        parallel=args.parallel,
-        plain_http=True if args.plain_http else None,
+    chunk_size = parse_size(args.chunk_size) if args.chunk_size else 0
+    plain_http = True if args.plain_http else None
+    is_image = (
+        not args.as_files
+        and len(paths) == 1
+        and await asyncio.to_thread(detect_source, paths[0]) is not None
     )
+    transfer: Transfer
+    if is_image:
+        transfer = await asyncio.to_thread(
+            plan_image_push,
+            target,
+            paths[0],
+            image_tag=args.image_tag,
+            platform=args.platform,
+            chunk_size=chunk_size,
+            parallel=args.parallel or 3,
+            plain_http=plain_http,
+            mount_from=args.mount_from,
+        )
+    else:
+        if args.platform or args.image_tag:
+            raise SourceError(
+                "--platform and --image-tag are for container images",
+                hint=f"{paths[0]} is pushed as a file; leave them out",
+            )
+        split = SplitOptions(parse_size(args.part_size)) if args.split else None
+        transfer = await asyncio.to_thread(
+            plan_file_push,
+            target.with_tag(target.tag or "latest") if not target.digest else target,
+            paths,
+            artifact_type=args.artifact_type,
+            split=split,
+            chunk_size=chunk_size,
+            parallel=args.parallel or 1,
+            plain_http=plain_http,
+        )
     journal = TransferJournal()
-    print(f"transfer {transfer.id}: {format_size(transfer.total)} to {target}", file=sys.stderr)
+    what = "image" if is_image else "artifact"
+    print(
+        f"transfer {transfer.id}: {what}, {format_size(transfer.total)} to {transfer.target}",
+        file=sys.stderr,
+    )
     return await _run(transfer, args, journal)
 
 
@@ -339,13 +371,28 @@ def build_parser() -> argparse.ArgumentParser:
             help="cap the upload rate, e.g. 20MiB/s (default: the registry's profile, or none)",
         )  # fmt: skip
 
-    push = sub.add_parser("push", help="push files or folders as an OCI artifact")
+    push = sub.add_parser(
+        "push",
+        help="push files or folders as an OCI artifact, or a container image",
+        description="Push files/folders as an ORAS-compatible artifact, or an image source "
+        "(OCI layout folder or tar, `docker save` tarball) as an image.",
+    )
     push.add_argument("ref", metavar="REF")
     push.add_argument("paths", metavar="PATH", nargs="+")
     push.add_argument("--artifact-type", default=DEFAULT_ARTIFACT_TYPE)
     push.add_argument("--split", action="store_true", help="push large files as parts")
     push.add_argument("--part-size", default=str(GiB), help="split part size (default 1GiB)")
-    push.add_argument("--parallel", type=int, default=1, help="blobs at once within this push")
+    push.add_argument(
+        "--parallel", type=int, default=0,
+        help="blobs at once within this push (default: 1 for files, 3 for images)",
+    )  # fmt: skip
+    push.add_argument("--as-files", action="store_true", help="push an image source as a file")
+    push.add_argument("--platform", help="push one platform of a multi-arch image (linux/arm64)")
+    push.add_argument("--image-tag", help="which image of a source holding several")
+    push.add_argument(
+        "--mount-from", action="append", default=[], metavar="REPO",
+        help="mount blobs from this repository of the same registry when it has them",
+    )  # fmt: skip
     common(push)
 
     resume = sub.add_parser("resume", help="resume a paused or interrupted transfer")

@@ -27,6 +27,7 @@ from .artifact import (
     artifact_manifest,
     plan_artifact,
 )
+from .content import FileRange
 from .digest import hash_file_range
 from .errors import HoistError
 from .journal import TransferJournal
@@ -35,7 +36,7 @@ from .paths import state_dir
 from .progress import BlobState, ProgressCallback, TransferEvent
 from .reference import Reference, parse_reference
 from .registry import RegistryClient
-from .upload import BlobRecord, BlobUpload, TransferPaused, UploadSettings
+from .upload import BlobRecord, BlobUpload, TransferPaused, UploadSettings, fresh_record
 
 
 class TransferState(StrEnum):
@@ -88,6 +89,7 @@ class Transfer:
     parallel: int = 1
     created: float = field(default_factory=time.time)
     created_iso: str = ""
+    mount_from: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -118,6 +120,7 @@ class Transfer:
             "parallel": self.parallel,
             "created": self.created,
             "created_iso": self.created_iso,
+            "mount_from": self.mount_from,
         }
 
     @classmethod
@@ -138,6 +141,7 @@ class Transfer:
             parallel=int(doc.get("parallel", 1)),
             created=float(doc.get("created", 0)),
             created_iso=doc.get("created_iso", ""),
+            mount_from=list(doc.get("mount_from", [])),
         )
 
 
@@ -170,6 +174,61 @@ def plan_file_push(
         parallel=parallel,
         plain_http=plain_http,
         created_iso=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
+
+
+def plan_image_push(
+    target: Reference,
+    path: Path,
+    *,
+    image_tag: str | None = None,
+    platform: str | None = None,
+    chunk_size: int = 0,
+    parallel: int = 3,
+    plain_http: bool | None = None,
+    mount_from: list[str] | None = None,
+) -> Transfer:
+    """A Transfer pushing a container image (OCI layout, OCI archive, `docker save` tarball).
+
+    Blocking: it reads the source and verifies every blob's digest before anything is pushed.
+    Layers stay where they are (byte ranges of the layout's files or of the tarball); blobs
+    the source holds only in memory (a generated config) are written to the state folder so a
+    resume reads the very same bytes.
+    """
+    from .image import open_image
+
+    plan = open_image(path, tag=image_tag, platform=platform)
+    transfer_id = new_transfer_id()
+    staging = state_dir() / "staging" / transfer_id
+    blobs: list[BlobRecord] = []
+    for blob in plan.blobs:
+        d = blob.descriptor
+        if isinstance(blob.source, bytes):
+            staging.mkdir(parents=True, exist_ok=True, mode=0o700)
+            staged = staging / d.digest.replace(":", "-")
+            staged.write_bytes(blob.source)
+            source = FileRange(staged, 0, len(blob.source))
+        else:
+            source = blob.source
+        record = fresh_record(d.digest[7:19], source, d.media_type, digest=d.digest)
+        if blob.identity is not None:
+            record.identity = blob.identity
+        blobs.append(record)
+    manifests = [PlannedManifest(m.media_type, m.digest, m.data, m.tag) for m in plan.manifests]
+    if not (target.tag or target.digest):
+        target = target.with_tag(plan.top.tag or "latest")
+    return Transfer(
+        id=transfer_id,
+        target=target,
+        kind="image",
+        blobs=blobs,
+        sources=[str(path.absolute())],
+        manifests=manifests,
+        chunk_size=chunk_size,
+        parallel=parallel,
+        plain_http=plain_http,
+        created_iso=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        mount_from=list(mount_from or []),
     )
 
 
@@ -293,6 +352,7 @@ class TransferRun:
                     on_event=self.on_event,
                     checkpoint=self.save,
                     pause=self.pause,
+                    mount_from=tuple(transfer.mount_from),
                 )
                 await upload.run()
 
@@ -329,15 +389,20 @@ class TransferRun:
         )
 
     async def _push_image_manifests(self) -> str:
+        """Children by digest, then the top one by the target's tag: byte for byte."""
         transfer = self.transfer
         target = transfer.target
-        digest = ""
-        for manifest in transfer.manifests:
-            ref = manifest.digest
-            if manifest.tag is not None:
-                ref = target.tag or manifest.tag
-            digest = await self.client.put_manifest(
-                target.repository, ref, manifest.data, manifest.media_type
+        *children, top = transfer.manifests
+        for manifest in children:
+            await self.client.put_manifest(
+                target.repository, manifest.digest, manifest.data, manifest.media_type
+            )
+        ref = target.tag or target.digest or top.digest
+        digest = await self.client.put_manifest(target.repository, ref, top.data, top.media_type)
+        if digest != top.digest:
+            raise HoistError(
+                f"the registry stored the manifest as {digest}, not {top.digest}",
+                hint="The registry rewrote the manifest; report this registry's behaviour",
             )
         return digest
 

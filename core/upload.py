@@ -153,8 +153,10 @@ class BlobUpload:
         on_event: ProgressCallback | None = None,
         checkpoint: Callable[[], Awaitable[None]] | None = None,
         pause: asyncio.Event | None = None,
+        mount_from: tuple[str, ...] = (),
     ) -> None:
         self.client = client
+        self.mount_from = mount_from
         self.repository = repository
         self.record = record
         self.transfer_id = transfer_id
@@ -242,6 +244,8 @@ class BlobUpload:
             return record.digest
         if record.digest and await self._already_there(record.digest):
             return record.digest
+        if record.digest and not record.location and await self._mount(record.digest):
+            return record.digest
         if record.location:
             await self._resume()
         while True:
@@ -261,6 +265,28 @@ class BlobUpload:
         await self._save()
         self._emit(BlobState.EXISTS, "already in the registry")
         return True
+
+    async def _mount(self, digest: str) -> bool:
+        """Cross-repository mount from repositories that hold the blob (same registry).
+
+        A registry that can't mount answers 202 with a fresh session instead: keep it.
+        """
+        for source in self.mount_from:
+            if source == self.repository:
+                continue
+            status = await self.client.start_upload(self.repository, mount=digest, from_repo=source)
+            if status is None:
+                self.record.state = BlobState.MOUNTED
+                self.record.mounted_from = source
+                self.record.location = None
+                await self._save()
+                self._emit(BlobState.MOUNTED, f"mounted from {source}")
+                return True
+            self.record.location = status.location
+            self.record.acknowledged = 0
+            await self._save()
+            return False
+        return False
 
     async def _resume(self) -> None:
         """Pick up a session saved in the journal: check the file, re-hash its prefix, ask the
