@@ -1,0 +1,156 @@
+"""Container images pushed to the real registry, checked with skopeo byte for byte."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from pushing import get_blob, hoist_cli
+from support.images import write_docker_archive, write_oci_archive, write_oci_layout
+from support.registry import RegistryProcess
+
+from core.digest import sha256_bytes
+from core.image import open_image
+from core.progress import BlobEvent, BlobState, Event
+from core.reference import parse_reference
+from core.registry import RegistryClient
+from core.transfer import TransferRun, plan_image_push
+
+pytestmark = pytest.mark.skipif(shutil.which("skopeo") is None, reason="make test installs skopeo")
+
+
+def skopeo(*args: str, home: Path) -> bytes:
+    return subprocess.run(
+        ["skopeo", *args], capture_output=True, check=True, env={**os.environ, "HOME": str(home)}
+    ).stdout
+
+
+async def push_image(
+    host: str, ref: str, source: Path, events: list[Event] | None = None, **kw: object
+) -> str:
+    target = parse_reference(f"{host}/{ref}")
+    transfer = plan_image_push(target, source, **kw)  # type: ignore[arg-type]
+    async with RegistryClient(target.api_host) as client:
+        run = TransferRun(transfer, client, on_event=events.append if events is not None else None)
+        return await run.run()
+
+
+def assert_same_as_skopeo_reads(
+    registry: RegistryProcess, repo: str, source: Path, tmp: Path
+) -> None:
+    """skopeo copies the pushed image out; every manifest and blob equals the source's."""
+    out = tmp / "skopeo-out"
+    skopeo("copy", "--src-tls-verify=false", "--preserve-digests",
+           f"docker://{registry.host}/{repo}", f"oci:{out}:x", home=tmp)  # fmt: skip
+    plan = open_image(source)
+    for blob in plan.blobs:
+        d = blob.descriptor
+        pulled = (out / "blobs" / "sha256" / d.digest[7:]).read_bytes()
+        assert sha256_bytes(pulled) == d.digest and len(pulled) == d.size
+
+
+@pytest.mark.parametrize("kind", ["layout", "oci-archive", "docker-legacy", "docker-oci"])
+async def test_single_image_round_trip(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path, kind: str
+) -> None:
+    if kind == "layout":
+        source = write_oci_layout(tmp_path / "layout", tag="v1").path
+    elif kind == "oci-archive":
+        source = write_oci_archive(tmp_path / "image.tar", tag="v1").path
+    else:
+        source = write_docker_archive(tmp_path / "save.tar", legacy=kind == "docker-legacy").path
+    repo = f"images/{kind}"
+    events: list[Event] = []
+    digest = await push_image(registry.host, f"{repo}:v1", source, events)
+    raw = skopeo("inspect", "--tls-verify=false", "--raw", f"docker://{registry.host}/{repo}:v1",
+                 home=tmp_path)  # fmt: skip
+    assert sha256_bytes(raw) == digest
+    assert raw == open_image(source).top.data  # byte for byte
+    assert_same_as_skopeo_reads(registry, f"{repo}:v1", source, tmp_path)
+    # One BlobEvent stream per layer and config: what the window shows as child rows.
+    blobs = {e.blob for e in events if isinstance(e, BlobEvent)}
+    assert len(blobs) == len(open_image(source).blobs)
+
+
+async def test_multi_arch_index_and_platform_choice(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    layout = write_oci_layout(tmp_path / "multi", multi_arch=True, tag="v1")
+    digest = await push_image(registry.host, "images/multi:v1", layout.path)
+    raw = skopeo("inspect", "--tls-verify=false", "--raw",
+                 f"docker://{registry.host}/images/multi:v1", home=tmp_path)  # fmt: skip
+    index = json.loads(raw)
+    assert sha256_bytes(raw) == digest and len(index["manifests"]) == 2
+    for child in index["manifests"]:  # every child went first, by digest
+        got = skopeo(
+            "inspect",
+            "--tls-verify=false",
+            "--raw",
+            f"docker://{registry.host}/images/multi@{child['digest']}",
+            home=tmp_path,
+        )
+        assert sha256_bytes(got) == child["digest"]
+    one = await push_image(registry.host, "images/arm:v1", layout.path, platform="linux/arm64")
+    arm = next(m for m in index["manifests"] if m["platform"]["architecture"] == "arm64")
+    assert one == arm["digest"]
+
+
+async def test_same_digest_as_skopeo_copy(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """`skopeo copy` of the same source into a second repository gives the same digest."""
+    layout = write_oci_layout(tmp_path / "layout", tag="v1")
+    ours = await push_image(registry.host, "images/ours:v1", layout.path)
+    skopeo("copy", "--dest-tls-verify=false", "--preserve-digests", f"oci:{layout.path}:v1",
+           f"docker://{registry.host}/images/theirs:v1", home=tmp_path)  # fmt: skip
+    theirs = skopeo("inspect", "--tls-verify=false", "--raw",
+                    f"docker://{registry.host}/images/theirs:v1", home=tmp_path)  # fmt: skip
+    assert sha256_bytes(theirs) == ours
+
+
+async def test_existing_blobs_skipped_and_mounted(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    layout = write_oci_layout(tmp_path / "layout", tag="v1")
+    await push_image(registry.host, "images/mount-src:v1", layout.path)
+    again: list[Event] = []
+    await push_image(registry.host, "images/mount-src:v2", layout.path, again)
+    assert {e.state for e in again if isinstance(e, BlobEvent)} == {BlobState.EXISTS}
+    mounted: list[Event] = []
+    await push_image(registry.host, "images/mount-dst:v1", layout.path, mounted,
+                     mount_from=["images/mount-src"])  # fmt: skip
+    states = [e.state for e in mounted if isinstance(e, BlobEvent)]
+    assert states and set(states) == {BlobState.MOUNTED}
+    plan = open_image(layout.path)
+    for blob in plan.blobs:  # readable in the new repository
+        data = get_blob(registry.url, "images/mount-dst", blob.descriptor.digest)
+        assert sha256_bytes(data) == blob.descriptor.digest
+
+
+def test_cli_detects_an_image_and_as_files_overrides(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    tar = write_docker_archive(tmp_path / "renamed.bin", legacy=True).path  # no .tar: by content
+    image = hoist_cli("push", f"{registry.host}/images/cli:v1", str(tar), "--progress", "json")
+    assert image.returncode == 0, image.stderr
+    assert "image" in image.stderr.splitlines()[0]
+    files = hoist_cli("push", f"{registry.host}/images/cli-file:v1", str(tar), "--as-files")
+    assert files.returncode == 0, files.stderr
+    assert "artifact" in files.stderr.splitlines()[0]
+
+
+def test_broken_image_is_refused_before_anything_is_pushed(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    layout = write_oci_layout(tmp_path / "broken", tag="v1")
+    blobs = sorted((layout.path / "blobs" / "sha256").iterdir(), key=lambda p: p.stat().st_size)
+    victim = blobs[-1]
+    victim.write_bytes(b"corrupted" + victim.read_bytes()[9:])
+    result = hoist_cli("push", f"{registry.host}/images/broken:v1", str(layout.path))
+    assert result.returncode == 1
+    assert "hoist:" in result.stderr and "Traceback" not in result.stderr
+    assert "/v2/images/broken/blobs/uploads" not in registry.log_text()
