@@ -179,6 +179,9 @@ async def cmd_push(args: argparse.Namespace) -> int:
 
     target = parse_reference(args.ref)
     paths = [Path(p) for p in args.paths]
+    for path in paths:
+        if not path.exists():
+            raise SourceError(f"{path} does not exist", hint="Check the path and try again")
     chunk_size = parse_size(args.chunk_size) if args.chunk_size else 0
     plain_http = True if args.plain_http else None
     is_image = (

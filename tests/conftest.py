@@ -1,0 +1,134 @@
+"""Shared fixtures: real registries (plain, Basic, token), fault proxies, isolated state dirs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.proxy import FaultProxy, ProxyFactory, Upstream
+from support.registry import DEFAULT_PASSWORD, DEFAULT_USER, RegistryFactory, RegistryProcess
+from support.tokenserver import TokenServer, TokenServerFactory
+
+# Qt must never try to reach a display in tests; set before any test imports PySide6.
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+AUTH_USER = DEFAULT_USER
+AUTH_PASSWORD = DEFAULT_PASSWORD
+
+
+@pytest.fixture(scope="session")
+def registry() -> Iterator[RegistryProcess]:
+    """Shared plain registry (no auth). Do not stop or restart it: use `fresh_registry`."""
+    reg = RegistryProcess()
+    try:
+        reg.start()
+        yield reg
+    finally:
+        reg.close()
+
+
+@pytest.fixture
+def fresh_registry() -> Iterator[RegistryProcess]:
+    """A private plain registry this test may kill, restart or fill with junk."""
+    reg = RegistryProcess()
+    try:
+        reg.start()
+        yield reg
+    finally:
+        reg.close()
+
+
+@pytest.fixture(scope="session")
+def auth_registry() -> Iterator[RegistryProcess]:
+    """Shared registry with Basic auth for AUTH_USER / AUTH_PASSWORD (`.credentials`)."""
+    reg = RegistryProcess(htpasswd=(AUTH_USER, AUTH_PASSWORD))
+    try:
+        reg.start()
+        yield reg
+    finally:
+        reg.close()
+
+
+@pytest.fixture
+def registry_factory() -> Iterator[RegistryFactory]:
+    """`registry_factory(**RegistryProcess options)` → started registry, closed at teardown."""
+    started: list[RegistryProcess] = []
+
+    def make(**options: Any) -> RegistryProcess:
+        reg = RegistryProcess(**options)
+        started.append(reg)
+        return reg.start()
+
+    try:
+        yield make
+    finally:
+        for reg in reversed(started):
+            reg.close()
+
+
+@pytest.fixture
+def token_server_factory() -> Iterator[TokenServerFactory]:
+    """`token_server_factory(**TokenServer options)` → started token server, closed at teardown."""
+    started: list[TokenServer] = []
+
+    def make(**options: Any) -> TokenServer:
+        server = TokenServer(**options)
+        started.append(server)
+        return server.start()
+
+    try:
+        yield make
+    finally:
+        for server in reversed(started):
+            server.close()
+
+
+@pytest.fixture
+def token_registry(
+    registry_factory: RegistryFactory, token_server_factory: TokenServerFactory
+) -> RegistryProcess:
+    """Registry in `auth: token` mode; its TokenServer is `token_registry.token_auth`.
+
+    Users: AUTH_USER / AUTH_PASSWORD; anonymous tokens allowed; every requested action granted.
+    Tests may change `token_auth.policy`, `.expires_in`, `.allow_anonymous` on the fly.
+    """
+    server = token_server_factory()
+    return registry_factory(token_auth=server)
+
+
+@pytest.fixture
+def fault_proxy() -> Iterator[ProxyFactory]:
+    """`fault_proxy(upstream)` → started FaultProxy (upstream: registry, "host:port" or tuple)."""
+    started: list[FaultProxy] = []
+
+    def make(upstream: Upstream, **options: Any) -> FaultProxy:
+        proxy = FaultProxy(upstream, **options)
+        started.append(proxy)
+        return proxy.start()
+
+    try:
+        yield make
+    finally:
+        for proxy in reversed(started):
+            proxy.stop()
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Isolated HOIST_STATE_DIR (returned) and HOIST_CONFIG_DIR (its sibling `config`)."""
+    state = tmp_path / "state"
+    config = tmp_path / "config"
+    state.mkdir()
+    config.mkdir()
+    monkeypatch.setenv("HOIST_STATE_DIR", str(state))
+    monkeypatch.setenv("HOIST_CONFIG_DIR", str(config))
+    return state
+
+
+@pytest.fixture
+def config_dir(state_dir: Path) -> Path:
+    """The HOIST_CONFIG_DIR set up by `state_dir`."""
+    return state_dir.parent / "config"
