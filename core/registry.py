@@ -161,20 +161,29 @@ class RegistryClient:
     async def _ensure(self) -> httpx.AsyncClient:
         if self._client is not None:
             return self._client
-        if self.plain_http:
-            self._client = self._make_clients("http")
-            return self._client
-        client = self._make_clients("https")
-        if self.plain_http is None and is_loopback_host(self.host):
-            try:
-                await client.get(self.url("/v2/"))
-            except (httpx.ConnectError, httpx.RemoteProtocolError, ssl.SSLError):
+        if self.plain_http or (self.plain_http is None and is_loopback_host(self.host)):
+            client = self._make_clients("http")
+            if not self.plain_http and await self._speaks_tls_only(client):
                 await client.aclose()
                 assert self._token_client is not None
                 await self._token_client.aclose()
-                client = self._make_clients("http")
+                client = self._make_clients("https")
+        else:
+            client = self._make_clients("https")
         self._client = client
         return client
+
+    async def _speaks_tls_only(self, client: httpx.AsyncClient) -> bool:
+        """For a loopback registry: does it answer plain HTTP? (docker also allows plain HTTP
+        there). Go's TLS server answers a plain request at once with `400 ... HTTP request to an
+        HTTPS server`; a closed connection also means TLS."""
+        try:
+            response = await client.get(self.url("/v2/"), auth=None)
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            return True
+        except httpx.TransportError:
+            return False  # down, or refusing: the real request will say so
+        return response.status_code == 400 and b"HTTPS" in response.content
 
     @property
     def base_url(self) -> httpx.URL:
