@@ -7,7 +7,6 @@ from pathlib import Path
 import httpx
 import pytest
 from pushing import push_paths
-from support.proxy import match
 from support.registry import RegistryProcess
 from test_push import make_file
 

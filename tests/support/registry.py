@@ -180,8 +180,13 @@ class RegistryProcess:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def tls(self) -> bool:
+        """Serving HTTPS (a `http: tls:` section in `extra_config`)."""
+        return bool(self.extra_config.get("http", {}).get("tls"))
+
+    @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self.tls else 'http'}://{self.host}"
 
     @property
     def pid(self) -> int | None:
@@ -288,7 +293,7 @@ class RegistryProcess:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + _START_TIMEOUT
-        with httpx.Client(timeout=1.0, trust_env=False) as client:
+        with httpx.Client(timeout=1.0, trust_env=False, verify=not self.tls) as client:
             while True:
                 proc = self._proc
                 assert proc is not None
