@@ -1,7 +1,7 @@
 """A process-wide upload rate cap, shared by every transfer, changeable while they run.
 
-A token bucket that may go into debt: a reader takes a whole block (1 MiB) and the next reader
-waits until the debt is paid. The average rate is exact over time whatever the block size, and a
+A token bucket that may go into debt: a reader takes a whole block (1 MiB) and waits until the
+debt is paid. The average rate is exact over time whatever the block size, and a
 new rate applies to the very next block (well within a second at any rate above 1 MiB/s).
 """
 
@@ -51,20 +51,21 @@ class BandwidthLimiter:
         self._stamp = now
 
     async def take(self, n: int) -> None:
-        """Wait until `n` more bytes may be sent."""
+        """Wait until `n` more bytes may be sent.
+
+        The block is paid for first and sent when the debt is cleared, so even a short capped
+        run (a dozen 1 MiB blocks at 1 MiB/s) keeps to the cap instead of getting one block free.
+        """
         if not self._rate:
             return
         async with self._lock:
-            while True:
-                self._refill()
-                if not self._rate:
-                    return
-                if self._credit >= 0:
-                    self._credit -= n
-                    return
+            self._refill()
+            self._credit -= n
+            while self._rate and self._credit < 0:
                 wait = -self._credit / self._rate
                 self._changed.clear()
                 try:
                     await asyncio.wait_for(self._changed.wait(), timeout=min(wait, 1.0))
                 except TimeoutError:
                     pass
+                self._refill()

@@ -201,8 +201,7 @@ async def test_rate_cap_change_wakes_waiting_uploads() -> None:
     import asyncio
 
     limiter = BandwidthLimiter(1 * KiB)
-    await limiter.take(1024 * KiB)  # a 1 MiB block at 1 KiB/s: the next one owes 1000 s
-    waiter = asyncio.ensure_future(limiter.take(64 * KiB))
+    waiter = asyncio.ensure_future(limiter.take(1024 * KiB))  # a 1 MiB block at 1 KiB/s: 1000 s
     await asyncio.sleep(0.05)
     assert not waiter.done()
     limiter.rate = 0  # "no limit", set from the window while the upload waits
