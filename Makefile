@@ -36,7 +36,7 @@ run: $(STAMP) system-deps
 test: $(STAMP) system-deps lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check core gui tests bench packaging
+	$(BIN)/ruff check .
 	$(BIN)/ruff format --check core
 
 typecheck: $(STAMP)
