@@ -204,45 +204,62 @@ class RegistryAuth(httpx.Auth):
 
     # -- the flow ---------------------------------------------------------------------------
 
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+    async def authorization(self, request: httpx.Request) -> str | None:
+        """The Authorization header for `request`, or None (another host, or nothing known yet).
+
+        Used by the flow below and by the file-body sender, so both send the same credentials.
+        """
         if not self._same_origin(request.url):
-            request.headers.pop("Authorization", None)
-            yield request
-            return
+            return None
         scopes = self.scopes_for(request)
         if self.scheme == "bearer":
             token = self._cached(scopes, time.monotonic())
             if token is None and scopes:
                 token = await self.token_for(scopes)
-            if token is not None:
-                request.headers["Authorization"] = f"Bearer {token.value}"
-        elif self.scheme == "basic" and self.credentials:
-            request.headers["Authorization"] = self.credentials.basic_header()
-        response = yield request
-        if response.status_code != 401:
-            return
-        challenges = parse_www_authenticate(response.headers.get("WWW-Authenticate", ""))
+            return f"Bearer {token.value}" if token is not None else None
+        if self.scheme == "basic" and self.credentials:
+            return self.credentials.basic_header()
+        return None
+
+    async def on_unauthorized(self, request: httpx.Request, headers: httpx.Headers) -> bool:
+        """Learn from a 401's challenge; True when a retry may now succeed (new scheme or a
+        fresh token), False when the credentials were simply refused."""
+        if not self._same_origin(request.url):
+            return False
+        challenges = parse_www_authenticate(headers.get("WWW-Authenticate", ""))
         bearer = next((c for c in challenges if c.scheme == "bearer"), None)
         basic = next((c for c in challenges if c.scheme == "basic"), None)
-        replayable = isinstance(request.stream, httpx.ByteStream)
         if bearer is not None and "realm" in bearer.params:
             self.scheme = "bearer"
             self.bearer_params = bearer.params
-            wanted = list(dict.fromkeys(scopes + bearer.params.get("scope", "").split()))
-            wanted = [s for s in wanted if s]
-            token = await self.token_for(wanted, force=True)
-            # A streamed body (a chunk read from disk) can't be replayed here: the caller sees
-            # the 401 and sends the chunk again with a fresh body; the token is now cached.
-            if token is not None and replayable:
-                request.headers["Authorization"] = f"Bearer {token.value}"
-                yield request
-        elif basic is not None and self.credentials and self.scheme != "basic":
+            wanted = self.scopes_for(request) + bearer.params.get("scope", "").split()
+            await self.token_for([s for s in dict.fromkeys(wanted) if s], force=True)
+            return True
+        if basic is not None and self.credentials and self.scheme != "basic":
             self.scheme = "basic"
-            if replayable:  # httpx reads (and closes) the 401 before sending this
-                request.headers["Authorization"] = self.credentials.basic_header()
-                yield request
+            return True
+        return False
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        header = await self.authorization(request)
+        if header:
+            request.headers["Authorization"] = header
+        elif not self._same_origin(request.url):
+            request.headers.pop("Authorization", None)
+        response = yield request
+        if response.status_code != 401:
+            return
+        # A streamed body (a chunk read from disk) can't be replayed here: the caller sees the
+        # 401 and sends the chunk again with a fresh body; the new token is cached by then.
+        if await self.on_unauthorized(request, response.headers) and isinstance(
+            request.stream, httpx.ByteStream
+        ):
+            header = await self.authorization(request)
+            if header:
+                request.headers["Authorization"] = header
+                yield request  # httpx reads (and closes) the 401 before sending this
 
     async def token_for(self, scopes: list[str], *, force: bool = False) -> Token:
         """A token covering `scopes`: from the cache, or fetched (one fetch at a time)."""

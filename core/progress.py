@@ -17,6 +17,7 @@ class BlobState(StrEnum):
     PENDING = "pending"
     HASHING = "hashing"  # re-hashing the prefix before a resume
     UPLOADING = "uploading"
+    DOWNLOADING = "downloading"
     WAITING = "waiting"  # for the network, or a rate limit: see `retry_in`
     FINALIZING = "finalizing"  # the registry is committing the blob
     DONE = "done"

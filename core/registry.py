@@ -8,10 +8,16 @@ policy (chunking, retries, resume) lives in `upload.py`. Every error response be
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
+import functools
 import json
+import socket
 import ssl
+import threading
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+import urllib.request
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +25,8 @@ import httpx
 
 from . import __version__
 from .auth import Credentials, RegistryAuth
+from .content import FileRange, Throttle, stream_range
+from .digest import SequentialHasher
 from .errors import (
     MAX_ERROR_BODY,
     HoistError,
@@ -27,6 +35,7 @@ from .errors import (
     RegistryError,
     error_from_response,
 )
+from .filebody import BodyAborted, FileBodySender, RawResponse
 from .reference import is_loopback_host
 
 USER_AGENT = f"hoist/{__version__}"
@@ -62,6 +71,28 @@ class UploadStatus:
     location: str
     offset: int
     min_chunk: int = 0
+
+
+@dataclass
+class FileBody:
+    """A request body that is bytes of a blob's file, hashed as it is sent.
+
+    `on_block(n)` runs on the event loop after each block; `throttle(n)` is awaited before it.
+    """
+
+    source: FileRange
+    hasher: SequentialHasher
+    on_block: Callable[[int], None] | None = None
+    throttle: Throttle | None = None
+
+
+def _proxied(base: httpx.URL) -> bool:
+    """Whether the environment routes this registry through an HTTP proxy (httpx honours it;
+    the direct file-body path doesn't speak to proxies, so it stands aside)."""
+    proxies = urllib.request.getproxies()
+    if not any(proxies.get(k) for k in (base.scheme, "all")):
+        return False
+    return not urllib.request.proxy_bypass(base.netloc.decode("ascii"))
 
 
 @dataclass(frozen=True)
@@ -123,6 +154,7 @@ class RegistryClient:
     _base: httpx.URL | None = field(default=None, init=False, repr=False)
     auth: RegistryAuth | None = field(default=None, init=False, repr=False)
     pacer: Pacer = field(default_factory=Pacer, init=False, repr=False)
+    _sender: FileBodySender | None = field(default=None, init=False, repr=False)
 
     async def __aenter__(self) -> RegistryClient:
         return self
@@ -135,6 +167,9 @@ class RegistryClient:
             if client is not None:
                 await client.aclose()
         self._client = self._token_client = None
+        if self._sender is not None:
+            self._sender.close()
+            self._sender = None
 
     # -- connection -------------------------------------------------------------------------
 
@@ -156,6 +191,11 @@ class RegistryClient:
         )
         client = httpx.AsyncClient(auth=self.auth, **common)  # type: ignore[arg-type]
         self._base = base
+        if self._sender is not None:
+            self._sender.close()
+        self._sender = None
+        if self.transport is None and not _proxied(base):
+            self._sender = FileBodySender(self.tls.verify(), self.timeout, USER_AGENT)
         return client
 
     async def _ensure(self) -> httpx.AsyncClient:
@@ -315,7 +355,7 @@ class RegistryClient:
         return self._status_from(response, location)
 
     async def send_chunk(
-        self, location: str, body: AsyncIterable[bytes], start: int, length: int
+        self, location: str, body: FileBody, start: int, length: int
     ) -> UploadStatus:
         """PATCH bytes [start, start+length) to the session. 202 (201 from ECR) → new status."""
         headers = {
@@ -325,37 +365,133 @@ class RegistryClient:
             # distribution only checks Content-Range when Content-Length is present.
             "Content-Length": str(length),
         }
-        response = await self.request(
-            "PATCH",
-            location,
-            headers=headers,
-            content=body,
-            what="upload chunk",
-            ok=(201, 202, 204),  # ECR answers a PATCH with 201
-        )
-        await response.aclose()
+        response = await self.send_file_body(
+            "PATCH", httpx.URL(location), headers, body, start, start + length,
+            what="upload chunk", ok=(201, 202, 204),  # ECR answers a PATCH with 201
+        )  # fmt: skip
         return self._status_from(response, location)
 
     async def finish_upload(
         self,
         location: str,
         digest: str,
-        body: AsyncIterable[bytes] | bytes | None = None,
+        body: FileBody | bytes | None = None,
         length: int = 0,
     ) -> str:
-        """PUT ?digest= to commit the blob (with the last bytes, or all of them, as body)."""
+        """PUT ?digest= to commit the blob (with all its bytes as body, or none)."""
         url = httpx.URL(location).copy_merge_params({"digest": digest})
         headers = {"Content-Length": str(length), "Content-Type": "application/octet-stream"}
-        response = await self.request(
-            "PUT",
-            url,
-            headers=headers,
-            content=body if length else b"",
-            what="commit blob",
-            ok=(201, 204),
-        )
-        await response.aclose()
+        if isinstance(body, FileBody) and length:
+            response = await self.send_file_body(
+                "PUT", url, headers, body, 0, length, what="commit blob", ok=(201, 204)
+            )
+        else:
+            response = await self.request(
+                "PUT", url, headers=headers, content=body if isinstance(body, bytes) else b"",
+                what="commit blob", ok=(201, 204),
+            )  # fmt: skip
+            await response.aclose()
         return str(response.headers.get("Docker-Content-Digest", digest))
+
+    async def send_file_body(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: dict[str, str],
+        body: FileBody,
+        start: int,
+        end: int,
+        *,
+        what: str,
+        ok: tuple[int, ...],
+    ) -> httpx.Response:
+        """Send a request whose body is bytes [start, end) of a blob's file.
+
+        The direct path (see filebody.py) when the client talks to the network itself; httpx
+        with a streamed body through a proxy or a scripted transport. Either way the response
+        comes back as an httpx.Response with its (small) body read, or as a typed error.
+        """
+        client = await self._ensure()
+        if self._sender is None:
+            stream = stream_range(
+                body.source, start, end, body.hasher, on_block=body.on_block,
+                throttle=body.throttle,
+            )  # fmt: skip
+            try:
+                response = await self.request(
+                    method, url, headers=headers, content=stream, what=what, ok=ok
+                )
+                await response.aread()
+            finally:
+                await stream.aclose()
+            return response
+        request = client.build_request(method, url, headers=headers)
+        if self.auth is not None:
+            header = await self.auth.authorization(request)
+            if header:
+                headers = {**headers, "Authorization": header}
+        await self.pacer.wait()
+        raw = await self._run_sender(method, url, headers, body, start, end)
+        response = httpx.Response(
+            raw.status, headers=raw.headers, content=raw.body, request=request
+        )
+        if raw.status in ok:
+            self.pacer.relax()
+            return response
+        if raw.status == 429:
+            self.pacer.slow_down()
+        if raw.status == 401 and self.auth is not None:
+            await self.auth.on_unauthorized(request, response.headers)
+        raise error_from_response(response, raw.body, what=what)
+
+    async def _run_sender(
+        self, method: str, url: httpx.URL, headers: dict[str, str], body: FileBody, start: int,
+        end: int,
+    ) -> RawResponse:  # fmt: skip
+        """Run the blocking sender in a worker thread; progress and rate limiting hop back to
+        the event loop; cancelling (pause now, Ctrl-C) shuts the socket so the thread stops."""
+        assert self._sender is not None
+        loop = asyncio.get_running_loop()
+        abort = threading.Event()
+        sockets: list[socket.socket] = []
+
+        def on_block(n: int) -> None:
+            if body.on_block is not None:
+                loop.call_soon_threadsafe(body.on_block, n)
+
+        async def take(n: int) -> None:
+            assert body.throttle is not None
+            await body.throttle(n)
+
+        def throttle(n: int) -> None:
+            future = asyncio.run_coroutine_threadsafe(take(n), loop)
+            while True:
+                try:
+                    future.result(timeout=0.5)
+                    return
+                except concurrent.futures.TimeoutError:
+                    if abort.is_set():
+                        future.cancel()
+                        raise BodyAborted() from None
+
+        job = loop.run_in_executor(
+            None,
+            functools.partial(
+                self._sender.send, method, url, headers, body.source, start, end, body.hasher,
+                on_block=on_block, throttle=throttle if body.throttle else None, abort=abort,
+                on_socket=sockets.append,
+            ),
+        )  # fmt: skip
+        try:
+            return await asyncio.shield(job)
+        except asyncio.CancelledError:
+            abort.set()
+            for sock in sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(BaseException):
+                await asyncio.wait([job], timeout=30)
+            raise
 
     async def cancel_upload(self, location: str) -> None:
         """DELETE the session (only for uploads the user cancels: never for ones to resume)."""
@@ -471,18 +607,23 @@ def parse_range_end(value: str | None) -> int:
 
 
 async def read_capped(response: httpx.Response, limit: int, *, strict: bool = False) -> bytes:
-    """Read at most `limit` bytes of a body and close it. `strict` raises when it is longer."""
+    """Read at most `limit` bytes of a body and close it.
+
+    `strict` (manifests, lists) raises when the body is longer than `limit` instead of cutting
+    it, which would turn "too large" into a confusing "not valid JSON".
+    """
     parts: list[bytes] = []
     total = 0
     try:
         async for part in response.aiter_bytes():
             parts.append(part)
             total += len(part)
-            if total >= limit:
-                if strict and total > limit:
+            if total > limit:
+                if strict:
                     raise RegistryError(
                         f"the registry's answer is larger than {limit} bytes",
                         status=response.status_code,
+                        hint="Hoist refuses oversized manifests and lists",
                     )
                 break
     except httpx.TransportError as exc:

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .content import FileIdentity, FileRange, Throttle, stream_range
+from .content import FileIdentity, FileRange, Throttle
 from .digest import SequentialHasher, hash_file_range
 from .errors import (
     AuthenticationFailed,
@@ -36,7 +36,7 @@ from .errors import (
     UploadSessionLost,
 )
 from .progress import BlobEvent, BlobState, ProgressCallback, RateEstimator
-from .registry import RegistryClient, UploadStatus
+from .registry import FileBody, RegistryClient, UploadStatus
 from .retry import RetryPolicy
 from .units import MiB
 
@@ -419,14 +419,10 @@ class BlobUpload:
         return await self._commit()
 
     async def _send(self, location: str, offset: int, length: int) -> UploadStatus:
-        body = stream_range(
-            self.record.source, offset, offset + length, self.hasher,
-            on_block=self._counter(offset), throttle=self.settings.throttle,
-        )  # fmt: skip
-        try:
-            return await self.client.send_chunk(location, body, offset, length)
-        finally:
-            await body.aclose()
+        body = FileBody(
+            self.record.source, self.hasher, self._counter(offset), self.settings.throttle
+        )
+        return await self.client.send_chunk(location, body, offset, length)
 
     async def _shrink(self, exc: RegistryError, length: int) -> None:
         """413 (a proxy's body limit) or 416 (GHCR's 4 MiB limit, or an out-of-order chunk):
@@ -617,10 +613,9 @@ class BlobUpload:
             status = await self._with_retry(
                 lambda: self.client.start_upload(self.repository), "opening an upload session"
             )
-            body = stream_range(
-                record.source, 0, record.size, SequentialHasher(),
-                on_block=self._counter(0), throttle=self.settings.throttle,
-            )  # fmt: skip
+            body = FileBody(
+                record.source, SequentialHasher(), self._counter(0), self.settings.throttle
+            )
             self._finalize_started = time.monotonic()
             try:
                 await self.client.finish_upload(status.location, digest, body, record.size)
@@ -631,8 +626,6 @@ class BlobUpload:
                     break
                 await self._wait(self.settings.retry.delay(1), "the upload broke")
                 continue
-            finally:
-                await body.aclose()
             break
         return await self._done(digest)
 

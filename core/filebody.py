@@ -1,0 +1,303 @@
+"""Large request bodies straight from a file: PATCH and PUT of blob chunks without copies.
+
+httpx on asyncio copies every body block several times (h11 joins it into a new bytes object,
+and Python 3.11's socket transport buffers what the kernel didn't take at once), which made
+client CPU about twice that of hashing the file. For the one request that carries gigabytes,
+Hoist writes HTTP/1.1 itself: in a worker thread it reads a block into a reused buffer, hashes
+it and `sendall`s it, so each byte is copied once into the kernel, as curl does (measured in
+bench/push_throughput.py). Everything else (auth, small requests, manifests) stays on httpx,
+and so do requests through an HTTP proxy or a scripted test transport.
+
+The connection is kept alive per host and reused for the next chunk. TLS goes through the same
+`ssl` context rules as httpx (verification on unless the user opted out for the host).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from .content import FileRange
+from .digest import SequentialHasher
+from .errors import FileChanged, NetworkError
+
+#: Bytes read, hashed and sent per step (bench/push_throughput.py: 4 MiB costs less CPU than
+#: 1 MiB); under a rate cap, smaller steps keep the rate smooth.
+BLOCK = 4 * 1024 * 1024
+THROTTLED_BLOCK = 256 * 1024
+#: Error bodies are read at most this far (the caller keeps 64 KiB of them).
+MAX_RESPONSE_BODY = 64 * 1024
+MAX_HEAD = 64 * 1024
+
+
+class BodyAborted(Exception):
+    """The transfer was paused or cancelled while its body was being sent."""
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+@dataclass
+class _Conn:
+    sock: socket.socket
+    key: tuple[str, str, int]
+    pooled: bool  # kept alive from an earlier request (the server may have closed it since)
+
+
+class FileBodySender:
+    """Sends requests whose body is a byte range of a file, on reusable HTTP/1.1 connections.
+
+    Thread-safe: each call takes a connection out of the idle pool (or opens one) and gives it
+    back when the response was read whole.
+    """
+
+    def __init__(self, verify: ssl.SSLContext | bool, timeout: float, user_agent: str) -> None:
+        self.timeout = timeout
+        self.user_agent = user_agent
+        if verify is False:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            self._ssl: ssl.SSLContext = ctx
+        elif verify is True:
+            self._ssl = ssl.create_default_context()
+        else:
+            self._ssl = verify
+        self._idle: dict[tuple[str, str, int], list[socket.socket]] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            for socks in self._idle.values():
+                for sock in socks:
+                    sock.close()
+            self._idle.clear()
+
+    def _connect(self, url: httpx.URL) -> _Conn:
+        scheme = url.scheme
+        host = url.host
+        port = url.port or (443 if scheme == "https" else 80)
+        key = (scheme, host, port)
+        with self._lock:
+            pool = self._idle.get(key)
+            if pool:
+                return _Conn(pool.pop(), key, pooled=True)
+        raw = socket.create_connection((host, port), timeout=min(self.timeout, 15.0))
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        raw.settimeout(self.timeout)
+        sock: socket.socket = raw
+        if scheme == "https":
+            sock = self._ssl.wrap_socket(raw, server_hostname=host)
+        return _Conn(sock, key, pooled=False)
+
+    def _release(self, conn: _Conn, reusable: bool) -> None:
+        if not reusable:
+            conn.sock.close()
+            return
+        with self._lock:
+            self._idle.setdefault(conn.key, []).append(conn.sock)
+
+    def send(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: dict[str, str],
+        source: FileRange,
+        start: int,
+        end: int,
+        hasher: SequentialHasher,
+        *,
+        on_block: Callable[[int], None],
+        throttle: Callable[[int], None] | None,
+        abort: threading.Event,
+        on_socket: Callable[[socket.socket], None],
+    ) -> RawResponse:
+        """Send `method url` with the blob's bytes [start, end) as body; read the response.
+
+        Blocking: run it in a worker thread. `abort` (with the socket shut down by the caller
+        through `on_socket`'s handle) stops it between blocks or inside a blocked send.
+        """
+        length = end - start
+        for attempt in (1, 2):
+            try:
+                conn = self._connect(url)
+            except (OSError, ssl.SSLError) as exc:
+                raise NetworkError(f"can't connect to {url.host}: {exc}") from exc
+            on_socket(conn.sock)
+            sent = [0]
+            try:
+                self._write_head(conn.sock, method, url, headers, length)
+                if length:
+                    self._write_body(
+                        conn.sock, source, start, end, hasher, on_block, throttle, abort, sent
+                    )
+                response, reusable = _read_response(conn.sock, method)
+            except BodyAborted:
+                conn.sock.close()
+                raise
+            except (OSError, ssl.SSLError) as exc:
+                conn.sock.close()
+                if abort.is_set():
+                    raise BodyAborted() from exc
+                early = getattr(exc, "hoist_response", None)
+                if isinstance(early, RawResponse):
+                    return early
+                stale = isinstance(exc, (BrokenPipeError, ConnectionResetError))
+                if conn.pooled and stale and not sent[0] and attempt == 1:
+                    continue  # a kept-alive connection the server had closed: open a fresh one
+                raise NetworkError(f"connection to {url.host} broke: {exc}") from exc
+            self._release(conn, reusable)
+            return response
+        raise AssertionError("unreachable")
+
+    def _write_head(
+        self, sock: socket.socket, method: str, url: httpx.URL, headers: dict[str, str], length: int
+    ) -> None:
+        target = url.raw_path.decode("ascii")
+        host = url.netloc.decode("ascii")
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", f"User-Agent: {self.user_agent}"]
+        lines += [f"{k}: {v}" for k, v in headers.items() if k.lower() != "content-length"]
+        lines.append(f"Content-Length: {length}")
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+
+    def _write_body(
+        self,
+        sock: socket.socket,
+        source: FileRange,
+        start: int,
+        end: int,
+        hasher: SequentialHasher,
+        on_block: Callable[[int], None],
+        throttle: Callable[[int], None] | None,
+        abort: threading.Event,
+        sent: list[int],
+    ) -> None:
+        buf = bytearray(min(BLOCK if throttle is None else THROTTLED_BLOCK, end - start))
+        view = memoryview(buf)
+        fd = os.open(source.path, os.O_RDONLY)
+        try:
+            pos = start
+            while pos < end:
+                if abort.is_set():
+                    raise BodyAborted()
+                n = min(len(buf), end - pos)
+                if throttle is not None:
+                    throttle(n)
+                got = os.preadv(fd, [view[:n]], source.offset + pos)
+                if got != n:
+                    raise FileChanged(f"{source.path} is shorter than when the upload began")
+                block = view[:n]
+                hasher.update(pos, block)
+                try:
+                    sock.sendall(block)
+                except OSError as exc:
+                    # The server may have answered early and closed (nginx's 413 before reading
+                    # the body): read what it said rather than report a broken pipe.
+                    early = _try_read_early_response(sock)
+                    if early is not None:
+                        exc.hoist_response = early  # type: ignore[attr-defined]
+                    raise
+                pos += n
+                sent[0] += n
+                on_block(n)
+        finally:
+            os.close(fd)
+
+
+def _try_read_early_response(sock: socket.socket) -> RawResponse | None:
+    try:
+        sock.settimeout(2.0)
+        response, _ = _read_response(sock, "PATCH")
+        return response
+    except (OSError, ssl.SSLError, NetworkError):
+        return None
+
+
+def _recv_head(sock: socket.socket) -> tuple[bytes, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        part = sock.recv(65536)
+        if not part:
+            raise ConnectionResetError("the server closed the connection before answering")
+        data += part
+        if len(data) > MAX_HEAD:
+            raise NetworkError("the server's answer has an oversized header")
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def _read_response(sock: socket.socket, method: str) -> tuple[RawResponse, bool]:
+    """Read one HTTP/1.1 response. Returns it and whether the connection can be reused."""
+    head, rest = _recv_head(sock)
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
+        raise NetworkError(f"the server answered something that is not HTTP: {lines[0][:80]!r}")
+    status = int(parts[1])
+    reason = parts[2] if len(parts) > 2 else ""
+    headers: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers.append((name.strip(), value.strip()))
+    lower = {k.lower(): v for k, v in headers}
+    reusable = lower.get("connection", "").lower() != "close" and parts[0] == "HTTP/1.1"
+    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+        return RawResponse(status, reason, headers, b""), reusable
+    if "chunked" in lower.get("transfer-encoding", "").lower():
+        body, complete = _read_chunked(sock, rest)
+        return RawResponse(status, reason, headers, body), reusable and complete
+    if "content-length" in lower:
+        length = int(lower["content-length"])
+        body = rest
+        while len(body) < min(length, MAX_RESPONSE_BODY):
+            part = sock.recv(65536)
+            if not part:
+                break
+            body += part
+        complete = len(body) == length
+        return RawResponse(status, reason, headers, body[:MAX_RESPONSE_BODY]), reusable and complete
+    # No length: the body runs to the close (read a bounded part of it).
+    body = rest
+    with contextlib.suppress(OSError):
+        while len(body) < MAX_RESPONSE_BODY:
+            part = sock.recv(65536)
+            if not part:
+                break
+            body += part
+    return RawResponse(status, reason, headers, body[:MAX_RESPONSE_BODY]), False
+
+
+def _read_chunked(sock: socket.socket, data: bytes) -> tuple[bytes, bool]:
+    body = b""
+    while True:
+        while b"\r\n" not in data:
+            part = sock.recv(65536)
+            if not part:
+                return body, False
+            data += part
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            return body, len(body) < MAX_RESPONSE_BODY
+        while len(data) < size + 2:
+            part = sock.recv(65536)
+            if not part:
+                return body, False
+            data += part
+        body += data[:size]
+        data = data[size + 2 :]
+        if len(body) > MAX_RESPONSE_BODY:
+            return body[:MAX_RESPONSE_BODY], False
