@@ -81,7 +81,7 @@ class ProgressPrinter:
         states = {e.state for e in self.blobs.values()}
         state = next(
             (s.value for s in (BlobState.WAITING, BlobState.FINALIZING, BlobState.HASHING,
-                               BlobState.UPLOADING) if s in states),
+                               BlobState.UPLOADING, BlobState.DOWNLOADING) if s in states),
             "done",
         )  # fmt: skip
         return (
@@ -106,11 +106,14 @@ class ProgressPrinter:
         print(text, file=self.stream, flush=True)
 
     def finish(self) -> None:
+        """The last word: a final bar, or a final plain line (CI logs end with the totals)."""
         if self.style == "bar" and self._drawn:
             self._draw()
             self.stream.write("\n")
             self.stream.flush()
             self._drawn = False
+        elif self.style == "plain" and self.blobs:
+            self._line(self._summary())
 
 
 def _style(choice: str) -> str:
@@ -347,6 +350,86 @@ async def cmd_logout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registry_client(args: argparse.Namespace, registry: str) -> RegistryClient:
+    host = parse_registry(registry)
+    api_host = parse_reference(f"{host}/x").api_host
+    plain = True if getattr(args, "plain_http", False) else None
+    return RegistryClient(api_host, credentials=_credentials(args, host), plain_http=plain)
+
+
+async def cmd_catalog(args: argparse.Namespace) -> int:
+    from .browse import catalog_pages
+
+    async with _registry_client(args, args.registry) as client:
+        async for page in catalog_pages(client, page_size=args.page_size):
+            for name in page.items:
+                print(name, flush=False)
+            sys.stdout.flush()
+    return 0
+
+
+async def cmd_tags(args: argparse.Namespace) -> int:
+    from .browse import tag_pages
+
+    ref = parse_reference(args.repository)
+    async with _client(args, ref) as client:
+        async for page in tag_pages(client, ref.repository, page_size=args.page_size):
+            for tag in page.items:
+                print(tag, flush=False)
+            sys.stdout.flush()
+    return 0
+
+
+async def cmd_inspect(args: argparse.Namespace) -> int:
+    from .browse import inspect
+
+    ref = parse_reference(args.ref, default_tag="latest")
+    async with _client(args, ref) as client:
+        info = await inspect(client, ref.repository, ref.manifest_ref)
+    print(json.dumps(info.to_json(), indent=2))
+    return 0
+
+
+async def cmd_pull(args: argparse.Namespace) -> int:
+    from .download import pull
+
+    ref = parse_reference(args.ref, default_tag="latest")
+    printer = ProgressPrinter(_style(args.progress))
+    async with _client(args, ref) as client:
+        try:
+            result = await pull(
+                client, ref.repository, ref.manifest_ref, Path(args.output),
+                platform=args.platform, overwrite=args.overwrite, on_event=printer,
+            )  # fmt: skip
+        finally:
+            printer.finish()
+    for pulled in result.files:
+        print(pulled.path)
+    return 0
+
+
+async def cmd_delete(args: argparse.Namespace) -> int:
+    from .browse import delete, resolve_digest, tags_sharing_digest
+
+    ref = parse_reference(args.ref)
+    if not (ref.tag or ref.digest):
+        raise InvalidReference(f"name the tag or digest to delete in {args.ref!r}")
+    async with _client(args, ref) as client:
+        digest = ref.digest or await resolve_digest(client, ref.repository, ref.manifest_ref)
+        others = [t for t in await tags_sharing_digest(client, ref.repository, digest)
+                  if t != ref.tag]  # fmt: skip
+        if others and not args.yes:
+            print(
+                f"{digest} is also tagged {', '.join(others)}: deleting it removes those tags "
+                "too. Run again with --yes to delete anyway.",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+        deleted = await delete(client, ref.repository, digest)
+    print(f"deleted {ref.name}@{deleted}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hoist", description="Push large files and container images to OCI registries."
@@ -423,6 +506,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     logout = sub.add_parser("logout", help="remove stored credentials")
     logout.add_argument("registry")
+
+    def access(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--plain-http", action="store_true", help="use http:// (no TLS)")
+        p.add_argument("-u", "--username")
+        p.add_argument("--password-stdin", action="store_true")
+
+    catalog = sub.add_parser("catalog", help="list a registry's repositories, one per line")
+    catalog.add_argument("registry")
+    catalog.add_argument("--page-size", type=int, default=100)
+    access(catalog)
+
+    tags = sub.add_parser("tags", help="list a repository's tags, one per line")
+    tags.add_argument("repository", metavar="REPO")
+    tags.add_argument("--page-size", type=int, default=100)
+    access(tags)
+
+    inspect = sub.add_parser("inspect", help="describe a manifest as JSON")
+    inspect.add_argument("ref", metavar="REF")
+    access(inspect)
+
+    pull = sub.add_parser("pull", help="download an artifact's files (resumable, verified)")
+    pull.add_argument("ref", metavar="REF")
+    pull.add_argument("-o", "--output", default=".", help="folder to write into (default: .)")
+    pull.add_argument("--platform", help="which platform of a multi-arch image")
+    pull.add_argument("--overwrite", action="store_true", help="replace existing folders")
+    pull.add_argument("--progress", choices=("auto", "bar", "plain", "json"), default="auto")
+    access(pull)
+
+    delete = sub.add_parser("delete", help="delete a tag's manifest (where the registry allows)")
+    delete.add_argument("ref", metavar="REF")
+    delete.add_argument("--yes", action="store_true", help="even when other tags share it")
+    access(delete)
     return parser
 
 
@@ -434,6 +549,11 @@ COMMANDS = {
     "profile": cmd_profile,
     "login": cmd_login,
     "logout": cmd_logout,
+    "catalog": cmd_catalog,
+    "tags": cmd_tags,
+    "inspect": cmd_inspect,
+    "pull": cmd_pull,
+    "delete": cmd_delete,
 }
 
 
