@@ -41,7 +41,7 @@ async def test_catalog_tags_inspect_pull_delete(
     assert (out / "weights.bin").read_bytes() == a.read_bytes()
     assert (out / "notes.txt").read_bytes() == b.read_bytes()
 
-    deleted = hoist_cli("delete", f"{reg.host}/cli/model@{digest}")  # no other tag shares it
+    deleted = hoist_cli("delete", f"{reg.host}/cli/model:v1")  # no other tag shares its digest
     assert deleted.returncode == 0, deleted.stderr
     gone = hoist_cli("inspect", f"{reg.host}/cli/model@{digest}")
     assert gone.returncode == 1 and "MANIFEST_UNKNOWN" in gone.stderr
