@@ -71,6 +71,7 @@ class UploadStatus:
     location: str
     offset: int
     min_chunk: int = 0
+    known: bool = True  # False: the registry sent no usable `Range` (missing or junk)
 
 
 @dataclass
@@ -346,7 +347,10 @@ class RegistryClient:
         location = (
             self._location(response) if response.headers.get("Location") else fallback_location
         )
-        return UploadStatus(location, parse_range_end(response.headers.get("Range")))
+        value = response.headers.get("Range")
+        offset = parse_range_end(value)
+        known = value is not None and (offset > 0 or value.strip().removeprefix("bytes=") == "0-0")
+        return UploadStatus(location, offset, known=known)
 
     async def upload_status(self, location: str) -> UploadStatus:
         """GET the upload URL: where the registry stands (204, `Range: 0-N`)."""

@@ -303,26 +303,36 @@ class BlobUpload:
         self._high_water = record.acknowledged
         assert record.location
         try:
-            status = await self._status_with_retry(record.location)
+            await self._adopt(await self._status_with_retry(record.location))
         except UploadSessionLost as exc:
-            await self._restart(
-                f"the registry no longer has the upload session ({exc.code or exc.status})"
-            )
-            return
-        await self._adopt(status)
+            await self._restart(f"the registry no longer has the upload session ({_code(exc)})")
 
     async def _adopt(self, status: UploadStatus) -> None:
-        """Take the registry's word for how much it holds (and its newest Location)."""
+        """Take the registry's word for how much it holds (and its newest Location).
+
+        Raises UploadSessionLost when that word makes no sense (no usable `Range`, or more than
+        could have been sent): the only safe way on is a new session.
+        """
         record = self.record
+        offset = status.offset
+        could_hold = max(
+            self._high_water, record.acknowledged + self._chunk_len(record.acknowledged)
+        )
+        if status.known and offset == could_hold + 1:
+            offset = could_hold  # Quay reports the end one too high
+        if not status.known or offset > could_hold or offset > record.size:
+            raise UploadSessionLost(
+                f"the registry's upload status made no sense (Range {offset - 1 if offset else 0})",
+                status=0,
+            )
         record.location = status.location
-        if status.offset > self.hasher.position:
+        if offset > self.hasher.position:
             # It holds more than we know was acknowledged (a PATCH whose 202 we never saw, on a
             # registry that keeps partial chunks): hash up to there and carry on.
-            gap = await asyncio.to_thread(
-                hash_file_range, record.source.path, record.source.offset, status.offset
+            self.hasher = await asyncio.to_thread(
+                hash_file_range, record.source.path, record.source.offset, offset
             )
-            self.hasher = gap
-        record.acknowledged = min(status.offset, record.size)
+        record.acknowledged = offset
         record.prefix_digest = self._prefix_digest_at(record.acknowledged)
         self._high_water = max(self._high_water, record.acknowledged)
         await self._save()
@@ -426,20 +436,27 @@ class BlobUpload:
 
     async def _shrink(self, exc: RegistryError, length: int) -> None:
         """413 (a proxy's body limit) or 416 (GHCR's 4 MiB limit, or an out-of-order chunk):
-        ask where the registry stands; if the chunk was too large, halve it and remember."""
+        ask where the registry stands; if the chunk was too large, halve it and remember. A 416
+        that the registry's status doesn't explain (it says `0-0` but holds a byte) can only be
+        settled by a new session."""
         too_large = isinstance(exc, RequestTooLarge) or "exceed" in exc.message.lower()
         try:
             status = await self._status_with_retry(self.record.location or "")
         except UploadSessionLost as lost:
-            await self._restart(
-                f"the registry dropped the upload session ({lost.code or lost.status})"
-            )
+            await self._restart(f"the registry dropped the upload session ({_code(lost)})")
             if not too_large:
                 return
             status = None
-        if status is not None and status.offset != self.record.acknowledged:
-            await self._adopt(status)  # it was out of order: continue from the registry's place
-            return
+        if not too_large:
+            if status is not None and status.known and status.offset != self.record.acknowledged:
+                await self._adopt(status)  # out of order: continue from the registry's place
+                return
+            raise UploadSessionLost(
+                f"the registry refused the chunk at byte {self.record.acknowledged} ({_code(exc)}) "
+                "and its status doesn't say why",
+                status=exc.status,
+                code=exc.code,
+            )
         if status is not None:
             self.record.location = status.location
         smaller = max(length // 2, self._min_chunk, SMALLEST_CHUNK)
@@ -448,9 +465,8 @@ class BlobUpload:
         self._chunk = smaller
         self.record.chunk_size = smaller
         self._learn("max_chunk", smaller)
-        self._emit(
-            BlobState.UPLOADING, f"the registry refused a {length} byte chunk; using {smaller}"
-        )
+        msg = f"the registry refused a {length} byte chunk; using {smaller}"
+        self._emit(BlobState.UPLOADING, msg)
 
     def _learn(self, key: str, value: int | bool) -> None:
         if self.settings.on_limit is not None:
