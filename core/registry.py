@@ -156,6 +156,7 @@ class RegistryClient:
     auth: RegistryAuth | None = field(default=None, init=False, repr=False)
     pacer: Pacer = field(default_factory=Pacer, init=False, repr=False)
     _sender: FileBodySender | None = field(default=None, init=False, repr=False)
+    _connect_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     async def __aenter__(self) -> RegistryClient:
         return self
@@ -202,6 +203,12 @@ class RegistryClient:
     async def _ensure(self) -> httpx.AsyncClient:
         if self._client is not None:
             return self._client
+        async with self._connect_lock:  # two first requests at once must not both connect
+            if self._client is None:
+                self._client = await self._connect()
+            return self._client
+
+    async def _connect(self) -> httpx.AsyncClient:
         if self.plain_http or (self.plain_http is None and is_loopback_host(self.host)):
             client = self._make_clients("http")
             if not self.plain_http and await self._speaks_tls_only(client):
@@ -211,7 +218,6 @@ class RegistryClient:
                 client = self._make_clients("https")
         else:
             client = self._make_clients("https")
-        self._client = client
         return client
 
     async def _speaks_tls_only(self, client: httpx.AsyncClient) -> bool:
