@@ -39,6 +39,9 @@ class TransferItem:
     finalizing_since: float | None = None
     task: asyncio.Task[None] | None = None
     pause_event: asyncio.Event = field(default_factory=asyncio.Event)
+    save_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    saves_asked: int = 0
+    saves_done: int = 0
     rate_estimator: RateEstimator = field(default_factory=RateEstimator)
 
     @property
@@ -129,6 +132,7 @@ class TransferQueue:
         self.listeners: list[Listener] = []
         self._clients: dict[tuple[str, bool | None], RegistryClient] = {}
         self._closing = False
+        self._writes: set[asyncio.Task[None]] = set()
 
     # -- listeners ----------------------------------------------------------------------------
 
@@ -162,7 +166,7 @@ class TransferQueue:
         elif start and transfer.state != TransferState.DONE:
             transfer.state = TransferState.QUEUED
         self.items.append(item)
-        self.journal.save(transfer.id, transfer.to_json())
+        self._save(item)
         self._notify("added", item)
         self._schedule()
         return item
@@ -253,13 +257,48 @@ class TransferQueue:
         if item.running:
             raise HoistError("pause or cancel the transfer before removing it")
         self.items.remove(item)
-        self.journal.remove(transfer_id)
+        item.saves_asked += 1
+
+        async def forget() -> None:
+            async with item.save_lock:  # after any write in flight, and no write after it
+                item.saves_done = item.saves_asked = 1 << 62
+                await asyncio.to_thread(self.journal.remove, transfer_id)
+
+        task = asyncio.get_running_loop().create_task(forget())
+        self._writes.add(task)
+        task.add_done_callback(self._write_done)
         self._notify("removed", item)
 
     # -- running ------------------------------------------------------------------------------
 
     def _save(self, item: TransferItem) -> None:
-        self.journal.save(item.id, item.transfer.to_json())
+        """Write the item's journal entry in a worker thread (an fsync can take long enough to
+        stall the window). Writes of one item are ordered, and a write overtaken by a newer one
+        is skipped. While the transfer runs, its TransferRun checkpoints it instead."""
+        item.saves_asked += 1
+        number = item.saves_asked
+        doc = item.transfer.to_json()
+
+        async def write() -> None:
+            async with item.save_lock:
+                if number < item.saves_done:  # overtaken by a newer write, or removed
+                    return
+                await asyncio.to_thread(self.journal.save, item.id, doc)
+                item.saves_done = number
+
+        task = asyncio.get_running_loop().create_task(write())
+        self._writes.add(task)
+        task.add_done_callback(self._write_done)
+
+    def _write_done(self, task: asyncio.Task[None]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("journal write failed: %s", task.exception())
+
+    async def flush(self) -> None:
+        """Wait for pending journal writes (before quitting)."""
+        while self._writes:
+            await asyncio.gather(*list(self._writes), return_exceptions=True)
 
     def _client(self, transfer: Transfer) -> RegistryClient:
         key = (transfer.target.api_host, transfer.plain_http)
@@ -333,6 +372,7 @@ class TransferQueue:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
+        await self.flush()
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()

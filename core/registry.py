@@ -177,10 +177,11 @@ class RegistryClient:
 
     def _make_clients(self, scheme: str) -> httpx.AsyncClient:
         timeout = httpx.Timeout(self.timeout, connect=15.0)
+        verify = self.tls.verify()
         common: dict[str, object] = {
             "timeout": timeout,
             "headers": {"User-Agent": USER_AGENT},
-            "verify": self.tls.verify(),
+            "verify": verify,
         }
         if self.transport is not None:
             common["transport"] = self.transport
@@ -197,7 +198,7 @@ class RegistryClient:
             self._sender.close()
         self._sender = None
         if self.transport is None and not _proxied(base):
-            self._sender = FileBodySender(self.tls.verify(), self.timeout, USER_AGENT)
+            self._sender = FileBodySender(verify, self.timeout, USER_AGENT)
         return client
 
     async def _ensure(self) -> httpx.AsyncClient:
@@ -209,15 +210,17 @@ class RegistryClient:
             return self._client
 
     async def _connect(self) -> httpx.AsyncClient:
+        # Clients are built in a worker thread: loading the CA store for an SSL context takes
+        # tens of milliseconds, enough to stall a window's event loop.
         if self.plain_http or (self.plain_http is None and is_loopback_host(self.host)):
-            client = self._make_clients("http")
+            client = await asyncio.to_thread(self._make_clients, "http")
             if not self.plain_http and await self._speaks_tls_only(client):
                 await client.aclose()
                 assert self._token_client is not None
                 await self._token_client.aclose()
-                client = self._make_clients("https")
+                client = await asyncio.to_thread(self._make_clients, "https")
         else:
-            client = self._make_clients("https")
+            client = await asyncio.to_thread(self._make_clients, "https")
         return client
 
     async def _speaks_tls_only(self, client: httpx.AsyncClient) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,17 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
 AUTH_USER = DEFAULT_USER
 AUTH_PASSWORD = DEFAULT_PASSWORD
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_on_the_main_thread() -> Iterator[None]:
+    """Free what a test left (a finished qasync loop and its Qt timers) on the main thread.
+
+    Otherwise the collector may run in a worker thread of a later test, where Qt refuses to
+    stop those timers ("Timers cannot be stopped from another thread") or crashes.
+    """
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")
