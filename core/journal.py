@@ -9,9 +9,11 @@ a later Hoist read an older journal. The journal never holds a password or token
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,16 @@ class TransferJournal:
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or state_dir() / "transfers"
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Remove temporary files a killed write left behind (older than a minute, so a write
+        in flight in another Hoist process is never touched)."""
+        cutoff = time.time() - 60
+        for tmp in self.root.glob(".*.json.*.tmp"):
+            with contextlib.suppress(OSError):
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
 
     def path(self, transfer_id: str) -> Path:
         if not transfer_id or "/" in transfer_id or transfer_id.startswith("."):

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .artifact import (
     CREATED,
@@ -29,7 +31,7 @@ from .artifact import (
 )
 from .content import FileRange
 from .digest import hash_file_range
-from .errors import HoistError
+from .errors import HoistError, RegistryError
 from .journal import TransferJournal
 from .manifest import OCI_EMPTY_DATA
 from .paths import state_dir
@@ -37,6 +39,8 @@ from .progress import BlobState, ProgressCallback, TransferEvent
 from .reference import Reference, parse_reference
 from .registry import RegistryClient
 from .upload import BlobRecord, BlobUpload, TransferPaused, UploadSettings, fresh_record
+
+T = TypeVar("T")
 
 
 class TransferState(StrEnum):
@@ -365,8 +369,33 @@ class TransferRun:
             for record in pending:
                 group.create_task(one(record))
 
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Call until it works, waiting out temporary errors (network, 429, 5xx) with the
+        blobs' retry policy. For idempotent steps: the config blob and manifest PUTs."""
+        policy = self.settings.retry
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except HoistError as exc:
+                if not exc.temporary:
+                    raise
+                attempt += 1
+                retry_after = exc.retry_after if isinstance(exc, RegistryError) else None
+                wait = policy.delay(attempt, retry_after)
+                if (
+                    policy.give_up_after is not None
+                    and time.monotonic() - started + wait > policy.give_up_after
+                ):
+                    raise
+                await asyncio.sleep(wait)
+
     async def _push_bytes(self, digest: str, data: bytes) -> None:
         """A small blob held in memory (the empty config): HEAD, else POST + PUT."""
+        await self._retrying(lambda: self._push_bytes_once(digest, data))
+
+    async def _push_bytes_once(self, digest: str, data: bytes) -> None:
         repo = self.transfer.target.repository
         if await self.client.blob_size(repo, digest) == len(data):
             return
@@ -384,8 +413,10 @@ class TransferRun:
         from .manifest import OCI_MANIFEST
 
         target = transfer.target
-        return await self.client.put_manifest(
-            target.repository, target.tag or target.digest or "latest", data, OCI_MANIFEST
+        return await self._retrying(
+            lambda: self.client.put_manifest(
+                target.repository, target.tag or target.digest or "latest", data, OCI_MANIFEST
+            )
         )
 
     async def _push_image_manifests(self) -> str:
@@ -394,11 +425,15 @@ class TransferRun:
         target = transfer.target
         *children, top = transfer.manifests
         for manifest in children:
-            await self.client.put_manifest(
-                target.repository, manifest.digest, manifest.data, manifest.media_type
-            )
+            put = functools.partial(
+                self.client.put_manifest,
+                target.repository, manifest.digest, manifest.data, manifest.media_type,
+            )  # fmt: skip
+            await self._retrying(put)
         ref = target.tag or target.digest or top.digest
-        digest = await self.client.put_manifest(target.repository, ref, top.data, top.media_type)
+        digest = await self._retrying(
+            lambda: self.client.put_manifest(target.repository, ref, top.data, top.media_type)
+        )
         if digest != top.digest:
             raise HoistError(
                 f"the registry stored the manifest as {digest}, not {top.digest}",

@@ -257,7 +257,9 @@ class BlobUpload:
                 )
 
     async def _already_there(self, digest: str) -> bool:
-        size = await self.client.blob_size(self.repository, digest)
+        size = await self._with_retry(
+            lambda: self.client.blob_size(self.repository, digest), "checking the registry"
+        )
         if size is None or size != self.record.size:
             return False
         self.record.state = BlobState.EXISTS
@@ -324,6 +326,7 @@ class BlobUpload:
             raise UploadSessionLost(
                 f"the registry's upload status made no sense (Range {offset - 1 if offset else 0})",
                 status=0,
+                code="RANGE_INVALID",
             )
         record.location = status.location
         if offset > self.hasher.position:
@@ -638,7 +641,10 @@ class BlobUpload:
             except (NetworkError, RegistryError) as exc:
                 if isinstance(exc, RegistryError) and not exc.temporary:
                     raise
-                if await self.client.blob_size(self.repository, digest) == record.size:
+                size = await self._with_retry(
+                    lambda: self.client.blob_size(self.repository, digest), "checking the upload"
+                )
+                if size == record.size:
                     break
                 await self._wait(self.settings.retry.delay(1), "the upload broke")
                 continue

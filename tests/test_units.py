@@ -217,3 +217,24 @@ def test_core_never_imports_qt() -> None:
                 names = [node.module]
             for name in names:
                 assert not name.startswith(("PySide6", "qasync", "gui")), f"{path}: {name}"
+
+
+def test_journal_sweeps_temp_files_a_killed_write_left(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from core.journal import TransferJournal
+
+    root = tmp_path / "transfers"
+    root.mkdir()
+    stale = root / ".t1.json.abc123.tmp"
+    fresh = root / ".t2.json.def456.tmp"  # a write in flight in another process
+    for path in (stale, fresh):
+        path.write_text("{")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    journal = TransferJournal(root)
+    journal.save("t3", {"id": "t3"})
+    assert not stale.exists() and fresh.exists()
+    assert journal.ids() == ["t3"]
+    assert (root / "t3.json").stat().st_mode & 0o777 == 0o600

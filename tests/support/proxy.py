@@ -713,7 +713,6 @@ class FaultProxy:
         except Exception:
             abort = True
         finally:
-            self._tasks.discard(task)
             for w in (client_w, up_w):
                 if w is None:
                     continue
@@ -726,6 +725,7 @@ class FaultProxy:
                     if w is not None:
                         with contextlib.suppress(Exception):
                             await asyncio.wait_for(w.wait_closed(), 2)
+            self._tasks.discard(task)  # last: stop() must still cancel and await it until here
 
     async def _run_conn(self, conn: _Conn) -> bool:
         """Pump both directions; True if the connection must end with a reset."""
@@ -825,11 +825,14 @@ class FaultProxy:
                 # Unsolicited bytes stay buffered and are read as the next response.
         finally:
             # Cancelling a pending read or queue get loses nothing (both are cancel-safe).
-            for fut in (get, watch):
-                if fut is not None and not fut.done():
-                    fut.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await fut
+            # asyncio.wait never raises their CancelledError: suppressing it here would also
+            # swallow a cancel of this task (3.11 delivers it through the awaited one), and after
+            # a cut `_pump_responses` would wait on the upstream while the client hangs.
+            leftovers = [f for f in (get, watch) if f is not None and not f.done()]
+            for fut in leftovers:
+                fut.cancel()
+            if leftovers:
+                await asyncio.wait(leftovers)
 
     async def _pump_responses(self, conn: _Conn) -> None:
         """Upstream → client, in request order; canned answers are slotted in the same order."""
