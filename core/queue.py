@@ -110,8 +110,11 @@ class TransferQueue:
     Args:
         journal: where transfers are kept across restarts.
         settings: a factory for each transfer's UploadSettings (chunk size, retry policy).
-        credentials: looks up credentials for a registry host (blocking: run in a thread).
+        credentials: looks up credentials for a registry host; called when a client is made, so
+            it must not block (the window passes a cache it fills in worker threads).
         max_active: transfers uploading at once.
+        client_factory: makes the client for a transfer's registry (the window's registry
+            settings: TLS choices, credentials); by default a plain one from `credentials`.
     """
 
     def __init__(
@@ -122,12 +125,14 @@ class TransferQueue:
         credentials: Callable[[str], Credentials | None] | None = None,
         max_active: int = 2,
         limiter: BandwidthLimiter | None = None,
+        client_factory: Callable[[Transfer], RegistryClient] | None = None,
     ) -> None:
         self.journal = journal
         self.settings_factory = settings
         self.credentials = credentials
         self._max_active = max_active
         self.limiter = limiter or BandwidthLimiter()
+        self.client_factory = client_factory
         self.items: list[TransferItem] = []
         self.listeners: list[Listener] = []
         self._clients: dict[tuple[str, bool | None], RegistryClient] = {}
@@ -304,12 +309,25 @@ class TransferQueue:
         key = (transfer.target.api_host, transfer.plain_http)
         client = self._clients.get(key)
         if client is None:
-            creds = self.credentials(transfer.target.registry) if self.credentials else None
-            client = RegistryClient(
-                transfer.target.api_host, credentials=creds, plain_http=transfer.plain_http
-            )
+            if self.client_factory is not None:
+                client = self.client_factory(transfer)
+            else:
+                creds = self.credentials(transfer.target.registry) if self.credentials else None
+                client = RegistryClient(
+                    transfer.target.api_host, credentials=creds, plain_http=transfer.plain_http
+                )
             self._clients[key] = client
         return client
+
+    async def forget_clients(self, host: str | None = None) -> None:
+        """Drop cached clients (after a login or a change of TLS settings): the next transfer to
+        that registry connects anew. Clients in use by a running transfer are kept until the
+        transfer ends."""
+        busy = {id(self._client(item.transfer)) for item in self.items if item.running}
+        for key, client in list(self._clients.items()):
+            if (host is None or key[0] == host) and id(client) not in busy:
+                del self._clients[key]
+                await client.aclose()
 
     def _schedule(self) -> None:
         if self._closing:
@@ -362,8 +380,18 @@ class TransferQueue:
             self._schedule()
 
     async def aclose(self) -> None:
-        """Pause everything at once (the journal keeps where each stands) and close clients."""
+        """Stop everything at once and close clients; the journal keeps where each stands.
+
+        Transfers that were uploading or waiting their turn are written back as queued (they
+        were interrupted, not paused), so "resume on start-up" resumes them next time; a
+        transfer the user paused stays paused.
+        """
         self._closing = True
+        interrupted = [
+            item
+            for item in self.items
+            if item.state in (TransferState.RUNNING, TransferState.QUEUED)
+        ]
         tasks = [item.task for item in self.items if item.task is not None]
         for task in tasks:
             task.cancel()
@@ -372,6 +400,10 @@ class TransferQueue:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
+        for item in interrupted:
+            if item.state in (TransferState.PAUSED, TransferState.RUNNING, TransferState.QUEUED):
+                item.transfer.state = TransferState.QUEUED
+                self._save(item)
         await self.flush()
         for client in self._clients.values():
             await client.aclose()

@@ -502,6 +502,9 @@ class RegistryClient:
             for sock in sockets:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+            # The worker ends with BodyAborted (or the error the shut socket gave it): that is
+            # the expected end of a cancelled send, retrieved here so it is never reported.
+            job.add_done_callback(lambda f: f.cancelled() or f.exception())
             with contextlib.suppress(BaseException):
                 await asyncio.wait([job], timeout=30)
             raise

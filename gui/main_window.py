@@ -1,0 +1,1020 @@
+"""The main window: registry selector, Transfers and Browse, drops, menus, status bar, tray.
+
+Services come in through `AppContext` (settings, queue, credentials, demo registry); the window
+wires widgets to them and holds no transfer logic of its own. Background work is a task kept in
+`self.tasks` until it ends; every problem reaches the user as a sentence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QKeySequence,
+    QPixmap,
+)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QSizePolicy,
+    QStyle,
+    QSystemTrayIcon,
+    QTabBar,
+    QTabWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core import __version__
+from core.bandwidth import BandwidthLimiter
+from core.demo_registry import HOW_TO_ADD_A_REGISTRY, DemoRegistry
+from core.errors import HoistError
+from core.journal import TransferJournal
+from core.queue import TransferItem, TransferQueue
+from core.reference import Reference
+from core.registry import RegistryClient
+from core.transfer import Transfer, TransferState
+from core.units import format_rate, format_size
+
+from . import icons
+from .add_sheet import AddSheet
+from .planning import (
+    CredentialCache,
+    SourceChoice,
+    classify_sources,
+    image_support,
+    make_client,
+)
+from .settings import DEMO_REGISTRY_NAME, RegistrySettings, Settings, SettingsStore
+from .settings_dialog import RateLimitBox, SettingsDialog
+from .transfers import (
+    FILTERS,
+    SHORTCUTS,
+    TransferController,
+    TransferModel,
+    TransferView,
+    clipboard_copy,
+    filter_label,
+    transfer_actions,
+)
+
+log = logging.getLogger(__name__)
+
+#: A transfer that ran at least this long gets a notification when it ends.
+LONG_TRANSFER = 60.0
+
+
+@dataclass
+class AppContext:
+    """The services the window works with (built by `gui.app`, or by tests)."""
+
+    settings: Settings
+    store: SettingsStore
+    queue: TransferQueue
+    credentials: CredentialCache
+    demo: DemoRegistry | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, store: SettingsStore | None = None) -> AppContext:
+        """Settings from disk and a queue over the journal (no transfer is loaded yet)."""
+        store = store or SettingsStore()
+        settings, problem = store.load()
+        credentials = CredentialCache()
+        ctx: AppContext
+
+        def upload_settings() -> Any:
+            return ctx.settings.upload_settings()
+
+        def client_for(transfer: Transfer) -> RegistryClient:
+            """The transfer's registry as the user set it up (TLS choices, credentials)."""
+            registry = ctx.settings.registry_for_host(transfer.target.registry)
+            creds = credentials.get(transfer.target.registry)
+            if registry is None:
+                return RegistryClient(
+                    transfer.target.api_host, credentials=creds, plain_http=transfer.plain_http
+                )
+            return make_client(registry, creds)
+
+        queue = TransferQueue(
+            TransferJournal(),
+            settings=upload_settings,
+            credentials=credentials.get,
+            max_active=settings.max_active,
+            limiter=BandwidthLimiter(settings.rate_limit),
+            client_factory=client_for,
+        )
+        ctx = cls(settings, store, queue, credentials)
+        if problem:
+            ctx.problems.append(problem)
+        return ctx
+
+    async def save_settings(self) -> None:
+        """Write the settings in a worker thread (one fsync); a failure is logged and shown."""
+        await asyncio.to_thread(self.store.save, self.settings)
+
+
+class FinishNotifier:
+    """Decides which ended transfers deserve a notification: those that ran a long time.
+
+    A queue listener (no Qt). `notify(title, message, failed)` shows it.
+    """
+
+    def __init__(
+        self,
+        notify: Callable[[str, str, bool], None],
+        *,
+        threshold: float = LONG_TRANSFER,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.notify = notify
+        self.threshold = threshold
+        self.clock = clock
+        self._started: dict[str, float] = {}
+        self._states: dict[str, TransferState] = {}
+
+    def __call__(self, kind: str, item: TransferItem) -> None:
+        if kind == "removed":
+            self._started.pop(item.id, None)
+            self._states.pop(item.id, None)
+            return
+        state = item.state
+        before = self._states.get(item.id)
+        self._states[item.id] = state
+        if state == TransferState.RUNNING:
+            self._started.setdefault(item.id, self.clock())
+            return
+        if state == before or state not in (TransferState.DONE, TransferState.FAILED):
+            return
+        started = self._started.pop(item.id, None)
+        if started is None or self.clock() - started < self.threshold:
+            return
+        name = item.transfer.name
+        if state == TransferState.DONE:
+            self.notify("Push finished", f"{name} is in {item.transfer.target}", False)
+        else:
+            self.notify("Push failed", f"{name}: {item.transfer.error or 'failed'}", True)
+
+
+class MessageDialog(QDialog):
+    """A small non-blocking message: an icon, selectable text, and OK.
+
+    Used instead of QMessageBox, which fixes its own size after it is shown (a size hint the
+    offscreen platform of the tests can't take, and a jump on screen for users).
+    """
+
+    def __init__(
+        self, title: str, text: str, parent: QWidget | None = None, *, informative: str = "",
+        pixmap: QPixmap | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(parent)
+        self.setObjectName("message-dialog")
+        self.setWindowTitle(title)
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.text_label = QLabel(text, self)
+        self.text_label.setObjectName("message-text")
+        self.text_label.setWordWrap(True)
+        self.text_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.informative_label = QLabel(informative, self)
+        self.informative_label.setWordWrap(True)
+        self.informative_label.setVisible(bool(informative))
+        icon = QLabel(self)
+        if pixmap is None:
+            pixmap = (
+                self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning).pixmap(48, 48)
+            )
+        icon.setPixmap(pixmap)
+        icon.setAlignment(Qt.AlignmentFlag.AlignTop)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok, self)
+        buttons.accepted.connect(self.accept)
+        texts = QVBoxLayout()
+        texts.addWidget(self.text_label)
+        texts.addWidget(self.informative_label)
+        texts.addStretch(1)
+        row = QHBoxLayout()
+        row.addWidget(icon)
+        row.addLayout(texts, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(row)
+        layout.addWidget(buttons)
+        self.setMinimumSize(QSize(380, 120).expandedTo(self.minimumSizeHint()))
+
+    def text(self) -> str:
+        return self.text_label.text()
+
+
+def browse_pane_factory() -> type[QWidget] | None:
+    """gui.browse.BrowsePane when that module is present (it is written separately)."""
+    try:
+        from gui.browse import BrowsePane
+    except ImportError:
+        return None
+    return BrowsePane
+
+
+def registry_dialog_factory() -> type[QDialog] | None:
+    """gui.registry_dialog.RegistryDialog when present (it stores passwords in the keyring)."""
+    try:
+        from gui.registry_dialog import RegistryDialog
+    except ImportError:
+        return None
+    return RegistryDialog
+
+
+def _construct(cls: type[QWidget], available: dict[str, Any]) -> QWidget:
+    """Build a pane with the services its constructor names (so either side can grow)."""
+    params = inspect.signature(cls).parameters
+    kwargs = {name: value for name, value in available.items() if name in params}
+    return cls(**kwargs)
+
+
+class MainWindow(QMainWindow):
+    """Hoist's window.
+
+    Signals:
+        closing(): the window was closed; the app pauses transfers and quits.
+        sheet_opened(AddSheet): an add sheet was shown (tests fill it in).
+        error_shown(str): a sentence was shown to the user.
+    """
+
+    closing = Signal()
+    sheet_opened = Signal(object)
+    error_shown = Signal(str)
+
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.add_sheet: AddSheet | None = None
+        self.settings_dialog: SettingsDialog | None = None
+        self.registry_dialog: QDialog | None = None
+        self.last_error = ""
+        self.notifications: list[tuple[str, str]] = []
+        self.setObjectName("main-window")
+        self.setWindowTitle("Hoist")
+        self.setWindowIcon(icons.app_icon())
+        self.setAcceptDrops(True)
+        self.resize(1100, 620)
+
+        self.model = TransferModel(ctx.queue, self)
+        self._browse_cls = browse_pane_factory()
+        self.controller = TransferController(
+            ctx.queue,
+            copy_text=clipboard_copy,
+            show_in_browse=self.show_in_browse if self._browse_cls is not None else None,
+            on_error=self.show_error,
+        )
+        self.view = TransferView(self.model, self.controller)
+
+        self._build_actions()
+        self._build_central()
+        self._build_toolbar()
+        self._build_menus()
+        self._build_status_bar()
+        self._build_tray()
+
+        self.notifier = FinishNotifier(self._notify)
+        ctx.queue.listeners.append(self.notifier)
+        self.model.totals_changed.connect(self._update_totals)
+        self.model.totals_changed.connect(self._update_global_actions)
+        self.model.counts_changed.connect(self._update_filter_labels)
+        self.model.rowsInserted.connect(self._update_empty_state)
+        self.model.rowsRemoved.connect(self._update_empty_state)
+        self._save_timer = QTimer(self)
+        self._save_timer.setSingleShot(True)
+        self._save_timer.setInterval(800)
+        self._save_timer.timeout.connect(self.save_settings)
+        self._save_pending = False
+
+        self._fill_registry_combo()  # login states follow once `refresh_registries` ran
+        self._update_totals()
+        self._update_global_actions()
+        self._update_filter_labels(self.model.counts())
+        self._update_empty_state()
+        self.update_demo_banner()
+        for problem in ctx.problems:
+            self.show_error(problem)
+        # An explicit minimum: the layout then never changes the window's size limits after
+        # it is shown (banners and messages come and go without the window jumping).
+        self.setMinimumSize(720, 420)
+
+    # -- construction ------------------------------------------------------------------------
+
+    def _action(
+        self, text: str, slot: Callable[[], Any],
+        shortcut: str | QKeySequence | QKeySequence.StandardKey | None = None,
+        icon: str | None = None, tip: str = "",
+    ) -> QAction:  # fmt: skip
+        action = QAction(text, self)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+        if icon:
+            action.setIcon(icons.icon(icon))
+            action.setData(icon)
+        if tip:
+            action.setToolTip(tip)
+            action.setStatusTip(tip)
+        action.triggered.connect(lambda _checked=False: slot())
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        self.add_files_action = self._action(
+            "Add files…", self.pick_files, "Ctrl+O", "add-files",
+            "Push files (or drop them on the window)",
+        )  # fmt: skip
+        self.add_folder_action = self._action(
+            "Add folder…", self.pick_folder, "Ctrl+Shift+O", None, "Push a folder as a tar.gz"
+        )
+        self.add_image_action = self._action(
+            "Add image…", self.pick_image, "Ctrl+I", "add-image",
+            "Push a container image (docker save tarball, OCI archive or layout)",
+        )  # fmt: skip
+        self.add_image_action.setEnabled(image_support())
+        self.add_layout_action = self._action(
+            "Add image folder (OCI layout)…", self.pick_image_folder, None, None
+        )
+        self.add_layout_action.setEnabled(image_support())
+        self.pause_all_action = self._action(
+            "Pause all", self.controller.pause_all, SHORTCUTS["pause_all"], "pause"
+        )
+        self.resume_all_action = self._action(
+            "Resume all", self.controller.resume_all, SHORTCUTS["resume_all"], "resume"
+        )
+        self.settings_action = self._action(
+            "Settings…", self.open_settings, QKeySequence.StandardKey.Preferences, "settings"
+        )
+        if self.settings_action.shortcut().isEmpty():
+            self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
+        self.add_registry_action = self._action(
+            "Add registry…", self.add_registry, None, None,
+            "Add a registry (its password goes to the system keyring)",
+        )  # fmt: skip
+        self.edit_registry_action = self._action(
+            "Edit registry…", self.edit_registry, None, None, "Address, username, password, TLS"
+        )
+        self.about_action = self._action("About Hoist", self.about)
+        self.quit_action = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.view.global_actions = {
+            "pause_all": self.pause_all_action,
+            "resume_all": self.resume_all_action,
+        }
+
+    def _build_central(self) -> None:
+        self.banner = QFrame(self)
+        self.banner.setObjectName("demo-banner")
+        self.banner.setFrameShape(QFrame.Shape.StyledPanel)
+        self.banner_label = QLabel(self.banner)
+        self.banner_label.setWordWrap(True)
+        self.banner_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.demo_button = QPushButton("Start a local registry", self.banner)
+        self.demo_button.setObjectName("start-demo")
+        self.demo_button.clicked.connect(lambda: self.spawn(self.start_demo()))
+        self.banner_settings = QPushButton("Add a registry…", self.banner)
+        self.banner_settings.clicked.connect(self.add_registry)
+        self.banner_close = QPushButton("Not now", self.banner)
+        self.banner_close.clicked.connect(self.decline_demo)
+        row = QHBoxLayout(self.banner)
+        row.addWidget(self.banner_label, 1)
+        row.addWidget(self.demo_button)
+        row.addWidget(self.banner_settings)
+        row.addWidget(self.banner_close)
+
+        self.filter_bar = QTabBar(self)
+        self.filter_bar.setObjectName("status-filter")
+        self.filter_bar.setDrawBase(False)
+        self.filter_bar.setExpanding(False)
+        for name in FILTERS:
+            index = self.filter_bar.addTab(filter_label(name, {}))
+            self.filter_bar.setTabData(index, name)
+        self.filter_bar.currentChanged.connect(
+            lambda i: self.view.proxy.set_status_filter(str(self.filter_bar.tabData(i)))
+        )
+        self.empty_hint = QLabel(
+            "Drop files, folders or container images here, or use Add files… or Add image…\n"
+            "Transfers survive restarts: close Hoist at any time and resume later.",
+            self,
+        )
+        self.empty_hint.setObjectName("empty-hint")
+        self.empty_hint.setWordWrap(True)
+        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_hint.setEnabled(False)  # drawn in the palette's disabled text colour
+
+        transfers = QWidget(self)
+        layout = QVBoxLayout(transfers)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.filter_bar)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.empty_hint)
+
+        self.tabs = QTabWidget(self)
+        self.tabs.setObjectName("areas")
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(transfers, "Transfers")
+        self.browse = self._make_browse_pane()
+        self.tabs.addTab(self.browse, "Browse")
+
+        self.message_bar = QFrame(self)
+        self.message_bar.setObjectName("message-bar")
+        self.message_bar.setFrameShape(QFrame.Shape.StyledPanel)
+        warn = QLabel(self.message_bar)
+        warn.setPixmap(icons.icon("failed").pixmap(16, 16))
+        self.message_label = QLabel(self.message_bar)
+        self.message_label.setObjectName("message")
+        self.message_label.setWordWrap(True)
+        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        dismiss = QPushButton("Dismiss", self.message_bar)
+        dismiss.clicked.connect(self.dismiss_error)
+        bar_row = QHBoxLayout(self.message_bar)
+        bar_row.addWidget(warn)
+        bar_row.addWidget(self.message_label, 1)
+        bar_row.addWidget(dismiss)
+        self.message_bar.hide()
+
+        central = QWidget(self)
+        outer = QVBoxLayout(central)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.message_bar)
+        outer.addWidget(self.banner)
+        outer.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+
+    def _make_browse_pane(self) -> QWidget:
+        cls = self._browse_cls
+        if cls is not None:
+            # No registry yet: `show_selected_registry` connects it once the app started
+            # (credentials looked up, the event loop running).
+            available = {
+                "settings": self.ctx.settings,
+                "credentials": self.ctx.credentials,
+                "queue": self.ctx.queue,
+                "parent": self,
+            }
+            try:
+                pane = _construct(cls, available)
+            except (TypeError, HoistError) as exc:
+                log.warning("the Browse area could not be created: %s", exc)
+            else:
+                status = getattr(pane, "statusMessage", None)
+                if status is not None:
+                    status.connect(lambda text: self.statusBar().showMessage(text, 10000))
+                return pane
+        label = QLabel(
+            "Browsing registries is not available in this build. Pushed artifacts can be "
+            "listed with `oras repo tags` or `skopeo list-tags`.",
+            self,
+        )
+        label.setObjectName("browse-placeholder")
+        label.setWordWrap(True)
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        return label
+
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Main", self)
+        bar.setObjectName("main-toolbar")
+        bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for action in (self.add_files_action, self.add_image_action):
+            bar.addAction(action)
+        bar.addSeparator()
+        bar.addAction(self.pause_all_action)
+        bar.addAction(self.resume_all_action)
+        bar.addSeparator()
+        bar.addAction(self.settings_action)
+        spacer = QWidget(bar)
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        bar.addWidget(spacer)
+        bar.addWidget(QLabel("Registry: ", bar))
+        self.registry_combo = QComboBox(bar)
+        self.registry_combo.setObjectName("registry-selector")
+        self.registry_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.registry_combo.activated.connect(self._registry_chosen)
+        bar.addWidget(self.registry_combo)
+        bar.addAction(self.edit_registry_action)
+        self.addToolBar(bar)
+        self.toolbar = bar
+
+    def _build_menus(self) -> None:
+        menus = self.menuBar()
+        file_menu = menus.addMenu("&File")
+        for action in (self.add_files_action, self.add_folder_action, self.add_image_action,
+                       self.add_layout_action):  # fmt: skip
+            file_menu.addAction(action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.add_registry_action)
+        file_menu.addAction(self.edit_registry_action)
+        file_menu.addAction(self.settings_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        transfers_menu = menus.addMenu("&Transfers")
+        transfers_menu.aboutToShow.connect(self.view.refresh_actions)
+        for group in (("pause", "resume", "retry"), ("cancel", "remove"), ("copy", "browse")):
+            for key in group:
+                transfers_menu.addAction(self.view.qactions[key])
+            transfers_menu.addSeparator()
+        transfers_menu.addAction(self.pause_all_action)
+        transfers_menu.addAction(self.resume_all_action)
+        help_menu = menus.addMenu("&Help")
+        help_menu.addAction(self.about_action)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.totals_label = QLabel(bar)
+        self.totals_label.setObjectName("totals")
+        bar.addWidget(self.totals_label, 1)
+        bar.addPermanentWidget(QLabel("Upload limit:", bar))
+        self.rate_box = RateLimitBox(bar)
+        self.rate_box.setObjectName("rate-limit")
+        self.rate_box.set_bytes_per_second(self.ctx.settings.rate_limit)
+        self.rate_box.valueChanged.connect(self._rate_changed)
+        bar.addPermanentWidget(self.rate_box)
+
+    def _build_tray(self) -> None:
+        self.tray: QSystemTrayIcon | None = None
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self.tray = QSystemTrayIcon(icons.app_icon(), self)
+            self.tray.setToolTip("Hoist")
+            self.tray.activated.connect(self._show_from_tray)
+            self.tray.show()
+
+    def _show_from_tray(self, _reason: QSystemTrayIcon.ActivationReason) -> None:
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+
+    # -- background tasks --------------------------------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run `coro` in the background, keeping a reference; failures become sentences."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if isinstance(exc, HoistError):
+            self.show_error(exc.sentence())
+        elif exc is not None:
+            # A bug: the excepthook shows a sentence and logs the traceback.
+            sys.excepthook(type(exc), exc, exc.__traceback__)
+
+    # -- errors and notifications ------------------------------------------------------------
+
+    def show_error(self, text: str) -> None:
+        """Tell the user, without blocking: the message bar at the top (until dismissed)."""
+        self.last_error = text
+        self.message_label.setText(text)
+        self.message_bar.show()
+        self.error_shown.emit(text)
+
+    def dismiss_error(self) -> None:
+        self.message_bar.hide()
+        self.message_label.clear()
+
+    def _notify(self, title: str, message: str, failed: bool) -> None:
+        self.notifications.append((title, message))
+        if self.tray is not None and self.tray.supportsMessages():
+            kind = (
+                QSystemTrayIcon.MessageIcon.Critical
+                if failed
+                else QSystemTrayIcon.MessageIcon.Information
+            )
+            self.tray.showMessage(title, message, kind, 10000)
+        else:
+            self.statusBar().showMessage(f"{title}: {message}", 15000)
+
+    # -- registries --------------------------------------------------------------------------
+
+    def refresh_registries(self) -> None:
+        """Fill the selector from settings, then look up each registry's login state."""
+        self._fill_registry_combo()
+        for reg in self.ctx.settings.registries:
+            if reg.valid:
+                self.spawn(self._refresh_login(reg))
+
+    async def _refresh_login(self, reg: RegistrySettings) -> None:
+        await self.ctx.credentials.refresh(reg)
+        # A new login or TLS choice applies to the next transfer to that registry.
+        await self.ctx.queue.forget_clients(reg.host)
+        self._fill_registry_combo()
+
+    def _fill_registry_combo(self) -> None:
+        combo = self.registry_combo
+        combo.blockSignals(True)
+        combo.clear()
+        settings = self.ctx.settings
+        for reg in settings.registries:
+            combo.addItem(f"{reg.name} — {self.ctx.credentials.login_state(reg)}", reg.name)
+            combo.setItemData(combo.count() - 1, reg.url, Qt.ItemDataRole.ToolTipRole)
+        if not settings.registries:
+            combo.addItem("No registry", None)
+        self.edit_registry_action.setEnabled(bool(settings.registries))
+        selected = settings.selected
+        if selected is not None:
+            combo.setCurrentIndex(max(0, combo.findData(selected.name)))
+        combo.blockSignals(False)
+
+    def _registry_chosen(self, index: int) -> None:
+        name = self.registry_combo.itemData(index)
+        if name is None:
+            return
+        self.ctx.settings.selected_registry = str(name)
+        self._save_timer.start()
+        self.show_selected_registry()
+
+    def show_selected_registry(self) -> None:
+        """Point the Browse area at the selected registry (needs the running event loop)."""
+        set_registry = getattr(self.browse, "set_registry", None)
+        if callable(set_registry):
+            set_registry(self.ctx.settings.selected)
+
+    def update_demo_banner(self) -> None:
+        settings = self.ctx.settings
+        show = not settings.registries and not settings.demo_declined
+        self.banner.setVisible(show)
+        if not show:
+            return
+        if DemoRegistry.available():
+            self.banner_label.setText(
+                "No registry is set up yet. Hoist can start a local registry on this computer "
+                "(reachable only from here) so you can try pushing right away."
+            )
+            self.demo_button.show()
+        else:
+            self.banner_label.setText("No registry is set up yet. " + HOW_TO_ADD_A_REGISTRY + ".")
+            self.demo_button.hide()
+
+    def add_registry(self) -> None:
+        self._open_registry_dialog(None)
+
+    def edit_registry(self) -> None:
+        self._open_registry_dialog(self.ctx.settings.selected)
+
+    def _open_registry_dialog(self, registry: RegistrySettings | None) -> None:
+        """The registry dialog when present, else the Settings dialog's Registries page."""
+        cls = registry_dialog_factory()
+        if cls is None:
+            self.open_settings()
+            return
+        factory: Any = cls  # RegistryDialog(parent, registry)
+        dialog = factory(self, registry)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.saved.connect(
+            lambda entry, d=dialog, old=registry: self.registry_saved(
+                entry, old, getattr(d, "session_credentials", None)
+            )
+        )
+        self.registry_dialog = dialog
+        dialog.open()
+
+    def registry_saved(
+        self, entry: RegistrySettings, old: RegistrySettings | None, session: Any = None
+    ) -> None:
+        """Put an added or edited registry in settings, select it, and save."""
+        settings = self.ctx.settings
+        if old is not None and old in settings.registries:
+            settings.registries[settings.registries.index(old)] = entry
+        else:
+            entry.name = settings.unique_name(entry.name)
+            settings.registries.append(entry)
+        settings.selected_registry = entry.name
+        if session is not None and entry.valid:
+            self.ctx.credentials.remember(entry.host, session)
+        elif entry.valid:
+            self.ctx.credentials.problems.pop(entry.host, None)
+        self.refresh_registries()
+        self.update_demo_banner()
+        self._registry_chosen(self.registry_combo.currentIndex())
+        self.save_settings()
+
+    def decline_demo(self) -> None:
+        self.ctx.settings.demo_declined = True
+        self.banner.hide()
+        self._save_timer.start()
+
+    async def start_demo(self) -> RegistrySettings:
+        """Start the local demo registry and add it as "Local registry" (then select it)."""
+        self.demo_button.setEnabled(False)
+        self.demo_button.setText("Starting…")
+        try:
+            registry = await start_demo_registry(self.ctx)
+        finally:
+            self.demo_button.setEnabled(True)
+            self.demo_button.setText("Start a local registry")
+            self.refresh_registries()
+            self.update_demo_banner()
+        self.show_selected_registry()
+        return registry
+
+    def show_in_browse(self, ref: Reference) -> None:
+        """Switch to Browse at `ref` (the pane decides how far it can follow)."""
+        self.tabs.setCurrentWidget(self.browse)
+        reg = self.ctx.settings.registry_for_host(ref.registry)
+        if reg is not None:
+            at = self.registry_combo.findData(reg.name)
+            if at >= 0:
+                self.registry_combo.setCurrentIndex(at)
+                self._registry_chosen(at)
+        show = getattr(self.browse, "show_reference", None)
+        if callable(show):
+            show(str(ref))
+
+    # -- adding ------------------------------------------------------------------------------
+
+    def add_sources(self, paths: list[Path], *, kind: str | None = None) -> None:
+        """Open the add sheet for `paths` (decides image or files in a worker thread)."""
+        if paths:
+            self.spawn(self.open_add_sheet(paths, kind=kind))
+
+    async def open_add_sheet(self, paths: list[Path], *, kind: str | None = None) -> AddSheet:
+        choice = await asyncio.to_thread(classify_sources, paths)
+        if kind == "image" and choice.kind != "image":
+            raise HoistError(
+                f"{paths[0].name} is not a container image (neither an OCI image layout nor "
+                "a `docker save` archive)",
+                hint="Use Add files… to push it as a file",
+            )
+        if kind == "files":
+            choice = SourceChoice("files", paths)
+        if self.add_sheet is not None:
+            self.add_sheet.reject()
+        sheet = AddSheet(
+            choice,
+            settings=self.ctx.settings,
+            queue=self.ctx.queue,
+            credentials=self.ctx.credentials,
+            registry=self.ctx.settings.selected_registry or None,
+            parent=self,
+        )
+        sheet.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        sheet.queued.connect(self._queued)
+        sheet.finished.connect(lambda _r, s=sheet: self._sheet_closed(s))
+        self.add_sheet = sheet
+        sheet.open()
+        self.sheet_opened.emit(sheet)
+        return sheet
+
+    def _sheet_closed(self, sheet: AddSheet) -> None:
+        if self.add_sheet is sheet:
+            self.add_sheet = None
+
+    def _queued(self, item: TransferItem) -> None:
+        self.tabs.setCurrentIndex(0)
+        self.view.select_transfer(item.id)
+        self.statusBar().showMessage(f"Queued {item.transfer.name} → {item.transfer.target}", 8000)
+        self.save_settings()
+
+    def _file_dialog(
+        self, title: str, mode: QFileDialog.FileMode, on_chosen: Callable[[list[Path]], None],
+        name_filter: str = "",
+    ) -> QFileDialog:  # fmt: skip
+        dialog = QFileDialog(self, title)
+        dialog.setFileMode(mode)
+        if name_filter:
+            dialog.setNameFilter(name_filter)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.filesSelected.connect(lambda files: on_chosen([Path(f) for f in files]))
+        dialog.open()
+        return dialog
+
+    def pick_files(self) -> None:
+        self._file_dialog(
+            "Add files", QFileDialog.FileMode.ExistingFiles,
+            lambda paths: self.add_sources(paths, kind="files"),
+        )  # fmt: skip
+
+    def pick_folder(self) -> None:
+        self._file_dialog(
+            "Add folder", QFileDialog.FileMode.Directory,
+            lambda paths: self.add_sources(paths, kind="files"),
+        )  # fmt: skip
+
+    def pick_image(self) -> None:
+        self._file_dialog(
+            "Add image", QFileDialog.FileMode.ExistingFile,
+            lambda paths: self.add_sources(paths, kind="image"),
+            "Image archives (*.tar *.oci *.docker);;All files (*)",
+        )  # fmt: skip
+
+    def pick_image_folder(self) -> None:
+        self._file_dialog(
+            "Add image folder (OCI layout)", QFileDialog.FileMode.Directory,
+            lambda paths: self.add_sources(paths, kind="image"),
+        )  # fmt: skip
+
+    # -- drag and drop -----------------------------------------------------------------------
+
+    @staticmethod
+    def _local_paths(urls: list[QUrl]) -> list[Path]:
+        return [Path(u.toLocalFile()) for u in urls if u.isLocalFile() and u.toLocalFile()]
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        mime = event.mimeData()
+        if mime.hasUrls() and self._local_paths(mime.urls()):
+            event.setDropAction(Qt.DropAction.CopyAction)
+            event.accept()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.setDropAction(Qt.DropAction.CopyAction)
+            event.accept()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = self._local_paths(event.mimeData().urls())
+        if not paths:
+            event.ignore()
+            return
+        event.setDropAction(Qt.DropAction.CopyAction)
+        event.accept()
+        self.add_sources(paths)
+
+    # -- settings ----------------------------------------------------------------------------
+
+    def open_settings(self) -> None:
+        if self.settings_dialog is not None:
+            self.settings_dialog.raise_()
+            return
+        dialog = SettingsDialog(self.ctx.settings, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda d=dialog: self.apply_settings(d.settings()))
+        dialog.finished.connect(lambda _r: setattr(self, "settings_dialog", None))
+        self.settings_dialog = dialog
+        dialog.open()
+
+    def apply_settings(self, new: Settings) -> None:
+        """Use edited settings at once (rate and concurrency apply to running transfers)."""
+        ctx = self.ctx
+        for name, value in vars(new).items():
+            setattr(ctx.settings, name, value)
+        ctx.queue.max_active = new.max_active
+        ctx.queue.limiter.rate = new.rate_limit
+        self.rate_box.blockSignals(True)
+        self.rate_box.set_bytes_per_second(new.rate_limit)
+        self.rate_box.blockSignals(False)
+        self.refresh_registries()
+        self.update_demo_banner()
+        self.show_selected_registry()
+        self.save_settings()
+
+    def _rate_changed(self, _value: float) -> None:
+        rate = self.rate_box.bytes_per_second()
+        self.ctx.queue.limiter.rate = rate  # applies to the very next block of every upload
+        self.ctx.settings.rate_limit = rate
+        self._save_timer.start()
+        self._update_totals()
+
+    def save_settings(self) -> None:
+        self._save_timer.stop()
+        self.spawn(self.ctx.save_settings())
+
+    # -- status ------------------------------------------------------------------------------
+
+    def _update_totals(self) -> None:
+        done, total, rate, running = self.model.totals()
+        counts = self.model.counts()
+        if not counts["all"]:
+            text = "No transfers"
+        elif total == 0 or (done >= total and not running):
+            text = f"{counts['done']} done" + (
+                f", {counts['failed']} failed" if counts["failed"] else ""
+            )
+        else:
+            text = f"{format_size(done)} of {format_size(total)}"
+            if running:
+                text += f" · {running} uploading at {format_rate(rate)}"
+            if counts["paused"]:
+                text += f" · {counts['paused']} paused"
+            if counts["failed"]:
+                text += f" · {counts['failed']} failed"
+        limit = self.ctx.queue.limiter.rate
+        if limit:
+            text += f" · limited to {format_rate(limit)}"
+        self.totals_label.setText(text)
+
+    def _update_global_actions(self) -> None:
+        specs = transfer_actions([], self.ctx.queue.items, self.controller)
+        self.pause_all_action.setEnabled(specs["pause_all"].enabled)
+        self.resume_all_action.setEnabled(specs["resume_all"].enabled)
+
+    def _update_filter_labels(self, counts: dict[str, int]) -> None:
+        for i in range(self.filter_bar.count()):
+            self.filter_bar.setTabText(i, filter_label(str(self.filter_bar.tabData(i)), counts))
+
+    def _update_empty_state(self) -> None:
+        self.empty_hint.setVisible(self.model.rowCount() == 0)
+        self._update_global_actions()
+
+    # -- misc --------------------------------------------------------------------------------
+
+    def about(self) -> MessageDialog:
+        box = MessageDialog(
+            "About Hoist",
+            f"<b>Hoist {__version__}</b>",
+            self,
+            informative=(
+                "Pushes large files and container images to OCI registries, and resumes them "
+                "after a broken connection or a restart.\nLicensed under the Apache License 2.0."
+            ),
+            pixmap=icons.app_icon().pixmap(64, 64),
+        )
+        box.open()
+        return box
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ThemeChange):
+            icons.clear_cache()  # toolbar icons are tinted with the palette's text colour
+            for action in self.findChildren(QAction):
+                name = action.data()
+                if isinstance(name, str) and name:
+                    action.setIcon(icons.icon(name))
+        super().changeEvent(event)
+
+    async def aclose(self) -> None:
+        """Stop the window's background work (the Browse area's too); the app awaits this
+        after the window closed, before pausing the queue. A settings change still waiting
+        for its delayed save is written now."""
+        if self._save_pending:
+            self._save_pending = False
+            self._save_timer.stop()
+            await self.ctx.save_settings()
+        pane_close = getattr(self.browse, "aclose", None)
+        if callable(pane_close):
+            await pane_close()
+        current = asyncio.current_task()
+        pending = [t for t in self.tasks if t is not current and not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Closing quits; running transfers pause and resume next time from the journal."""
+        self._save_pending = self._save_pending or self._save_timer.isActive()
+        self._save_timer.stop()  # `aclose` saves instead
+        self.model.detach()
+        if self.notifier in self.ctx.queue.listeners:
+            self.ctx.queue.listeners.remove(self.notifier)
+        if self.add_sheet is not None:
+            self.add_sheet.reject()
+        if self.tray is not None:
+            self.tray.hide()
+        event.accept()
+        self.closing.emit()
+
+
+async def start_demo_registry(ctx: AppContext) -> RegistrySettings:
+    """Start (or restart) the demo registry and make sure settings list it.
+
+    The port saved in the registry's URL is reused so the journal's transfers still point at
+    it; when another program took it, a new port is used and the entry updated.
+    """
+    existing = next((r for r in ctx.settings.registries if r.demo), None)
+    port = 0
+    if existing is not None and existing.valid:
+        _, _, text = existing.host.rpartition(":")
+        port = int(text) if text.isdigit() else 0
+    demo = ctx.demo or DemoRegistry(port=port)
+    ctx.demo = demo
+    host = await demo.start()
+    url = f"http://{host}"
+    if existing is None:
+        existing = RegistrySettings(ctx.settings.unique_name(DEMO_REGISTRY_NAME), url, demo=True)
+        ctx.settings.registries.append(existing)
+    elif existing.url != url:
+        log.warning("demo registry moved from %s to %s", existing.url, url)
+        existing.url = url
+    if not ctx.settings.selected_registry or ctx.settings.selected is existing:
+        ctx.settings.selected_registry = existing.name
+    await ctx.save_settings()
+    return existing
+
+
+__all__ = ["AppContext", "FinishNotifier", "MainWindow", "start_demo_registry"]

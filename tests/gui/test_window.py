@@ -1,0 +1,599 @@
+"""The window against a real registry: drops, the add sheet, pause/resume, restarts, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pushing import get_manifest, push_paths
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
+from pytestqt.qtbot import QtBot
+from support.registry import RegistryProcess, free_port
+
+from core import __version__
+from core.auth import Credentials
+from core.demo_registry import DemoRegistry
+from core.errors import HoistError
+from core.queue import TransferItem
+from core.reference import parse_reference
+from core.transfer import TransferState, plan_file_push
+from core.units import MiB
+from gui.add_sheet import AddSheet, split_image_name
+from gui.app import error_sentence, install_excepthook, shutdown, start
+from gui.main_window import AppContext, MainWindow, MessageDialog
+from gui.planning import CredentialCache, suggest_repository
+from gui.settings import RegistrySettings, Settings, SettingsStore
+from gui.transfers import Column
+
+OpenWindow = Callable[..., tuple[MainWindow, AppContext]]
+
+
+@pytest.fixture
+def open_window(
+    qtbot: QtBot, loop: asyncio.AbstractEventLoop, state_dir: Path, registry: RegistryProcess
+) -> Iterator[OpenWindow]:
+    """`open_window(registries=True)` → a shown MainWindow over a fresh AppContext.
+
+    Every context reads the same state and config folders, so a second call is a restart.
+    """
+    opened: list[tuple[MainWindow, AppContext]] = []
+
+    def make(*, registries: bool = True) -> tuple[MainWindow, AppContext]:
+        ctx = AppContext.create()
+        if registries and ctx.settings.registry("Test registry") is None:
+            ctx.settings.registries.append(
+                RegistrySettings("Test registry", f"http://{registry.host}")
+            )
+            ctx.settings.selected_registry = "Test registry"
+        window = MainWindow(ctx)
+        window.show()
+        opened.append((window, ctx))
+        return window, ctx
+
+    yield make
+    for window, ctx in opened:
+        window.close()  # (again, for a window a test closed already: harmless)
+        loop.run_until_complete(window.aclose())
+        loop.run_until_complete(shutdown(ctx))
+        window.deleteLater()
+    loop.run_until_complete(asyncio.sleep(0))  # deleteLater runs in the loop
+
+
+def drop(widget: Any, paths: list[Path]) -> None:
+    """A real drag-enter and drop of file URLs, as a file manager sends them.
+
+    (Qt delivers a drop only to the widget that accepted the drag's enter event.)
+    """
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    center = QPointF(widget.rect().center())
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier)  # fmt: skip
+    try:  # PySide 6.12 takes a QPointF (its QPoint form is deprecated); 6.11 only a QPoint
+        enter = QDragEnterEvent(center, *args)
+    except TypeError:
+        enter = QDragEnterEvent(center.toPoint(), *args)
+    QApplication.sendEvent(widget, enter)
+    assert enter.isAccepted(), "the window accepts file drags"
+    event = QDropEvent(center, *args)
+    QApplication.sendEvent(widget, event)
+    assert event.isAccepted()
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def cell(window: MainWindow, item: TransferItem, column: Column) -> str:
+    model = window.model
+    index = model.index_of(item.id).siblingAtColumn(column)
+    return str(model.data(index, Qt.ItemDataRole.DisplayRole))
+
+
+async def fill_and_push(aio: Any, sheet: AddSheet, repository: str, tag: str) -> None:
+    sheet.repository.setText(repository)
+    sheet.tag.setText(tag)
+    sheet.push_button.click()
+    await aio.until(lambda: sheet.item is not None or sheet.message.isVisible(), 30, "queueing")
+    assert sheet.item is not None, sheet.message.text()
+
+
+async def slow_transfer(
+    window: MainWindow, ctx: AppContext, path: Path, repository: str
+) -> TransferItem:
+    """Queue a push slowed by the window's own rate limit (1 MiB chunks at 2 MiB/s)."""
+    ctx.settings.chunk_size = 1 * MiB
+    window.rate_box.setValue(2.0)
+    host = ctx.settings.registries[0].host
+    transfer = plan_file_push(parse_reference(f"{host}/{repository}:v1"), [path])
+    return ctx.queue.add(transfer)
+
+
+# -- pushing by dropping -----------------------------------------------------------------------
+
+
+def test_drop_file_pushes_to_registry(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    data = os.urandom(3 * MiB + 17)
+    path = tmp_path / "dropped.bin"
+    path.write_bytes(data)
+    window, ctx = open_window()
+
+    async def scenario() -> TransferItem:
+        await start(ctx, window)
+        drop(window, [path])
+        await aio.until(lambda: window.add_sheet is not None, 10, "the add sheet")
+        sheet = window.add_sheet
+        assert sheet is not None and not sheet.is_image
+        assert "dropped.bin (3 MiB)" in sheet.summary.text()
+        await fill_and_push(aio, sheet, "gui/dropped", "v1")
+        assert sheet.item is not None
+        item = sheet.item
+        await aio.until(lambda: item.state == TransferState.DONE, 60, "the push")
+        await aio.until(lambda: cell(window, item, Column.STATUS) == "Done", 5, "the repaint")
+        # "Show in Browse" opens the pushed tag in the Browse area.
+        window.view.select_transfer(item.id)
+        await aio.until(lambda: window.view.qactions["browse"].isEnabled(), 2)
+        window.view.qactions["browse"].trigger()
+        assert window.tabs.currentWidget() is window.browse
+        pane: Any = window.browse
+        await aio.until(lambda: pane.selected_tags() == ["v1"], 20, "the tag in Browse")
+        assert pane.repository == "gui/dropped"
+        return item
+
+    item = aio.run(scenario())
+    manifest = get_manifest(registry.url, "gui/dropped", "v1")
+    layer = manifest["layers"][0]
+    assert layer["digest"] == sha256(data)
+    assert layer["annotations"]["org.opencontainers.image.title"] == "dropped.bin"
+    assert cell(window, item, Column.PROGRESS) == "3 MiB / 3 MiB (100%)"
+    # The sheet remembered the repository and tag for this registry, on disk too.
+    saved = json.loads((SettingsStore().path).read_text())
+    assert saved["registries"][0]["last_repository"] == "gui/dropped"
+    assert saved["registries"][0]["last_tag"] == "v1"
+
+
+def test_image_push_shows_one_row_per_layer(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    pytest.importorskip("core.image", reason="core.image (image sources) is not there yet")
+    from support.images import write_oci_layout
+
+    layout = write_oci_layout(tmp_path / "layout", tag="1.0")
+    window, ctx = open_window()
+
+    async def scenario() -> TransferItem:
+        await start(ctx, window)
+        drop(window, [layout.path])
+        await aio.until(lambda: window.add_sheet is not None, 10, "the add sheet")
+        sheet = window.add_sheet
+        assert sheet is not None and sheet.is_image
+        assert sheet.summary.text() == "Push this image:\nlayout/ (OCI image layout)"
+        await aio.until(lambda: sheet.image_tag.currentData() == "1.0", 10, "the image list")
+        assert sheet.platform.itemText(0) == "All platforms"
+        assert sheet.platform.count() == 2  # all, and the one linux/amd64 image
+        await fill_and_push(aio, sheet, "gui/image", "v1")
+        assert sheet.item is not None
+        item = sheet.item
+        await aio.until(lambda: item.state == TransferState.DONE, 60, "the image push")
+        return item
+
+    item = aio.run(scenario())
+    model = window.model
+    parent = model.index_of(item.id)
+    image = layout.images[0]
+    assert model.rowCount(parent) == 1 + len(image.layer_digests)
+    names = [model.data(model.index(r, Column.NAME, parent)) for r in range(model.rowCount(parent))]
+    assert sorted(names) == ["config", "layer 1", "layer 2"]
+    states = {model.data(model.index(r, Column.STATUS, parent)) for r in range(len(names))}
+    assert states <= {"Done", "Already in the registry"}
+    response = httpx.head(
+        f"{registry.url}/v2/gui/image/manifests/v1",
+        headers={"Accept": image.media_type},
+    )
+    assert response.headers["Docker-Content-Digest"] == layout.top_digest
+
+
+# -- pause, resume, restart ----------------------------------------------------------------
+
+
+def test_pause_and_resume_from_view_actions(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    data = os.urandom(6 * MiB)
+    path = tmp_path / "slow.bin"
+    path.write_bytes(data)
+    window, ctx = open_window()
+    view = window.view
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        item = await slow_transfer(window, ctx, path, "gui/pausing")
+        await aio.until(lambda: item.acknowledged >= MiB, 20, "the first chunk")
+        view.select_transfer(item.id)
+        assert view.qactions["pause"].isEnabled()
+        assert not view.qactions["resume"].isEnabled()
+        view.qactions["pause"].trigger()
+        await aio.until(lambda: item.state == TransferState.PAUSED and not item.running, 20)
+        held = item.acknowledged
+        assert 0 < held < item.total
+        await asyncio.sleep(0.5)
+        assert item.acknowledged == held, "nothing is sent while paused"
+        window.model.flush()
+        assert cell(window, item, Column.STATUS) == "Paused"
+        assert view.qactions["resume"].isEnabled()
+        assert window.resume_all_action.isEnabled()
+        window.rate_box.setValue(0)  # lift the limit while the transfer exists
+        view.qactions["resume"].trigger()
+        await aio.until(lambda: item.state == TransferState.DONE, 30, "the resumed push")
+
+    aio.run(scenario())
+    manifest = get_manifest(registry.url, "gui/pausing", "v1")
+    assert manifest["layers"][0]["digest"] == sha256(data)
+
+
+@pytest.mark.parametrize(
+    ("how", "resume_on_start"),
+    [("paused by the user", True), ("interrupted by quitting", False),
+     ("interrupted by quitting", True)],
+)  # fmt: skip
+def test_restart_continues_a_transfer(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path,
+    how: str, resume_on_start: bool,
+) -> None:  # fmt: skip
+    """A new window and queue on the same state folder pick the transfer up where it was.
+
+    A transfer the user paused comes back paused (even with "resume on start-up"); one that was
+    uploading when Hoist quit resumes by itself when the setting is on, else waits paused.
+    """
+    data = os.urandom(6 * MiB)
+    path = tmp_path / "restart.bin"
+    path.write_bytes(data)
+    repository = f"gui/restart-{how.split()[0]}-{'on' if resume_on_start else 'off'}"
+    first, ctx = open_window()
+
+    async def before_restart() -> tuple[str, int]:
+        await start(ctx, first)
+        item = await slow_transfer(first, ctx, path, repository)
+        await aio.until(lambda: item.acknowledged >= MiB, 20, "the first chunk")
+        if how == "paused by the user":
+            first.view.select_transfer(item.id)
+            first.view.qactions["pause"].trigger()
+            await aio.until(lambda: item.state == TransferState.PAUSED and not item.running, 20)
+        ctx.settings.resume_on_start = resume_on_start
+        ctx.settings.rate_limit = 0
+        first.close()  # as gui.app.run does when the window closes
+        await first.aclose()
+        await shutdown(ctx)
+        return item.id, item.transfer.acknowledged
+
+    transfer_id, held = aio.run(before_restart())
+    assert 0 < held < len(data)
+
+    window, ctx2 = open_window()
+    assert ctx2 is not ctx and ctx2.settings.resume_on_start == resume_on_start
+    resumes_alone = resume_on_start and how == "interrupted by quitting"
+
+    async def after_restart() -> None:
+        await start(ctx2, window)
+        item = ctx2.queue.get(transfer_id)
+        assert item.transfer.acknowledged == held, "the journal kept what the registry holds"
+        if not resumes_alone:
+            assert item.state == TransferState.PAUSED
+            window.model.flush()
+            assert cell(window, item, Column.STATUS) == "Paused"
+            assert cell(window, item, Column.PROGRESS).endswith(f"({100 * held // len(data)}%)")
+            window.view.select_transfer(item.id)
+            window.view.qactions["resume"].trigger()
+        await aio.until(lambda: item.state == TransferState.DONE, 30, "the push after restart")
+
+    aio.run(after_restart())
+    assert get_manifest(registry.url, repository, "v1")["layers"][0]["digest"] == sha256(data)
+
+
+# -- the add sheet's checks ------------------------------------------------------------------
+
+
+def test_existing_tag_asks_before_overwriting(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    old = tmp_path / "old.txt"
+    old.write_bytes(b"old content\n")
+    new = tmp_path / "new.txt"
+    new.write_bytes(b"new content\n")
+    window, ctx = open_window()
+
+    async def scenario() -> None:
+        await push_paths(registry.host, "gui/exists:v1", [old])
+        await start(ctx, window)
+        sheet = await window.open_add_sheet([new])
+        sheet.repository.setText("gui/exists")
+        sheet.tag.setText("v1")
+        sheet.push_button.click()
+        await aio.until(lambda: sheet.exists_box.isVisible(), 20, "the tag-exists warning")
+        assert "gui/exists:v1 already exists" in sheet.exists_label.text()
+        assert sheet.item is None, "nothing is queued before the user decides"
+        sheet.other_tag_button.click()
+        assert not sheet.exists_box.isVisible() and sheet.tag.hasFocus()
+        sheet.push_button.click()
+        await aio.until(lambda: sheet.exists_box.isVisible(), 20, "the warning again")
+        sheet.overwrite_button.click()
+        await aio.until(lambda: sheet.item is not None, 20, "queueing")
+        assert sheet.item is not None
+        item = sheet.item
+        await aio.until(lambda: item.state == TransferState.DONE, 30)
+
+    aio.run(scenario())
+    layer = get_manifest(registry.url, "gui/exists", "v1")["layers"][0]
+    assert layer["annotations"]["org.opencontainers.image.title"] == "new.txt"
+
+
+def test_unreachable_registry_is_a_sentence_in_the_sheet(
+    aio: Any, open_window: OpenWindow, tmp_path: Path
+) -> None:
+    path = tmp_path / "file.txt"
+    path.write_text("hello\n")
+    window, ctx = open_window()
+    port = free_port()
+    ctx.settings.registries.append(RegistrySettings("Gone", f"http://127.0.0.1:{port}"))
+
+    async def scenario() -> AddSheet:
+        sheet = await window.open_add_sheet([path])
+        sheet.registry.setCurrentIndex(sheet.registry.findData("Gone"))
+        await fill_and_push_expecting_error(aio, sheet)
+        return sheet
+
+    sheet = aio.run(scenario())
+    text = sheet.message.text()
+    assert f"connection to 127.0.0.1:{port} failed" in text
+    assert "Check the network and that the registry is running" in text
+    assert "Traceback" not in text and 'File "' not in text
+    assert sheet.item is None and not ctx.queue.items
+    assert sheet.push_button.isEnabled(), "the busy state is reset after the error"
+
+
+async def fill_and_push_expecting_error(aio: Any, sheet: AddSheet) -> None:
+    sheet.repository.setText("gui/nowhere")
+    sheet.push_button.click()
+    await aio.until(lambda: sheet.message.isVisible(), 30, "the error message")
+    await aio.until(lambda: sheet._task is None, 5, "the push task to end")
+
+
+def test_failed_transfer_reads_as_a_sentence(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    path = tmp_path / "changing.bin"
+    path.write_bytes(os.urandom(4 * MiB))
+    window, ctx = open_window()
+    view = window.view
+
+    async def scenario() -> TransferItem:
+        await start(ctx, window)
+        item = await slow_transfer(window, ctx, path, "gui/changed")
+        await aio.until(lambda: item.acknowledged >= MiB, 20, "the first chunk")
+        view.select_transfer(item.id)
+        view.qactions["pause"].trigger()
+        await aio.until(lambda: item.state == TransferState.PAUSED and not item.running, 20)
+        path.write_bytes(os.urandom(4 * MiB + 1))  # the file changes while paused
+        await aio.until(lambda: view.qactions["resume"].isEnabled(), 2, "the action to follow")
+        view.qactions["resume"].trigger()
+        await aio.until(lambda: item.state == TransferState.FAILED and not item.running, 20)
+        window.model.flush()
+        return item
+
+    item = aio.run(scenario())
+    status = cell(window, item, Column.STATUS)
+    assert status.startswith(f"Failed: {path} changed size ({4 * MiB} → {4 * MiB + 1} bytes).")
+    assert status.endswith("restart this transfer to push the new content.")
+    assert "Traceback" not in status
+    assert view.qactions["retry"].isEnabled() and not view.qactions["resume"].isEnabled()
+    window.filter_bar.setCurrentIndex(3)
+    assert window.filter_bar.tabText(3) == "Failed (1)"
+    assert view.proxy.rowCount() == 1
+
+
+def test_unexpected_errors_are_shown_without_traceback(
+    qtbot: QtBot, open_window: OpenWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    window, _ctx = open_window()
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    install_excepthook(lambda: window)
+    try:
+        raise ValueError("boom\nsecond line")
+    except ValueError as exc:
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+    assert window.message_bar.isVisible(), "the message is shown in the window"
+    text = window.message_label.text()
+    assert text.startswith("Something went wrong inside Hoist (ValueError: boom).")
+    assert "Traceback" not in text and "second line" not in text
+    assert "hoist-gui.log" in text
+    assert error_sentence(HoistError("the disk is full", hint="Free some space")) == (
+        "the disk is full. Free some space."
+    )
+    window.dismiss_error()
+    assert not window.message_bar.isVisible()
+    # Before the window exists, a dialog says it.
+    install_excepthook(lambda: None)
+    try:
+        raise HoistError("the journal folder is read-only", hint="Check its permissions")
+    except HoistError as exc:
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+    dialogs = [w for w in QApplication.topLevelWidgets() if isinstance(w, MessageDialog)]
+    assert [d.text() for d in dialogs if d.isVisible()] == [
+        "the journal folder is read-only. Check its permissions."
+    ]
+    for dialog in dialogs:
+        dialog.close()
+
+
+# -- the window's other parts --------------------------------------------------------------
+
+
+def test_rate_limit_box_sets_the_limiter(open_window: OpenWindow, aio: Any) -> None:
+    window, ctx = open_window()
+    window.rate_box.setValue(5.0)
+    assert ctx.queue.limiter.rate == 5 * MiB
+    assert ctx.settings.rate_limit == 5 * MiB
+    assert "limited to 5 MiB/s" in window.totals_label.text()
+    window.rate_box.setValue(0.5)
+    assert ctx.queue.limiter.rate == MiB // 2
+    window.rate_box.setValue(0)
+    assert ctx.queue.limiter.rate == 0
+    assert window.rate_box.text() == "No limit"
+    aio.run(asyncio.sleep(1.0))  # the debounced save runs
+    assert json.loads(SettingsStore().path.read_text())["rate_limit"] == 0
+
+
+def test_settings_dialog_applies_at_once(open_window: OpenWindow, aio: Any) -> None:
+    window, ctx = open_window()
+
+    async def scenario() -> None:
+        window.open_settings()
+        dialog = window.settings_dialog
+        assert dialog is not None
+        dialog.max_active.setValue(3)
+        dialog.parallel.setValue(4)
+        dialog.rate.setValue(1.5)
+        dialog.chunk.setEditText("16 MiB")
+        dialog.resume.setChecked(True)
+        dialog.accept()
+        await aio.until(lambda: window.settings_dialog is None, 5, "the dialog to close")
+        await asyncio.sleep(0.2)
+
+    aio.run(scenario())
+    assert ctx.queue.max_active == 3
+    assert ctx.queue.limiter.rate == round(1.5 * MiB)
+    assert window.rate_box.value() == 1.5
+    settings, problem = SettingsStore().load()
+    assert problem is None
+    assert (settings.chunk_size, settings.parallel_blobs) == (16 * MiB, 4)
+    assert settings.resume_on_start and settings.registries[0].name == "Test registry"
+    assert ctx.settings.upload_settings().chunk_size == 16 * MiB
+
+
+def test_settings_dialog_refuses_a_bad_chunk_size(qtbot: QtBot) -> None:
+    from gui.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(Settings())
+    qtbot.addWidget(dialog)
+    dialog.chunk.setEditText("12 bananas")
+    dialog.accept()
+    assert dialog.error.isVisibleTo(dialog)
+    assert "is not a size" in dialog.error.text()
+    assert dialog.result() == 0
+
+
+def test_demo_registry_offered_when_none_configured(
+    aio: Any, open_window: OpenWindow, tmp_path: Path
+) -> None:
+    if not DemoRegistry.available():
+        pytest.skip("docker-registry is not installed")
+    window, ctx = open_window(registries=False)
+    assert window.banner.isVisible() and window.demo_button.isVisible()
+    assert window.registry_combo.currentText() == "No registry"
+
+    async def scenario() -> RegistrySettings:
+        window.demo_button.click()
+        await aio.until(lambda: bool(ctx.settings.registries), 20, "the demo registry")
+        await aio.until(lambda: not window.banner.isVisible(), 5)
+        await window.browse.wait_connected()  # the Browse area follows the new registry
+        return ctx.settings.registries[0]
+
+    reg = aio.run(scenario())
+    assert reg.name == "Local registry" and reg.demo
+    assert ctx.demo is not None and ctx.demo.running
+    assert ctx.demo.storage.is_relative_to(tmp_path / "data")
+    assert httpx.get(f"{reg.url}/v2/").status_code == 200
+    assert window.registry_combo.currentData() == "Local registry"
+    demo = ctx.demo
+    aio.run(shutdown(ctx))
+    assert not demo.running, "quitting stops the demo registry"
+
+
+def test_without_the_registry_program_the_banner_explains(
+    open_window: OpenWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(DemoRegistry, "available", staticmethod(lambda *a: False))
+    window, _ctx = open_window(registries=False)
+    assert window.banner.isVisible() and not window.demo_button.isVisible()
+    assert "Settings → Registries" in window.banner_label.text()
+
+
+def test_window_areas_menus_and_about(qtbot: QtBot, open_window: OpenWindow) -> None:
+    window, _ctx = open_window()
+    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Transfers", "Browse"]
+    menus = [a.text() for a in window.menuBar().actions()]
+    assert menus == ["&File", "&Transfers", "&Help"]
+    toolbar = [a.text() for a in window.toolbar.actions() if a.text()]
+    for label in ("Add files…", "Add image…", "Pause all", "Resume all", "Settings…"):
+        assert label in toolbar
+    assert window.registry_combo.currentText().startswith("Test registry — ")
+    assert window.empty_hint.isVisible()
+    window.about_action.trigger()
+    box = next(b for b in window.findChildren(MessageDialog) if b.isVisible())
+    assert __version__ in box.text()
+    box.close()
+
+
+def test_settings_file_round_trip_and_damage(state_dir: Path) -> None:
+    store = SettingsStore()
+    settings = Settings(rate_limit=3 * MiB, resume_on_start=True)
+    settings.registries.append(RegistrySettings("GHCR", "ghcr.io", username="me"))
+    settings.extra["from_a_newer_hoist"] = {"kept": True}
+    store.save(settings)
+    doc = json.loads(store.path.read_text())
+    assert "password" not in json.dumps(doc)
+    loaded, problem = store.load()
+    assert problem is None
+    assert loaded.registries[0].host == "ghcr.io" and loaded.registries[0].plain_http is None
+    assert loaded.rate_limit == 3 * MiB and loaded.extra == {"from_a_newer_hoist": {"kept": True}}
+    store.path.write_text("{not json")
+    fallback, problem = store.load()
+    assert fallback == Settings()
+    assert problem is not None and "is not valid settings JSON" in problem
+    assert problem.endswith("fix or delete the file to get yours back.")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("1.0", ("", "1.0")),
+        ("busybox:latest", ("busybox", "latest")),
+        ("ghcr.io/team/tool:2", ("tool", "2")),
+        ("localhost:5000/app", ("app", "")),
+        ("", ("", "")),
+    ],
+)
+def test_image_names_suggest_repository_and_tag(name: str, expected: tuple[str, str]) -> None:
+    assert split_image_name(name) == expected
+
+
+@pytest.mark.parametrize(
+    ("file", "repository"),
+    [("My Model.bin", "my-model"), ("ubuntu.tar", "ubuntu"), ("data.tar.gz", "data"),
+     ("___", "files"), ("weights--v2..final.safetensors", "weights-v2-final")],
+)  # fmt: skip
+def test_repository_suggested_from_a_file_name(file: str, repository: str) -> None:
+    assert suggest_repository(Path(file)) == repository
+
+
+def test_login_states_read_as_words() -> None:
+    cache = CredentialCache()
+    anonymous = RegistrySettings("Local", "http://127.0.0.1:5000")
+    named = RegistrySettings("GHCR", "ghcr.io", username="me")
+    assert cache.login_state(anonymous) == "anonymous"
+    assert cache.login_state(named) == "me: checking…"
+    cache.remember("ghcr.io", Credentials("me", "secret"))
+    assert cache.login_state(named) == "signed in as me"
+    assert cache.login_state(RegistrySettings("Bad", "http://exa mple")) == "invalid address"
