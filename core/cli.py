@@ -26,7 +26,14 @@ from .progress import BlobEvent, BlobState, Event, TransferEvent
 from .reference import Reference, parse_reference, parse_registry
 from .registry import RegistryClient
 from .retry import RetryPolicy
-from .transfer import Transfer, TransferRun, TransferState, plan_file_push, plan_image_push
+from .transfer import (
+    Transfer,
+    TransferRun,
+    TransferState,
+    plan_file_push,
+    plan_image_push,
+    restart_changed_blobs,
+)
 from .units import GiB, format_duration, format_rate, format_size, parse_rate, parse_size
 from .upload import DEFAULT_CHUNK, TransferPaused, UploadSettings
 
@@ -242,6 +249,9 @@ async def cmd_resume(args: argparse.Namespace) -> int:
         transfer = Transfer.from_json(journal.load(transfer_id))
         if transfer.state == TransferState.DONE:
             continue
+        if args.restart_changed:
+            for name in restart_changed_blobs(transfer):
+                print(f"{name}: the file changed; pushing its new content", file=sys.stderr)
         print(f"resuming {transfer.id}: {transfer.target}", file=sys.stderr)
         try:
             status = max(status, await _run(transfer, args, journal))
@@ -484,6 +494,10 @@ def build_parser() -> argparse.ArgumentParser:
     resume = sub.add_parser("resume", help="resume a paused or interrupted transfer")
     resume.add_argument("id", nargs="?")
     resume.add_argument("--all", action="store_true")
+    resume.add_argument(
+        "--restart-changed", action="store_true",
+        help="start again the blobs whose file changed since they began",
+    )  # fmt: skip
     common(resume)
 
     cancel = sub.add_parser("cancel", help="cancel a transfer and forget it")

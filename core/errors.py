@@ -61,7 +61,10 @@ class SourceError(HoistError):
 
 
 class FileChanged(SourceError):
-    hint = "The file changed since the upload began; restart this transfer to push the new content"
+    hint = (
+        "The file changed since the upload began; restart this transfer to push the new content "
+        "(Retry in the window, or `hoist resume ID --restart-changed`)"
+    )
 
 
 class NetworkError(HoistError):

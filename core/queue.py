@@ -20,7 +20,7 @@ from .errors import HoistError
 from .journal import TransferJournal
 from .progress import BlobEvent, BlobState, Event, RateEstimator, TransferEvent
 from .registry import RegistryClient
-from .transfer import Transfer, TransferRun, TransferState
+from .transfer import Transfer, TransferRun, TransferState, restart_changed_blobs
 from .upload import TransferPaused, UploadSettings
 
 log = logging.getLogger(__name__)
@@ -222,7 +222,21 @@ class TransferQueue:
             self._notify("changed", item)
             self._schedule()
 
-    retry = resume
+    def retry(self, transfer_id: str) -> list[str]:
+        """Resume a failed transfer; blobs whose file changed start again with the new content
+        (what the FileChanged sentence promises). Returns the blobs restarted."""
+        item = self.get(transfer_id)
+        restarted: list[str] = []
+        if item.state == TransferState.FAILED:
+            try:
+                restarted = restart_changed_blobs(item.transfer)
+            except HoistError as exc:
+                item.transfer.error = exc.sentence()
+                self._save(item)
+                self._notify("changed", item)
+                return []
+        self.resume(transfer_id)
+        return restarted
 
     def pause_all(self) -> None:
         for item in self.items:

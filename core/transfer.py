@@ -29,9 +29,9 @@ from .artifact import (
     artifact_manifest,
     plan_artifact,
 )
-from .content import FileRange
+from .content import FileIdentity, FileRange
 from .digest import hash_file_range
-from .errors import HoistError, RegistryError
+from .errors import FileChanged, HoistError, RegistryError
 from .journal import TransferJournal
 from .manifest import OCI_EMPTY_DATA
 from .paths import state_dir
@@ -440,6 +440,48 @@ class TransferRun:
                 hint="The registry rewrote the manifest; report this registry's behaviour",
             )
         return digest
+
+
+def restart_changed_blobs(transfer: Transfer) -> list[str]:
+    """Start again, from byte 0, every unfinished blob whose file changed since it began.
+
+    The one action behind "restart this transfer to push the new content": the new identity
+    is taken, the old session is forgotten (it can't hold the new bytes), and the digest goes
+    too (a file's digest is computed anew as it is sent). An image's layers can't change
+    without the image changing: those raise, asking for the image to be added again.
+    Returns the names of the blobs restarted.
+    """
+    restarted = []
+    for blob in transfer.blobs:
+        if blob.finished:
+            continue
+        try:
+            blob.source.check_unchanged(blob.identity)
+            continue
+        except FileChanged:
+            pass
+        if transfer.kind == "image":
+            raise FileChanged(
+                f"{blob.source.path} changed since the image was read",
+                hint="Add the image again to push what it holds now",
+            )
+        now = FileIdentity.of(blob.source.path)
+        if blob.annotations.get(SPLIT_FILE) is not None and now.size != blob.identity.size:
+            raise FileChanged(
+                f"{blob.source.path} changed size, so its parts no longer line up",
+                hint="Push the file again as a new transfer",
+            )
+        blob.identity = now
+        if transfer.kind == "artifact" and SPLIT_FILE not in blob.annotations:
+            blob.source = FileRange(blob.source.path, blob.source.offset, now.size)
+        blob.location = None
+        blob.acknowledged = 0
+        blob.prefix_digest = None
+        blob.digest = None
+        blob.state = BlobState.PENDING
+        blob.annotations.pop(SPLIT_FILE_DIGEST, None)
+        restarted.append(blob.name)
+    return restarted
 
 
 def blob_summary(transfer: Transfer) -> dict[str, int]:

@@ -242,6 +242,9 @@ class BlobUpload:
         if record.finished:
             assert record.digest
             return record.digest
+        # Planned, paused or interrupted: the byte range was fixed when the file was read, so a
+        # file changed since then must not be pushed (it would go truncated, or mixed).
+        record.source.check_unchanged(record.identity)
         if record.digest and await self._already_there(record.digest):
             return record.digest
         if record.digest and not record.location and await self._mount(record.digest):
