@@ -91,9 +91,11 @@ class ProgressPrinter:
                                BlobState.UPLOADING, BlobState.DOWNLOADING) if s in states),
             "done",
         )  # fmt: skip
+        resent = sum(e.resent for e in self.blobs.values())
+        again = f" (re-sent {format_size(resent)})" if resent else ""
         return (
             f"{state} {format_size(acked)} / {format_size(total)} ({pct:.1f}%) "
-            f"{format_rate(rate)} ETA {format_duration(eta)}"
+            f"{format_rate(rate)} ETA {format_duration(eta)}{again}"
         )
 
     def _draw(self) -> None:

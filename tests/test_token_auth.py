@@ -205,3 +205,29 @@ async def test_authorization_never_follows_a_location_to_another_host() -> None:
         if host == "storage.example":
             assert authorization is None
     assert any(h == "reg.example" and a for h, a in seen)
+
+
+async def test_identity_token_uses_the_oauth2_refresh_grant(
+    token_registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """docker's identity tokens (`<token>` as the username) go to the realm as an OAuth2
+    refresh_token POST, never as Basic credentials."""
+    server = token_registry.token_auth
+    assert server is not None
+    answer = httpx.post(
+        server.realm,
+        data={"grant_type": "password", "username": "hoist", "password": "s3cret-pass",
+              "service": server.service, "client_id": "test", "access_type": "offline",
+              "scope": ""},
+    )  # fmt: skip
+    answer.raise_for_status()
+    refresh = answer.json()["refresh_token"]
+    server.reset()
+    path = make_file(tmp_path / "a.bin", 200 * KiB)
+    await push_paths(
+        token_registry.host, "tok/oauth:v1", [path], chunk_size=64 * KiB,
+        credentials=Credentials("<token>", refresh),
+    )  # fmt: skip
+    grants = {t.grant_type for t in server.issued}
+    assert grants == {"refresh_token"}, grants
+    assert all(t.method == "POST" for t in server.issued)
