@@ -315,16 +315,8 @@ def open_image(
     want = _parse_platform(platform) if platform else None
     if tag is not None and not tag.strip():
         raise SourceError("the tag to pick is empty")
-    container: _Container
-    if kind is SourceKind.OCI_LAYOUT:
-        container = _DirContainer(source)
-    else:
-        assert scan is not None
-        container = _TarContainer(source, scan.members, scan.prefix)
-
-    if kind is SourceKind.DOCKER_ARCHIVE or (
-        kind is SourceKind.DOCKER_OCI_ARCHIVE and not _index_has_entries(container)
-    ):
+    container = _open_container(source, kind, scan)
+    if _reads_docker_manifest(kind, container):
         planner: _Planner = _DockerPlanner(container, skopeo_compatible=skopeo_compatible)
     else:
         planner = _OciPlanner(container, docker_tags=kind is SourceKind.DOCKER_OCI_ARCHIVE)
@@ -342,21 +334,30 @@ def list_images(path: str | os.PathLike[str]) -> list[ImageEntry]:
     kind, scan = _detect(source)
     if kind is None or kind is SourceKind.COMPRESSED_ARCHIVE:
         return []
-    container: _Container
-    if kind is SourceKind.OCI_LAYOUT:
-        container = _DirContainer(source)
-    else:
-        assert scan is not None
-        container = _TarContainer(source, scan.members, scan.prefix)
-    if kind is SourceKind.DOCKER_ARCHIVE or (
-        kind is SourceKind.DOCKER_OCI_ARCHIVE and not _index_has_entries(container)
-    ):
+    container = _open_container(source, kind, scan)
+    if _reads_docker_manifest(kind, container):
         return _DockerPlanner(container, skopeo_compatible=False).list_images()
     return _OciPlanner(container, docker_tags=kind is SourceKind.DOCKER_OCI_ARCHIVE).list_images()
 
 
 # --------------------------------------------------------------------------------------------
 # Detection
+
+
+def _open_container(source: Path, kind: SourceKind, scan: _TarScan | None) -> _Container:
+    """The layout's files: a folder, or members of a tar addressed by byte range."""
+    if kind is SourceKind.OCI_LAYOUT:
+        return _DirContainer(source)
+    assert scan is not None
+    return _TarContainer(source, scan.members, scan.prefix)
+
+
+def _reads_docker_manifest(kind: SourceKind, container: _Container) -> bool:
+    """Legacy `docker save` archives, and Docker 25+ ones saved untagged (an empty index.json),
+    are read from manifest.json; everything else from the OCI index."""
+    return kind is SourceKind.DOCKER_ARCHIVE or (
+        kind is SourceKind.DOCKER_OCI_ARCHIVE and not _index_has_entries(container)
+    )
 
 
 @dataclass
