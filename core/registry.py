@@ -300,7 +300,7 @@ class RegistryClient:
     async def ping(self) -> None:
         """GET /v2/: reachable, speaks the API, and (with credentials) accepts them."""
         response = await self.request("GET", "/v2/", what="ping")
-        await response.aclose()
+        await drain(response)
         if self.auth is not None and self.auth.scheme == "bearer" and self.credentials:
             # The challenge only told us where tokens come from: check the credentials there.
             await self.auth.token_for([], force=True)
@@ -317,7 +317,7 @@ class RegistryClient:
             )
         except NotFound:
             return None
-        await response.aclose()
+        await drain(response)
         return int(response.headers.get("Content-Length", "0"))
 
     async def start_upload(
@@ -333,7 +333,7 @@ class RegistryClient:
             what="start upload",
             ok=(201, 202),
         )
-        await response.aclose()
+        await drain(response)
         if response.status_code == 201 and params:
             return None
         return UploadStatus(
@@ -364,7 +364,7 @@ class RegistryClient:
     async def upload_status(self, location: str) -> UploadStatus:
         """GET the upload URL: where the registry stands (204, `Range: 0-N`)."""
         response = await self.request("GET", location, what="upload status", ok=(200, 204))
-        await response.aclose()
+        await drain(response)
         return self._status_from(response, location)
 
     async def send_chunk(
@@ -403,7 +403,7 @@ class RegistryClient:
                 "PUT", url, headers=headers, content=body if isinstance(body, bytes) else b"",
                 what="commit blob", ok=(201, 204),
             )  # fmt: skip
-            await response.aclose()
+            await drain(response)
         return str(response.headers.get("Docker-Content-Digest", digest))
 
     async def send_file_body(
@@ -512,7 +512,7 @@ class RegistryClient:
     async def cancel_upload(self, location: str) -> None:
         """DELETE the session (only for uploads the user cancels: never for ones to resume)."""
         response = await self.request("DELETE", location, what="cancel upload", ok=(200, 202, 204))
-        await response.aclose()
+        await drain(response)
 
     async def put_manifest(
         self, repository: str, reference: str, data: bytes, media_type: str
@@ -525,7 +525,7 @@ class RegistryClient:
             what="push manifest",
             ok=(200, 201, 202),
         )
-        await response.aclose()
+        await drain(response)
         from .digest import sha256_bytes
 
         return response.headers.get("Docker-Content-Digest") or sha256_bytes(data)
@@ -564,14 +564,14 @@ class RegistryClient:
             )
         except NotFound:
             return None
-        await response.aclose()
+        await drain(response)
         return str(response.headers.get("Docker-Content-Digest", ""))
 
     async def delete_manifest(self, repository: str, digest: str) -> None:
         response = await self.request(
             "DELETE", f"/v2/{repository}/manifests/{digest}", what="delete", ok=(200, 202, 204)
         )
-        await response.aclose()
+        await drain(response)
 
     async def get_json(self, url: str | httpx.URL, *, what: str) -> tuple[object, httpx.Response]:
         response = await self.request("GET", url, what=what, ok=(200,))
@@ -620,6 +620,21 @@ def parse_range_end(value: str | None) -> int:
     except ValueError:
         return 0
     return end + 1 if end > 0 else 0
+
+
+async def drain(response: httpx.Response) -> None:
+    """Finish with a response whose body doesn't matter (the empty or tiny body of a 202, 201,
+    204): read it, so that httpx keeps the connection for the next request. Closing an unread
+    response drops the connection, and each request to an HTTPS registry then pays a new TCP
+    and TLS handshake. A large body is not worth reading: that connection is dropped."""
+    try:
+        no_body = response.request.method == "HEAD"
+        if no_body or int(response.headers.get("Content-Length") or 0) <= MAX_ERROR_BODY:
+            await response.aread()
+    except (httpx.HTTPError, ValueError):
+        pass  # the request succeeded; only the connection's reuse is lost
+    finally:
+        await response.aclose()
 
 
 async def read_capped(response: httpx.Response, limit: int, *, strict: bool = False) -> bytes:

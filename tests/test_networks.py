@@ -242,3 +242,18 @@ def test_json_progress_matches_its_schema(
     acks = [e["acknowledged"] for e in events if e["event"] == "blob" and e["blob"] == "a.bin"]
     assert acks == sorted(acks)  # acknowledged bytes never go backwards
     assert events[-1] == {**events[-1], "event": "transfer", "state": "done"}
+
+
+async def test_a_push_keeps_its_connections(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path, fault_proxy
+) -> None:
+    """One connection for small requests, one for blob bodies: on an HTTPS registry every new
+    connection is a TLS handshake, so they are kept alive across the push's requests."""
+    proxy = fault_proxy(registry)
+    paths = [make_file(tmp_path / f"f{i}.bin", 200 * KiB, seed=i) for i in range(3)]
+    await push_paths(proxy.host, "net/keepalive:v1", paths, chunk_size=64 * KiB)
+    requests = len(proxy.requests)
+    assert requests > 20
+    # The plain-HTTP probe, then the API client and the file-body sender (a few spare ones
+    # where requests overlap): far fewer than one connection per request.
+    assert proxy.connections <= 5, (proxy.connections, requests)

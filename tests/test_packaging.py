@@ -83,9 +83,9 @@ def test_scripts_compile(script: str) -> None:
 def test_launchers_call_the_project_entry_points() -> None:
     scripts = pyproject()["project"]
     assert isinstance(scripts, dict)
-    assert scripts["scripts"]["hoist"] == "core.cli:main"
+    assert scripts["scripts"]["hoist"] == "gui.entry:main"
     assert scripts["gui-scripts"]["hoist-gui"] == "gui.app:main"
-    assert "from core.cli import main" in (PACKAGING / "launch_cli.py").read_text()
+    assert "from gui.entry import main" in (PACKAGING / "launch_cli.py").read_text()
     assert "from gui.app import main" in (PACKAGING / "launch_gui.py").read_text()
 
 

@@ -253,7 +253,10 @@ def test_rows_read_as_text(
     assert text(model, 0, Column.STATUS) == "Paused"
     failed = text(model, 1, Column.STATUS)
     assert failed.startswith("Failed: ") and "was modified since the upload began" in failed
-    assert failed.endswith("restart this transfer to push the new content.")
+    assert failed.endswith(
+        "restart this transfer to push the new content "
+        "(Retry in the window, or `hoist resume ID --restart-changed`)."
+    )
     assert "Traceback" not in failed and "Error(" not in failed
     tooltip = model.data(model.index(1, Column.STATUS), Qt.ItemDataRole.ToolTipRole)
     assert "was modified" in tooltip

@@ -395,7 +395,10 @@ def test_failed_transfer_reads_as_a_sentence(
     item = aio.run(scenario())
     status = cell(window, item, Column.STATUS)
     assert status.startswith(f"Failed: {path} changed size ({4 * MiB} → {4 * MiB + 1} bytes).")
-    assert status.endswith("restart this transfer to push the new content.")
+    assert status.endswith(
+        "restart this transfer to push the new content "
+        "(Retry in the window, or `hoist resume ID --restart-changed`)."
+    )
     assert "Traceback" not in status
     assert view.qactions["retry"].isEnabled() and not view.qactions["resume"].isEnabled()
     window.filter_bar.setCurrentIndex(3)
