@@ -154,6 +154,7 @@ def _settings(args: argparse.Namespace, host: str) -> UploadSettings:
     chunk = getattr(args, "chunk_size", None)
     settings = UploadSettings(
         chunk_size=parse_size(chunk) if chunk else DEFAULT_CHUNK,
+        adaptive=not chunk,  # the user's own chunk size is kept exactly
         retry=RetryPolicy(give_up_after=float(args.retry_for) if args.retry_for else None),
     )
     store = ProfileStore()

@@ -257,8 +257,9 @@ class TransferRun:
         self.client = client
         self.journal = journal
         self.settings = settings or UploadSettings()
-        if transfer.chunk_size:
+        if transfer.chunk_size:  # chosen for this transfer: kept exactly
             self.settings.chunk_size = transfer.chunk_size
+            self.settings.adaptive = False
         self.on_event = on_event
         self.pause = pause or asyncio.Event()
         self._save_lock = asyncio.Lock()

@@ -46,6 +46,10 @@ from .units import MiB
 DEFAULT_CHUNK = 64 * MiB
 #: A chunk never shrinks below this (and never below the registry's `OCI-Chunk-Min-Length`).
 SMALLEST_CHUNK = 1 * MiB
+#: Adaptive chunks grow while a chunk takes less than this many seconds...
+ADAPTIVE_FAST = 1.0
+#: ...up to this size.
+ADAPTIVE_MAX_CHUNK = 1024 * MiB
 #: How many times one blob may start over from byte 0 before the upload gives up.
 MAX_RESTARTS = 5
 
@@ -122,9 +126,19 @@ class BlobRecord:
 
 @dataclass
 class UploadSettings:
-    """How blobs are sent. `limits` is the per-host knowledge learned so far (see profile.py)."""
+    """How blobs are sent. `max_chunk`, `min_chunk` and `chunked` are what the host taught us
+    (see profile.py).
+
+    `adaptive`: the chunk starts at `chunk_size` and doubles while chunks go through in under
+    a second, up to ADAPTIVE_MAX_CHUNK (or the host's limit). Each PATCH costs the registry a
+    turnaround (about 20 ms for distribution on this machine: 3 % at 64 MiB on loopback); on a
+    fast link a larger chunk hides it, and on a slow one the chunk stays small, so what a cut
+    chunk costs stays about a second of upload whatever the link. An explicit chunk size from
+    the user is kept exactly (adaptive off).
+    """
 
     chunk_size: int = DEFAULT_CHUNK
+    adaptive: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     throttle: Throttle | None = None
     max_chunk: int | None = None  # the largest PATCH body the host (or a proxy) accepts
@@ -399,6 +413,7 @@ class BlobUpload:
             offset = record.acknowledged
             length = self._chunk_len(offset)
             assert record.location
+            started = time.monotonic()
             try:
                 status = await self._send(record.location, offset, length)
             except AuthenticationFailed:
@@ -432,7 +447,18 @@ class BlobUpload:
             record.prefix_digest = self._prefix_digest_at(record.acknowledged)
             await self._save()
             self._emit(BlobState.UPLOADING)
+            self._adapt(length, time.monotonic() - started)
         return await self._commit()
+
+    def _adapt(self, length: int, seconds: float) -> None:
+        """Grow the chunk on a fast link (see UploadSettings.adaptive). A throttled upload is
+        left alone: its chunks are slow by design."""
+        settings = self.settings
+        if not settings.adaptive or settings.throttle is not None or length < self._chunk:
+            return
+        if seconds < ADAPTIVE_FAST:
+            ceiling = min(ADAPTIVE_MAX_CHUNK, settings.max_chunk or ADAPTIVE_MAX_CHUNK)
+            self._chunk = max(self._chunk, min(self._chunk * 2, ceiling))
 
     async def _send(self, location: str, offset: int, length: int) -> UploadStatus:
         body = FileBody(

@@ -173,7 +173,11 @@ class Settings:
         The window retries for as long as the user lets it run (a laptop that loses Wi-Fi
         overnight resumes in the morning): the user sees the countdown and can pause.
         """
-        return UploadSettings(chunk_size=self.chunk_size, retry=RetryPolicy(give_up_after=None))
+        return UploadSettings(
+            chunk_size=self.chunk_size,
+            adaptive=self.chunk_size == DEFAULT_CHUNK,  # a chunk size the user set is kept
+            retry=RetryPolicy(give_up_after=None),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -1,9 +1,12 @@
-"""PyInstaller entry for the bundled `hoist` command (the same as the `hoist` console script:
-the command line, or the window when run bare on a desktop)."""
+"""PyInstaller entry for the bundled `hoist` command: always the command line.
+
+The installed `hoist` script (gui.entry) opens the window when run bare on a desktop; the
+bundle has its own `hoist-gui` for that, and keeps this executable free of Qt (hoist.spec
+excludes it), so it starts fast and works on machines without a display."""
 
 import sys
 
-from gui.entry import main
+from core.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -85,7 +85,8 @@ def test_launchers_call_the_project_entry_points() -> None:
     assert isinstance(scripts, dict)
     assert scripts["scripts"]["hoist"] == "gui.entry:main"
     assert scripts["gui-scripts"]["hoist-gui"] == "gui.app:main"
-    assert "from gui.entry import main" in (PACKAGING / "launch_cli.py").read_text()
+    # The bundle's hoist is the Qt-free command line; its hoist-gui is the window.
+    assert "from core.cli import main" in (PACKAGING / "launch_cli.py").read_text()
     assert "from gui.app import main" in (PACKAGING / "launch_gui.py").read_text()
 
 
