@@ -381,8 +381,12 @@ class TransferQueue:
             pass
         except asyncio.CancelledError:
             pass
-        except HoistError:
-            pass  # the run recorded the error on the transfer and told the listeners
+        except HoistError as exc:
+            # The run records its failure on the transfer; never leave one looking alive.
+            if item.transfer.state in (TransferState.RUNNING, TransferState.QUEUED):
+                item.transfer.state = TransferState.FAILED
+                item.transfer.error = exc.sentence()
+                self._save(item)
         except Exception as exc:  # a bug: show it on the transfer, never lose it
             log.exception("transfer %s crashed", item.id)
             item.transfer.state = TransferState.FAILED

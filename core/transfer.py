@@ -286,11 +286,12 @@ class TransferRun:
         transfer = self.transfer
         self._state(TransferState.RUNNING)
         await self.save()
-        if self.client.auth is None:
-            await self.client.ping()
-        if self.client.auth is not None:
-            self.client.auth.expect_push(transfer.target.repository)
+        whole_file_digests: asyncio.Future[dict[str, str]] | None = None
         try:
+            if self.client.auth is None:
+                await self.client.ping()  # a refusal here is this transfer's failure too
+            if self.client.auth is not None:
+                self.client.auth.expect_push(transfer.target.repository)
             whole_file_digests = self._hash_split_files()
             await self._push_blobs()
             if transfer.kind == "artifact":
@@ -312,6 +313,9 @@ class TransferRun:
             self._state(TransferState.PAUSED, "stopped")
             await asyncio.shield(self.save())
             raise
+        finally:
+            if whole_file_digests is not None and not whole_file_digests.done():
+                whole_file_digests.cancel()  # the push ended first: no use hashing on
         transfer.result = result
         self._state(TransferState.DONE)
         await self.save()

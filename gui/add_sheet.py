@@ -48,6 +48,7 @@ from .planning import (
     suggest_repository,
 )
 from .settings import RegistrySettings, Settings
+from .theme import plain_buttons
 
 log = logging.getLogger(__name__)
 
@@ -235,9 +236,11 @@ class AddSheet(QDialog):
         self.cancel_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
         self.push_button.clicked.connect(self.start_push)
         self.cancel_button.clicked.connect(self.reject)
+        plain_buttons(self.buttons)
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
+        layout.addSpacing(6)
         layout.addLayout(form)
         layout.addWidget(self.exists_box)
         layout.addWidget(self.message)

@@ -89,6 +89,7 @@ from .browse_models import (
 )
 from .planning import CredentialCache, make_client
 from .settings import RegistrySettings
+from .theme import CELL_PADDING, PaddedDelegate, plain_buttons, title_font
 
 log = logging.getLogger(__name__)
 
@@ -418,6 +419,7 @@ class BrowsePane(QWidget):
     def _build(self) -> None:
         self.title = QLabel(self)
         self.title.setObjectName("browse-title")
+        title_font(self.title)
         self.message = QLabel(self)
         self.message.setObjectName("browse-message")
         self.message.setWordWrap(True)
@@ -435,6 +437,7 @@ class BrowsePane(QWidget):
         self.repo_view.setUniformItemSizes(True)
         self.repo_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.repo_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.repo_view.setItemDelegate(PaddedDelegate(self.repo_view))
         self.no_catalog = QLabel(self)
         self.no_catalog.setObjectName("no-catalog")
         self.no_catalog.setWordWrap(True)
@@ -444,29 +447,35 @@ class BrowsePane(QWidget):
         self.repo_status.setWordWrap(True)
         self.repo_name = QLineEdit(self)
         self.repo_name.setObjectName("repository-name")
-        self.repo_name.setPlaceholderText("Repository name, e.g. team/model or team/model:v1")
+        self.repo_name.setPlaceholderText("team/model:v1")
+        self.repo_name.setToolTip("Open a repository by name (the only way in where the "
+                                  "registry does not list its repositories)")  # fmt: skip
         self.repo_open = QPushButton("&Open", self)
         self.repo_open.setObjectName("open-repository")
-        name_label = QLabel("&Repository:", self)
+        # The label above the field: a narrow pane leaves the field its whole width.
+        name_label = QLabel("Open a &repository by name:", self)
         name_label.setBuddy(self.repo_name)
         name_row = QHBoxLayout()
-        name_row.addWidget(name_label)
         name_row.addWidget(self.repo_name, 1)
         name_row.addWidget(self.repo_open)
         repos_label = QLabel("Re&positories", self)
         repos_label.setBuddy(self.repo_view)
+        title_font(repos_label, 1.0)
         left = QWidget(self)
         left_layout = QVBoxLayout(left)
-        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.setContentsMargins(0, 0, 4, 0)
         left_layout.addWidget(repos_label)
         left_layout.addWidget(self.repo_filter)
         left_layout.addWidget(self.repo_view, 1)
         left_layout.addWidget(self.no_catalog)
         left_layout.addWidget(self.repo_status)
+        left_layout.addSpacing(4)
+        left_layout.addWidget(name_label)
         left_layout.addLayout(name_row)
 
         # Tags.
         self.tags_label = QLabel("&Tags", self)
+        title_font(self.tags_label, 1.0)
         self.tag_filter = QLineEdit(self)
         self.tag_filter.setObjectName("tag-filter")
         self.tag_filter.setPlaceholderText("Filter tags")
@@ -495,15 +504,22 @@ class BrowsePane(QWidget):
         header = self.tag_view.horizontalHeader()
         header.setStretchLastSection(True)
         header.setHighlightSections(False)
-        for column, width in ((TagColumn.TAG, 160), (TagColumn.SIZE, 80),
-                              (TagColumn.CREATED, 140)):  # fmt: skip
-            self.tag_view.setColumnWidth(column, width)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        self.tag_view.setItemDelegate(PaddedDelegate(self.tag_view))
+        self.tag_view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        # Widths that fit a usual tag, a size and a date (measured in the view's font), so the
+        # digest keeps the rest and no sideways scrolling is needed.
+        fm = self.tag_view.fontMetrics()
+        pad = 2 * CELL_PADDING + 12
+        for column, sample in ((TagColumn.TAG, "v1.23.4-rc1"), (TagColumn.SIZE, "999 MiB"),
+                               (TagColumn.CREATED, "2024-05-01 12:30 UTC")):  # fmt: skip
+            self.tag_view.setColumnWidth(column, fm.horizontalAdvance(sample) + pad)
         self.tag_status = QLabel(self)
         self.tag_status.setObjectName("tag-status")
         self.tag_status.setWordWrap(True)
         middle = QWidget(self)
         middle_layout = QVBoxLayout(middle)
-        middle_layout.setContentsMargins(0, 0, 0, 0)
+        middle_layout.setContentsMargins(4, 0, 4, 0)
         middle_layout.addWidget(self.tags_label)
         middle_layout.addWidget(self.tag_filter)
         middle_layout.addWidget(self.tag_view, 1)
@@ -513,13 +529,18 @@ class BrowsePane(QWidget):
         self.detail_title = QLabel("Details", self)
         self.detail_title.setObjectName("detail-title")
         self.detail_title.setWordWrap(True)
+        title_font(self.detail_title, 1.0)
         self.detail_view = QTreeView(self)
         self.detail_view.setObjectName("details")
         self.detail_view.setModel(self.detail_model)
         self.detail_view.setUniformRowHeights(True)
         self.detail_view.setAllColumnsShowFocus(True)
         self.detail_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.detail_view.setColumnWidth(0, 180)
+        self.detail_view.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # digests keep both ends
+        self.detail_view.setItemDelegate(PaddedDelegate(self.detail_view))
+        self.detail_view.setColumnWidth(
+            0, self.detail_view.fontMetrics().horizontalAdvance("Size (all platforms)") + 64
+        )
         self.detail_view.header().setStretchLastSection(True)
         self.copy_button = QToolButton(self)
         self.download_button = QToolButton(self)
@@ -532,7 +553,7 @@ class BrowsePane(QWidget):
         buttons.addStretch(1)
         right = QWidget(self)
         right_layout = QVBoxLayout(right)
-        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.setContentsMargins(4, 0, 0, 0)
         right_layout.addWidget(self.detail_title)
         right_layout.addWidget(self.detail_view, 1)
         right_layout.addLayout(buttons)
@@ -560,10 +581,16 @@ class BrowsePane(QWidget):
         self.splitter.setChildrenCollapsible(False)
         for widget in (left, middle, right):
             self.splitter.addWidget(widget)
-        self.splitter.setSizes([220, 380, 400])
+        # Repositories narrow, tags as wide as their columns, details the rest (and what a
+        # wider window adds).
+        digest_width = fm.horizontalAdvance("sha256:0123456789ab") + pad
+        tags_width = sum(self.tag_view.columnWidth(c) for c in range(3)) + digest_width + 12
+        self.splitter.setSizes([240, tags_width, 520])
+        for index, stretch in enumerate((0, 0, 1)):
+            self.splitter.setStretchFactor(index, stretch)
 
         outer = QVBoxLayout(self)
-        outer.setContentsMargins(6, 6, 6, 6)
+        outer.setContentsMargins(8, 8, 8, 4)
         outer.addWidget(self.title)
         outer.addWidget(self.message)
         outer.addWidget(self.splitter, 1)
@@ -1279,6 +1306,7 @@ class ConfirmDialog(QDialog):
         self.cancel_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
         self.cancel_button.setDefault(True)
         self.cancel_button.setFocus()
+        plain_buttons(self.buttons)
         self.confirm_button.clicked.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         texts = QVBoxLayout()

@@ -751,12 +751,15 @@ class TagModel(QAbstractTableModel):
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
-        if (
-            orientation == Qt.Orientation.Horizontal
-            and role == Qt.ItemDataRole.DisplayRole
-            and 0 <= section < len(TAG_HEADERS)
-        ):
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(TAG_HEADERS):
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
             return TAG_HEADERS[section]
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            # Sizes are right-aligned: so is their heading.
+            right = section == TagColumn.SIZE
+            horizontal = Qt.AlignmentFlag.AlignRight if right else Qt.AlignmentFlag.AlignLeft
+            return int(horizontal | Qt.AlignmentFlag.AlignVCenter)
         return None
 
     def flags(self, index: Index) -> Qt.ItemFlag:

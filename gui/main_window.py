@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -40,7 +40,6 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QStyle,
     QSystemTrayIcon,
-    QTabBar,
     QTabWidget,
     QToolBar,
     QVBoxLayout,
@@ -69,6 +68,7 @@ from .planning import (
 )
 from .settings import DEMO_REGISTRY_NAME, RegistrySettings, Settings, SettingsStore
 from .settings_dialog import RateLimitBox, SettingsDialog
+from .theme import PillTabBar, plain_buttons
 from .transfers import (
     FILTERS,
     SHORTCUTS,
@@ -208,6 +208,7 @@ class MessageDialog(QDialog):
         icon.setPixmap(pixmap)
         icon.setAlignment(Qt.AlignmentFlag.AlignTop)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok, self)
+        plain_buttons(buttons)
         buttons.accepted.connect(self.accept)
         texts = QVBoxLayout()
         texts.addWidget(self.text_label)
@@ -402,32 +403,33 @@ class MainWindow(QMainWindow):
         row.addWidget(self.banner_settings)
         row.addWidget(self.banner_close)
 
-        self.filter_bar = QTabBar(self)
+        self.filter_bar = PillTabBar(self)
         self.filter_bar.setObjectName("status-filter")
-        self.filter_bar.setDrawBase(False)
-        self.filter_bar.setExpanding(False)
         for name in FILTERS:
             index = self.filter_bar.addTab(filter_label(name, {}))
             self.filter_bar.setTabData(index, name)
         self.filter_bar.currentChanged.connect(
             lambda i: self.view.proxy.set_status_filter(str(self.filter_bar.tabData(i)))
         )
+        # The empty list says what to do, in its middle (not in a strip under a blank list).
         self.empty_hint = QLabel(
             "Drop files, folders or container images here, or use Add files… or Add image…\n"
             "Transfers survive restarts: close Hoist at any time and resume later.",
-            self,
+            self.view.viewport(),
         )
         self.empty_hint.setObjectName("empty-hint")
         self.empty_hint.setWordWrap(True)
         self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_hint.setEnabled(False)  # drawn in the palette's disabled text colour
+        self.empty_hint.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.view.viewport().installEventFilter(self)
 
         transfers = QWidget(self)
         layout = QVBoxLayout(transfers)
-        layout.setContentsMargins(6, 6, 6, 6)
+        layout.setContentsMargins(8, 8, 8, 4)
+        layout.setSpacing(6)
         layout.addWidget(self.filter_bar)
         layout.addWidget(self.view, 1)
-        layout.addWidget(self.empty_hint)
 
         self.tabs = QTabWidget(self)
         self.tabs.setObjectName("areas")
@@ -541,15 +543,22 @@ class MainWindow(QMainWindow):
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
+        bar.setSizeGripEnabled(False)
         self.totals_label = QLabel(bar)
         self.totals_label.setObjectName("totals")
+        self.totals_label.setContentsMargins(8, 0, 0, 0)
         bar.addWidget(self.totals_label, 1)
-        bar.addPermanentWidget(QLabel("Upload limit:", bar))
+        limit_label = QLabel("Upload limit:", bar)
+        limit_label.setContentsMargins(0, 0, 2, 0)
+        bar.addPermanentWidget(limit_label)
         self.rate_box = RateLimitBox(bar)
         self.rate_box.setObjectName("rate-limit")
         self.rate_box.set_bytes_per_second(self.ctx.settings.rate_limit)
         self.rate_box.valueChanged.connect(self._rate_changed)
         bar.addPermanentWidget(self.rate_box)
+        edge = QWidget(bar)  # keeps the box's arrows off the window's edge
+        edge.setFixedWidth(4)
+        bar.addPermanentWidget(edge)
 
     def _build_tray(self) -> None:
         self.tray: QSystemTrayIcon | None = None
@@ -930,7 +939,19 @@ class MainWindow(QMainWindow):
 
     def _update_empty_state(self) -> None:
         self.empty_hint.setVisible(self.model.rowCount() == 0)
+        self._place_empty_hint()
         self._update_global_actions()
+
+    def _place_empty_hint(self) -> None:
+        """The hint fills the list's visible area (its text centred there)."""
+        margin = 24
+        area = self.view.viewport().rect()
+        self.empty_hint.setGeometry(area.adjusted(margin, margin, -margin, -margin))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.view.viewport() and event.type() == QEvent.Type.Resize:
+            self._place_empty_hint()
+        return super().eventFilter(watched, event)
 
     # -- misc --------------------------------------------------------------------------------
 

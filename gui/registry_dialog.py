@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QShowEvent
+from PySide6.QtGui import QFont, QPalette, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -58,6 +58,7 @@ from core.reference import parse_registry
 from .browse_models import report_task_failure
 from .planning import make_client
 from .settings import RegistrySettings
+from .theme import plain_buttons, tone_color
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +263,12 @@ class RegistryDialog(QDialog):
         self.insecure_warning = QLabel(INSECURE_WARNING, self)
         self.insecure_warning.setObjectName("insecure-warning")
         self.insecure_warning.setWordWrap(True)
-        self.insecure_warning.setStyleSheet("color: #b3261e; font-weight: 600;")
+        warn_palette = self.insecure_warning.palette()  # red for the palette (no style sheet)
+        warn_palette.setColor(QPalette.ColorRole.WindowText, tone_color("failed", warn_palette))
+        self.insecure_warning.setPalette(warn_palette)
+        warn_font = self.insecure_warning.font()
+        warn_font.setWeight(QFont.Weight.DemiBold)
+        self.insecure_warning.setFont(warn_font)
 
         form = QFormLayout()
         for text, widget in (
@@ -294,6 +300,7 @@ class RegistryDialog(QDialog):
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self
         )
         self.save_button = self.buttons.button(QDialogButtonBox.StandardButton.Save)
+        plain_buttons(self.buttons)
         self.problem = QLabel(self)
         self.problem.setObjectName("registry-problem")
         self.problem.setWordWrap(True)

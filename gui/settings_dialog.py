@@ -29,6 +29,7 @@ from core.reference import parse_registry
 from core.units import MiB, format_size, parse_size
 
 from .settings import MAX_AT_ONCE, MAX_CHUNK, MIN_CHUNK, RegistrySettings, Settings
+from .theme import plain_buttons
 
 CHUNK_CHOICES = (4 * MiB, 16 * MiB, 64 * MiB, 256 * MiB)
 
@@ -91,6 +92,7 @@ class SettingsDialog(QDialog):
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
         )
+        plain_buttons(buttons)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
 

@@ -23,20 +23,27 @@ from PySide6.QtCore import (
     QObject,
     QPersistentModelIndex,
     QPoint,
+    QRectF,
     QSortFilterProxyModel,
     Qt,
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QAction, QGuiApplication, QIcon, QKeySequence, QPainter
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QGuiApplication,
+    QIcon,
+    QKeySequence,
+    QPainter,
+    QPalette,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
     QHeaderView,
     QMenu,
     QStyle,
-    QStyledItemDelegate,
-    QStyleOptionProgressBar,
     QStyleOptionViewItem,
     QTreeView,
     QWidget,
@@ -52,6 +59,7 @@ from core.upload import BlobRecord
 
 from . import icons
 from .planning import blob_label, reference_text, short_digest
+from .theme import CELL_PADDING, PaddedDelegate, paint_progress, tone_color
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +84,7 @@ TransferIdRole = Qt.ItemDataRole.UserRole + 2  # the transfer's id (all rows)
 StateRole = Qt.ItemDataRole.UserRole + 3  # TransferState / BlobState value
 ProgressRole = Qt.ItemDataRole.UserRole + 4  # fraction 0..1 acknowledged, or None
 BlobRole = Qt.ItemDataRole.UserRole + 5  # the blob's name (child rows)
+ToneRole = Qt.ItemDataRole.UserRole + 6  # the progress bar's tone: one of theme.TONES
 
 #: Repaints per second at most (the queue may report hundreds of chunk events a second).
 REFRESH_MS = 250
@@ -118,6 +127,33 @@ def transfer_icon_name(item: TransferItem) -> str:
         TransferState.DONE: "done",
         TransferState.FAILED: "failed",
     }.get(state, "paused")
+
+
+def transfer_tone(item: TransferItem) -> str:
+    """How a transfer's progress bar is coloured (see `theme.TONES`)."""
+    state = item.state
+    if state == TransferState.RUNNING:
+        waiting = any(e.state == BlobState.WAITING for e in item.blobs.values())
+        return "waiting" if waiting else "active"
+    return {
+        TransferState.QUEUED: "waiting",
+        TransferState.DONE: "done",
+        TransferState.FAILED: "failed",
+    }.get(state, "paused")
+
+
+def blob_tone(record: BlobRecord, event: BlobEvent | None, item: TransferItem) -> str:
+    """A blob row's tone: its own while the transfer runs, else the transfer's."""
+    if record.finished:
+        return "done"
+    state = blob_state(record, event)
+    if state == BlobState.FAILED:
+        return "failed"
+    if not item.running:
+        return transfer_tone(item)
+    if state in (BlobState.WAITING, BlobState.PENDING):
+        return "waiting"
+    return "active"
 
 
 def blob_acknowledged(record: BlobRecord, event: BlobEvent | None) -> int:
@@ -382,12 +418,15 @@ class TransferModel(QAbstractItemModel):
         orientation: Qt.Orientation,
         role: int = Qt.ItemDataRole.DisplayRole,
     ) -> Any:
-        if (
-            orientation == Qt.Orientation.Horizontal
-            and role == Qt.ItemDataRole.DisplayRole
-            and 0 <= section < len(HEADERS)
-        ):
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(HEADERS):
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
             return HEADERS[section]
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            # Numbers are right-aligned: so are their headings.
+            right = section in (Column.SPEED, Column.ETA)
+            horizontal = Qt.AlignmentFlag.AlignRight if right else Qt.AlignmentFlag.AlignLeft
+            return int(horizontal | Qt.AlignmentFlag.AlignVCenter)
         return None
 
     def flags(self, index: Index) -> Qt.ItemFlag:
@@ -421,6 +460,8 @@ class TransferModel(QAbstractItemModel):
             return item.state.value
         if role == ProgressRole:
             return self._fraction(item.acknowledged, item.total, item.state == TransferState.DONE)
+        if role == ToneRole:
+            return transfer_tone(item)
         if role == Qt.ItemDataRole.DecorationRole and column == Column.NAME:
             return icons.icon(transfer_icon_name(item))
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -465,6 +506,8 @@ class TransferModel(QAbstractItemModel):
         acked = blob_acknowledged(record, event)
         if role == ProgressRole:
             return self._fraction(acked, record.size, record.finished)
+        if role == ToneRole:
+            return blob_tone(record, event, item)
         if role == Qt.ItemDataRole.ToolTipRole:
             if column in (Column.NAME, Column.TARGET):
                 return record.digest or record.name
@@ -549,8 +592,18 @@ class TransferFilterProxy(QSortFilterProxyModel):
         return matches_filter(self._status, str(state))
 
 
-class ProgressDelegate(QStyledItemDelegate):
-    """Paints ProgressRole as the style's own progress bar, with the row's text on it."""
+class TransferDelegate(PaddedDelegate):
+    """The transfer list's cells: padded, blob rows quieter, a failure's status in red."""
+
+    def text_color(self, index: Index, palette: QPalette) -> QColor | None:
+        if index.column() == Column.STATUS and index.data(ToneRole) == "failed":
+            return tone_color("failed", palette)
+        return super().text_color(index, palette)
+
+
+class ProgressDelegate(TransferDelegate):
+    """Paints ProgressRole as a calm bar (`theme.paint_progress`) coloured by ToneRole, with
+    the row's text (bytes done / total and the percentage) on it."""
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         fraction = index.data(ProgressRole)
@@ -563,23 +616,15 @@ class ProgressDelegate(QStyledItemDelegate):
         background = QStyleOptionViewItem(option)
         self.initStyleOption(background, index)
         background.text = ""
-        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, background, painter, widget)
-        bar = QStyleOptionProgressBar()
-        bar.rect = option.rect.adjusted(2, 2, -2, -2)
-        # The bar keeps its own colours on a selected row (the row's highlighted text colour
-        # would be drawn on the bar's light groove).
-        state = option.state & ~QStyle.StateFlag.State_Selected
-        bar.state = state | QStyle.StateFlag.State_Horizontal
-        bar.direction = option.direction
-        bar.fontMetrics = option.fontMetrics
-        bar.palette = widget.palette() if widget is not None else option.palette
-        bar.minimum = 0
-        bar.maximum = 1000
-        bar.progress = round(float(fraction) * 1000)
-        bar.text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
-        bar.textVisible = True
-        bar.textAlignment = Qt.AlignmentFlag.AlignCenter
-        style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, widget)
+        style.drawPrimitive(
+            QStyle.PrimitiveElement.PE_PanelItemViewItem, background, painter, widget
+        )
+        # The bar keeps its own colours on a selected row (it has its own groove).
+        palette = widget.palette() if widget is not None else option.palette
+        rect = QRectF(option.rect.adjusted(CELL_PADDING, 3, -CELL_PADDING, -3))
+        tone = str(index.data(ToneRole) or "active")
+        text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
+        paint_progress(painter, rect, float(fraction), tone, text, palette)
 
 
 # -- actions as data ---------------------------------------------------------------------------
@@ -781,17 +826,15 @@ class TransferView(QTreeView):
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.setItemDelegateForColumn(Column.PROGRESS, ProgressDelegate(self))
+        self.setItemDelegate(TransferDelegate(self, quiet_children=True))
+        self.setItemDelegateForColumn(Column.PROGRESS, ProgressDelegate(self, quiet_children=True))
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._show_menu)
         header = self.header()
         header.setStretchLastSection(True)
-        header.setSectionResizeMode(Column.NAME, QHeaderView.ResizeMode.Interactive)
-        for column, width in (
-            (Column.NAME, 220), (Column.TARGET, 240), (Column.PROGRESS, 200),
-            (Column.SPEED, 90), (Column.ETA, 70),
-        ):  # fmt: skip
-            self.setColumnWidth(column, width)
+        header.setHighlightSections(False)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.set_column_widths()
         self.qactions: dict[str, QAction] = {}
         #: pause all / resume all, owned by the window, shown in the context menu too.
         self.global_actions: dict[str, QAction] = {}
@@ -806,6 +849,27 @@ class TransferView(QTreeView):
         model.totals_changed.connect(self.refresh_actions)
         self.proxy.rowsRemoved.connect(self.refresh_actions)
         self.refresh_actions()
+
+    def set_column_widths(self) -> None:
+        """Widths that fit what the columns usually hold, measured in the view's font: a
+        file name, a registry reference, "1.23 GiB / 4.56 GiB (27%)" on its bar, a rate, a
+        duration; the status takes the rest."""
+        fm = self.fontMetrics()
+        pad = 2 * CELL_PADDING + 12  # and the style's own margins around a cell's text
+
+        def text(sample: str) -> int:
+            return fm.horizontalAdvance(sample) + pad
+
+        icon = self.iconSize().width() if self.iconSize().isValid() else 16
+        widths = {
+            Column.NAME: text("model-card.md, model.safetensors") + self.indentation() + icon,
+            Column.TARGET: text("registry.example.com/team/models:v12"),
+            Column.PROGRESS: text("1.23 GiB / 4.56 GiB (100%)") + 8,
+            Column.SPEED: text("999 MiB/s"),
+            Column.ETA: text("59m 59s"),
+        }
+        for column, width in widths.items():
+            self.setColumnWidth(column, width)
 
     # -- selection ---------------------------------------------------------------------------
 
@@ -890,7 +954,9 @@ __all__ = [
     "ProgressDelegate",
     "ProgressRole",
     "StateRole",
+    "ToneRole",
     "TransferController",
+    "TransferDelegate",
     "TransferFilterProxy",
     "TransferIdRole",
     "TransferModel",
