@@ -17,10 +17,8 @@ order, and annotated with `app.hoist.split.*` (see README "Split mode").
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -127,6 +125,9 @@ class _HashingWriter:
 
 def _pack_folder(folder: Path, staging: Path) -> BlobRecord:
     """Pack `folder` into `staging/NAME.tar.gz` (sorted entries, so packing is repeatable)."""
+    import gzip  # only folders need these: kept off every push's start-up
+    import tarfile
+
     staging.mkdir(parents=True, exist_ok=True, mode=0o700)
     out = staging / f"{folder.name}.tar.gz"
     with open(out, "wb") as raw:

@@ -186,8 +186,11 @@ class FileBodySender:
     ) -> None:
         buf = bytearray(min(BLOCK if throttle is None else THROTTLED_BLOCK, end - start))
         view = memoryview(buf)
-        fd = os.open(source.path, os.O_RDONLY)
-        try:
+        # Over plain HTTP the kernel sends the block straight from the page cache (sendfile):
+        # the read for hashing is then the only copy. TLS must encrypt in user space.
+        direct = not isinstance(sock, ssl.SSLSocket)
+        with open(source.path, "rb", buffering=0) as f:
+            fd = f.fileno()
             pos = start
             while pos < end:
                 if abort.is_set():
@@ -201,7 +204,13 @@ class FileBodySender:
                 block = view[:n]
                 hasher.update(pos, block)
                 try:
-                    sock.sendall(block)
+                    if direct:
+                        # If the file changed since the read, the registry gets other bytes
+                        # than were hashed and refuses the digest: never a corrupt blob.
+                        if sock.sendfile(f, source.offset + pos, n) != n:
+                            raise FileChanged(f"{source.path} shrank during the upload")
+                    else:
+                        sock.sendall(block)
                 except OSError as exc:
                     # The server may have answered early and closed (nginx's 413 before reading
                     # the body): read what it said rather than report a broken pipe.
@@ -212,8 +221,6 @@ class FileBodySender:
                 pos += n
                 sent[0] += n
                 on_block(n)
-        finally:
-            os.close(fd)
 
 
 def _try_read_early_response(sock: socket.socket) -> RawResponse | None:

@@ -53,11 +53,18 @@ class TLSOptions:
     insecure: bool = False
 
     def verify(self) -> ssl.SSLContext | bool:
-        if self.insecure:
-            return False
-        if self.ca_bundle is not None:
-            return ssl.create_default_context(cafile=str(self.ca_bundle))
-        return True
+        """The SSL context for these choices, built once per process: loading the CA store
+        costs tens of milliseconds, and every client (API, token realm, file bodies) needs it."""
+        return _ssl_context(self.ca_bundle, self.insecure)
+
+
+@functools.lru_cache(maxsize=16)
+def _ssl_context(ca_bundle: Path | None, insecure: bool) -> ssl.SSLContext | bool:
+    if insecure:
+        return False
+    if ca_bundle is not None:
+        return ssl.create_default_context(cafile=str(ca_bundle))
+    return ssl.create_default_context()
 
 
 @dataclass(frozen=True)
