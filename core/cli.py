@@ -30,6 +30,7 @@ from .transfer import (
     Transfer,
     TransferRun,
     TransferState,
+    discard_staging,
     plan_file_push,
     plan_image_push,
     restart_changed_blobs,
@@ -275,6 +276,7 @@ async def cmd_cancel(args: argparse.Namespace) -> int:
                 except HoistError as exc:  # the session may be gone already: say so, go on
                     print(f"{blob.name}: {exc.sentence()}", file=sys.stderr)
     journal.remove(transfer.id)
+    await asyncio.to_thread(discard_staging, transfer.id)
     print(f"cancelled {transfer.id}", file=sys.stderr)
     return 0
 

@@ -20,7 +20,13 @@ from .errors import HoistError
 from .journal import TransferJournal
 from .progress import BlobEvent, BlobState, Event, RateEstimator, TransferEvent
 from .registry import RegistryClient
-from .transfer import Transfer, TransferRun, TransferState, restart_changed_blobs
+from .transfer import (
+    Transfer,
+    TransferRun,
+    TransferState,
+    discard_staging,
+    restart_changed_blobs,
+)
 from .upload import TransferPaused, UploadSettings
 
 log = logging.getLogger(__name__)
@@ -268,6 +274,7 @@ class TransferQueue:
         if problems:
             log.info("cancel %s: %s", transfer_id, "; ".join(problems))
         item.transfer.state = TransferState.CANCELLED
+        await asyncio.to_thread(discard_staging, transfer_id)
         self.remove(transfer_id)
 
     def remove(self, transfer_id: str) -> None:

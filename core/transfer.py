@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import shutil
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -149,6 +150,18 @@ class Transfer:
         )
 
 
+def staging_dir(transfer_id: str) -> Path:
+    """Where a transfer keeps what it had to write (a folder's tar, an image's generated
+    config) so that a resume reads the very same bytes."""
+    return state_dir() / "staging" / transfer_id
+
+
+def discard_staging(transfer_id: str) -> None:
+    """Remove a transfer's staged files once it is done or cancelled (blocking: a folder's tar
+    can be large). A folder push of 50 GB must not leave 50 GB behind."""
+    shutil.rmtree(staging_dir(transfer_id), ignore_errors=True)
+
+
 def new_transfer_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
@@ -165,8 +178,7 @@ def plan_file_push(
 ) -> Transfer:
     """A Transfer pushing files/folders as an artifact (blocking: packs folders)."""
     transfer_id = new_transfer_id()
-    staging = state_dir() / "staging" / transfer_id
-    blobs = plan_artifact(paths, staging, split)
+    blobs = plan_artifact(paths, staging_dir(transfer_id), split)
     return Transfer(
         id=transfer_id,
         target=target if target.tag or target.digest else target.with_tag("latest"),
@@ -203,7 +215,7 @@ def plan_image_push(
 
     plan = open_image(path, tag=image_tag, platform=platform)
     transfer_id = new_transfer_id()
-    staging = state_dir() / "staging" / transfer_id
+    staging = staging_dir(transfer_id)
     blobs: list[BlobRecord] = []
     for blob in plan.blobs:
         d = blob.descriptor
@@ -319,6 +331,7 @@ class TransferRun:
         transfer.result = result
         self._state(TransferState.DONE)
         await self.save()
+        await asyncio.to_thread(discard_staging, transfer.id)
         return result
 
     def _hash_split_files(self) -> asyncio.Future[dict[str, str]]:

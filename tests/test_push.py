@@ -124,7 +124,9 @@ async def test_folder_is_packed_for_oras(
     (folder / "sub").mkdir(parents=True)
     make_file(folder / "weights.bin", 100 * KiB)
     (folder / "sub" / "config.json").write_text('{"layers": 2}')
-    digest, _ = await push_paths(registry.host, "folders/model:v1", [folder])
+    digest, transfer = await push_paths(registry.host, "folders/model:v1", [folder])
+    # The packed tar was staged for resumes; once the push is done it is gone.
+    assert not (state_dir / "staging" / transfer.id).exists()
     manifest = get_manifest(registry.url, "folders/model", "v1")
     (layer,) = manifest["layers"]
     assert layer["mediaType"] == FOLDER_MEDIA_TYPE
