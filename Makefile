@@ -30,7 +30,14 @@ system-deps:
 
 ## Launch the app (with a local demo registry when none is configured).
 run: $(STAMP) system-deps
-	$(BIN)/hoist-gui
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || [ "$$(uname)" = Darwin ]; then \
+	  $(BIN)/hoist-gui; \
+	else \
+	  echo "No display here, so no window. On a desktop, 'make run' opens it; on this machine,"; \
+	  echo "'xvfb-run -a $(BIN)/hoist-gui' runs it on a virtual screen, and the command line"; \
+	  echo "works as it is:"; echo; \
+	  $(BIN)/hoist --help; \
+	fi
 
 ## Run the whole test suite: lint, types, then every test against real registries.
 test: $(STAMP) system-deps lint typecheck pytest
