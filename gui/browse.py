@@ -52,7 +52,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
-    QStyle,
     QTableView,
     QToolButton,
     QTreeView,
@@ -87,6 +86,7 @@ from .browse_models import (
     report_task_failure,
     short_digest,
 )
+from .dialogs import lay_out_message
 from .planning import CredentialCache, make_client
 from .settings import RegistrySettings
 from .theme import CELL_PADDING, PaddedDelegate, plain_buttons, title_font
@@ -1294,11 +1294,6 @@ class ConfirmDialog(QDialog):
         self.informative_label.setObjectName("confirm-informative")
         self.informative_label.setWordWrap(True)
         self.informative_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        icon = QLabel(self)
-        icon.setPixmap(
-            self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning).pixmap(48, 48)
-        )
-        icon.setAlignment(Qt.AlignmentFlag.AlignTop)
         self.buttons = QDialogButtonBox(self)
         self.confirm_button = self.buttons.addButton(
             confirm, QDialogButtonBox.ButtonRole.DestructiveRole
@@ -1309,17 +1304,9 @@ class ConfirmDialog(QDialog):
         plain_buttons(self.buttons)
         self.confirm_button.clicked.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
-        texts = QVBoxLayout()
-        texts.addWidget(self.text_label)
-        texts.addWidget(self.informative_label)
-        texts.addStretch(1)
-        row = QHBoxLayout()
-        row.addWidget(icon)
-        row.addLayout(texts, 1)
-        layout = QVBoxLayout(self)
-        layout.addLayout(row)
-        layout.addWidget(self.buttons)
-        self.setMinimumSize(QSize(420, 160).expandedTo(self.minimumSizeHint()))
+        lay_out_message(
+            self, self.text_label, self.informative_label, self.buttons, minimum=QSize(420, 160)
+        )
 
     def text(self) -> str:
         return self.text_label.text()

@@ -38,7 +38,6 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QPushButton,
     QSizePolicy,
-    QStyle,
     QSystemTrayIcon,
     QTabWidget,
     QToolBar,
@@ -59,6 +58,7 @@ from core.units import format_rate, format_size
 
 from . import icons
 from .add_sheet import AddSheet
+from .dialogs import lay_out_message
 from .planning import (
     CredentialCache,
     SourceChoice,
@@ -200,27 +200,13 @@ class MessageDialog(QDialog):
         self.informative_label = QLabel(informative, self)
         self.informative_label.setWordWrap(True)
         self.informative_label.setVisible(bool(informative))
-        icon = QLabel(self)
-        if pixmap is None:
-            pixmap = (
-                self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning).pixmap(48, 48)
-            )
-        icon.setPixmap(pixmap)
-        icon.setAlignment(Qt.AlignmentFlag.AlignTop)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok, self)
         plain_buttons(buttons)
         buttons.accepted.connect(self.accept)
-        texts = QVBoxLayout()
-        texts.addWidget(self.text_label)
-        texts.addWidget(self.informative_label)
-        texts.addStretch(1)
-        row = QHBoxLayout()
-        row.addWidget(icon)
-        row.addLayout(texts, 1)
-        layout = QVBoxLayout(self)
-        layout.addLayout(row)
-        layout.addWidget(buttons)
-        self.setMinimumSize(QSize(380, 120).expandedTo(self.minimumSizeHint()))
+        lay_out_message(
+            self, self.text_label, self.informative_label, buttons, minimum=QSize(380, 120),
+            pixmap=pixmap,
+        )  # fmt: skip
 
     def text(self) -> str:
         return self.text_label.text()
