@@ -15,7 +15,7 @@ import base64
 import json
 import re
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -141,6 +141,9 @@ class RegistryAuth(httpx.Auth):
     Args:
         origin: `(host, port)` of the registry; no other host ever gets credentials.
         credentials: None for anonymous access.
+        lookup: finds credentials (keyring, docker config: blocking, run in a worker thread)
+            the first time the registry asks for them, so an anonymous registry never
+            touches the keyring (no locked-wallet prompt, no start-up cost).
         token_client: a client without this auth, for the token realm (often another host).
     """
 
@@ -152,11 +155,13 @@ class RegistryAuth(httpx.Auth):
         credentials: Credentials | None = None,
         *,
         token_client: httpx.AsyncClient,
+        lookup: Callable[[], Credentials | None] | None = None,
     ) -> None:
         self.origin = origin
         self.token_client = token_client
         self._token_lock = asyncio.Lock()
         self.credentials = credentials
+        self._lookup = lookup
         self.scheme: str | None = None  # "basic" or "bearer", once the registry said so
         self.bearer_params: dict[str, str] = {}
         self.tokens: list[Token] = []
@@ -221,11 +226,19 @@ class RegistryAuth(httpx.Auth):
             return self.credentials.basic_header()
         return None
 
+    async def _look_up_credentials(self) -> None:
+        lookup, self._lookup = self._lookup, None
+        if lookup is not None and self.credentials is None:
+            self.credentials = await asyncio.to_thread(lookup)
+            if self.credentials is not None and self.credentials.is_identity_token:
+                self.refresh_token = self.credentials.password
+
     async def on_unauthorized(self, request: httpx.Request, headers: httpx.Headers) -> bool:
         """Learn from a 401's challenge; True when a retry may now succeed (new scheme or a
         fresh token), False when the credentials were simply refused."""
         if not self._same_origin(request.url):
             return False
+        await self._look_up_credentials()
         challenges = parse_www_authenticate(headers.get("WWW-Authenticate", ""))
         bearer = next((c for c in challenges if c.scheme == "bearer"), None)
         basic = next((c for c in challenges if c.scheme == "basic"), None)

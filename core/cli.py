@@ -11,7 +11,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -132,21 +132,27 @@ def _style(choice: str) -> str:
     return "bar" if sys.stderr.isatty() else "plain"
 
 
-def _credentials(args: argparse.Namespace, host: str) -> Credentials | None:
+def _credentials(
+    args: argparse.Namespace, host: str
+) -> tuple[Credentials | None, Callable[[], Credentials | None] | None]:
+    """Credentials given now (a password on stdin), or a lookup (keyring, docker config) run
+    only if the registry asks for them."""
     from .credentials import resolve_credentials
 
-    password = None
+    username = getattr(args, "username", None)
     if getattr(args, "password_stdin", False):
         password = sys.stdin.readline().rstrip("\n")
-    return resolve_credentials(host, getattr(args, "username", None), password)
+        return resolve_credentials(host, username, password), None
+    return None, lambda: resolve_credentials(host, username)
 
 
 def _client(
     args: argparse.Namespace, ref: Reference, plain_http: bool | None = None
 ) -> RegistryClient:
     plain = True if getattr(args, "plain_http", False) else plain_http
+    creds, lookup = _credentials(args, ref.registry)
     return RegistryClient(
-        ref.api_host, credentials=_credentials(args, ref.registry), plain_http=plain
+        ref.api_host, credentials=creds, credentials_lookup=lookup, plain_http=plain
     )
 
 
@@ -369,7 +375,8 @@ def _registry_client(args: argparse.Namespace, registry: str) -> RegistryClient:
     host = parse_registry(registry)
     api_host = parse_reference(f"{host}/x").api_host
     plain = True if getattr(args, "plain_http", False) else None
-    return RegistryClient(api_host, credentials=_credentials(args, host), plain_http=plain)
+    creds, lookup = _credentials(args, host)
+    return RegistryClient(api_host, credentials=creds, credentials_lookup=lookup, plain_http=plain)
 
 
 async def cmd_catalog(args: argparse.Namespace) -> int:

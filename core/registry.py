@@ -145,7 +145,8 @@ class RegistryClient:
 
     Args:
         host: `ghcr.io`, `localhost:5000`...
-        credentials: None for anonymous access.
+        credentials: None for anonymous access (or until `credentials_lookup` finds some).
+        credentials_lookup: finds credentials when the registry first asks (see RegistryAuth).
         plain_http: True forces http://; None picks https, or http for a loopback registry
             that does not answer TLS (as docker does).
         transport: an httpx transport to use instead of the network (tests' scripted fakes).
@@ -154,6 +155,7 @@ class RegistryClient:
     host: str
     credentials: Credentials | None = None
     plain_http: bool | None = None
+    credentials_lookup: Callable[[], Credentials | None] | None = None
     tls: TLSOptions = field(default_factory=TLSOptions)
     transport: httpx.AsyncBaseTransport | None = None
     timeout: float = 60.0
@@ -197,8 +199,9 @@ class RegistryClient:
         port = base.port or (443 if scheme == "https" else 80)
         assert base.host
         self.auth = RegistryAuth(
-            (base.host, port), self.credentials, token_client=self._token_client
-        )
+            (base.host, port), self.credentials, token_client=self._token_client,
+            lookup=self.credentials_lookup,
+        )  # fmt: skip
         client = httpx.AsyncClient(auth=self.auth, **common)  # type: ignore[arg-type]
         self._base = base
         if self._sender is not None:
@@ -308,7 +311,7 @@ class RegistryClient:
         """GET /v2/: reachable, speaks the API, and (with credentials) accepts them."""
         response = await self.request("GET", "/v2/", what="ping")
         await drain(response)
-        if self.auth is not None and self.auth.scheme == "bearer" and self.credentials:
+        if self.auth is not None and self.auth.scheme == "bearer" and self.auth.credentials:
             # The challenge only told us where tokens come from: check the credentials there.
             await self.auth.token_for([], force=True)
 

@@ -278,3 +278,49 @@ async def test_adaptive_chunks_grow_on_a_fast_link(
     manifest = get_manifest(fresh_registry.url, "adaptive/fast", "v1")
     blob = get_blob(fresh_registry.url, "adaptive/fast", manifest["layers"][0]["digest"])
     assert blob == path.read_bytes()
+
+
+async def test_credentials_are_looked_up_only_when_the_registry_asks(
+    registry: RegistryProcess, auth_registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """An anonymous registry never touches the keyring (no locked-wallet prompt); one that
+    asks gets the credentials the lookup finds, once."""
+    from core.reference import parse_reference
+    from core.registry import RegistryClient
+    from core.transfer import TransferRun, plan_file_push
+
+    calls: list[str] = []
+
+    def lookup() -> Credentials | None:
+        calls.append("looked up")
+        assert auth_registry.credentials
+        return Credentials(*auth_registry.credentials)
+
+    path = make_file(tmp_path / "a.bin", 100 * KiB)
+    for reg, expected in ((registry, []), (auth_registry, ["looked up"])):
+        calls.clear()
+        target = parse_reference(f"{reg.host}/lazy/a:v1")
+        async with RegistryClient(target.api_host, credentials_lookup=lookup) as client:
+            await TransferRun(plan_file_push(target, [path]), client).run()
+        assert calls == expected
+
+
+def test_cli_finds_docker_config_credentials(
+    auth_registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    import base64
+
+    assert auth_registry.credentials
+    user, password = auth_registry.credentials
+    docker = tmp_path / "docker"
+    docker.mkdir()
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    (docker / "config.json").write_text(
+        json.dumps({"auths": {auth_registry.host: {"auth": token}}})
+    )
+    path = make_file(tmp_path / "a.bin", 100 * KiB)
+    result = hoist_cli(
+        "push", f"{auth_registry.host}/lazy/cli:v1", str(path), env={"DOCKER_CONFIG": str(docker)}
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{auth_registry.host}/lazy/cli@sha256:")
