@@ -129,6 +129,7 @@ else
 fi
 
 # -- 5. a real push --------------------------------------------------------------------------------
+SMOKE_AUTH=smoke:smoke-pass
 push_checks() {
   local port cfg i digest ref out rc
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -146,29 +147,35 @@ storage:
     enabled: true
 http:
   addr: 127.0.0.1:$port
+auth:
+  htpasswd:
+    realm: hoist-smoke
+    path: $WORK/htpasswd
 EOF
+  # The registry wants a login that only the credential helper below knows, so the push must
+  # ask it (Hoist looks credentials up only when a registry asks for them).
+  htpasswd -Bbn smoke smoke-pass >"$WORK/htpasswd"
   docker-registry serve "$cfg" >"$WORK/registry.log" 2>&1 &
   REGISTRY_PID=$!
   for i in $(seq 1 100); do
-    curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null && break
+    curl -fsS -u "$SMOKE_AUTH" -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null && break
     if ! kill -0 "$REGISTRY_PID" 2>/dev/null; then break; fi
     sleep 0.1
   done
-  if ! curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null; then
+  if ! curl -fsS -u "$SMOKE_AUTH" -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null; then
     fail "local registry did not start on 127.0.0.1:$port" "$(cat "$WORK/registry.log")"
     return
   fi
   pass "local registry (docker-registry $(docker-registry --version 2>/dev/null | awk '{print $3}')) on 127.0.0.1:$port"
 
-  # A docker credential helper for this registry: hoist runs it before pushing. It records the
-  # library path it was given (the bundle must not leak its own to the programs it starts), then
-  # answers "not found" so the push goes on anonymously.
+  # A docker credential helper for this registry: hoist runs it when the registry asks for a
+  # login. It records the library path it was given (the bundle must not leak its own to the
+  # programs it starts), then answers with the registry's credentials.
   mkdir -p "$WORK/bin" "$DOCKER_CONFIG"
   cat >"$WORK/bin/docker-credential-hoistsmoke" <<EOF
 #!/bin/sh
 printf '%s\n' "\${LD_LIBRARY_PATH-<unset>}" >"$WORK/helper-env"
-echo "credentials not found in native keychain"
-exit 1
+echo '{"ServerURL": "127.0.0.1:$port", "Username": "smoke", "Secret": "smoke-pass"}'
 EOF
   chmod +x "$WORK/bin/docker-credential-hoistsmoke"
   export PATH="$WORK/bin:$PATH"
@@ -215,7 +222,7 @@ verify_artifact() {
   local repo=$1 tag=$2 want=$3 port=$4 local_file=$5 title=$6 base manifest got layer blob
   base=http://127.0.0.1:$port/v2/$repo
   manifest=$WORK/manifest-$tag.json
-  if ! curl -fsS -o "$manifest" -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+  if ! curl -fsS -u "$SMOKE_AUTH" -o "$manifest" -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
     "$base/manifests/$tag"; then
     fail "curl: manifest $repo:$tag is not in the registry"
     return
@@ -242,7 +249,7 @@ EOF
   fi
   read -r digest size media <<<"$layer"
   blob=$WORK/blob-$tag
-  if ! curl -fsSL -o "$blob" "$base/blobs/$digest"; then
+  if ! curl -fsSL -u "$SMOKE_AUTH" -o "$blob" "$base/blobs/$digest"; then
     fail "curl: blob $digest of $repo:$tag is not in the registry"
     return
   fi
@@ -263,8 +270,9 @@ EOF
   fi
 }
 
-if ! command -v docker-registry >/dev/null || ! command -v curl >/dev/null; then
-  fail "push to a local registry: needs docker-registry and curl (apt-get install docker-registry curl)"
+if ! command -v docker-registry >/dev/null || ! command -v curl >/dev/null \
+  || ! command -v htpasswd >/dev/null; then
+  fail "push to a local registry: needs docker-registry, curl and htpasswd (apt-get install docker-registry curl apache2-utils)"
 elif ! command -v python3 >/dev/null; then
   fail "push to a local registry: needs python3 to read JSON"
 else
