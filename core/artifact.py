@@ -21,7 +21,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from .content import FileRange
 from .digest import Descriptor, sha256_bytes
@@ -168,15 +168,3 @@ def artifact_manifest(
     return image_manifest(
         EMPTY_CONFIG, layers, artifact_type=artifact_type, annotations=annotations
     )
-
-
-def split_groups(layers: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Group a manifest's layers by the split file they belong to, ordered by part index."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for layer in layers:
-        ann = layer.get("annotations") or {}
-        if SPLIT_FILE in ann:
-            groups.setdefault(str(ann[SPLIT_FILE]), []).append(layer)
-    for parts in groups.values():
-        parts.sort(key=lambda layer: int(layer["annotations"][SPLIT_INDEX]))
-    return groups

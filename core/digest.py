@@ -30,12 +30,6 @@ def sha256_bytes(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def validate_digest(text: str) -> str:
-    if not is_digest(text):
-        raise SourceError(f"{text!r} is not a sha256 digest")
-    return text
-
-
 class SequentialHasher:
     """sha256 over a byte stream fed in order, tolerant of repeated (re-sent) ranges.
 

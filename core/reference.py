@@ -67,10 +67,8 @@ class Reference:
 
 def is_loopback_host(host: str) -> bool:
     """True for registries on this machine (plain HTTP is tried for these, as docker does)."""
-    bare = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    bare = bare.strip("[]")
-    if ":" in host and host.startswith("[") and "]:" in host:
-        bare = host[1 : host.index("]")]
+    # "[::1]:5000" → "::1"; "localhost:5000" → "localhost"
+    bare = host[1 : host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
     return bare in ("localhost", "::1") or bare.startswith("127.")
 
 

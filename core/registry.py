@@ -17,7 +17,7 @@ import ssl
 import threading
 import time
 import urllib.request
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -672,37 +672,6 @@ async def read_capped(response: httpx.Response, limit: int, *, strict: bool = Fa
     finally:
         await response.aclose()
     return b"".join(parts)[:limit]
-
-
-async def iter_link_pages(
-    client: RegistryClient, first: httpx.URL, key: str, *, what: str
-) -> AsyncIterator[list[str]]:
-    """Yield pages of a list (`repositories` or `tags`), following `Link: <...>; rel="next"`.
-
-    The next URL is used as the registry gives it (cursors may be opaque), resolved against the
-    request URL, and only when it stays on the same host.
-    """
-    url: httpx.URL | None = first
-    seen: set[str] = set()
-    while url is not None:
-        doc, response = await client.get_json(url, what=what)
-        items = doc.get(key) if isinstance(doc, dict) else None
-        if items is None:
-            items = []
-        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-            raise RegistryError(f"{what}: the registry's list is malformed", status=200)
-        yield items
-        url = next_link(response.headers.get("Link"), response.request.url)
-        if url is not None:
-            if url.host != first.host or url.port != first.port:
-                raise RegistryError(
-                    f"{what}: the registry's next page points at another host ({url.host})",
-                    status=200,
-                    hint="Hoist only follows pages on the registry's own host",
-                )
-            if str(url) in seen or not items:
-                break
-            seen.add(str(url))
 
 
 def next_link(header: str | None, against: httpx.URL) -> httpx.URL | None:

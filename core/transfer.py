@@ -502,21 +502,12 @@ def restart_changed_blobs(transfer: Transfer) -> list[str]:
     return restarted
 
 
-def blob_summary(transfer: Transfer) -> dict[str, int]:
-    """How many blobs are in each state (for listings)."""
-    out: dict[str, int] = {}
-    for blob in transfer.blobs:
-        out[blob.state.value] = out.get(blob.state.value, 0) + 1
-    return out
-
-
 __all__ = [
     "BlobState",
     "PlannedManifest",
     "Transfer",
     "TransferRun",
     "TransferState",
-    "blob_summary",
     "new_transfer_id",
     "plan_file_push",
 ]
