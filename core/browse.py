@@ -36,6 +36,7 @@ from .manifest import (
     ACCEPT_ALL,
     DOCKER_LIST,
     DOCKER_MANIFEST,
+    IMAGE_CONFIG_TYPES,
     INDEX_TYPES,
     OCI_INDEX,
     OCI_MANIFEST,
@@ -43,9 +44,6 @@ from .manifest import (
 from .reference import DOCKER_HUB, DOCKER_HUB_API
 from .registry import MAX_MANIFEST, ManifestData, RegistryClient, next_link, read_capped
 
-OCI_IMAGE_CONFIG = "application/vnd.oci.image.config.v1+json"
-DOCKER_IMAGE_CONFIG = "application/vnd.docker.container.image.v1+json"
-IMAGE_CONFIG_TYPES = frozenset({OCI_IMAGE_CONFIG, DOCKER_IMAGE_CONFIG})
 DOCKER_SCHEMA1 = (
     "application/vnd.docker.distribution.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v1+prettyjws",

@@ -39,23 +39,23 @@ from typing import Any, BinaryIO, Protocol
 from .content import FileIdentity, FileRange
 from .digest import READ_BLOCK, Descriptor, is_digest, sha256_bytes
 from .errors import SourceError
+from .manifest import (
+    DOCKER_CONFIG,
+    DOCKER_LAYER,
+    DOCKER_LAYER_GZIP,
+    DOCKER_MANIFEST,
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_MANIFEST,
+)
+from .manifest import INDEX_TYPES as INDEX_MEDIA_TYPES
+from .manifest import MANIFEST_TYPES as MANIFEST_MEDIA_TYPES
 
 OCI_LAYOUT_FILE = "oci-layout"
 OCI_INDEX_FILE = "index.json"
 DOCKER_MANIFEST_FILE = "manifest.json"
 DOCKER_REPOSITORIES_FILE = "repositories"
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
-DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-
-INDEX_MEDIA_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
-MANIFEST_MEDIA_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 _SCHEMA1_MEDIA_TYPES = frozenset(
     {
         "application/vnd.docker.distribution.manifest.v1+json",

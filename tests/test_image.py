@@ -21,13 +21,6 @@ from core.content import FileRange
 from core.digest import sha256_bytes
 from core.errors import SourceError
 from core.image import (
-    DOCKER_CONFIG,
-    DOCKER_LAYER,
-    DOCKER_LAYER_GZIP,
-    DOCKER_MANIFEST,
-    DOCKER_MANIFEST_LIST,
-    OCI_INDEX,
-    OCI_MANIFEST,
     ImagePlan,
     PlanBlob,
     SourceKind,
@@ -35,6 +28,15 @@ from core.image import (
     list_images,
     open_image,
 )
+from core.manifest import (
+    DOCKER_CONFIG,
+    DOCKER_LAYER,
+    DOCKER_LAYER_GZIP,
+    DOCKER_MANIFEST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+)
+from core.manifest import DOCKER_LIST as DOCKER_MANIFEST_LIST
 from tests.support.images import (
     ImageSpec,
     LayerSpec,
