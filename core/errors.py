@@ -146,6 +146,10 @@ class UploadSessionLost(RegistryError):
     must be started again from byte 0 in a new session.
     """
 
+    @property
+    def temporary(self) -> bool:
+        return False  # whatever the status: waiting never brings a lost session back
+
 
 class RangeNotSatisfiable(RegistryError):
     """416: the chunk did not start where the registry stands, or was larger than it takes."""

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+from .errors import HoistError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -30,3 +38,36 @@ class RetryPolicy:
             return min(max(retry_after, 0.0), max(self.cap, 300.0))
         ceiling = min(self.cap, self.first * (2 ** (attempt - 1)))
         return (rng or random).uniform(ceiling / 2, ceiling)
+
+
+async def retry_temporary(
+    call: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    wait: Callable[[float, HoistError], Awaitable[None]] | None = None,
+    first_error: HoistError | None = None,
+) -> T:
+    """Call until it works, waiting out temporary errors (network, 408, 429, 5xx).
+
+    The one place that decides what is retried: only errors whose `temporary` is true; others
+    are raised at once, and so is the last error once the policy's `give_up_after` would be
+    passed. `wait(seconds, error)` does the waiting (a countdown shown to the user), plain sleep
+    by default; `first_error` starts with a wait, for a call made after something failed.
+    """
+    started = time.monotonic()
+    attempt = 0
+    error = first_error
+    while True:
+        if error is not None:
+            attempt += 1
+            delay = policy.delay(attempt, getattr(error, "retry_after", None))
+            waited = time.monotonic() - started + delay
+            if policy.give_up_after is not None and waited > policy.give_up_after:
+                raise error
+            await (wait(delay, error) if wait is not None else asyncio.sleep(delay))
+        try:
+            return await call()
+        except HoistError as exc:
+            if not exc.temporary:
+                raise
+            error = exc

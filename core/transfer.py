@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from .artifact import (
     CREATED,
@@ -32,16 +32,15 @@ from .artifact import (
 )
 from .content import FileIdentity, FileRange
 from .digest import hash_file_range
-from .errors import FileChanged, HoistError, RegistryError
+from .errors import FileChanged, HoistError
 from .journal import TransferJournal
 from .manifest import OCI_EMPTY_DATA
 from .paths import state_dir
 from .progress import BlobState, ProgressCallback, TransferEvent
 from .reference import Reference, parse_reference
 from .registry import RegistryClient
+from .retry import T, retry_temporary
 from .upload import BlobRecord, BlobUpload, TransferPaused, UploadSettings, fresh_record
-
-T = TypeVar("T")
 
 
 class TransferState(StrEnum):
@@ -388,26 +387,8 @@ class TransferRun:
                 group.create_task(one(record))
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
-        """Call until it works, waiting out temporary errors (network, 429, 5xx) with the
-        blobs' retry policy. For idempotent steps: the config blob and manifest PUTs."""
-        policy = self.settings.retry
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            try:
-                return await call()
-            except HoistError as exc:
-                if not exc.temporary:
-                    raise
-                attempt += 1
-                retry_after = exc.retry_after if isinstance(exc, RegistryError) else None
-                wait = policy.delay(attempt, retry_after)
-                if (
-                    policy.give_up_after is not None
-                    and time.monotonic() - started + wait > policy.give_up_after
-                ):
-                    raise
-                await asyncio.sleep(wait)
+        """For idempotent steps (the config blob and manifest PUTs): the blobs' retry policy."""
+        return await retry_temporary(call, self.settings.retry)
 
     async def _push_bytes(self, digest: str, data: bytes) -> None:
         """A small blob held in memory (the empty config): HEAD, else POST + PUT."""

@@ -37,7 +37,7 @@ from .errors import (
 )
 from .progress import BlobEvent, BlobState, ProgressCallback, RateEstimator
 from .registry import FileBody, RegistryClient, UploadStatus
-from .retry import RetryPolicy
+from .retry import RetryPolicy, T, retry_temporary
 from .units import MiB
 
 #: The default chunk: see README "Chunk size". Big enough that per-request overhead is noise
@@ -274,9 +274,7 @@ class BlobUpload:
                 )
 
     async def _already_there(self, digest: str) -> bool:
-        size = await self._with_retry(
-            lambda: self.client.blob_size(self.repository, digest), "checking the registry"
-        )
+        size = await self._with_retry(lambda: self.client.blob_size(self.repository, digest))
         if size is None or size != self.record.size:
             return False
         self.record.state = BlobState.EXISTS
@@ -378,9 +376,7 @@ class BlobUpload:
         self._emit(BlobState.UPLOADING, f"{why}: starting this blob again from the beginning")
 
     async def _open_session(self) -> None:
-        status = await self._with_retry(
-            lambda: self.client.start_upload(self.repository), "opening an upload session"
-        )
+        status = await self._with_retry(lambda: self.client.start_upload(self.repository))
         assert status is not None
         if status.min_chunk > self._min_chunk:
             self._min_chunk = status.min_chunk  # ECR: parts of at least 5 MiB
@@ -524,55 +520,26 @@ class BlobUpload:
         self, location: str, first_error: HoistError | None = None
     ) -> UploadStatus:
         status: UploadStatus = await self._with_retry(
-            lambda: self.client.upload_status(location),
-            "asking the registry where the upload stands",
-            first_error=first_error,
+            lambda: self.client.upload_status(location), first_error=first_error
         )
         return status
 
     async def _with_retry(
-        self,
-        call: Callable[[], Awaitable[Any]],
-        what: str,
-        *,
-        first_error: HoistError | None = None,
-    ) -> Any:
-        """Call until it works, waiting out temporary errors (network, 429, 5xx).
+        self, call: Callable[[], Awaitable[T]], *, first_error: HoistError | None = None
+    ) -> T:
+        """retry_temporary with this upload's policy, its countdown shown as WAITING events."""
+        return await retry_temporary(
+            call, self.settings.retry, wait=self._wait_out, first_error=first_error
+        )
 
-        Gives up after the policy's `give_up_after` seconds; raises non-temporary errors at once.
-        """
-        policy = self.settings.retry
-        started = time.monotonic()
-        attempt = 0
-        error = first_error
-        while True:
-            if error is not None:
-                attempt += 1
-                retry_after = error.retry_after if isinstance(error, RegistryError) else None
-                wait = policy.delay(attempt, retry_after)
-                if (
-                    policy.give_up_after is not None
-                    and time.monotonic() - started + wait > policy.give_up_after
-                ):
-                    raise error
-                reason = (
-                    "waiting for the network"
-                    if isinstance(error, NetworkError)
-                    else (
-                        "the registry asked us to slow down"
-                        if getattr(error, "status", 0) == 429
-                        else "the registry had a temporary problem"
-                    )
-                )
-                await self._wait(wait, reason)
-            try:
-                return await call()
-            except UploadSessionLost:
-                raise
-            except HoistError as exc:
-                if not exc.temporary:
-                    raise
-                error = exc
+    async def _wait_out(self, seconds: float, error: HoistError) -> None:
+        if isinstance(error, NetworkError):
+            reason = "waiting for the network"
+        elif isinstance(error, RegistryError) and error.status == 429:
+            reason = "the registry asked us to slow down"
+        else:
+            reason = "the registry had a temporary problem"
+        await self._wait(seconds, reason)
 
     async def _wait(self, seconds: float, reason: str) -> None:
         """Sleep, telling listeners the countdown once a second ("retry in 8 s")."""
@@ -623,9 +590,7 @@ class BlobUpload:
 
     async def _after_lost_commit(self, digest: str, exc: HoistError) -> None:
         for attempt in range(1, 6):
-            size = await self._with_retry(
-                lambda: self.client.blob_size(self.repository, digest), "checking the commit"
-            )
+            size = await self._with_retry(lambda: self.client.blob_size(self.repository, digest))
             if size == self.record.size:
                 return
             if attempt < 5:
@@ -658,9 +623,8 @@ class BlobUpload:
                 return digest
         self._emit(BlobState.UPLOADING)
         while True:
-            status = await self._with_retry(
-                lambda: self.client.start_upload(self.repository), "opening an upload session"
-            )
+            status = await self._with_retry(lambda: self.client.start_upload(self.repository))
+            assert status is not None  # None only answers a mount, and none was asked
             body = FileBody(
                 record.source, SequentialHasher(), self._counter(0), self.settings.throttle
             )
@@ -671,7 +635,7 @@ class BlobUpload:
                 if isinstance(exc, RegistryError) and not exc.temporary:
                     raise
                 size = await self._with_retry(
-                    lambda: self.client.blob_size(self.repository, digest), "checking the upload"
+                    lambda: self.client.blob_size(self.repository, digest)
                 )
                 if size == record.size:
                     break

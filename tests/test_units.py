@@ -238,3 +238,10 @@ def test_journal_sweeps_temp_files_a_killed_write_left(tmp_path: Path) -> None:
     assert not stale.exists() and fresh.exists()
     assert journal.ids() == ["t3"]
     assert (root / "t3.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_lost_session_is_never_temporary() -> None:
+    """Even answered with a 5xx, a lost session is started again, not waited for."""
+    body = b'{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"blob upload unknown"}]}'
+    err = error_from_response(_response(503, body), body)
+    assert isinstance(err, UploadSessionLost) and not err.temporary
