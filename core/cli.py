@@ -372,11 +372,8 @@ async def cmd_logout(args: argparse.Namespace) -> int:
 
 
 def _registry_client(args: argparse.Namespace, registry: str) -> RegistryClient:
-    host = parse_registry(registry)
-    api_host = parse_reference(f"{host}/x").api_host
-    plain = True if getattr(args, "plain_http", False) else None
-    creds, lookup = _credentials(args, host)
-    return RegistryClient(api_host, credentials=creds, credentials_lookup=lookup, plain_http=plain)
+    """A client for a registry named alone (`hoist catalog HOST`)."""
+    return _client(args, parse_reference(f"{parse_registry(registry)}/x"))
 
 
 async def cmd_catalog(args: argparse.Namespace) -> int:
