@@ -414,6 +414,7 @@ class AddSheet(QDialog):
         """Check the registry, plan, queue. Problems are shown as sentences in the sheet."""
         self.show_message("")
         self._set_busy(True, "Checking the registry…")
+        exists: tuple[Reference, str] | None = None
         try:
             target = self.target()
             reg = self.current_registry()
@@ -429,7 +430,7 @@ class AddSheet(QDialog):
                 if not self._overwrite_ok:
                     existing = await client.head_manifest(target.repository, target.manifest_ref)
                     if existing is not None:
-                        self._show_exists(target, existing)
+                        exists = (target, existing)  # asked once this check has ended
                         return
                 await check_push_access(client, target.repository)
             finally:
@@ -449,6 +450,10 @@ class AddSheet(QDialog):
         finally:
             self._task = None
             self._set_busy(False)
+            # Only now: the fields are enabled again and no push is running, so "Choose
+            # another tag" can focus the tag and "Overwrite" can start the push at once.
+            if exists is not None:
+                self._show_exists(*exists)
 
     def _show_exists(self, target: Reference, digest: str) -> None:
         self.exists_label.setText(
