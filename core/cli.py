@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from . import __version__
 from .artifact import DEFAULT_ARTIFACT_TYPE, SplitOptions
@@ -37,6 +37,9 @@ from .transfer import (
 )
 from .units import GiB, format_duration, format_rate, format_size, parse_rate, parse_size
 from .upload import DEFAULT_CHUNK, TransferPaused, UploadSettings
+
+if TYPE_CHECKING:
+    from .download import DownloadRun
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -83,7 +86,8 @@ class ProgressPrinter:
     def _summary(self) -> str:
         total = sum(e.total for e in self.blobs.values())
         acked = sum(e.acknowledged for e in self.blobs.values())
-        rate = sum(e.rate or 0 for e in self.blobs.values() if e.state == BlobState.UPLOADING)
+        moving = (BlobState.UPLOADING, BlobState.DOWNLOADING)
+        rate = sum(e.rate or 0 for e in self.blobs.values() if e.state in moving)
         pct = 100.0 * acked / total if total else 100.0
         eta = (total - acked) / rate if rate > 0 else None
         states = {e.state for e in self.blobs.values()}
@@ -176,7 +180,17 @@ async def _run(transfer: Transfer, args: argparse.Namespace, journal: TransferJo
     printer = ProgressPrinter(_style(args.progress))
     async with _client(args, transfer.target, transfer.plain_http) as client:
         settings = _settings(args, transfer.target.api_host)
-        run = TransferRun(transfer, client, journal=journal, settings=settings, on_event=printer)
+        run: TransferRun | DownloadRun
+        if transfer.is_download:  # one the window queued: `hoist resume` finishes it too
+            from .download import DownloadRun
+
+            run = DownloadRun(
+                transfer, client, journal=journal, retry=settings.retry, on_event=printer
+            )
+        else:
+            run = TransferRun(
+                transfer, client, journal=journal, settings=settings, on_event=printer
+            )
         try:
             digest = await run.run()
         except TransferPaused:
@@ -189,7 +203,10 @@ async def _run(transfer: Transfer, args: argparse.Namespace, journal: TransferJo
             raise
         finally:
             printer.finish()
-    print(f"{transfer.target.name}@{digest}")
+    if transfer.is_download:
+        print(transfer.destination)
+    else:
+        print(f"{transfer.target.name}@{digest}")
     journal.remove(transfer.id)
     return 0
 
@@ -274,6 +291,10 @@ async def cmd_resume(args: argparse.Namespace) -> int:
 async def cmd_cancel(args: argparse.Namespace) -> int:
     journal = TransferJournal()
     transfer = Transfer.from_json(journal.load(args.id))
+    if transfer.is_download:
+        from .download import discard_partial_files
+
+        await asyncio.to_thread(discard_partial_files, transfer)
     async with _client(args, transfer.target, transfer.plain_http) as client:
         for blob in transfer.blobs:
             if blob.location and not blob.finished:
@@ -296,8 +317,9 @@ async def cmd_transfers(args: argparse.Namespace) -> int:
             continue
         t = Transfer.from_json(entry)
         rows.append({
-            "id": t.id, "reference": str(t.target), "done": t.acknowledged, "total": t.total,
-            "state": t.state.value, "error": t.error,
+            "id": t.id, "kind": t.kind, "reference": str(t.target), "done": t.acknowledged,
+            "total": t.total, "state": t.state.value, "error": t.error,
+            **({"destination": t.destination} if t.is_download else {}),
         })  # fmt: skip
     if args.json:
         print(json.dumps(rows, indent=1))
@@ -307,8 +329,9 @@ async def cmd_transfers(args: argparse.Namespace) -> int:
             print(f"{r['id']}  unreadable  {r['error']}")
             continue
         done, total = int(str(r["done"])), int(str(r["total"]))
+        where = f"{r['reference']} → {r['destination']}" if "destination" in r else r["reference"]
         print(
-            f"{r['id']}  {r['reference']}  {format_size(done)} / {format_size(total)}  "
+            f"{r['id']}  {where}  {format_size(done)} / {format_size(total)}  "
             f"{r['state']}{'  ' + str(r['error']) if r['error'] else ''}"
         )
     return 0

@@ -29,6 +29,7 @@ import functools
 import gzip
 import hashlib
 import json
+import logging
 import os
 import posixpath
 import re
@@ -65,10 +66,13 @@ from .browse import (
 )
 from .digest import EMPTY_SHA256, READ_BLOCK, is_digest
 from .errors import HoistError, NetworkError, NotFound, RegistryError, SourceError
+from .journal import TransferJournal
 from .manifest import OCI_INDEX
-from .progress import BlobEvent, BlobState, ProgressCallback, RateEstimator
+from .progress import BlobEvent, BlobState, Event, ProgressCallback, RateEstimator, TransferEvent
 from .registry import RegistryClient
 from .retry import RetryPolicy
+from .transfer import DownloadPart, Transfer, TransferState
+from .upload import TransferPaused
 
 #: The state in which a download's bytes move.
 MOVING = BlobState.DOWNLOADING
@@ -80,6 +84,7 @@ PARTIAL_SUFFIX = ".partial"
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class VerificationFailed(HoistError):
@@ -908,6 +913,7 @@ async def pull(
     on_event: ProgressCallback | None = None,
     transfer_id: str = "",
     retry: RetryPolicy | None = None,
+    on_plan: Callable[[list[DownloadPart]], None] | None = None,
 ) -> PullResult:
     """Download what `reference` names into the folder `dest`.
 
@@ -917,7 +923,8 @@ async def pull(
 
     Files already there with the same bytes are kept; others are replaced, as oras does.
     An existing folder is replaced by a folder layer only with `overwrite`, since it may hold
-    files of the user's own.
+    files of the user's own. `on_plan` hears every blob to fetch, with its size and file,
+    before the first byte is (a download's total is known only from the manifest).
 
     Raises:
         SourceError: a title would escape `dest` (nothing written), a folder exists, or an
@@ -961,6 +968,11 @@ async def pull(
         ))
         for job in jobs
     ]  # fmt: skip
+    if on_plan is not None:
+        on_plan([
+            DownloadPart(part.name, part.size, str(job.target))
+            for job in jobs for part in job.parts
+        ])  # fmt: skip
     for _, fetch in fetches:
         fetch.pending()
 
@@ -1106,11 +1118,163 @@ async def pull_blob(
     return await fetch.run()
 
 
+# -- a download as a transfer of the queue ------------------------------------------------------
+
+#: Seconds between two journal checkpoints of a running download (state changes: at once).
+CHECKPOINT_INTERVAL = 2.0
+
+
+class DownloadRun:
+    """Runs one download Transfer: `pull` into its folder, keeping the journal told.
+
+    A download has no upload session to keep: what it holds is the `.partial` files, which
+    `pull` continues from. So a pause stops at once (the bytes written so far are kept and
+    re-hashed on resume), and the journal records each part's size and bytes on disk only so
+    that a paused download shows where it stands before it runs again.
+
+    Args:
+        pause: set it to stop; `run` then raises TransferPaused.
+    """
+
+    def __init__(
+        self,
+        transfer: Transfer,
+        client: RegistryClient,
+        *,
+        journal: TransferJournal | None = None,
+        retry: RetryPolicy | None = None,
+        on_event: ProgressCallback | None = None,
+        pause: asyncio.Event | None = None,
+    ) -> None:
+        if not transfer.is_download:
+            raise ValueError(f"transfer {transfer.id} is a push, not a download")
+        self.transfer = transfer
+        self.client = client
+        self.journal = journal
+        self.retry = retry or RetryPolicy()
+        self.on_event = on_event
+        self.pause = pause or asyncio.Event()
+        self._save_lock = asyncio.Lock()
+        self._last_save = 0.0
+        self._saving: asyncio.Task[None] | None = None
+
+    async def save(self) -> None:
+        if self.journal is None:
+            return
+        async with self._save_lock:
+            self._last_save = time.monotonic()
+            doc = self.transfer.to_json()
+            await asyncio.to_thread(self.journal.save, self.transfer.id, doc)
+
+    async def _checkpoint(self) -> None:
+        try:
+            await self.save()
+        except OSError as exc:  # the download goes on; the next checkpoint may succeed
+            log.error("journal checkpoint of %s failed: %s", self.transfer.id, exc)
+
+    def _state(self, state: TransferState, message: str = "") -> None:
+        self.transfer.state = state
+        if state != TransferState.FAILED:
+            self.transfer.error = ""
+        if self.on_event is not None:
+            self.on_event(
+                TransferEvent(self.transfer.id, state.value, message, self.transfer.result)
+            )
+
+    def _on_plan(self, parts: list[DownloadPart]) -> None:
+        """The manifest's blobs; what an earlier run recorded of the same ones is kept."""
+        known = {(p.name, p.size, p.file): p for p in self.transfer.parts}
+        self.transfer.parts = [known.get((p.name, p.size, p.file), p) for p in parts]
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, BlobEvent):
+            for part in self.transfer.parts:
+                if part.name == event.blob:
+                    part.received = event.acknowledged
+                    part.state = event.state
+                    break
+            due = time.monotonic() - self._last_save >= CHECKPOINT_INTERVAL
+            if due and (self._saving is None or self._saving.done()):
+                self._last_save = time.monotonic()
+                self._saving = asyncio.ensure_future(self._checkpoint())
+        if self.on_event is not None:
+            self.on_event(event)
+
+    async def run(self) -> str:
+        """Download; return the manifest's digest. Raises TransferPaused or a HoistError."""
+        transfer = self.transfer
+        self._state(TransferState.RUNNING)
+        await self.save()
+        pulling = asyncio.ensure_future(
+            pull(
+                self.client,
+                transfer.target.repository,
+                transfer.target.manifest_ref,
+                Path(transfer.destination),
+                platform=transfer.platform,
+                overwrite=transfer.overwrite,
+                parallel=max(1, transfer.parallel),
+                on_event=self._on_event,
+                transfer_id=transfer.id,
+                retry=self.retry,
+                on_plan=self._on_plan,
+            )
+        )
+        paused = asyncio.ensure_future(self.pause.wait())
+        try:
+            await asyncio.wait({pulling, paused}, return_when=asyncio.FIRST_COMPLETED)
+            if not pulling.done():
+                pulling.cancel()
+                await asyncio.wait({pulling})
+            if pulling.cancelled():  # else it ended as the pause came: its outcome stands
+                self._state(TransferState.PAUSED)
+                await self._settle_saves()
+                raise TransferPaused(transfer.id)
+            result = pulling.result()
+        except HoistError as exc:
+            transfer.error = exc.sentence()
+            self._state(TransferState.FAILED, transfer.error)
+            await self._settle_saves()
+            raise
+        except asyncio.CancelledError:
+            if not pulling.done():
+                pulling.cancel()
+                await asyncio.wait({pulling})
+            self._state(TransferState.PAUSED, "stopped")
+            await asyncio.shield(self._settle_saves())
+            raise
+        finally:
+            paused.cancel()
+        transfer.result = result.digest
+        for part in transfer.parts:
+            if not part.finished:
+                part.state, part.received = BlobState.DONE, part.size
+        self._state(TransferState.DONE, f"saved in {transfer.destination}")
+        await self._settle_saves()
+        return result.digest
+
+    async def _settle_saves(self) -> None:
+        """The last word in the journal is the final state, after any checkpoint in flight."""
+        if self._saving is not None:
+            await asyncio.wait({self._saving})
+        await self.save()
+
+
+def discard_partial_files(transfer: Transfer) -> None:
+    """Remove what a cancelled download left (its `.partial` files; blocking). Finished
+    files stay: they are complete and verified, and may be what the user came for."""
+    for file in {part.file for part in transfer.parts}:
+        with contextlib.suppress(FileNotFoundError):
+            _partial(Path(file)).unlink()
+
+
 __all__ = [
     "ArtifactInvalid",
+    "DownloadRun",
     "PullResult",
     "PulledFile",
     "VerificationFailed",
+    "discard_partial_files",
     "pull",
     "pull_blob",
     "safe_parts",

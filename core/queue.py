@@ -1,5 +1,8 @@
 """The transfer queue: many transfers, a few at a time, each pausable, resumable, cancellable.
 
+Pushes and downloads share it: a download is a Transfer of kind "download" run by
+`core.download.DownloadRun`, shown, paused, resumed and journaled like a push.
+
 Items are plain objects holding a Transfer and what was last heard of each of its blobs; the
 queue runs them (at most `max_active` at once), shares one RegistryClient per registry (so
 tokens and connections are reused) and one bandwidth limiter, and tells listeners when an item
@@ -13,6 +16,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .auth import Credentials
 from .bandwidth import BandwidthLimiter
@@ -21,6 +25,7 @@ from .journal import TransferJournal
 from .progress import BlobEvent, BlobState, Event, RateEstimator, TransferEvent
 from .registry import RegistryClient
 from .transfer import (
+    DOWNLOAD,
     Transfer,
     TransferRun,
     TransferState,
@@ -28,6 +33,9 @@ from .transfer import (
     restart_changed_blobs,
 )
 from .upload import TransferPaused, UploadSettings
+
+if TYPE_CHECKING:
+    from .download import DownloadRun
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +73,13 @@ class TransferItem:
     @property
     def acknowledged(self) -> int:
         live = {name: e.acknowledged for name, e in self.blobs.items()}
-        return sum(
+        pushed = sum(
             b.size if b.finished else max(b.acknowledged, live.get(b.name, 0))
             for b in self.transfer.blobs
         )
+        # A download's parts follow its events as they come (a re-hash may lower them).
+        downloaded = sum(p.size if p.finished else p.received for p in self.transfer.parts)
+        return pushed + downloaded
 
     @property
     def rate(self) -> float | None:
@@ -94,8 +105,11 @@ class TransferItem:
             e = waiting[0]
             reason = e.message or "waiting"
             return f"{reason}, retry in {int(e.retry_in or 0)} s"
+        download = self.transfer.is_download
         if any(e.state == BlobState.HASHING for e in self.blobs.values()):
-            return "checking the part already uploaded"
+            return "checking the part already " + ("downloaded" if download else "uploaded")
+        if download:
+            return "reading the manifest" if not self.transfer.parts else "downloading"
         if (
             self.blobs
             and all(
@@ -265,6 +279,10 @@ class TransferQueue:
                 pass
         client = self._client(item.transfer)
         problems = []
+        if item.transfer.kind == DOWNLOAD:
+            from .download import discard_partial_files
+
+            await asyncio.to_thread(discard_partial_files, item.transfer)
         for blob in item.transfer.blobs:
             if blob.location and not blob.finished:
                 try:
@@ -374,14 +392,27 @@ class TransferQueue:
         item.pause_event.clear()
         settings = self.settings_factory()
         settings.throttle = self.limiter.take
-        run = TransferRun(
-            item.transfer,
-            self._client(item.transfer),
-            journal=self.journal,
-            settings=settings,
-            on_event=lambda e: self._on_event(item, e),
-            pause=item.pause_event,
-        )
+        run: TransferRun | DownloadRun
+        if item.transfer.kind == DOWNLOAD:
+            from .download import DownloadRun  # with browse: loaded when first needed
+
+            run = DownloadRun(
+                item.transfer,
+                self._client(item.transfer),
+                journal=self.journal,
+                retry=settings.retry,
+                on_event=lambda e: self._on_event(item, e),
+                pause=item.pause_event,
+            )
+        else:
+            run = TransferRun(
+                item.transfer,
+                self._client(item.transfer),
+                journal=self.journal,
+                settings=settings,
+                on_event=lambda e: self._on_event(item, e),
+                pause=item.pause_event,
+            )
         try:
             await run.run()
         except TransferPaused:

@@ -1,9 +1,12 @@
-"""A transfer: one push (an artifact of files, or an image) from start to manifest.
+"""A transfer: one push (an artifact of files, or an image) from start to manifest, or one
+download into a folder.
 
-A Transfer is plain data that the journal stores; `run_transfer` drives it: blobs first (each a
-BlobUpload, several at once within a transfer when asked), the manifest last, checkpointing the
-journal after every acknowledged chunk. Running it again after a pause, a crash or a reboot
-continues where the registry stands.
+A Transfer is plain data that the journal stores; `TransferRun` drives a push: blobs first (each
+a BlobUpload, several at once within a transfer when asked), the manifest last, checkpointing
+the journal after every acknowledged chunk. Running it again after a pause, a crash or a reboot
+continues where the registry stands. A download (`kind == "download"`) is driven by
+`core.download.DownloadRun`; its state is the `.partial` files in its folder, and the journal
+keeps what each holds only so that a paused download shows its progress before it resumes.
 """
 
 from __future__ import annotations
@@ -74,13 +77,59 @@ class PlannedManifest:
         return cls(doc["media_type"], doc["digest"], base64.b64decode(doc["data"]), doc.get("tag"))
 
 
+#: The kinds of transfer: two pushes and a download.
+ARTIFACT, IMAGE, DOWNLOAD = "artifact", "image", "download"
+
+
+@dataclass
+class DownloadPart:
+    """One blob of a download as the journal keeps it: where it goes and how much is there.
+
+    `file` is the final path; its bytes gather in `file + ".partial"` until verified.
+    """
+
+    name: str
+    size: int
+    file: str
+    received: int = 0
+    state: BlobState = BlobState.PENDING
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (BlobState.DONE, BlobState.EXISTS)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "size": self.size,
+            "file": self.file,
+            "received": self.received,
+            "state": self.state.value,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> DownloadPart:
+        return cls(
+            str(doc["name"]),
+            int(doc["size"]),
+            str(doc["file"]),
+            int(doc.get("received", 0)),
+            BlobState(doc.get("state", "pending")),
+        )
+
+
 @dataclass
 class Transfer:
-    """Everything needed to run (or resume) one push; what the journal stores."""
+    """Everything needed to run (or resume) one push or download; what the journal stores.
+
+    For a download, `target` is what is fetched (pinned by digest, with the tag it was chosen
+    by kept for people to read), `destination` the folder, and `parts` are learned from the
+    manifest when it first runs (so `total` is 0 until then).
+    """
 
     id: str
     target: Reference
-    kind: str  # "artifact" or "image"
+    kind: str  # ARTIFACT, IMAGE or DOWNLOAD
     blobs: list[BlobRecord]
     sources: list[str] = field(default_factory=list)
     manifests: list[PlannedManifest] = field(default_factory=list)
@@ -94,18 +143,33 @@ class Transfer:
     created: float = field(default_factory=time.time)
     created_iso: str = ""
     mount_from: list[str] = field(default_factory=list)
+    destination: str = ""
+    platform: str | None = None
+    overwrite: bool = False
+    parts: list[DownloadPart] = field(default_factory=list)
+
+    @property
+    def is_download(self) -> bool:
+        return self.kind == DOWNLOAD
 
     @property
     def name(self) -> str:
+        if self.is_download:
+            ref = self.target
+            return ref.repository.rsplit("/", 1)[-1] + (
+                f":{ref.tag}" if ref.tag else f"@{(ref.digest or '')[7:19]}"
+            )
         return ", ".join(Path(s).name for s in self.sources) or str(self.target)
 
     @property
     def total(self) -> int:
-        return sum(b.size for b in self.blobs)
+        return sum(b.size for b in self.blobs) + sum(p.size for p in self.parts)
 
     @property
     def acknowledged(self) -> int:
-        return sum(b.size if b.finished else b.acknowledged for b in self.blobs)
+        return sum(b.size if b.finished else b.acknowledged for b in self.blobs) + sum(
+            p.size if p.finished else p.received for p in self.parts
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -125,6 +189,10 @@ class Transfer:
             "created": self.created,
             "created_iso": self.created_iso,
             "mount_from": self.mount_from,
+            "destination": self.destination,
+            "platform": self.platform,
+            "overwrite": self.overwrite,
+            "parts": [p.to_json() for p in self.parts],
         }
 
     @classmethod
@@ -146,6 +214,10 @@ class Transfer:
             created=float(doc.get("created", 0)),
             created_iso=doc.get("created_iso", ""),
             mount_from=list(doc.get("mount_from", [])),
+            destination=str(doc.get("destination", "")),
+            platform=doc.get("platform"),
+            overwrite=bool(doc.get("overwrite", False)),
+            parts=[DownloadPart.from_json(p) for p in doc.get("parts", [])],
         )
 
 
@@ -181,7 +253,7 @@ def plan_file_push(
     return Transfer(
         id=transfer_id,
         target=target if target.tag or target.digest else target.with_tag("latest"),
-        kind="artifact",
+        kind=ARTIFACT,
         blobs=blobs,
         sources=[str(p.absolute()) for p in paths],
         artifact_type=artifact_type,
@@ -235,7 +307,7 @@ def plan_image_push(
     return Transfer(
         id=transfer_id,
         target=target,
-        kind="image",
+        kind=IMAGE,
         blobs=blobs,
         sources=[str(path.absolute())],
         manifests=manifests,
@@ -244,6 +316,34 @@ def plan_image_push(
         plain_http=plain_http,
         created_iso=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         mount_from=list(mount_from or []),
+    )
+
+
+def plan_download(
+    source: Reference,
+    destination: Path,
+    *,
+    platform: str | None = None,
+    overwrite: bool = False,
+    parallel: int = 2,
+    plain_http: bool | None = None,
+) -> Transfer:
+    """A Transfer downloading what `source` names into the folder `destination`.
+
+    Pin `source` by digest where it can be: a tag moved while the download is paused would
+    otherwise join bytes of two different artifacts.
+    """
+    return Transfer(
+        id=new_transfer_id(),
+        target=source,
+        kind=DOWNLOAD,
+        blobs=[],
+        parallel=parallel,
+        plain_http=plain_http,
+        created_iso=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        destination=str(destination.absolute()),
+        platform=platform,
+        overwrite=overwrite,
     )
 
 
@@ -305,7 +405,7 @@ class TransferRun:
                 self.client.auth.expect_push(transfer.target.repository)
             whole_file_digests = self._hash_split_files()
             await self._push_blobs()
-            if transfer.kind == "artifact":
+            if transfer.kind == ARTIFACT:
                 await self._annotate_split(await whole_file_digests)
                 result = await self._push_artifact_manifest()
             else:
@@ -459,7 +559,7 @@ def restart_changed_blobs(transfer: Transfer) -> list[str]:
             continue
         except FileChanged:
             pass
-        if transfer.kind == "image":
+        if transfer.kind == IMAGE:
             raise FileChanged(
                 f"{blob.source.path} changed since the image was read",
                 hint="Add the image again to push what it holds now",
@@ -471,7 +571,7 @@ def restart_changed_blobs(transfer: Transfer) -> list[str]:
                 hint="Push the file again as a new transfer",
             )
         blob.identity = now
-        if transfer.kind == "artifact" and SPLIT_FILE not in blob.annotations:
+        if transfer.kind == ARTIFACT and SPLIT_FILE not in blob.annotations:
             blob.source = FileRange(blob.source.path, blob.source.offset, now.size)
         blob.location = None
         blob.acknowledged = 0
@@ -484,11 +584,16 @@ def restart_changed_blobs(transfer: Transfer) -> list[str]:
 
 
 __all__ = [
+    "ARTIFACT",
+    "DOWNLOAD",
+    "IMAGE",
     "BlobState",
+    "DownloadPart",
     "PlannedManifest",
     "Transfer",
     "TransferRun",
     "TransferState",
     "new_transfer_id",
+    "plan_download",
     "plan_file_push",
 ]

@@ -11,10 +11,11 @@ from `browse_actions()`, a plain function of the pane's state (tested without wi
 manifest (registries delete by digest: they go too), and says the registry's refusal as a
 sentence (distribution without `storage.delete.enabled` answers 405 UNSUPPORTED).
 
-Downloads run here, with a progress row (core.download.pull: verified, resumable files),
-unless `delegate_downloads` is set: then `downloadRequested(reference, folder)` asks the
-window to run it. Background work is a task kept in `self.tasks`; busy flags are reset in
-`finally`; dialogs are opened window-modal with `open()` and awaited, never `exec()`.
+Download asks for a folder and hands the download to the window's transfer queue with
+`downloadRequested(reference, folder, platform)`: there it has a row like any push, is paused,
+resumed and journaled, and survives a restart. Background work is a task kept in
+`self.tasks`; busy flags are reset in `finally`; dialogs are opened window-modal with `open()`
+and awaited, never `exec()`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -49,7 +50,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListView,
     QMenu,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QTableView,
@@ -67,12 +67,10 @@ from core.browse import (
     resolve_digest,
     tags_sharing_digest,
 )
-from core.download import PullResult, pull
+from core.digest import is_digest
 from core.errors import HoistError, InvalidReference
-from core.progress import BlobEvent, Event
 from core.reference import parse_reference
 from core.registry import RegistryClient
-from core.units import format_size
 
 from .browse_models import (
     PAGE_SIZE,
@@ -93,10 +91,6 @@ from .theme import CELL_PADDING, PaddedDelegate, plain_buttons, title_font
 
 log = logging.getLogger(__name__)
 
-#: Progress row repaints per second at most.
-PROGRESS_MS = 250
-
-
 # -- actions as data ------------------------------------------------------------------------
 
 
@@ -116,7 +110,6 @@ SHORTCUTS = {
     "copy_pull": "Ctrl+Shift+C",
     "download": "Ctrl+D",
     "delete": "Del",
-    "cancel_download": "Ctrl+Shift+X",
 }
 #: Order of the tag list's context menu.
 MENU_LAYOUT = (("copy_pull", "download"), ("delete",), ("refresh",))
@@ -131,7 +124,6 @@ class PaneState:
     selected_tags: tuple[str, ...] = ()
     details_shown: bool = False
     pull_command: str = ""
-    downloading: bool = False
     deleting: bool = False
     delete_refused: str = ""
 
@@ -151,10 +143,7 @@ def browse_actions(state: PaneState) -> dict[str, BrowseAction]:
         or (no_tag if not tags else "")
         or ("Deleting…" if state.deleting else "")
     )
-    download_why = (
-        "A download is running" if state.downloading
-        else "" if state.details_shown else no_tag
-    )  # fmt: skip
+    download_why = "" if state.details_shown else no_tag
     return {
         "refresh": BrowseAction("Refresh", SHORTCUTS["refresh"], state.connected,
                                 "" if state.connected else "Choose a registry first"),
@@ -169,9 +158,6 @@ def browse_actions(state: PaneState) -> dict[str, BrowseAction]:
         "download": BrowseAction("Download…", SHORTCUTS["download"], not download_why,
                                  download_why),
         "delete": BrowseAction(delete_label, SHORTCUTS["delete"], not delete_why, delete_why),
-        "cancel_download": BrowseAction(
-            "Cancel download", SHORTCUTS["cancel_download"], state.downloading
-        ),
     }  # fmt: skip
 
 
@@ -277,31 +263,6 @@ def download_platform(info: ManifestInfo, selected_key: str = "") -> tuple[str |
     )
 
 
-def download_sentence(reference: str, folder: Path, result: PullResult) -> str:
-    total = sum(f.size for f in result.files)
-    count = len(result.files)
-    files = "1 file" if count == 1 else f"{count} files"
-    text = f"Downloaded {reference} to {folder}: {files}, {format_size(total)}"
-    if result.skipped:
-        text += f" ({len(result.skipped)} layers without a title were skipped, as oras does)"
-    return text
-
-
-@dataclass
-class DownloadProgress:
-    """Bytes written of each blob, from the engine's events, summed for one bar."""
-
-    blobs: dict[str, tuple[int, int]] = field(default_factory=dict)
-
-    def feed(self, event: Event) -> None:
-        if isinstance(event, BlobEvent):
-            self.blobs[event.blob] = (event.acknowledged, event.total)
-
-    def totals(self) -> tuple[int, int]:
-        done = sum(min(a, t) for a, t in self.blobs.values())
-        return done, sum(t for _, t in self.blobs.values())
-
-
 # -- helpers --------------------------------------------------------------------------------
 
 
@@ -352,15 +313,13 @@ class BrowsePane(QWidget):
 
     Signals:
         statusMessage(str): a sentence for the window's status bar.
-        downloadRequested(str, str): (reference, folder): with `delegate_downloads` set, the
-            window is asked to run the download (the pane then runs none itself).
-        downloadFinished(str, str): (reference, folder) after a download the pane ran.
+        downloadRequested(str, str, str): (reference, folder, platform or ""): the window
+            queues the download; the reference is pinned by digest, with its tag for people.
         repositoryOpened(str): the tags of this repository are being listed.
     """
 
     statusMessage = Signal(str)
-    downloadRequested = Signal(str, str)
-    downloadFinished = Signal(str, str)
+    downloadRequested = Signal(str, str, str)
     repositoryOpened = Signal(str)
 
     def __init__(
@@ -380,8 +339,6 @@ class BrowsePane(QWidget):
         self.client: RegistryClient | None = None
         self.registry_name = ""
         self.repository = ""
-        #: Set by the window to run downloads in its own queue (see `downloadRequested`).
-        self.delegate_downloads = False
         #: Asks for a folder; tests replace it. Returns None when the user cancels.
         self.choose_folder: Callable[[str], Awaitable[Path | None]] = self._ask_folder
         self.confirm_box: ConfirmDialog | None = None
@@ -391,11 +348,8 @@ class BrowsePane(QWidget):
         self._connect_task: asyncio.Task[None] | None = None
         self._detail_task: asyncio.Task[None] | None = None
         self._detail_tag = ""
-        self._download_task: asyncio.Task[Any] | None = None
-        self._cancel_requested = False
         self._deleting = False
         self._delete_refused = ""
-        self._progress = DownloadProgress()
 
         self.repo_model = RepositoryModel(self, page_size=page_size)
         self.repo_proxy = NameFilterProxy(self)
@@ -558,25 +512,6 @@ class BrowsePane(QWidget):
         right_layout.addWidget(self.detail_view, 1)
         right_layout.addLayout(buttons)
 
-        # Download progress.
-        self.progress_row = QWidget(self)
-        self.progress_row.setObjectName("download-progress")
-        self.progress_label = QLabel(self.progress_row)
-        self.progress_bar = QProgressBar(self.progress_row)
-        self.progress_bar.setRange(0, 1000)
-        self.cancel_download_button = QToolButton(self.progress_row)
-        self.cancel_download_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.cancel_download_button.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        row = QHBoxLayout(self.progress_row)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.progress_label, 2)
-        row.addWidget(self.progress_bar, 3)
-        row.addWidget(self.cancel_download_button)
-        self.progress_row.hide()
-        self._progress_timer = QTimer(self)
-        self._progress_timer.setInterval(PROGRESS_MS)
-        self._progress_timer.timeout.connect(self._show_progress)
-
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.setChildrenCollapsible(False)
         for widget in (left, middle, right):
@@ -594,7 +529,6 @@ class BrowsePane(QWidget):
         outer.addWidget(self.title)
         outer.addWidget(self.message)
         outer.addWidget(self.splitter, 1)
-        outer.addWidget(self.progress_row)
 
         self._visible_timer = QTimer(self)
         self._visible_timer.setSingleShot(True)
@@ -609,7 +543,6 @@ class BrowsePane(QWidget):
             "copy_pull": self.copy_pull_command,
             "download": self.download_selected,
             "delete": self.delete_selected,
-            "cancel_download": self.cancel_download,
         }
         self.qactions: dict[str, QAction] = {}
         for key in handlers:
@@ -624,7 +557,6 @@ class BrowsePane(QWidget):
         self.copy_button.setDefaultAction(self.qactions["copy_pull"])
         self.download_button.setDefaultAction(self.qactions["download"])
         self.delete_button.setDefaultAction(self.qactions["delete"])
-        self.cancel_download_button.setDefaultAction(self.qactions["cancel_download"])
 
     def _connect_signals(self) -> None:
         self.repo_filter.textChanged.connect(self.repo_proxy.set_filter_text)
@@ -784,13 +716,13 @@ class BrowsePane(QWidget):
     async def _release_client(self) -> None:
         self.repo_model.stop()
         self.tag_model.stop()
-        for task in (self._detail_task, self._download_task):
-            if task is not None:
-                task.cancel()
+        if self._detail_task is not None:
+            self._detail_task.cancel()
         client, owned = self.client, self._owns_client
         self.client, self._owns_client = None, False
         busy = self.repo_model.running_tasks() | self.tag_model.running_tasks()
-        busy |= {t for t in (self._detail_task, self._download_task) if t is not None}
+        if self._detail_task is not None:
+            busy.add(self._detail_task)
         busy = {t for t in busy if not t.done() and t is not asyncio.current_task()}
         if busy:
             await asyncio.wait(busy)
@@ -1048,7 +980,6 @@ class BrowsePane(QWidget):
             selected_tags=tuple(self.selected_tags()),
             details_shown=info is not None,
             pull_command=info.pull_command if info is not None else "",
-            downloading=self._download_task is not None and not self._download_task.done(),
             deleting=self._deleting,
             delete_refused=self._delete_refused,
         )
@@ -1118,8 +1049,8 @@ class BrowsePane(QWidget):
         folder = await self.choose_folder(f"Download {info.reference} to")
         if folder is None:
             return
-        await self.download(info.repository, info.digest, folder, platform=platform,
-                            label=info.reference)  # fmt: skip
+        tag = "" if is_digest(self._detail_tag) else self._detail_tag
+        await self.download(info.repository, info.digest, folder, platform=platform, tag=tag)
 
     async def _ask_folder(self, caption: str) -> Path | None:
         dialog = QFileDialog(self, caption)
@@ -1140,67 +1071,23 @@ class BrowsePane(QWidget):
         folder: Path,
         *,
         platform: str | None = None,
-        label: str = "",
-    ) -> PullResult | None:
-        """Download `repository@reference` into `folder` with a progress row.
-
-        With `delegate_downloads`, only emits `downloadRequested` and returns None.
-        Errors are shown as sentences (and None returned); a cancelled download keeps its
-        `.partial` files, from which the next download of it resumes.
+        tag: str = "",
+    ) -> str:
+        """Queue the download of `repository@reference` into `folder`; returns the reference
+        handed to the window (pinned by digest when `reference` is one, with `tag` kept for
+        people to read: a tag moved while the download is paused must not mix two artifacts).
         """
         client = self.client
         if client is None:
-            return None
-        sep = "@" if ":" in reference else ":"
-        full = f"{client.host}/{repository}{sep}{reference}"
-        label = label or full
-        if self.delegate_downloads:
-            self.downloadRequested.emit(full, str(folder))
-            return None
-        self._progress = DownloadProgress()
-        self._cancel_requested = False
-        self._download_task = asyncio.current_task()
-        self.progress_label.setText(f"Downloading {label}…")
-        self.progress_bar.setValue(0)
-        self.progress_row.show()
-        self._progress_timer.start()
-        self.refresh_actions()
-        try:
-            result = await pull(
-                client, repository, reference, folder, platform=platform,
-                on_event=self._progress.feed, parallel=2,
-            )  # fmt: skip
-        except HoistError as exc:
-            self.show_message(exc.sentence(), error=True)
-            return None
-        except asyncio.CancelledError:
-            if not self._cancel_requested:
-                raise
-            self.show_message(
-                f"Download of {label} cancelled. Files already complete are kept; "
-                "downloading it again resumes the rest"
-            )
-            return None
-        finally:
-            self._progress_timer.stop()
-            self.progress_row.hide()
-            self._download_task = None
-            self.refresh_actions()
-        self.show_message(download_sentence(label, folder, result))
-        self.downloadFinished.emit(full, str(folder))
-        return result
-
-    def cancel_download(self) -> None:
-        task = self._download_task
-        if task is not None and not task.done():
-            self._cancel_requested = True
-            task.cancel()
-
-    def _show_progress(self) -> None:
-        done, total = self._progress.totals()
-        self.progress_bar.setValue(int(1000 * done / total) if total else 0)
-        if total:
-            self.progress_bar.setFormat(f"{format_size(done)} of {format_size(total)}")
+            return ""
+        name = f"{client.host}/{repository}"
+        if ":" in reference:  # a digest
+            full = f"{name}:{tag}@{reference}" if tag else f"{name}@{reference}"
+        else:
+            full = f"{name}:{reference}"
+        self.downloadRequested.emit(full, str(folder), platform or "")
+        self.show_message(f"Downloading {full.split('@')[0]} to {folder}: see Transfers")
+        return full
 
     # -- delete ------------------------------------------------------------------------------
 
@@ -1329,12 +1216,10 @@ __all__ = [
     "BrowsePane",
     "ConfirmDialog",
     "DeletePlan",
-    "DownloadProgress",
     "PaneState",
     "browse_actions",
     "delete_message",
     "delete_outcome",
     "delete_plan",
     "download_platform",
-    "download_sentence",
 ]

@@ -16,7 +16,7 @@ from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QApplication
 
 SIZES = (16, 22, 24, 32, 48, 64, 128, 256)
-STATUS_ICONS = ("uploading", "paused", "done", "failed", "waiting")
+STATUS_ICONS = ("uploading", "downloading", "paused", "done", "failed", "waiting")
 
 
 def svg_bytes(name: str) -> bytes:

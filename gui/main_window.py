@@ -21,6 +21,7 @@ from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
+    QDesktopServices,
     QDragEnterEvent,
     QDragMoveEvent,
     QDropEvent,
@@ -51,9 +52,9 @@ from core.demo_registry import HOW_TO_ADD_A_REGISTRY, DemoRegistry
 from core.errors import HoistError
 from core.journal import TransferJournal
 from core.queue import TransferItem, TransferQueue
-from core.reference import Reference
+from core.reference import Reference, parse_reference
 from core.registry import RegistryClient
-from core.transfer import Transfer, TransferState
+from core.transfer import Transfer, TransferState, plan_download
 from core.units import format_rate, format_size
 
 from . import icons
@@ -71,6 +72,7 @@ from .settings_dialog import RateLimitBox, SettingsDialog
 from .theme import PillTabBar, plain_buttons
 from .transfers import (
     FILTERS,
+    MENU_LAYOUT,
     SHORTCUTS,
     TransferController,
     TransferModel,
@@ -171,11 +173,13 @@ class FinishNotifier:
         started = self._started.pop(item.id, None)
         if started is None or self.clock() - started < self.threshold:
             return
-        name = item.transfer.name
+        transfer = item.transfer
+        what = "Download" if transfer.is_download else "Push"
         if state == TransferState.DONE:
-            self.notify("Push finished", f"{name} is in {item.transfer.target}", False)
+            where = transfer.destination if transfer.is_download else transfer.target
+            self.notify(f"{what} finished", f"{transfer.name} is in {where}", False)
         else:
-            self.notify("Push failed", f"{name}: {item.transfer.error or 'failed'}", True)
+            self.notify(f"{what} failed", f"{transfer.name}: {transfer.error or 'failed'}", True)
 
 
 class MessageDialog(QDialog):
@@ -210,6 +214,11 @@ class MessageDialog(QDialog):
 
     def text(self) -> str:
         return self.text_label.text()
+
+
+def open_folder(path: str) -> None:
+    """Show a folder in the desktop's file manager."""
+    QDesktopServices.openUrl(QUrl.fromLocalFile(path))
 
 
 def browse_pane_factory() -> type[QWidget] | None:
@@ -272,6 +281,7 @@ class MainWindow(QMainWindow):
             copy_text=clipboard_copy,
             show_in_browse=self.show_in_browse if self._browse_cls is not None else None,
             on_error=self.show_error,
+            open_folder=open_folder,
         )
         self.view = TransferView(self.model, self.controller)
 
@@ -468,6 +478,9 @@ class MainWindow(QMainWindow):
                 status = getattr(pane, "statusMessage", None)
                 if status is not None:
                     status.connect(lambda text: self.statusBar().showMessage(text, 10000))
+                requested = getattr(pane, "downloadRequested", None)
+                if requested is not None:
+                    requested.connect(self.queue_download)
                 return pane
         label = QLabel(
             "Browsing registries is not available in this build. Pushed artifacts can be "
@@ -518,7 +531,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.quit_action)
         transfers_menu = menus.addMenu("&Transfers")
         transfers_menu.aboutToShow.connect(self.view.refresh_actions)
-        for group in (("pause", "resume", "retry"), ("cancel", "remove"), ("copy", "browse")):
+        for group in MENU_LAYOUT[:-1]:  # the per-item groups; pause/resume all follow
             for key in group:
                 transfers_menu.addAction(self.view.qactions[key])
             transfers_menu.addSeparator()
@@ -739,6 +752,20 @@ class MainWindow(QMainWindow):
         show = getattr(self.browse, "show_reference", None)
         if callable(show):
             show(str(ref))
+
+    def queue_download(self, reference: str, folder: str, platform: str = "") -> TransferItem:
+        """Queue a download the Browse area asked for: it runs, pauses and resumes in
+        Transfers like a push, and the journal keeps it across restarts."""
+        source = parse_reference(reference)
+        registry = self.ctx.settings.registry_for_host(source.registry)
+        transfer = plan_download(
+            source,
+            Path(folder),
+            platform=platform or None,
+            parallel=self.ctx.settings.parallel_blobs,
+            plain_http=registry.plain_http if registry is not None else None,
+        )
+        return self.ctx.queue.add(transfer)
 
     # -- adding ------------------------------------------------------------------------------
 

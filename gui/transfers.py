@@ -53,7 +53,7 @@ from core.errors import HoistError
 from core.progress import BlobEvent, BlobState
 from core.queue import TransferItem, TransferQueue
 from core.reference import Reference
-from core.transfer import TransferState
+from core.transfer import DownloadPart, TransferState
 from core.units import format_duration, format_rate, format_size
 from core.upload import BlobRecord
 
@@ -120,7 +120,8 @@ def transfer_icon_name(item: TransferItem) -> str:
     state = item.state
     if state == TransferState.RUNNING:
         waiting = any(e.state == BlobState.WAITING for e in item.blobs.values())
-        return "waiting" if waiting else "uploading"
+        moving = "downloading" if item.transfer.is_download else "uploading"
+        return "waiting" if waiting else moving
     return {
         TransferState.QUEUED: "waiting",
         TransferState.PAUSED: "paused",
@@ -200,6 +201,38 @@ def blob_status_text(record: BlobRecord, event: BlobEvent | None, item: Transfer
     return state.value
 
 
+def part_tone(part: DownloadPart, event: BlobEvent | None, item: TransferItem) -> str:
+    """A download part's tone, as `blob_tone` for an upload's blob."""
+    if part.finished:
+        return "done"
+    state = event.state if event is not None else part.state
+    if state == BlobState.FAILED:
+        return "failed"
+    if not item.running:
+        return transfer_tone(item)
+    return "waiting" if state in (BlobState.WAITING, BlobState.PENDING) else "active"
+
+
+def part_status_text(part: DownloadPart, event: BlobEvent | None, item: TransferItem) -> str:
+    """A download part's state as a person reads it."""
+    state = event.state if event is not None and item.running else part.state
+    if state == BlobState.EXISTS:
+        return "already downloaded"
+    if state == BlobState.DONE:
+        return "done"
+    if not item.running:
+        if part.received and part.size:
+            return f"paused at {100 * part.received // part.size}%"
+        return "waiting" if item.state == TransferState.QUEUED else "not started"
+    if state == BlobState.WAITING and event is not None:
+        return f"{event.message or 'waiting'}, retry in {int(event.retry_in or 0)} s"
+    if state == BlobState.HASHING:
+        return "checking the part already downloaded"
+    if state == BlobState.PENDING:
+        return "waiting"
+    return state.value
+
+
 def transfer_name(item: TransferItem) -> str:
     names = item.transfer.name.split(", ")
     if len(names) > 3:
@@ -261,7 +294,9 @@ class TransferModel(QAbstractItemModel):
 
     @staticmethod
     def _child_count(item: TransferItem) -> int:
-        blobs = len(item.transfer.blobs)
+        """A row per blob (or per downloaded blob) when there are several; a download learns
+        its blobs from the manifest, so its children appear once it has run."""
+        blobs = len(item.transfer.blobs) or len(item.transfer.parts)
         return blobs if blobs > 1 else 0
 
     def _on_queue(self, kind: str, item: TransferItem) -> None:
@@ -445,8 +480,11 @@ class TransferModel(QAbstractItemModel):
         if tid is None:
             return None
         item = self._items[tid]
-        blobs = item.transfer.blobs
-        if index.row() >= len(blobs):
+        if item.transfer.is_download:
+            if index.row() >= len(item.transfer.parts):
+                return None
+            return self._part_data(item, index.row(), index.column(), role)
+        if index.row() >= len(item.transfer.blobs):
             return None
         return self._blob_data(item, index.row(), index.column(), role)
 
@@ -468,7 +506,7 @@ class TransferModel(QAbstractItemModel):
             if column == Column.NAME:
                 return "\n".join(transfer.sources) or str(transfer.target)
             if column == Column.TARGET:
-                return reference_text(transfer)
+                return transfer.destination or reference_text(transfer)
             if column == Column.STATUS:
                 text = capitalized(item.status_text())
                 return (
@@ -482,7 +520,7 @@ class TransferModel(QAbstractItemModel):
         if column == Column.NAME:
             return transfer_name(item)
         if column == Column.TARGET:
-            return str(transfer.target)
+            return transfer.destination or str(transfer.target)
         if column == Column.PROGRESS:
             return self._progress_text(item.acknowledged, item.total)
         if column == Column.SPEED:
@@ -531,6 +569,44 @@ class TransferModel(QAbstractItemModel):
             return format_duration(event.eta) if uploading and event else ""
         if column == Column.STATUS:
             return capitalized(blob_status_text(record, event, item))
+        return None
+
+    def _part_data(self, item: TransferItem, row: int, column: int, role: int) -> Any:
+        part = item.transfer.parts[row]
+        event = item.blobs.get(part.name)
+        if role == TransferIdRole:
+            return item.id
+        if role == BlobRole:
+            return part.name
+        if role == StateRole:
+            return part.state.value
+        if role == ProgressRole:
+            return self._fraction(part.received, part.size, part.finished)
+        if role == ToneRole:
+            return part_tone(part, event, item)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if column in (Column.NAME, Column.TARGET):
+                return part.file
+            if column == Column.STATUS:
+                return part_status_text(part, event, item)
+            return None
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (Column.SPEED, Column.ETA):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        moving = item.running and event is not None and event.state == BlobState.DOWNLOADING
+        if column == Column.NAME:
+            return part.name
+        if column == Column.TARGET:
+            return part.file.rsplit("/", 1)[-1] if part.file != part.name else ""
+        if column == Column.PROGRESS:
+            return self._progress_text(part.received, part.size)
+        if column == Column.SPEED:
+            return format_rate(event.rate) if moving and event and event.rate else ""
+        if column == Column.ETA:
+            return format_duration(event.eta) if moving and event else ""
+        if column == Column.STATUS:
+            return capitalized(part_status_text(part, event, item))
         return None
 
     @staticmethod
@@ -643,11 +719,11 @@ class ActionSpec(NamedTuple):
 MENU_LAYOUT = (
     ("pause", "resume", "retry"),
     ("cancel", "remove"),
-    ("copy", "browse"),
+    ("copy", "browse", "open_folder"),
     ("pause_all", "resume_all"),
 )
 #: The per-item actions (the view owns these shortcuts; the window owns pause/resume all).
-ITEM_ACTIONS = ("pause", "resume", "retry", "cancel", "remove", "copy", "browse")
+ITEM_ACTIONS = ("pause", "resume", "retry", "cancel", "remove", "copy", "browse", "open_folder")
 
 SHORTCUTS = {
     "pause": "Ctrl+P",
@@ -657,6 +733,7 @@ SHORTCUTS = {
     "remove": "Del",
     "copy": "Ctrl+C",
     "browse": "Ctrl+B",
+    "open_folder": "Ctrl+E",
     "pause_all": "Ctrl+Shift+P",
     "resume_all": "Ctrl+Shift+R",
 }
@@ -669,6 +746,7 @@ class TransferController:
         copy_text: puts text on the clipboard.
         show_in_browse: opens the Browse area at a reference (None: no Browse area).
         on_error: shows a sentence to the user.
+        open_folder: shows a folder in the file manager (None: none can be opened).
     """
 
     def __init__(
@@ -678,11 +756,13 @@ class TransferController:
         copy_text: Callable[[str], None],
         show_in_browse: Callable[[Reference], None] | None = None,
         on_error: Callable[[str], None] = lambda text: None,
+        open_folder: Callable[[str], None] | None = None,
     ) -> None:
         self.queue = queue
         self.copy_text = copy_text
         self.show_in_browse_cb = show_in_browse
         self.on_error = on_error
+        self.open_folder_cb = open_folder
         self.tasks: set[asyncio.Task[None]] = set()
 
     def pause(self, items: Iterable[TransferItem]) -> None:
@@ -738,11 +818,25 @@ class TransferController:
                 )
             self.show_in_browse_cb(target)
 
+    def open_folder(self, item: TransferItem) -> None:
+        if self.open_folder_cb is not None and item.transfer.destination:
+            self.open_folder_cb(item.transfer.destination)
+
     def pause_all(self) -> None:
         self.queue.pause_all()
 
     def resume_all(self) -> None:
         self.queue.resume_all()
+
+
+def cancel_label(items: Sequence[TransferItem]) -> str:
+    """What Cancel throws away: the upload session, or the partial files of a download."""
+    downloads = sum(1 for item in items if item.transfer.is_download)
+    if not downloads:
+        return "Cancel and delete the upload"
+    if downloads == len(items):
+        return "Cancel and delete the partial download"
+    return "Cancel and discard the partial work"
 
 
 def transfer_actions(
@@ -770,7 +864,7 @@ def transfer_actions(
             TransferState.FAILED in states,
         ),
         "cancel": ActionSpec(
-            "Cancel and delete the upload", SHORTCUTS["cancel"],
+            cancel_label(chosen), SHORTCUTS["cancel"],
             lambda: controller.cancel(chosen),
             any(s != TransferState.DONE for s in states),
         ),
@@ -786,6 +880,11 @@ def transfer_actions(
             "Show in Browse", SHORTCUTS["browse"],
             lambda: controller.show_in_browse(chosen[0]) if chosen else None,
             one and browse,
+        ),
+        "open_folder": ActionSpec(
+            "Open download folder", SHORTCUTS["open_folder"],
+            lambda: controller.open_folder(chosen[0]) if chosen else None,
+            one and chosen[0].transfer.is_download and controller.open_folder_cb is not None,
         ),
         "pause_all": ActionSpec(
             "Pause all", SHORTCUTS["pause_all"], controller.pause_all,
@@ -904,6 +1003,9 @@ class TransferView(QTreeView):
             if action is not None:
                 action.setText(spec.label)
                 action.setEnabled(spec.enabled)
+        # Only downloads have a folder to open: the action is shown when one is selected.
+        downloads = any(item.transfer.is_download for item in self.selected_items())
+        self.qactions["open_folder"].setVisible(downloads)
 
     def trigger(self, key: str) -> None:
         spec = self.actions_data()[key]
@@ -918,7 +1020,7 @@ class TransferView(QTreeView):
         menu = QMenu(self)
         actions = {**self.qactions, **(extra or {})}
         for group in MENU_LAYOUT:
-            present = [actions[key] for key in group if key in actions]
+            present = [actions[key] for key in group if key in actions and actions[key].isVisible()]
             if not present:
                 continue
             if not menu.isEmpty():

@@ -17,8 +17,10 @@ from core.journal import TransferJournal
 from core.progress import BlobEvent, BlobState
 from core.queue import TransferItem, TransferQueue
 from core.reference import Reference, parse_reference
-from core.transfer import Transfer, TransferState, plan_file_push
+from core.transfer import Transfer, TransferState, plan_download, plan_file_push
 from core.units import MiB
+from gui import icons
+from gui.icons import STATUS_ICONS
 from gui.main_window import FinishNotifier
 from gui.transfers import (
     FILTERS,
@@ -534,3 +536,24 @@ def test_long_transfers_notify_when_they_end(ran: float, notified: bool) -> None
     assert bool(seen) == notified
     if notified:
         assert seen == [("Push failed", f"{TARGET}: the registry refused the credentials.", True)]
+
+
+def test_a_long_download_notifies_where_its_files_are(tmp_path: Path) -> None:
+    now = [1000.0]
+    seen: list[tuple[str, str, bool]] = []
+    notifier = FinishNotifier(lambda *a: seen.append(a), threshold=60, clock=lambda: now[0])
+    transfer = plan_download(parse_reference(f"{TARGET}@sha256:{'ab' * 32}"), tmp_path / "out")
+    transfer.state = TransferState.RUNNING
+    item = TransferItem(transfer)
+    notifier("changed", item)
+    now[0] += 600
+    transfer.state = TransferState.DONE
+    notifier("changed", item)
+    assert seen == [("Download finished", f"test:v1 is in {tmp_path / 'out'}", False)]
+
+
+@pytest.mark.parametrize("name", STATUS_ICONS)
+def test_every_status_icon_renders(qapp: Any, name: str) -> None:
+    """A missing icon raises inside a delegate's sizeHint, which PySide 6.11 turns into a
+    segmentation fault: each must exist and draw."""
+    assert not icons.icon(name).pixmap(16, 16).isNull()

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 from support.registry import RegistryProcess, free_port
 
-from core import __version__
+from core import __version__, download
 from core.auth import Credentials
 from core.demo_registry import DemoRegistry
 from core.errors import HoistError
@@ -300,6 +300,100 @@ def test_restart_continues_a_transfer(
 
     aio.run(after_restart())
     assert get_manifest(registry.url, repository, "v1")["layers"][0]["digest"] == sha256(data)
+
+
+def test_download_from_browse_runs_in_the_queue_and_survives_a_restart(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path,
+    qtmodeltester: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Browse → Download: a row in Transfers with a child per file; paused there, it is
+    listed paused after a restart, resumes from its `.partial` file and ends verified."""
+    monkeypatch.setattr(download, "PROGRESS_INTERVAL", 0.0)  # an event per MiB: pause early
+    big = tmp_path / "src" / "weights.bin"
+    big.parent.mkdir()
+    big.write_bytes(os.urandom(64 * MiB + 5))
+    small = tmp_path / "src" / "README.md"
+    small.write_bytes(b"# a model\n")
+    folder = tmp_path / "downloads"
+    repository = "gui/download"
+    first, ctx = open_window()
+
+    async def before_restart() -> tuple[str, int]:
+        digest, _ = await push_paths(registry.host, f"{repository}:v1", [small, big])
+        await start(ctx, first)
+        pane: Any = first.browse
+
+        async def choose(caption: str) -> Path:
+            return folder
+
+        pane.choose_folder = choose
+        first.show_in_browse(parse_reference(f"{registry.host}/{repository}:v1"))
+        await aio.until(lambda: pane.detail_model.info is not None, 20, "the details")
+
+        def pause_midway(kind: str, item: TransferItem) -> None:
+            # Pause from the view's own action once a few MiB are on disk.
+            running = item.state == TransferState.RUNNING and not item.pause_event.is_set()
+            if running and item.acknowledged >= 4 * MiB:
+                first.view.select_transfer(item.id)
+                first.view.refresh_actions()
+                first.view.qactions["pause"].trigger()
+
+        ctx.queue.listeners.append(pause_midway)
+        pane.qactions["download"].trigger()
+        await aio.until(lambda: ctx.queue.items, 10, "the download in the queue")
+        [item] = ctx.queue.items
+        assert item.transfer.is_download and str(item.transfer.target).endswith(digest)
+        await aio.until(lambda: item.state == TransferState.PAUSED and not item.running, 30)
+        first.model.flush()
+        qtmodeltester.check(first.model)
+        assert cell(first, item, Column.NAME) == "download:v1"
+        assert cell(first, item, Column.TARGET) == str(folder)
+        assert cell(first, item, Column.STATUS) == "Paused"
+        row = first.model.index_of(item.id)
+        assert first.model.rowCount(row) == 2  # a child row per file
+        model = first.model
+        children = {
+            model.index(r, Column.NAME, row).data(): model.index(r, Column.STATUS, row).data()
+            for r in range(2)
+        }
+        assert children["weights.bin"].startswith("Paused at ")
+        # Only a download has a folder to open; the view offers it for this one.
+        first.view.refresh_actions()
+        assert first.view.qactions["open_folder"].isVisible()
+        assert first.view.qactions["open_folder"].isEnabled()
+        first.close()
+        await first.aclose()
+        await shutdown(ctx)
+        return item.id, item.acknowledged
+
+    transfer_id, held = aio.run(before_restart())
+    partial = folder / "weights.bin.partial"
+    assert 4 * MiB <= held <= partial.stat().st_size + len(b"# a model\n")
+    assert partial.stat().st_size < big.stat().st_size
+
+    window, ctx2 = open_window()
+    opened: list[str] = []
+    window.controller.open_folder_cb = opened.append
+
+    async def after_restart() -> None:
+        await start(ctx2, window)
+        item = ctx2.queue.get(transfer_id)
+        assert item.state == TransferState.PAUSED and item.transfer.is_download
+        window.model.flush()
+        assert cell(window, item, Column.STATUS) == "Paused"
+        assert cell(window, item, Column.PROGRESS).endswith(f"({100 * held // item.total}%)")
+        window.view.select_transfer(item.id)
+        window.view.qactions["resume"].trigger()
+        await aio.until(lambda: item.state == TransferState.DONE, 60, "the download")
+        await aio.until(lambda: cell(window, item, Column.STATUS) == "Done", 5, "the repaint")
+        window.view.refresh_actions()
+        window.view.qactions["open_folder"].trigger()
+
+    aio.run(after_restart())
+    assert (folder / "weights.bin").read_bytes() == big.read_bytes()
+    assert (folder / "README.md").read_bytes() == small.read_bytes()
+    assert not partial.exists()
+    assert opened == [str(folder)]
 
 
 # -- the add sheet's checks ------------------------------------------------------------------
