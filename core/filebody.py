@@ -18,8 +18,9 @@ import contextlib
 import os
 import socket
 import ssl
+import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -96,6 +97,10 @@ class FileBodySender:
                 return _Conn(pool.pop(), key, pooled=True)
         raw = socket.create_connection((host, port), timeout=min(self.timeout, 15.0))
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # The kernel's own send timeout, for the body sent with the socket in blocking mode.
+        seconds = int(self.timeout)
+        micros = int((self.timeout - seconds) * 1e6)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", seconds, micros))
         raw.settimeout(self.timeout)
         sock: socket.socket = raw
         if scheme == "https":
@@ -188,8 +193,8 @@ class FileBodySender:
         view = memoryview(buf)
         # Over plain HTTP the kernel sends the block straight from the page cache (sendfile):
         # the read for hashing is then the only copy. TLS must encrypt in user space.
-        direct = not isinstance(sock, ssl.SSLSocket)
-        with open(source.path, "rb", buffering=0) as f:
+        direct = not isinstance(sock, ssl.SSLSocket) and hasattr(os, "sendfile")
+        with open(source.path, "rb", buffering=0) as f, _blocking(sock, direct, self.timeout):
             fd = f.fileno()
             pos = start
             while pos < end:
@@ -207,8 +212,7 @@ class FileBodySender:
                     if direct:
                         # If the file changed since the read, the registry gets other bytes
                         # than were hashed and refuses the digest: never a corrupt blob.
-                        if sock.sendfile(f, source.offset + pos, n) != n:
-                            raise FileChanged(f"{source.path} shrank during the upload")
+                        _sendfile_all(sock.fileno(), fd, source.offset + pos, n, source)
                     else:
                         sock.sendall(block)
                 except OSError as exc:
@@ -221,6 +225,34 @@ class FileBodySender:
                 pos += n
                 sent[0] += n
                 on_block(n)
+
+
+@contextlib.contextmanager
+def _blocking(sock: socket.socket, blocking: bool, timeout: float) -> Iterator[None]:
+    """The socket in blocking mode meanwhile, for one `os.sendfile` per block (socket.sendfile
+    with a Python-level timeout polls and calls again each time the send buffer fills: Python
+    work per call). SO_SNDTIMEO, set at connect, bounds how long the kernel may block."""
+    if not blocking:
+        yield
+        return
+    sock.setblocking(True)
+    try:
+        yield
+    finally:
+        sock.settimeout(timeout)
+
+
+def _sendfile_all(out_fd: int, in_fd: int, offset: int, count: int, source: FileRange) -> None:
+    """Send `count` bytes of the file from `offset` on a blocking socket."""
+    while count:
+        try:
+            done = os.sendfile(out_fd, in_fd, offset, count)
+        except BlockingIOError:  # SO_SNDTIMEO: the registry took nothing for that long
+            raise TimeoutError("the registry stopped receiving the upload") from None
+        if done == 0:
+            raise FileChanged(f"{source.path} shrank during the upload")
+        offset += done
+        count -= done
 
 
 def _try_read_early_response(sock: socket.socket) -> RawResponse | None:
