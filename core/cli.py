@@ -295,7 +295,8 @@ async def cmd_cancel(args: argparse.Namespace) -> int:
     if transfer.is_download:
         from .download import discard_partial_files
 
-        await asyncio.to_thread(discard_partial_files, transfer)
+        for problem in await asyncio.to_thread(discard_partial_files, transfer):
+            print(f"hoist: {problem}", file=sys.stderr)
     async with _client(args, transfer.target, transfer.plain_http) as client:
         for blob in transfer.blobs:
             if blob.location and not blob.finished:

@@ -37,9 +37,10 @@ import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import IO, Any, TypeVar
 
 import httpx
@@ -71,7 +72,7 @@ from .manifest import OCI_INDEX
 from .progress import BlobEvent, BlobState, Event, ProgressCallback, RateEstimator, TransferEvent
 from .registry import RegistryClient
 from .retry import RetryPolicy
-from .transfer import DownloadPart, Transfer, TransferState
+from .transfer import DownloadPart, Transfer, TransferState, save_despite_cancellation
 from .upload import TransferPaused
 
 #: The state in which a download's bytes move.
@@ -85,6 +86,12 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+fcntl: ModuleType | None
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 
 class VerificationFailed(HoistError):
@@ -397,16 +404,19 @@ class _FileFetch:
             return PulledFile(
                 self.target, self.size, digest or _cursor_digest(there), self.kind, reused=True
             )
-        cursor = await self._resume()
-        handle = await _settle(functools.partial(_open_append, self.partial))
+        # The `.partial` is locked before it is read or cut: two downloads writing the same
+        # file (the same folder twice, two versions of a file) would otherwise interleave.
+        handle = await _settle(functools.partial(_open_locked, self.partial, self.target))
         try:
+            cursor = await self._resume(handle)
             while not cursor.done:
                 await self._fetch_part(handle, cursor)
             self._check_whole(cursor)
-            await _settle(functools.partial(_sync_close, handle))
+            await _settle(functools.partial(os.fsync, handle.fileno()))
+            # Renamed while still locked: no other download can slip in between.
+            await _settle(functools.partial(os.replace, self.partial, self.target))
         finally:
             handle.close()
-        await _settle(functools.partial(os.replace, self.partial, self.target))
         for part in self.parts:
             self._report(cursor, part, BlobState.DONE)
         return PulledFile(
@@ -445,14 +455,12 @@ class _FileFetch:
             self._report(cursor, part, BlobState.EXISTS, "already downloaded")
         return cursor
 
-    async def _resume(self) -> _Cursor:
-        """Re-hash what an earlier run left in `.partial` and keep its verified prefix."""
-        try:
-            held = self.partial.lstat().st_size if not self.partial.is_symlink() else -1
-        except FileNotFoundError:
-            held = 0
-        if held < 0 or held > self.size:  # a link planted there, or not our file
-            await _settle(self.partial.unlink)
+    async def _resume(self, handle: IO[bytes]) -> _Cursor:
+        """Re-hash what an earlier run left in `.partial` (open and locked as `handle`) and
+        keep its verified prefix."""
+        held = os.fstat(handle.fileno()).st_size
+        if held > self.size:  # not our file
+            await _settle(functools.partial(_truncate, handle, 0))
             held = 0
         cursor = _Cursor(self.parts)
         if held:
@@ -462,7 +470,9 @@ class _FileFetch:
         else:
             cursor.settle()  # parts of size 0
         if cursor.offset != held:
-            await _settle(functools.partial(os.truncate, self.partial, cursor.offset))
+            await _settle(functools.partial(_truncate, handle, cursor.offset))
+        else:
+            handle.seek(held)
         return cursor
 
     async def _fetch_part(self, handle: IO[bytes], cursor: _Cursor) -> None:
@@ -625,9 +635,39 @@ def _check_content_range(response: httpx.Response, start: int, part: _Part) -> N
         )
 
 
-def _open_append(path: Path) -> IO[bytes]:
+def _open_partial(path: Path) -> int:
+    """Open (or create) a `.partial` for writing, never through a link planted there."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        return os.open(path, flags, 0o644)
+    except OSError:
+        if not path.is_symlink():
+            raise
+        path.unlink()  # a link is never ours: replace it with a file
+        return os.open(path, flags, 0o644)
+
+
+def _try_lock(fd: int) -> bool:
+    """An exclusive lock on the open file, if nobody (this process included) holds one."""
+    if fcntl is None:  # pragma: no cover - Windows: no advisory locks here
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _open_locked(path: Path, target: Path) -> IO[bytes]:
+    """The `.partial`, open for writing and locked for as long as it stays open."""
+    fd = _open_partial(path)
+    if not _try_lock(fd):
+        os.close(fd)
+        raise SourceError(
+            f"another download is writing {target.name} in {target.parent}",
+            hint="Let it finish or cancel it, then Retry; or download into another folder",
+        )
     handle = os.fdopen(fd, "wb", buffering=0)
     handle.seek(0, os.SEEK_END)
     return handle
@@ -646,11 +686,6 @@ def _write(handle: IO[bytes], cursor: _Cursor, data: bytes) -> None:
 def _truncate(handle: IO[bytes], size: int) -> None:
     handle.truncate(size)
     handle.seek(size)
-
-
-def _sync_close(handle: IO[bytes]) -> None:
-    os.fsync(handle.fileno())
-    handle.close()
 
 
 def _scan(path: Path, parts: list[_Part], length: int) -> _Cursor:
@@ -914,6 +949,8 @@ async def pull(
     transfer_id: str = "",
     retry: RetryPolicy | None = None,
     on_plan: Callable[[list[DownloadPart]], None] | None = None,
+    on_file: Callable[[PulledFile], None] | None = None,
+    keep_folders: Collection[Path] = (),
 ) -> PullResult:
     """Download what `reference` names into the folder `dest`.
 
@@ -924,7 +961,9 @@ async def pull(
     Files already there with the same bytes are kept; others are replaced, as oras does.
     An existing folder is replaced by a folder layer only with `overwrite`, since it may hold
     files of the user's own. `on_plan` hears every blob to fetch, with its size and file,
-    before the first byte is (a download's total is known only from the manifest).
+    before the first byte is (a download's total is known only from the manifest), and
+    `on_file` each file or folder as it is put in place. `keep_folders` are folders an earlier
+    run of the same download unpacked: they are kept as they are, not refused as existing.
 
     Raises:
         SourceError: a title would escape `dest` (nothing written), a folder exists, or an
@@ -944,8 +983,11 @@ async def pull(
             raise SourceError(f"{what}: the platform's manifest is itself an index")
     image = parse_image(doc, what=what)
     result = PullResult(what, data.digest, kind)
+    kept: list[PulledFile] = []
     if kind == ManifestKind.ARTIFACT:
         jobs, result.skipped = _artifact_jobs(dest, image.layers, image.annotations)
+        planned = list(jobs)
+        jobs, kept = _kept_folders(dest, jobs, {str(p) for p in keep_folders})
         for job in jobs:
             final = dest.joinpath(*safe_parts(job.title))
             if job.kind == "folder" and (final.exists() or final.is_symlink()) and not overwrite:
@@ -959,7 +1001,7 @@ async def pull(
                     hint="Nothing was written; move the folder away or pull elsewhere",
                 )
     else:
-        jobs = _image_jobs(dest, image.config, image.layers)
+        jobs = planned = _image_jobs(dest, image.config, image.layers)
     _make_dest(dest)
     fetches = [
         (job, _FileFetch(
@@ -970,13 +1012,19 @@ async def pull(
     ]  # fmt: skip
     if on_plan is not None:
         on_plan([
-            DownloadPart(part.name, part.size, str(job.target))
-            for job in jobs for part in job.parts
+            DownloadPart(part.name, part.size, str(job.target), kind=job.kind)
+            for job in planned for part in job.parts
         ])  # fmt: skip
     for _, fetch in fetches:
         fetch.pending()
 
     async def one(job: _Job, fetch: _FileFetch) -> PulledFile:
+        pulled = await placed(job, fetch)
+        if on_file is not None:
+            on_file(pulled)
+        return pulled
+
+    async def placed(job: _Job, fetch: _FileFetch) -> PulledFile:
         pulled = await fetch.run()
         if job.kind != "folder":
             return pulled
@@ -996,10 +1044,28 @@ async def pull(
         return PulledFile(final, pulled.size, pulled.digest, "folder", fetched=pulled.fetched)
 
     calls = [functools.partial(one, job, fetch) for job, fetch in fetches]
-    result.files = await gather_bounded(calls, max(1, parallel))
+    result.files = kept + await gather_bounded(calls, max(1, parallel))
     if kind != ManifestKind.ARTIFACT:
         result.files.extend(await _write_layout(dest, data.data, data.media_type, data.digest))
     return result
+
+
+def _kept_folders(
+    dest: Path, jobs: list[_Job], keep: set[str]
+) -> tuple[list[_Job], list[PulledFile]]:
+    """Split off folder layers an earlier run of this download already unpacked (unpacking
+    is atomic: a folder there is whole)."""
+    rest: list[_Job] = []
+    kept: list[PulledFile] = []
+    for job in jobs:
+        final = dest.joinpath(*safe_parts(job.title))
+        there = final.is_dir() and not final.is_symlink()
+        if job.kind == "folder" and str(final) in keep and there:
+            size = sum(p.size for p in job.parts)
+            kept.append(PulledFile(final, size, job.whole_digest or "", "folder", reused=True))
+        else:
+            rest.append(job)
+    return rest, kept
 
 
 def _pick_platform(doc: dict[str, Any], platform: str | None, what: str) -> str:
@@ -1190,7 +1256,10 @@ class DownloadRun:
         if isinstance(event, BlobEvent):
             for part in self.transfer.parts:
                 if part.name == event.blob:
-                    part.received = event.acknowledged
+                    # The re-check of a resumed file starts from 0: what is on disk stays
+                    # counted until the check says otherwise.
+                    if event.state != BlobState.HASHING:
+                        part.received = event.acknowledged
                     part.state = event.state
                     break
             due = time.monotonic() - self._last_save >= CHECKPOINT_INTERVAL
@@ -1218,6 +1287,8 @@ class DownloadRun:
                 transfer_id=transfer.id,
                 retry=self.retry,
                 on_plan=self._on_plan,
+                on_file=self._on_file,
+                keep_folders=[Path(p) for p in transfer.completed],
             )
         )
         paused = asyncio.ensure_future(self.pause.wait())
@@ -1228,20 +1299,18 @@ class DownloadRun:
                 await asyncio.wait({pulling})
             if pulling.cancelled():  # else it ended as the pause came: its outcome stands
                 self._state(TransferState.PAUSED)
-                await self._settle_saves()
+                await save_despite_cancellation(self._settle_saves)
                 raise TransferPaused(transfer.id)
             result = pulling.result()
         except HoistError as exc:
             transfer.error = exc.sentence()
             self._state(TransferState.FAILED, transfer.error)
-            await self._settle_saves()
+            await save_despite_cancellation(self._settle_saves)
             raise
         except asyncio.CancelledError:
-            if not pulling.done():
-                pulling.cancel()
-                await asyncio.wait({pulling})
+            pulling.cancel()
             self._state(TransferState.PAUSED, "stopped")
-            await asyncio.shield(self._settle_saves())
+            await save_despite_cancellation(lambda: self._stop(pulling))
             raise
         finally:
             paused.cancel()
@@ -1250,8 +1319,19 @@ class DownloadRun:
             if not part.finished:
                 part.state, part.received = BlobState.DONE, part.size
         self._state(TransferState.DONE, f"saved in {transfer.destination}")
-        await self._settle_saves()
+        await save_despite_cancellation(self._settle_saves)
         return result.digest
+
+    def _on_file(self, pulled: PulledFile) -> None:
+        self.transfer.completed.append(str(pulled.path))
+
+    async def _stop(self, pulling: asyncio.Future[PullResult]) -> None:
+        """After a cancel: let the pull end (a write in a worker thread finishes first), then
+        write the journal."""
+        await asyncio.wait({pulling})
+        if not pulling.cancelled() and pulling.exception() is not None:
+            log.info("download %s ended while stopping: %s", self.transfer.id, pulling.exception())
+        await self._settle_saves()
 
     async def _settle_saves(self) -> None:
         """The last word in the journal is the final state, after any checkpoint in flight."""
@@ -1260,12 +1340,35 @@ class DownloadRun:
         await self.save()
 
 
-def discard_partial_files(transfer: Transfer) -> None:
-    """Remove what a cancelled download left (its `.partial` files; blocking). Finished
-    files stay: they are complete and verified, and may be what the user came for."""
-    for file in {part.file for part in transfer.parts}:
-        with contextlib.suppress(FileNotFoundError):
-            _partial(Path(file)).unlink()
+def discard_partial_files(transfer: Transfer) -> list[str]:
+    """Remove what a cancelled download left: its `.partial` files and a folder's hidden
+    archive (blocking). Finished files stay: they are complete and verified, and may be what
+    the user came for. A `.partial` another download has locked is its own: left alone.
+
+    Returns sentences for what could not be removed (the cancel goes on regardless).
+    """
+    problems = []
+    for part in {(p.file, p.kind): p for p in transfer.parts}.values():
+        file = Path(part.file)
+        leftovers = [_partial(file)] + ([file] if part.kind == "folder" else [])
+        for path in leftovers:
+            try:
+                _remove_unless_locked(path)
+            except OSError as exc:
+                problems.append(f"can't delete {path}: {exc.strerror or exc}")
+    return problems
+
+
+def _remove_unless_locked(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return
+    try:
+        if _try_lock(fd):
+            path.unlink()
+    finally:
+        os.close(fd)
 
 
 __all__ = [

@@ -21,7 +21,7 @@ from typing import Any
 from .errors import HoistError
 from .paths import state_dir
 
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2  # 2: downloads (kind "download"), which version 1 would run as pushes
 
 
 class JournalError(HoistError):

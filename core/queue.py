@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from .auth import Credentials
 from .bandwidth import BandwidthLimiter
-from .errors import HoistError
+from .errors import HoistError, SourceError
 from .journal import TransferJournal
 from .progress import BlobEvent, BlobState, Event, RateEstimator, TransferEvent
 from .registry import RegistryClient
@@ -57,6 +57,7 @@ class TransferItem:
     saves_asked: int = 0
     saves_done: int = 0
     rate_estimator: RateEstimator = field(default_factory=RateEstimator)
+    cancelling: asyncio.Future[None] | None = None
 
     @property
     def id(self) -> str:
@@ -269,8 +270,19 @@ class TransferQueue:
                 self.resume(item.id)
 
     async def cancel(self, transfer_id: str) -> None:
-        """Stop the transfer, DELETE its open upload sessions, and forget it."""
+        """Stop the transfer, DELETE its open upload sessions (or a download's partial files),
+        and forget it. Cancelling again while that runs waits for the same cancel.
+
+        Raises SourceError when some of a download's files could not be deleted (the transfer
+        is forgotten all the same).
+        """
         item = self.get(transfer_id)
+        if item.cancelling is None:
+            item.cancelling = asyncio.ensure_future(self._cancel(item))
+        await asyncio.shield(item.cancelling)
+
+    async def _cancel(self, item: TransferItem) -> None:
+        transfer_id = item.id
         if item.task is not None and not item.task.done():
             item.task.cancel()
             try:
@@ -279,10 +291,11 @@ class TransferQueue:
                 pass
         client = self._client(item.transfer)
         problems = []
+        undeleted: list[str] = []
         if item.transfer.kind == DOWNLOAD:
             from .download import discard_partial_files
 
-            await asyncio.to_thread(discard_partial_files, item.transfer)
+            undeleted = await asyncio.to_thread(discard_partial_files, item.transfer)
         for blob in item.transfer.blobs:
             if blob.location and not blob.finished:
                 try:
@@ -294,6 +307,11 @@ class TransferQueue:
         item.transfer.state = TransferState.CANCELLED
         await asyncio.to_thread(discard_staging, transfer_id)
         self.remove(transfer_id)
+        if undeleted:
+            raise SourceError(
+                f"cancelled, but {'; '.join(undeleted)}",
+                hint="Delete those files yourself once the disk allows it",
+            )
 
     def remove(self, transfer_id: str) -> None:
         """Forget a transfer that is not running (its journal entry goes too)."""

@@ -93,6 +93,7 @@ class DownloadPart:
     file: str
     received: int = 0
     state: BlobState = BlobState.PENDING
+    kind: str = "file"  # "file", "split", "folder" (`file` is then its hidden archive), ...
 
     @property
     def finished(self) -> bool:
@@ -105,6 +106,7 @@ class DownloadPart:
             "file": self.file,
             "received": self.received,
             "state": self.state.value,
+            "kind": self.kind,
         }
 
     @classmethod
@@ -115,6 +117,7 @@ class DownloadPart:
             str(doc["file"]),
             int(doc.get("received", 0)),
             BlobState(doc.get("state", "pending")),
+            str(doc.get("kind", "file")),
         )
 
 
@@ -147,6 +150,7 @@ class Transfer:
     platform: str | None = None
     overwrite: bool = False
     parts: list[DownloadPart] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)  # files and folders a download placed
 
     @property
     def is_download(self) -> bool:
@@ -156,9 +160,10 @@ class Transfer:
     def name(self) -> str:
         if self.is_download:
             ref = self.target
-            return ref.repository.rsplit("/", 1)[-1] + (
+            name = ref.repository.rsplit("/", 1)[-1] + (
                 f":{ref.tag}" if ref.tag else f"@{(ref.digest or '')[7:19]}"
             )
+            return f"{name} ({self.platform})" if self.platform else name
         return ", ".join(Path(s).name for s in self.sources) or str(self.target)
 
     @property
@@ -193,6 +198,7 @@ class Transfer:
             "platform": self.platform,
             "overwrite": self.overwrite,
             "parts": [p.to_json() for p in self.parts],
+            "completed": self.completed,
         }
 
     @classmethod
@@ -218,7 +224,24 @@ class Transfer:
             platform=doc.get("platform"),
             overwrite=bool(doc.get("overwrite", False)),
             parts=[DownloadPart.from_json(p) for p in doc.get("parts", [])],
+            completed=[str(p) for p in doc.get("completed", [])],
         )
+
+
+async def save_despite_cancellation(save: Callable[[], Awaitable[None]]) -> None:
+    """Run a run's last journal write to its end even if the task is cancelled again meanwhile
+    (Cancel pressed twice, Cancel then quit): a write that outlived its task could land after
+    the queue removed the entry, and bring a cancelled transfer back at the next start."""
+    task = asyncio.ensure_future(save())
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            cancelled = True
+    task.result()
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 def staging_dir(transfer_id: str) -> Path:
@@ -422,7 +445,7 @@ class TransferRun:
             raise
         except asyncio.CancelledError:
             self._state(TransferState.PAUSED, "stopped")
-            await asyncio.shield(self.save())
+            await save_despite_cancellation(self.save)
             raise
         finally:
             if whole_file_digests is not None and not whole_file_digests.done():

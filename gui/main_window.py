@@ -218,7 +218,16 @@ class MessageDialog(QDialog):
 
 def open_folder(path: str) -> None:
     """Show a folder in the desktop's file manager."""
-    QDesktopServices.openUrl(QUrl.fromLocalFile(path))
+    if not Path(path).is_dir():
+        raise HoistError(
+            f"the folder {path} is not there any more",
+            hint="It was moved or deleted after the download; download again to get the files",
+        )
+    if not QDesktopServices.openUrl(QUrl.fromLocalFile(path)):
+        raise HoistError(
+            f"no file manager opened {path}",
+            hint="Open the folder yourself; its path is in the transfer's Target column",
+        )
 
 
 def browse_pane_factory() -> type[QWidget] | None:
@@ -931,14 +940,17 @@ class MainWindow(QMainWindow):
         else:
             text = f"{format_size(done)} of {format_size(total)}"
             if running:
-                text += f" · {running} uploading at {format_rate(rate)}"
+                down = sum(1 for i in self.ctx.queue.items if i.running and i.transfer.is_download)
+                moving = [f"{running - down} uploading"] if running > down else []
+                moving += [f"{down} downloading"] if down else []
+                text += f" · {', '.join(moving)} at {format_rate(rate)}"
             if counts["paused"]:
                 text += f" · {counts['paused']} paused"
             if counts["failed"]:
                 text += f" · {counts['failed']} failed"
         limit = self.ctx.queue.limiter.rate
         if limit:
-            text += f" · limited to {format_rate(limit)}"
+            text += f" · uploads limited to {format_rate(limit)}"
         self.totals_label.setText(text)
 
     def _update_global_actions(self) -> None:

@@ -115,7 +115,7 @@ def short_digest(digest: str | None) -> str:
 def reference_text(transfer: Transfer) -> str:
     """What "Copy reference" copies: `host/repo:tag@sha256:...` once pushed, else the target."""
     target = transfer.target
-    if transfer.result:
+    if transfer.result and not transfer.is_download:  # a download's target is what it fetched
         return str(Reference(target.registry, target.repository, target.tag, transfer.result))
     return str(target)
 

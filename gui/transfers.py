@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from enum import IntEnum
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from PySide6.QtCore import (
@@ -586,7 +587,8 @@ class TransferModel(QAbstractItemModel):
             return part_tone(part, event, item)
         if role == Qt.ItemDataRole.ToolTipRole:
             if column in (Column.NAME, Column.TARGET):
-                return part.file
+                folder = Path(item.transfer.destination)
+                return str(folder.joinpath(part.name)) if part.kind == "folder" else part.file
             if column == Column.STATUS:
                 return part_status_text(part, event, item)
             return None
@@ -597,8 +599,8 @@ class TransferModel(QAbstractItemModel):
         moving = item.running and event is not None and event.state == BlobState.DOWNLOADING
         if column == Column.NAME:
             return part.name
-        if column == Column.TARGET:
-            return part.file.rsplit("/", 1)[-1] if part.file != part.name else ""
+        if column == Column.TARGET:  # a split file's part: the file it joins
+            return Path(part.file).name if part.kind == "split" else ""
         if column == Column.PROGRESS:
             return self._progress_text(part.received, part.size)
         if column == Column.SPEED:
@@ -812,7 +814,7 @@ class TransferController:
     def show_in_browse(self, item: TransferItem) -> None:
         if self.show_in_browse_cb is not None:
             target = item.transfer.target
-            if item.transfer.result:
+            if item.transfer.result and not item.transfer.is_download:
                 target = Reference(
                     target.registry, target.repository, target.tag, item.transfer.result
                 )
@@ -820,7 +822,10 @@ class TransferController:
 
     def open_folder(self, item: TransferItem) -> None:
         if self.open_folder_cb is not None and item.transfer.destination:
-            self.open_folder_cb(item.transfer.destination)
+            try:
+                self.open_folder_cb(item.transfer.destination)
+            except HoistError as exc:
+                self.on_error(exc.sentence())
 
     def pause_all(self) -> None:
         self.queue.pause_all()

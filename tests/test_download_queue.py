@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,12 +20,14 @@ from test_download import Recorder, make_bytes
 from test_queue import wait_for_end
 
 from core import download
+from core.download import DownloadRun
+from core.errors import HoistError
 from core.journal import TransferJournal
-from core.progress import BlobState
+from core.progress import BlobEvent, BlobState
 from core.queue import TransferItem, TransferQueue
 from core.reference import parse_reference
 from core.registry import RegistryClient
-from core.transfer import DOWNLOAD, Transfer, TransferState, plan_download
+from core.transfer import DOWNLOAD, DownloadPart, Transfer, TransferState, plan_download
 
 MiB = 1024 * 1024
 
@@ -222,3 +226,163 @@ async def test_the_cli_lists_and_resumes_a_download_the_window_queued(
     assert resumed.stdout.strip() == str(out)
     assert (out / "w.bin").read_bytes() == data
     assert TransferJournal().ids() == []  # finished: the entry goes, as for a push
+
+
+async def test_a_file_another_download_is_writing_is_left_to_it(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """Two downloads writing the same file (one folder twice, two versions of a file) must not
+    interleave: the `.partial` is locked; the second fails with a sentence, and its cancel
+    leaves the other's bytes alone. Retry, once the other is done, finishes it."""
+    import fcntl
+
+    (tmp_path / "m.bin").write_bytes(make_bytes(3 * MiB, seed=16))
+    digest, _ = await push_paths(registry.host, "dl/locked:v1", [tmp_path / "m.bin"])
+    out = tmp_path / "out"
+    out.mkdir()
+    partial = out / "m.bin.partial"
+    partial.write_bytes(b"another download's bytes")
+    other = os.open(partial, os.O_WRONLY)
+    fcntl.flock(other, fcntl.LOCK_EX)  # as the other download (or `hoist pull`) holds it
+    queue = queue_for(registry)
+    item = queue.add(plan_download(parse_reference(f"{registry.host}/dl/locked@{digest}"), out))
+    try:
+        await wait_for_end(item)
+        assert item.state == TransferState.FAILED
+        assert "another download is writing m.bin" in item.transfer.error
+        assert partial.read_bytes() == b"another download's bytes"  # untouched
+        os.close(other)  # the other one ended
+        queue.retry(item.id)
+        await wait_for_end(item)
+    finally:
+        await queue.aclose()
+    assert item.state == TransferState.DONE, item.transfer.error
+    assert (out / "m.bin").read_bytes() == (tmp_path / "m.bin").read_bytes()
+
+
+async def test_cancel_leaves_a_partial_file_another_download_holds(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    import fcntl
+
+    out = tmp_path / "out"
+    out.mkdir()
+    partial = out / "shared.bin.partial"
+    partial.write_bytes(b"x" * 100)
+    transfer = plan_download(parse_reference(f"{registry.host}/dl/x@sha256:{'0' * 64}"), out)
+    transfer.parts = [DownloadPart("shared.bin", 1000, str(out / "shared.bin"), 100)]
+    transfer.state = TransferState.PAUSED
+    other = os.open(partial, os.O_WRONLY)
+    fcntl.flock(other, fcntl.LOCK_EX)
+    queue = queue_for(registry)
+    item = queue.add(transfer, start=False)
+    try:
+        await queue.cancel(item.id)
+    finally:
+        os.close(other)
+        await queue.aclose()
+    assert partial.exists() and queue.items == []
+
+
+async def test_a_folder_unpacked_before_a_pause_is_kept_on_resume(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder this download unpacked is not refused as "already exists" when it resumes."""
+    monkeypatch.setattr(download, "PROGRESS_INTERVAL", 0.0)
+    src = tmp_path / "src"
+    (src / "folder").mkdir(parents=True)
+    (src / "folder" / "a.txt").write_bytes(b"in the folder\n")
+    (src / "big.bin").write_bytes(make_bytes(32 * MiB, seed=17))
+    digest, _ = await push_paths(registry.host, "dl/folder:v1", [src / "folder", src / "big.bin"])
+    out = tmp_path / "out"
+    queue = queue_for(registry)
+
+    def pause_in_big(kind: str, item: TransferItem) -> None:
+        part = next((p for p in item.transfer.parts if p.name == "big.bin"), None)
+        if part is not None and part.received >= 2 * MiB and not item.pause_event.is_set():
+            queue.pause(item.id)
+
+    queue.listeners.append(pause_in_big)
+    source = parse_reference(f"{registry.host}/dl/folder@{digest}")
+    item = queue.add(plan_download(source, out, parallel=1))  # the folder first, then big.bin
+    try:
+        await wait_for_state(item, TransferState.PAUSED)
+    finally:
+        await queue.aclose()
+    assert (out / "folder" / "a.txt").exists() and (out / "big.bin.partial").exists()
+    assert TransferJournal().load(item.id)["completed"] == [str(out / "folder")]
+
+    again = queue_for(registry)
+    again.load_journal()
+    [item] = again.items
+    again.resume(item.id)
+    try:
+        await wait_for_end(item)
+    finally:
+        await again.aclose()
+    assert item.state == TransferState.DONE, item.transfer.error
+    assert (out / "folder" / "a.txt").read_bytes() == b"in the folder\n"
+    assert (out / "big.bin").read_bytes() == (src / "big.bin").read_bytes()
+    assert sorted(p.name for p in out.iterdir()) == ["big.bin", "folder"]
+
+
+async def test_cancelling_twice_never_brings_the_entry_back(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's last journal write outlives a second cancel; it must land before the queue
+    forgets the entry, or the cancelled download comes back at the next start."""
+    (tmp_path / "s.bin").write_bytes(make_bytes(16 * MiB, seed=18))
+    digest, _ = await push_paths(registry.host, "dl/twice:v1", [tmp_path / "s.bin"])
+    save = TransferJournal.save
+
+    def slow_save(self: TransferJournal, transfer_id: str, doc: dict[str, object]) -> None:
+        time.sleep(0.3)  # a busy disk's fsync
+        save(self, transfer_id, doc)
+
+    monkeypatch.setattr(TransferJournal, "save", slow_save)
+    queue = queue_for(registry)
+    item = queue.add(plan_download(parse_reference(f"{registry.host}/dl/twice@{digest}"),
+                                   tmp_path / "out"))  # fmt: skip
+    await asyncio.sleep(0.5)  # running (its first save took 0.3 s)
+    try:
+        await asyncio.gather(queue.cancel(item.id), queue.cancel(item.id))
+        await asyncio.sleep(1.0)  # any write still in flight would land by now
+    finally:
+        await queue.aclose()
+    assert queue.items == [] and TransferJournal().ids() == []
+
+
+async def test_a_cancel_that_cannot_delete_says_so_and_still_forgets(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "f.bin.partial").write_bytes(b"x")
+    transfer = plan_download(parse_reference(f"{registry.host}/dl/x@sha256:{'0' * 64}"), out)
+    transfer.parts = [DownloadPart("f.bin", 10, str(out / "f.bin"), 1)]
+    transfer.state = TransferState.PAUSED
+
+    def refuse(path: Path) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(download, "_remove_unless_locked", refuse)
+    queue = queue_for(registry)
+    item = queue.add(transfer, start=False)
+    try:
+        with pytest.raises(HoistError) as caught:
+            await queue.cancel(item.id)
+    finally:
+        await queue.aclose()
+    assert "can't delete" in caught.value.sentence() and "Permission denied" in str(caught.value)
+    assert queue.items == [] and TransferJournal().ids() == []
+
+
+async def test_the_recheck_of_a_resumed_file_keeps_its_progress(tmp_path: Path) -> None:
+    """Resuming re-hashes the `.partial` from 0; the journal must not record 0 meanwhile."""
+    transfer = plan_download(parse_reference(f"r.example/a@sha256:{'0' * 64}"), tmp_path)
+    transfer.parts = [DownloadPart("f.bin", 100 * MiB, str(tmp_path / "f.bin"), 60 * MiB)]
+    run = DownloadRun(transfer, RegistryClient("r.example"))
+    run._on_event(BlobEvent(transfer.id, "f.bin", BlobState.HASHING, 0, 0, 100 * MiB))
+    assert transfer.parts[0].received == 60 * MiB
+    run._on_event(BlobEvent(transfer.id, "f.bin", BlobState.DOWNLOADING, 0, 61 * MiB, 100 * MiB))
+    assert transfer.parts[0].received == 61 * MiB

@@ -48,7 +48,7 @@ from support.registry import RegistryProcess
 
 from core.auth import Credentials
 from core.errors import FileChanged, HoistError, RegistryError
-from core.journal import TransferJournal
+from core.journal import JOURNAL_VERSION, TransferJournal
 from core.progress import Event
 from core.transfer import Transfer
 from core.upload import TransferPaused
@@ -108,7 +108,7 @@ async def test_pause_and_resume_in_one_process(
 
     assert len(recorder.requests("PATCH")) == k  # stopped at the chunk boundary
     text, doc = journal_file(journal, transfer.id)
-    assert doc["state"] == "paused" and doc["version"] == 1
+    assert doc["state"] == "paused" and doc["version"] == JOURNAL_VERSION
     (blob,) = doc["blobs"]
     assert blob["acknowledged"] == acked
     assert blob["prefix_digest"] == sha(data[:acked])
@@ -418,7 +418,7 @@ def test_journal_is_whole_after_sigkill_at_random_moments(tmp_path: Path) -> Non
             proc.stderr.close()
         doc = journal.load("t")  # raises JournalError on a torn file
         seq = doc["seq"]
-        assert doc == {"version": 1, **journal_doc(seq)}
+        assert doc == {"version": JOURNAL_VERSION, **journal_doc(seq)}
         assert seq > seen
         seen = seq
         assert journal.path("t").stat().st_mode & 0o777 == 0o600

@@ -17,7 +17,7 @@ from core.journal import TransferJournal
 from core.progress import BlobEvent, BlobState
 from core.queue import TransferItem, TransferQueue
 from core.reference import Reference, parse_reference
-from core.transfer import Transfer, TransferState, plan_download, plan_file_push
+from core.transfer import DownloadPart, Transfer, TransferState, plan_download, plan_file_push
 from core.units import MiB
 from gui import icons
 from gui.icons import STATUS_ICONS
@@ -557,3 +557,63 @@ def test_every_status_icon_renders(qapp: Any, name: str) -> None:
     """A missing icon raises inside a delegate's sizeHint, which PySide 6.11 turns into a
     segmentation fault: each must exist and draw."""
     assert not icons.icon(name).pixmap(16, 16).isNull()
+
+
+def test_download_rows_learn_their_files_and_read_as_downloads(
+    queue: TransferQueue,
+    add: Adder,
+    make_model: Callable[..., TransferModel],
+    qtmodeltester: Any,
+    tmp_path: Path,
+) -> None:
+    """A download has no child rows until its manifest is read; then one per blob (a split
+    file's parts name the file they join), and its Target is the folder."""
+    source = parse_reference(f"{TARGET}@sha256:{'ab' * 32}")
+    transfer = plan_download(source, tmp_path / "out", platform="linux/arm64")
+    item = add(transfer)
+    model = make_model(queue)
+    qtmodeltester.check(model)
+    row = model.index_of(item.id)
+    assert model.rowCount(row) == 0
+    assert model.index(row.row(), Column.NAME).data() == "test:v1 (linux/arm64)"
+    assert model.index(row.row(), Column.TARGET).data() == str(tmp_path / "out")
+    out = tmp_path / "out"
+    transfer.parts = [
+        DownloadPart("big.bin.part0001", 6, str(out / "big.bin"), 6, BlobState.DONE, "split"),
+        DownloadPart("big.bin.part0002", 4, str(out / "big.bin"), 1, BlobState.PAUSED, "split"),
+        DownloadPart("data", 10, str(out / ".data.hoist-folder"), 0, kind="folder"),
+    ]
+    notify(queue, "changed", item)
+    model.flush()
+    qtmodeltester.check(model)
+    assert model.rowCount(row) == 3
+    cells = [
+        [model.index(r, c, row).data() for c in (Column.NAME, Column.TARGET, Column.STATUS)]
+        for r in range(3)
+    ]
+    assert cells == [
+        ["big.bin.part0001", "big.bin", "Done"],
+        ["big.bin.part0002", "big.bin", "Paused at 25%"],
+        ["data", "", "Not started"],
+    ]
+    tip = model.index(2, Column.NAME, row).data(Qt.ItemDataRole.ToolTipRole)
+    assert tip == str(out / "data")  # the folder, not its hidden archive
+    assert item.acknowledged == 7 and item.total == 20
+    # Copy reference gives what was fetched, even once done (not the platform's manifest).
+    transfer.state, transfer.result = TransferState.DONE, "sha256:" + "cd" * 32
+    copied: list[str] = []
+    TransferController(queue, copy_text=copied.append).copy_reference([item])
+    assert copied == [str(source)]
+
+
+def test_open_download_folder_that_is_gone_says_so(queue: TransferQueue, tmp_path: Path) -> None:
+    from gui.main_window import open_folder
+
+    item = TransferItem(plan_download(parse_reference(f"{TARGET}@sha256:{'ab' * 32}"),
+                                      tmp_path / "gone"))  # fmt: skip
+    shown: list[str] = []
+    controller = TransferController(
+        queue, copy_text=lambda _t: None, on_error=shown.append, open_folder=open_folder
+    )
+    controller.open_folder(item)
+    assert shown and "is not there any more" in shown[0]
