@@ -1,8 +1,10 @@
 """The raw body sender (core/filebody.py) against peers a registry can't be made to imitate.
 
-A peer that accepts a PATCH and then stops reading must not hang the upload: the body goes
-out with the socket in blocking mode (one `sendfile` per block), so it is the kernel's send
-timeout (SO_SNDTIMEO) that ends it, as a NetworkError the retry policy understands.
+A peer that accepts a PATCH and then stops reading must not hang the upload. Both ways of
+sending are checked: `sendfile` with the socket in blocking mode (to other machines: the
+kernel's send timeout, SO_SNDTIMEO, ends it) and `sendall` of the hashed buffer (to loopback
+registries: Python's socket timeout ends it). The peer here is on loopback, so the test picks
+the way by standing in for the loopback check.
 """
 
 from __future__ import annotations
@@ -17,12 +19,42 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core import filebody
 from core.content import FileRange
 from core.digest import SequentialHasher
 from core.errors import NetworkError
 from core.filebody import FileBodySender
 
 MiB = 1024 * 1024
+
+
+@pytest.fixture(params=["sendfile", "sendall"])
+def send_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Which way the body goes: sendfile (a remote registry) or sendall (a loopback one).
+    Returns the list of ways seen used (for the test to check)."""
+    used: list[str] = []
+    real = filebody._sendfile_all
+
+    def counted(*args: object) -> None:
+        used.append("sendfile")
+        real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(filebody, "_sendfile_all", counted)
+    monkeypatch.setattr(filebody, "_loopback_peer", lambda sock: request.param == "sendall")
+    used.append(str(request.param))
+    return used
+
+
+def test_a_loopback_peer_is_recognised() -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(server.getsockname())
+    unconnected = socket.socket()
+    try:
+        assert filebody._loopback_peer(client)
+        assert not filebody._loopback_peer(unconnected)  # no peer
+    finally:
+        for sock in (client, server, unconnected):
+            sock.close()
 
 
 @pytest.fixture
@@ -54,7 +86,7 @@ def silent_peer() -> Iterator[tuple[str, int]]:
 
 
 def test_a_peer_that_stops_reading_ends_the_send_after_the_timeout(
-    silent_peer: tuple[str, int], tmp_path: Path
+    silent_peer: tuple[str, int], tmp_path: Path, send_path: list[str]
 ) -> None:
     path = tmp_path / "blob.bin"
     path.write_bytes(os.urandom(64 * MiB))  # far more than the socket buffers hold
@@ -74,10 +106,12 @@ def test_a_peer_that_stops_reading_ends_the_send_after_the_timeout(
     assert 1.0 <= took < 10, took  # the send timeout, not a hang, not at once
     assert "broke" in str(caught.value) and sum(sent) < 64 * MiB
     assert caught.value.temporary  # retried by the upload's policy
+    way = send_path[0]
+    assert ("sendfile" in send_path[1:]) == (way == "sendfile")  # the way chosen was taken
 
 
 def test_an_abort_from_another_thread_stops_a_blocked_send(
-    silent_peer: tuple[str, int], tmp_path: Path
+    silent_peer: tuple[str, int], tmp_path: Path, send_path: list[str]
 ) -> None:
     """Pause-now and Ctrl-C shut the socket down while sendfile blocks in the kernel."""
     from core.filebody import BodyAborted
