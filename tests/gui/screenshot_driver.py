@@ -12,8 +12,9 @@ qasync loop finds the window once it is shown and steers it as a user would, thr
 window's own methods and the queue it was given (as the add sheet's last step does): pushes
 (an artifact and a multi-arch image done, the image expanded to its blobs; one failed; one
 paused half-way with the Pause action; one in progress under the rate limit set in the status
-bar), the same list under a dark palette, the Browse area at a multi-arch tag, the add sheet
-for an image dropped on the window, and the registry dialog after a connection test. It
+bar; a download, done), the same list under a dark palette, the Browse area at a multi-arch
+tag, the add sheet for an image dropped on the window, and the registry dialog after a
+connection test. It
 prints one `saved NAME WIDTHxHEIGHT` line per screenshot, and exits non-zero (with the reason
 on stderr) when a step fails or the window showed an error.
 """
@@ -181,6 +182,9 @@ async def scenario(spec: dict[str, Any]) -> None:
 
     done = queue.add(done_plan)
     await until(lambda: done.state == TransferState.DONE, "the small push")
+    # A download from Browse shares the queue: a tag fetched into a folder, verified.
+    fetched = window.queue_download(f"{host}/team/models:v1", spec["download_to"])
+    await until(lambda: fetched.state == TransferState.DONE, "the download")
     image = queue.add(image_plan)
     await until(lambda: image.state == TransferState.DONE, "the image push")
     files["report"].unlink()  # moved away after it was planned: its push fails, in a sentence

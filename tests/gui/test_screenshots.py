@@ -188,6 +188,7 @@ def test_screenshots_of_the_real_window(
         "out": str(out),
         "window": WINDOW_SIZE,
         "files": {name: str(path) for name, path in files.items()},
+        "download_to": str(short_dir / "models"),
         "timeout": 60,
     }))  # fmt: skip
 
