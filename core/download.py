@@ -69,10 +69,16 @@ from .digest import EMPTY_SHA256, READ_BLOCK, is_digest
 from .errors import HoistError, NetworkError, NotFound, RegistryError, SourceError
 from .journal import TransferJournal
 from .manifest import OCI_INDEX
-from .progress import BlobEvent, BlobState, Event, ProgressCallback, RateEstimator, TransferEvent
+from .progress import BlobEvent, BlobState, Event, ProgressCallback, RateEstimator
 from .registry import RegistryClient
 from .retry import RetryPolicy
-from .transfer import DownloadPart, Transfer, TransferState, save_despite_cancellation
+from .transfer import (
+    DownloadPart,
+    JournaledRun,
+    Transfer,
+    TransferState,
+    save_despite_cancellation,
+)
 from .upload import TransferPaused
 
 #: The state in which a download's bytes move.
@@ -1190,7 +1196,7 @@ async def pull_blob(
 CHECKPOINT_INTERVAL = 2.0
 
 
-class DownloadRun:
+class DownloadRun(JournaledRun):
     """Runs one download Transfer: `pull` into its folder, keeping the journal told.
 
     A download has no upload session to keep: what it holds is the `.partial` files, which
@@ -1214,38 +1220,16 @@ class DownloadRun:
     ) -> None:
         if not transfer.is_download:
             raise ValueError(f"transfer {transfer.id} is a push, not a download")
-        self.transfer = transfer
-        self.client = client
-        self.journal = journal
+        super().__init__(transfer, client, journal=journal, on_event=on_event, pause=pause)
         self.retry = retry or RetryPolicy()
-        self.on_event = on_event
-        self.pause = pause or asyncio.Event()
-        self._save_lock = asyncio.Lock()
         self._last_save = 0.0
         self._saving: asyncio.Task[None] | None = None
-
-    async def save(self) -> None:
-        if self.journal is None:
-            return
-        async with self._save_lock:
-            self._last_save = time.monotonic()
-            doc = self.transfer.to_json()
-            await asyncio.to_thread(self.journal.save, self.transfer.id, doc)
 
     async def _checkpoint(self) -> None:
         try:
             await self.save()
         except OSError as exc:  # the download goes on; the next checkpoint may succeed
             log.error("journal checkpoint of %s failed: %s", self.transfer.id, exc)
-
-    def _state(self, state: TransferState, message: str = "") -> None:
-        self.transfer.state = state
-        if state != TransferState.FAILED:
-            self.transfer.error = ""
-        if self.on_event is not None:
-            self.on_event(
-                TransferEvent(self.transfer.id, state.value, message, self.transfer.result)
-            )
 
     def _on_plan(self, parts: list[DownloadPart]) -> None:
         """The manifest's blobs; what an earlier run recorded of the same ones is kept."""

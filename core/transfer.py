@@ -370,11 +370,13 @@ def plan_download(
     )
 
 
-class TransferRun:
-    """Runs one Transfer against a registry, journaling as it goes.
+class JournaledRun:
+    """What every run of a Transfer shares (a push's TransferRun, core.download's
+    DownloadRun): it writes the transfer to the journal, one write at a time, and tells
+    listeners when its state changes.
 
     Args:
-        pause: set it to stop every blob at its next chunk boundary (the state is kept).
+        pause: set it to stop the run (where it can stop: see each kind of run).
     """
 
     def __init__(
@@ -383,17 +385,12 @@ class TransferRun:
         client: RegistryClient,
         *,
         journal: TransferJournal | None = None,
-        settings: UploadSettings | None = None,
         on_event: ProgressCallback | None = None,
         pause: asyncio.Event | None = None,
     ) -> None:
         self.transfer = transfer
         self.client = client
         self.journal = journal
-        self.settings = settings or UploadSettings()
-        if transfer.chunk_size:  # chosen for this transfer: kept exactly
-            self.settings.chunk_size = transfer.chunk_size
-            self.settings.adaptive = False
         self.on_event = on_event
         self.pause = pause or asyncio.Event()
         self._save_lock = asyncio.Lock()
@@ -414,6 +411,30 @@ class TransferRun:
             self.on_event(
                 TransferEvent(self.transfer.id, state.value, message, self.transfer.result)
             )
+
+
+class TransferRun(JournaledRun):
+    """Runs one push against a registry, journaling after every acknowledged chunk.
+
+    Args:
+        pause: set it to stop every blob at its next chunk boundary (the state is kept).
+    """
+
+    def __init__(
+        self,
+        transfer: Transfer,
+        client: RegistryClient,
+        *,
+        journal: TransferJournal | None = None,
+        settings: UploadSettings | None = None,
+        on_event: ProgressCallback | None = None,
+        pause: asyncio.Event | None = None,
+    ) -> None:
+        super().__init__(transfer, client, journal=journal, on_event=on_event, pause=pause)
+        self.settings = settings or UploadSettings()
+        if transfer.chunk_size:  # chosen for this transfer: kept exactly
+            self.settings.chunk_size = transfer.chunk_size
+            self.settings.adaptive = False
 
     async def run(self) -> str:
         """Push; return the manifest digest. Raises TransferPaused or a HoistError."""
