@@ -1258,6 +1258,7 @@ class DownloadRun(JournaledRun):
         transfer = self.transfer
         self._state(TransferState.RUNNING)
         await self.save()
+        self._last_save = time.monotonic()  # the next checkpoint is one interval from here
         pulling = asyncio.ensure_future(
             pull(
                 self.client,

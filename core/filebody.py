@@ -22,6 +22,7 @@ The connection is kept alive per host and reused for the next chunk. TLS goes th
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import os
 import socket
@@ -105,10 +106,6 @@ class FileBodySender:
                 return _Conn(pool.pop(), key, pooled=True)
         raw = socket.create_connection((host, port), timeout=min(self.timeout, 15.0))
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # The kernel's own send timeout, for the body sent with the socket in blocking mode.
-        seconds = int(self.timeout)
-        micros = int((self.timeout - seconds) * 1e6)
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", seconds, micros))
         raw.settimeout(self.timeout)
         sock: socket.socket = raw
         if scheme == "https":
@@ -157,8 +154,8 @@ class FileBodySender:
                         conn.sock, source, start, end, hasher, on_block, throttle, abort, sent
                     )
                 response, reusable = _read_response(conn.sock, method)
-            except BodyAborted:
-                conn.sock.close()
+            except (BodyAborted, FileChanged, NetworkError):
+                conn.sock.close()  # a half-sent request: the connection can't be reused
                 raise
             except (OSError, ssl.SSLError) as exc:
                 conn.sock.close()
@@ -200,12 +197,16 @@ class FileBodySender:
         buf = bytearray(min(BLOCK if throttle is None else THROTTLED_BLOCK, end - start))
         view = memoryview(buf)
         # sendfile to another machine over plain HTTP; else the hashed buffer (module docstring)
-        direct = (
+        wanted = (
             not isinstance(sock, ssl.SSLSocket)
             and hasattr(os, "sendfile")
             and not _loopback_peer(sock)
         )
-        with open(source.path, "rb", buffering=0) as f, _blocking(sock, direct, self.timeout):
+        with (
+            open(source.path, "rb", buffering=0) as f,
+            _blocking(sock, wanted, self.timeout) as blocking,
+        ):
+            direct = blocking
             fd = f.fileno()
             pos = start
             while pos < end:
@@ -223,7 +224,10 @@ class FileBodySender:
                     if direct:
                         # If the file changed since the read, the registry gets other bytes
                         # than were hashed and refuses the digest: never a corrupt blob.
-                        _sendfile_all(sock.fileno(), fd, source.offset + pos, n, source)
+                        direct = _sendfile_all(sock.fileno(), fd, source.offset + pos, n, source)
+                        if not direct:  # the file's filesystem can't sendfile: copy from here
+                            sock.settimeout(self.timeout)
+                            sock.sendall(block)
                     else:
                         sock.sendall(block)
                 except OSError as exc:
@@ -239,39 +243,72 @@ class FileBodySender:
 
 
 @contextlib.contextmanager
-def _blocking(sock: socket.socket, blocking: bool, timeout: float) -> Iterator[None]:
+def _blocking(sock: socket.socket, wanted: bool, timeout: float) -> Iterator[bool]:
     """The socket in blocking mode meanwhile, for one `os.sendfile` per block (socket.sendfile
     with a Python-level timeout polls and calls again each time the send buffer fills: Python
-    work per call). SO_SNDTIMEO, set at connect, bounds how long the kernel may block."""
-    if not blocking:
-        yield
+    work per call), with the kernel's send timeout (SO_SNDTIMEO) bounding how long it may
+    block. Yields False, leaving the socket as it is, when that timeout can't be set (then
+    the body is sent from the buffer, under Python's timeout)."""
+    if not wanted or not _set_send_timeout(sock, timeout):
+        yield False
         return
     sock.setblocking(True)
     try:
-        yield
+        yield True
     finally:
         sock.settimeout(timeout)
 
 
+def _set_send_timeout(sock: socket.socket, timeout: float) -> bool:
+    seconds = int(timeout)
+    micros = int((timeout - seconds) * 1e6)
+    # struct timeval: two C longs, or two 64-bit values where time_t outgrew long (32-bit
+    # systems with 64-bit time, whose SO_SNDTIMEO takes 16 bytes).
+    for layout in ("ll", "qq"):
+        try:
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack(layout, seconds, micros)
+            )
+            return True
+        except OSError:
+            continue
+    return False
+
+
 def _loopback_peer(sock: socket.socket) -> bool:
     try:
-        peer = sock.getpeername()[0]
-        return ipaddress.ip_address(peer.split("%", 1)[0]).is_loopback
+        address = ipaddress.ip_address(sock.getpeername()[0].split("%", 1)[0])
     except (OSError, ValueError, IndexError, TypeError):
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback  # ::ffff:127.0.0.1 on a dual-stack socket
+    return address.is_loopback
 
 
-def _sendfile_all(out_fd: int, in_fd: int, offset: int, count: int, source: FileRange) -> None:
-    """Send `count` bytes of the file from `offset` on a blocking socket."""
+#: What os.sendfile answers for a file its filesystem can't send from (some FUSE and network
+#: mounts; macOS for non-regular files): the body then goes from the buffer instead.
+_NO_SENDFILE = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
+
+
+def _sendfile_all(out_fd: int, in_fd: int, offset: int, count: int, source: FileRange) -> bool:
+    """Send `count` bytes of the file from `offset` on a blocking socket. False (nothing sent)
+    when the file can't be sent this way."""
+    first = True
     while count:
         try:
             done = os.sendfile(out_fd, in_fd, offset, count)
         except BlockingIOError:  # SO_SNDTIMEO: the registry took nothing for that long
             raise TimeoutError("the registry stopped receiving the upload") from None
+        except OSError as exc:
+            if first and exc.errno in _NO_SENDFILE:
+                return False
+            raise
         if done == 0:
             raise FileChanged(f"{source.path} shrank during the upload")
+        first = False
         offset += done
         count -= done
+    return True
 
 
 def _try_read_early_response(sock: socket.socket) -> RawResponse | None:

@@ -144,3 +144,14 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def config_dir(state_dir: Path) -> Path:
     """The HOIST_CONFIG_DIR set up by `state_dir`."""
     return state_dir.parent / "config"
+
+
+@pytest.fixture(params=["sendall", "sendfile"])
+def send_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each way core/filebody.py sends a chunk's body: `sendall` of the hashed buffer (what a
+    registry on this machine gets) and `sendfile` (what one on another machine gets). Every
+    registry in the suite is on loopback, so the check is stood in for."""
+    from core import filebody
+
+    monkeypatch.setattr(filebody, "_loopback_peer", lambda sock: request.param == "sendall")
+    return str(request.param)

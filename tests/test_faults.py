@@ -83,17 +83,19 @@ async def test_connection_reset(
     body: int,
     path: str,
     outcomes: list[tuple[bool, int]],
+    send_path: str,
 ) -> None:
+    """Each reset with the body sent both ways (tests/conftest.py: send_path): the file and
+    repository differ per way, so the second push finds nothing of the first's."""
     proxy = fault_proxy(registry)
     recorder = Recorder(proxy)
     recorder.cut_in(method, nth, body, path)
-    data = make_file(tmp_path / "big.bin", SIZE, seed=nth + body).read_bytes()
-    repo = f"faults/reset-{method.lower()}-{nth}-{abs(body)}"
+    salt = 0 if send_path == "sendall" else 7919
+    data = make_file(tmp_path / "big.bin", SIZE, seed=nth + body + salt).read_bytes()
+    repo = f"faults/reset-{method.lower()}-{nth}-{abs(body)}-{send_path}"
     transfer = plan(proxy.host, f"{repo}:v1", tmp_path / "big.bin")
     events: list[Event] = []
-
     await run_transfer(transfer, events=events)
-
     assert any(e.startswith(f"cut {method}") for e in proxy.events), proxy.events
     (record,) = transfer.blobs
     assert record.digest is not None

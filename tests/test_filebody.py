@@ -9,6 +9,8 @@ the way by standing in for the loopback check.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import socket
 import threading
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.registry import RegistryProcess
 
 from core import filebody
 from core.content import FileRange
@@ -35,9 +38,9 @@ def send_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     used: list[str] = []
     real = filebody._sendfile_all
 
-    def counted(*args: object) -> None:
+    def counted(*args: object) -> bool:
         used.append("sendfile")
-        real(*args)  # type: ignore[arg-type]
+        return real(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(filebody, "_sendfile_all", counted)
     monkeypatch.setattr(filebody, "_loopback_peer", lambda sock: request.param == "sendall")
@@ -139,3 +142,93 @@ def test_an_abort_from_another_thread_stops_a_blocked_send(
         )  # fmt: skip
     assert time.monotonic() - started < 5  # not the 60 s timeout
     sender.close()
+
+
+class _Peer:
+    """Just enough of a socket for `_loopback_peer`."""
+
+    def __init__(self, address: object) -> None:
+        self.address = address
+
+    def getpeername(self) -> object:
+        return self.address
+
+
+@pytest.mark.parametrize(
+    ("address", "loopback"),
+    [
+        (("127.0.0.1", 5000), True),
+        (("::1", 5000, 0, 0), True),
+        (("::ffff:127.0.0.1", 5000, 0, 0), True),  # a dual-stack socket's view of 127.0.0.1
+        (("fe80::1%eth0", 5000, 0, 2), False),
+        (("192.0.2.7", 5000), False),
+        (("::ffff:192.0.2.7", 5000, 0, 0), False),
+    ],
+)
+def test_which_peers_count_as_loopback(address: object, loopback: bool) -> None:
+    assert filebody._loopback_peer(_Peer(address)) is loopback  # type: ignore[arg-type]
+
+
+def test_a_file_that_cannot_be_sendfiled_goes_from_the_buffer(
+    registry: RegistryProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some filesystems (FUSE, network mounts) refuse sendfile: the body then goes from the
+    buffer it was hashed from, and the registry gets every byte once."""
+    monkeypatch.setattr(filebody, "_loopback_peer", lambda sock: False)  # as if remote
+    refused: list[int] = []
+
+    def no_sendfile(out_fd: int, in_fd: int, offset: int, count: int) -> int:
+        refused.append(offset)
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    monkeypatch.setattr(os, "sendfile", no_sendfile)
+    data = os.urandom(9 * MiB + 5)
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+    opened = httpx.post(f"{registry.url}/v2/fb/fallback/blobs/uploads/")
+    location = httpx.URL(registry.url).join(opened.headers["location"])
+    sender = FileBodySender(True, timeout=30, user_agent="hoist-test")
+    hasher = SequentialHasher()
+    try:
+        response = sender.send(
+            "PATCH", location,
+            {"Content-Type": "application/octet-stream", "Content-Range": f"0-{len(data) - 1}"},
+            FileRange(path, 0, len(data)), 0, len(data), hasher,
+            on_block=lambda n: None, throttle=None, abort=threading.Event(),
+            on_socket=lambda s: None,
+        )  # fmt: skip
+    finally:
+        sender.close()
+    assert response.status == 202 and refused == [0]  # tried once, then the buffer
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert hasher.position == len(data)
+    after = dict((k.lower(), v) for k, v in response.headers)
+    commit = httpx.URL(registry.url).join(after["location"]).copy_add_param("digest", digest)
+    committed = httpx.put(commit)
+    assert committed.status_code == 201, committed.text
+    assert httpx.get(f"{registry.url}/v2/fb/fallback/blobs/{digest}").content == data
+
+
+def test_without_a_kernel_send_timeout_the_socket_keeps_python_s() -> None:
+    """Where SO_SNDTIMEO can't be set (its struct differs on some 32-bit systems), the body
+    goes from the buffer under Python's timeout: a blocking send without a bound never."""
+
+    class Refusing(socket.socket):
+        def setsockopt(self, *args: object) -> None:  # type: ignore[override]
+            raise OSError(errno.EINVAL, "Invalid argument")
+
+    sock = Refusing()
+    sock.settimeout(7.0)
+    try:
+        with filebody._blocking(sock, True, 7.0) as blocking:
+            assert blocking is False and sock.gettimeout() == 7.0
+        plain = socket.socket()
+        try:
+            with filebody._blocking(plain, True, 7.0) as blocking:
+                assert blocking is True and sock.gettimeout() == 7.0
+                assert plain.gettimeout() is None  # blocking, bounded by SO_SNDTIMEO
+            assert plain.gettimeout() == 7.0
+        finally:
+            plain.close()
+    finally:
+        sock.close()

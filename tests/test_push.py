@@ -55,10 +55,12 @@ def patches(log: str) -> int:
     ],
 )
 async def test_push_round_trip(
-    registry: RegistryProcess, state_dir: Path, tmp_path: Path, size: int, chunk: int
-) -> None:
-    path = make_file(tmp_path / f"data-{size}.bin", size, seed=size)
-    repo = f"roundtrip/s{size}-c{chunk}"
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path, size: int, chunk: int,
+    send_path: str,
+) -> None:  # fmt: skip
+    # The body goes both ways (send_path); other bytes and repository for each.
+    path = make_file(tmp_path / f"data-{size}.bin", size, seed=size + len(send_path))
+    repo = f"roundtrip/s{size}-c{chunk}-{send_path}"
     events: list[Event] = []
     digest, _ = await push_paths(
         registry.host, f"{repo}:v1", [path], chunk_size=chunk, events=events
