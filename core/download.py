@@ -36,6 +36,7 @@ import re
 import shutil
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Collection
 from dataclasses import dataclass, field
@@ -454,7 +455,7 @@ class _FileFetch:
         cursor = _Cursor(self.parts)
         for part in self.parts:
             self._report(cursor, part, BlobState.HASHING, "checking the file already there")
-        cursor = await _settle(functools.partial(_scan, self.target, self.parts, self.size))
+        cursor = await _scan_stoppable(self.target, self.parts, self.size)
         if not cursor.done or (self.whole_digest and _cursor_digest(cursor) != self.whole_digest):
             return None
         for part in self.parts:
@@ -472,7 +473,7 @@ class _FileFetch:
         if held:
             for part in self.parts:
                 self._report(cursor, part, BlobState.HASHING, "checking the part already here")
-            cursor = await _settle(functools.partial(_scan, self.partial, self.parts, held))
+            cursor = await _scan_stoppable(self.partial, self.parts, held)
         else:
             cursor.settle()  # parts of size 0
         if cursor.offset != held:
@@ -694,9 +695,23 @@ def _truncate(handle: IO[bytes], size: int) -> None:
     handle.seek(size)
 
 
-def _scan(path: Path, parts: list[_Part], length: int) -> _Cursor:
+async def _scan_stoppable(path: Path, parts: list[_Part], length: int) -> _Cursor:
+    """`_scan` in a worker thread that a pause or cancel stops at once: it only reads, so
+    nothing needs to wait for it (re-checking 100 GB takes a while; a pause must not)."""
+    stop = threading.Event()
+    try:
+        return await asyncio.to_thread(_scan, path, parts, length, stop)
+    except asyncio.CancelledError:
+        stop.set()
+        raise
+
+
+def _scan(
+    path: Path, parts: list[_Part], length: int, stop: threading.Event | None = None
+) -> _Cursor:
     """Hash the first `length` bytes of a file part by part; stop at the first damaged part
-    (the cursor then stands at its start). Blocking: run in a worker thread."""
+    (the cursor then stands at its start), or when `stop` is set. Blocking: run it in a
+    worker thread."""
     cursor = _Cursor(parts)
     if cursor.settle() is not None:
         return cursor
@@ -704,6 +719,8 @@ def _scan(path: Path, parts: list[_Part], length: int) -> _Cursor:
     view = memoryview(buf)
     with open(path, "rb", buffering=0) as f:
         while cursor.offset < length and not cursor.done:
+            if stop is not None and stop.is_set():
+                break
             want = min(READ_BLOCK, cursor.current.size - cursor.in_part, length - cursor.offset)
             n = f.readinto(view[:want])
             if not n:

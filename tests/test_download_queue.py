@@ -386,3 +386,42 @@ async def test_the_recheck_of_a_resumed_file_keeps_its_progress(tmp_path: Path) 
     assert transfer.parts[0].received == 60 * MiB
     run._on_event(BlobEvent(transfer.id, "f.bin", BlobState.DOWNLOADING, 0, 61 * MiB, 100 * MiB))
     assert transfer.parts[0].received == 61 * MiB
+
+
+async def test_a_pause_during_the_recheck_of_a_big_partial_is_prompt(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resuming re-hashes the `.partial` (about 1 s per GB): a pause meanwhile must not wait
+    for the whole re-check, and the bytes on disk stay for the next resume."""
+    data = make_bytes(24 * MiB, seed=19)
+    (tmp_path / "r.bin").write_bytes(data)
+    digest, _ = await push_paths(registry.host, "dl/recheck:v1", [tmp_path / "r.bin"])
+    out = tmp_path / "out"
+    out.mkdir()
+    partial = out / "r.bin.partial"
+    partial.write_bytes(data[: 20 * MiB])
+    feed = download._Cursor.feed
+
+    def slow_feed(self: download._Cursor, block: bytes | memoryview) -> None:
+        time.sleep(0.1)  # a slow disk: 20 blocks of 1 MiB take 2 s to re-check
+        feed(self, block)
+
+    monkeypatch.setattr(download._Cursor, "feed", slow_feed)
+    queue = queue_for(registry)
+    checking: list[float] = []
+
+    def pause_when_checking(kind: str, item: TransferItem) -> None:
+        hashing = any(e.state == BlobState.HASHING for e in item.blobs.values())
+        if hashing and not checking:
+            checking.append(time.monotonic())
+            queue.pause(item.id)
+
+    queue.listeners.append(pause_when_checking)
+    item = queue.add(plan_download(parse_reference(f"{registry.host}/dl/recheck@{digest}"), out))
+    try:
+        await wait_for_state(item, TransferState.PAUSED)
+        took = time.monotonic() - checking[0]
+    finally:
+        await queue.aclose()
+    assert took < 1.0, took  # not the 2 s of the whole re-check
+    assert partial.read_bytes() == data[: 20 * MiB]  # nothing cut
