@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 from dataclasses import dataclass
 
 from .errors import SourceError
@@ -58,11 +59,14 @@ class SequentialHasher:
         return "sha256:" + self._hash.hexdigest()
 
 
-def hash_file_range(path: str | os.PathLike[str], offset: int, length: int) -> SequentialHasher:
+def hash_file_range(
+    path: str | os.PathLike[str], offset: int, length: int, stop: threading.Event | None = None
+) -> SequentialHasher:
     """Hash `length` bytes of a file from `offset` (blocking: call it in a worker thread).
 
     Used to re-hash the prefix of a blob the registry already holds when a transfer resumes in
     a new process (hashlib state can't be saved): about one second per GB of local disk.
+    Setting `stop` ends it early (the hasher then covers less than `length`: discard it).
     """
     hasher = SequentialHasher()
     buf = bytearray(READ_BLOCK)
@@ -71,6 +75,8 @@ def hash_file_range(path: str | os.PathLike[str], offset: int, length: int) -> S
     with open(path, "rb", buffering=0) as f:
         f.seek(offset)
         while done < length:
+            if stop is not None and stop.is_set():
+                break
             n = f.readinto(view[: min(READ_BLOCK, length - done)])
             if not n:
                 raise SourceError(f"{path} ended after {done} of {length} bytes")

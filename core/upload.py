@@ -18,6 +18,7 @@ Registry behaviours handled here, each named where it is handled:
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -312,9 +313,7 @@ class BlobUpload:
         record.source.check_unchanged(record.identity)
         if record.acknowledged:
             self._emit(BlobState.HASHING, "checking the part already uploaded")
-            self.hasher = await asyncio.to_thread(
-                hash_file_range, record.source.path, record.source.offset, record.acknowledged
-            )
+            self.hasher = await self._hash_prefix(record.acknowledged)
             if record.prefix_digest and self.hasher.prefix_digest() != record.prefix_digest:
                 raise FileChanged(f"{record.source.path} was modified since the upload began")
         self._high_water = record.acknowledged
@@ -347,13 +346,36 @@ class BlobUpload:
         if offset > self.hasher.position:
             # It holds more than we know was acknowledged (a PATCH whose 202 we never saw, on a
             # registry that keeps partial chunks): hash up to there and carry on.
-            self.hasher = await asyncio.to_thread(
-                hash_file_range, record.source.path, record.source.offset, offset
-            )
+            self.hasher = await self._hash_prefix(offset)
         record.acknowledged = offset
         record.prefix_digest = self._prefix_digest_at(record.acknowledged)
         self._high_water = max(self._high_water, record.acknowledged)
         await self._save()
+
+    async def _hash_prefix(self, length: int) -> SequentialHasher:
+        """The first `length` bytes of the blob hashed in a worker thread that Pause (or a
+        cancel) stops at once: re-hashing takes about 1 s per GB, and a pause must not wait
+        for all of it. Raises TransferPaused when paused meanwhile."""
+        source = self.record.source
+        stop = threading.Event()
+        job = asyncio.ensure_future(
+            asyncio.to_thread(hash_file_range, source.path, source.offset, length, stop)
+        )
+        paused = asyncio.ensure_future(self.pause.wait())
+        try:
+            await asyncio.wait({job, paused}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            stop.set()
+            job.cancel()
+            raise
+        finally:
+            paused.cancel()
+        if not job.done():
+            stop.set()
+            job.cancel()
+            self._emit(BlobState.PAUSED, "paused")
+            raise TransferPaused(self.record.name)
+        return job.result()
 
     def _prefix_digest_at(self, offset: int) -> str | None:
         if self.hasher.position == offset:
@@ -555,9 +577,7 @@ class BlobUpload:
         record = self.record
         if self.hasher.position != record.size:
             # Resumed from a journal whose prefix hash we carried but never fed: hash the rest.
-            self.hasher = await asyncio.to_thread(
-                hash_file_range, record.source.path, record.source.offset, record.size
-            )
+            self.hasher = await self._hash_prefix(record.size)
         digest = self.hasher.digest()
         if record.digest and record.digest != digest:
             raise FileChanged(f"{record.source.path} no longer has digest {record.digest}")

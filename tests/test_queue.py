@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import time
 from pathlib import Path
 
+import pytest
 from support.registry import RegistryProcess
 from test_push import make_file
 
+from core.digest import SequentialHasher
 from core.journal import TransferJournal
-from core.queue import TransferQueue
+from core.queue import TransferItem, TransferQueue
 from core.reference import parse_reference
 from core.retry import RetryPolicy
 from core.transfer import TransferState, plan_file_push
@@ -60,3 +64,69 @@ async def test_queue_runs_two_at_once_and_keeps_order(
         await queue.aclose()
     assert [item.state for item in items] == [TransferState.DONE] * 4
     assert queue.counts() == {"all": 4, "active": 0, "paused": 0, "failed": 0, "done": 4}
+
+
+async def test_a_pause_during_the_rehash_of_a_resumed_upload_is_prompt(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resuming in a new process re-hashes the prefix the registry holds (about 1 s per GB): a
+    pause meanwhile stops it at once, and the next resume still finishes the blob."""
+    MiB = 1024 * 1024
+
+    def settings() -> UploadSettings:
+        return UploadSettings(chunk_size=MiB, adaptive=False)
+
+    path = make_file(tmp_path / "r.bin", 24 * MiB, seed=21)
+    first = TransferQueue(TransferJournal(), settings=settings)
+
+    def pause_at_20_mib(kind: str, item: TransferItem) -> None:
+        if item.acknowledged >= 20 * MiB and not item.pause_event.is_set():
+            first.pause(item.id)
+
+    first.listeners.append(pause_at_20_mib)
+    target = parse_reference(f"{registry.host}/q/rehash:v1")
+    item = first.add(plan_file_push(target, [path]))
+    try:
+        for _ in range(400):
+            if item.state == TransferState.PAUSED and not item.running:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await first.aclose()
+    assert item.state == TransferState.PAUSED and item.transfer.acknowledged >= 20 * MiB
+
+    update = SequentialHasher.update
+
+    def slow_update(self: SequentialHasher, offset: int, data: bytes | memoryview) -> None:
+        time.sleep(0.1)  # a slow disk: 20 MiB take 2 s to re-hash
+        update(self, offset, data)
+
+    monkeypatch.setattr(SequentialHasher, "update", slow_update)
+    again = TransferQueue(TransferJournal(), settings=settings)
+    again.load_journal()
+    [item] = again.items
+    hashing: list[float] = []
+
+    def pause_when_hashing(kind: str, item: TransferItem) -> None:
+        if item.status_text() == "checking the part already uploaded" and not hashing:
+            hashing.append(time.monotonic())
+            again.pause(item.id)
+
+    again.listeners.append(pause_when_hashing)
+    again.resume(item.id)
+    try:
+        for _ in range(200):
+            if hashing and item.state == TransferState.PAUSED and not item.running:
+                break
+            await asyncio.sleep(0.02)
+        took = time.monotonic() - hashing[0]
+        assert item.state == TransferState.PAUSED and took < 1.0, (item.state, took)
+        monkeypatch.setattr(SequentialHasher, "update", update)
+        again.listeners.remove(pause_when_hashing)
+        again.resume(item.id)
+        await wait_for_end(item, seconds=60)
+    finally:
+        await again.aclose()
+    assert item.state == TransferState.DONE, item.transfer.error
+    [blob] = item.transfer.blobs
+    assert blob.digest == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
