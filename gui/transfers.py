@@ -241,6 +241,71 @@ def transfer_name(item: TransferItem) -> str:
     return item.transfer.name
 
 
+class _BlobRow:
+    """A push's child row: one blob, from its journal record and its last event."""
+
+    moving = BlobState.UPLOADING
+
+    def __init__(self, item: TransferItem, row: int) -> None:
+        self.item = item
+        self.row = row
+        self.record = item.transfer.blobs[row]
+        self.event = item.blobs.get(self.record.name)
+        self.key = self.record.name
+        self.state = blob_state(self.record, self.event)
+        self.done = blob_acknowledged(self.record, self.event)
+        self.size = self.record.size
+        self.finished = self.record.finished
+
+    def tone(self) -> str:
+        return blob_tone(self.record, self.event, self.item)
+
+    def status(self) -> str:
+        return blob_status_text(self.record, self.event, self.item)
+
+    def name(self) -> str:
+        return blob_label(self.record, self.row, self.item.transfer)
+
+    def target(self) -> str:
+        return short_digest(self.record.digest)
+
+    def tip(self) -> str:
+        return self.record.digest or self.record.name
+
+
+class _PartRow:
+    """A download's child row: one blob it fetches, as its journal record keeps it."""
+
+    moving = BlobState.DOWNLOADING
+
+    def __init__(self, item: TransferItem, row: int) -> None:
+        self.item = item
+        self.part = item.transfer.parts[row]
+        self.event = item.blobs.get(self.part.name)
+        self.key = self.part.name
+        self.state = self.part.state
+        self.done = self.part.received
+        self.size = self.part.size
+        self.finished = self.part.finished
+
+    def tone(self) -> str:
+        return part_tone(self.part, self.event, self.item)
+
+    def status(self) -> str:
+        return part_status_text(self.part, self.event, self.item)
+
+    def name(self) -> str:
+        return self.part.name
+
+    def target(self) -> str:  # a split file's part: the file it joins
+        return Path(self.part.file).name if self.part.kind == "split" else ""
+
+    def tip(self) -> str:  # the file it becomes (a folder, not its hidden archive)
+        if self.part.kind == "folder":
+            return str(Path(self.item.transfer.destination).joinpath(self.part.name))
+        return self.part.file
+
+
 class TransferModel(QAbstractItemModel):
     """A tree: one row per transfer, with one child row per blob when it has several.
 
@@ -481,13 +546,18 @@ class TransferModel(QAbstractItemModel):
         if tid is None:
             return None
         item = self._items[tid]
-        if item.transfer.is_download:
-            if index.row() >= len(item.transfer.parts):
+        transfer = item.transfer
+        row = index.row()
+        child: _BlobRow | _PartRow
+        if transfer.is_download:
+            if row >= len(transfer.parts):
                 return None
-            return self._part_data(item, index.row(), index.column(), role)
-        if index.row() >= len(item.transfer.blobs):
-            return None
-        return self._blob_data(item, index.row(), index.column(), role)
+            child = _PartRow(item, row)
+        else:
+            if row >= len(transfer.blobs):
+                return None
+            child = _BlobRow(item, row)
+        return self._child_data(item, child, index.column(), role)
 
     def _transfer_data(self, item: TransferItem, column: int, role: int) -> Any:
         transfer = item.transfer
@@ -533,82 +603,43 @@ class TransferModel(QAbstractItemModel):
             return capitalized(item.status_text())
         return None
 
-    def _blob_data(self, item: TransferItem, row: int, column: int, role: int) -> Any:
-        record = item.transfer.blobs[row]
-        event = item.blobs.get(record.name)
+    def _child_data(
+        self, item: TransferItem, child: _BlobRow | _PartRow, column: int, role: int
+    ) -> Any:
         if role == TransferIdRole:
             return item.id
         if role == BlobRole:
-            return record.name
+            return child.key
         if role == StateRole:
-            return blob_state(record, event).value
-        acked = blob_acknowledged(record, event)
+            return child.state.value
         if role == ProgressRole:
-            return self._fraction(acked, record.size, record.finished)
+            return self._fraction(child.done, child.size, child.finished)
         if role == ToneRole:
-            return blob_tone(record, event, item)
+            return child.tone()
         if role == Qt.ItemDataRole.ToolTipRole:
             if column in (Column.NAME, Column.TARGET):
-                return record.digest or record.name
+                return child.tip()
             if column == Column.STATUS:
-                return blob_status_text(record, event, item)
+                return child.status()
             return None
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (Column.SPEED, Column.ETA):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role != Qt.ItemDataRole.DisplayRole:
             return None
-        uploading = item.running and event is not None and event.state == BlobState.UPLOADING
+        event = child.event
+        moving = item.running and event is not None and event.state == child.moving
         if column == Column.NAME:
-            return blob_label(record, row, item.transfer)
+            return child.name()
         if column == Column.TARGET:
-            return short_digest(record.digest)
+            return child.target()
         if column == Column.PROGRESS:
-            return self._progress_text(acked, record.size)
-        if column == Column.SPEED:
-            return format_rate(event.rate) if uploading and event and event.rate else ""
-        if column == Column.ETA:
-            return format_duration(event.eta) if uploading and event else ""
-        if column == Column.STATUS:
-            return capitalized(blob_status_text(record, event, item))
-        return None
-
-    def _part_data(self, item: TransferItem, row: int, column: int, role: int) -> Any:
-        part = item.transfer.parts[row]
-        event = item.blobs.get(part.name)
-        if role == TransferIdRole:
-            return item.id
-        if role == BlobRole:
-            return part.name
-        if role == StateRole:
-            return part.state.value
-        if role == ProgressRole:
-            return self._fraction(part.received, part.size, part.finished)
-        if role == ToneRole:
-            return part_tone(part, event, item)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            if column in (Column.NAME, Column.TARGET):
-                folder = Path(item.transfer.destination)
-                return str(folder.joinpath(part.name)) if part.kind == "folder" else part.file
-            if column == Column.STATUS:
-                return part_status_text(part, event, item)
-            return None
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in (Column.SPEED, Column.ETA):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role != Qt.ItemDataRole.DisplayRole:
-            return None
-        moving = item.running and event is not None and event.state == BlobState.DOWNLOADING
-        if column == Column.NAME:
-            return part.name
-        if column == Column.TARGET:  # a split file's part: the file it joins
-            return Path(part.file).name if part.kind == "split" else ""
-        if column == Column.PROGRESS:
-            return self._progress_text(part.received, part.size)
+            return self._progress_text(child.done, child.size)
         if column == Column.SPEED:
             return format_rate(event.rate) if moving and event and event.rate else ""
         if column == Column.ETA:
             return format_duration(event.eta) if moving and event else ""
         if column == Column.STATUS:
-            return capitalized(part_status_text(part, event, item))
+            return capitalized(child.status())
         return None
 
     @staticmethod
