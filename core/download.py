@@ -1301,18 +1301,18 @@ class DownloadRun(JournaledRun):
                 await asyncio.wait({pulling})
             if pulling.cancelled():  # else it ended as the pause came: its outcome stands
                 self._state(TransferState.PAUSED)
-                await save_despite_cancellation(self._settle_saves)
+                await self.save_final()
                 raise TransferPaused(transfer.id)
             result = pulling.result()
         except HoistError as exc:
             transfer.error = exc.sentence()
             self._state(TransferState.FAILED, transfer.error)
-            await save_despite_cancellation(self._settle_saves)
+            await self.save_final()
             raise
         except asyncio.CancelledError:
             pulling.cancel()
             self._state(TransferState.PAUSED, "stopped")
-            await save_despite_cancellation(lambda: self._stop(pulling))
+            await save_despite_cancellation(lambda: self._stop(pulling))  # pull ends first
             raise
         finally:
             paused.cancel()
@@ -1321,7 +1321,7 @@ class DownloadRun(JournaledRun):
             if not part.finished:
                 part.state, part.received = BlobState.DONE, part.size
         self._state(TransferState.DONE, f"saved in {transfer.destination}")
-        await save_despite_cancellation(self._settle_saves)
+        await self.save_final()
         return result.digest
 
     def _on_file(self, pulled: PulledFile) -> None:
@@ -1333,10 +1333,10 @@ class DownloadRun(JournaledRun):
         await asyncio.wait({pulling})
         if not pulling.cancelled() and pulling.exception() is not None:
             log.info("download %s ended while stopping: %s", self.transfer.id, pulling.exception())
-        await self._settle_saves()
+        await self._write_final()
 
-    async def _settle_saves(self) -> None:
-        """The last word in the journal is the final state, after any checkpoint in flight."""
+    async def _write_final(self) -> None:
+        """After any checkpoint in flight, so that the last word is the final state."""
         if self._saving is not None:
             await asyncio.wait({self._saving})
         await self.save()

@@ -403,6 +403,14 @@ class JournaledRun:
             doc = self.transfer.to_json()
             await asyncio.to_thread(self.journal.save, self.transfer.id, doc)
 
+    async def save_final(self) -> None:
+        """The journal's last word on this run (paused, failed, stopped, done), written to
+        its end even if the task is cancelled again meanwhile (save_despite_cancellation)."""
+        await save_despite_cancellation(self._write_final)
+
+    async def _write_final(self) -> None:
+        await self.save()
+
     def _state(self, state: TransferState, message: str = "") -> None:
         self.transfer.state = state
         if state != TransferState.FAILED:
@@ -457,23 +465,23 @@ class TransferRun(JournaledRun):
                 result = await self._push_image_manifests()
         except TransferPaused:
             self._state(TransferState.PAUSED)
-            await self.save()
+            await self.save_final()
             raise
         except HoistError as exc:
             transfer.error = exc.sentence()
             self._state(TransferState.FAILED, transfer.error)
-            await self.save()
+            await self.save_final()
             raise
         except asyncio.CancelledError:
             self._state(TransferState.PAUSED, "stopped")
-            await save_despite_cancellation(self.save)
+            await self.save_final()
             raise
         finally:
             if whole_file_digests is not None and not whole_file_digests.done():
                 whole_file_digests.cancel()  # the push ended first: no use hashing on
         transfer.result = result
         self._state(TransferState.DONE)
-        await self.save()
+        await self.save_final()
         await asyncio.to_thread(discard_staging, transfer.id)
         return result
 
