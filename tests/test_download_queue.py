@@ -17,7 +17,7 @@ import pytest
 from pushing import hoist_cli, push_paths
 from support.registry import RegistryProcess
 from test_download import Recorder, make_bytes
-from test_queue import wait_for_end
+from test_queue import pause_when, wait_for, wait_for_end
 
 from core import download
 from core.download import DownloadRun
@@ -46,12 +46,9 @@ def queue_for(reg: RegistryProcess, recorder: Recorder | None = None) -> Transfe
     )
 
 
-async def wait_for_state(item: TransferItem, state: TransferState, seconds: float = 20) -> None:
-    for _ in range(int(seconds * 20)):
-        if item.state == state and not item.running:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"still {item.state} after {seconds} s, wanted {state}")
+def received(item: TransferItem, name: str) -> int:
+    """Bytes on disk of one blob of a download (0 until the manifest is read)."""
+    return next((p.received for p in item.transfer.parts if p.name == name), 0)
 
 
 async def test_a_download_runs_in_the_queue_and_is_journaled(
@@ -105,16 +102,10 @@ async def test_a_paused_download_resumes_in_a_new_queue_from_its_partial_file(
     partial = out / "big.bin.partial"
 
     queue = queue_for(registry)
-
-    def pause_after_4_mib(kind: str, item: TransferItem) -> None:
-        running = item.state == TransferState.RUNNING and not item.pause_event.is_set()
-        if running and item.acknowledged >= 4 * MiB:
-            queue.pause(item.id)
-
-    queue.listeners.append(pause_after_4_mib)
+    pause_when(queue, lambda i: i.state == TransferState.RUNNING and i.acknowledged >= 4 * MiB)
     item = queue.add(plan_download(parse_reference(f"{registry.host}/dl/pause@{digest}"), out))
     try:
-        await wait_for_state(item, TransferState.PAUSED)
+        await wait_for(item, TransferState.PAUSED)
     finally:
         await queue.aclose()
     held = partial.stat().st_size
@@ -157,18 +148,12 @@ async def test_cancelling_a_download_removes_its_partial_files_and_entry(
     )
     out = tmp_path / "out"
     queue = queue_for(registry)
-
-    def pause_midway(kind: str, item: TransferItem) -> None:
-        part = next((p for p in item.transfer.parts if p.name == "c.bin"), None)
-        if part is not None and part.received >= 2 * MiB and not item.pause_event.is_set():
-            queue.pause(item.id)
-
-    queue.listeners.append(pause_midway)
+    pause_when(queue, lambda item: received(item, "c.bin") >= 2 * MiB)
     # One file at a time: kept.txt (the first layer) is complete before c.bin begins.
     source = parse_reference(f"{registry.host}/dl/cancel@{digest}")
     item = queue.add(plan_download(source, out, parallel=1))
     try:
-        await wait_for_state(item, TransferState.PAUSED)
+        await wait_for(item, TransferState.PAUSED)
         assert (out / "c.bin.partial").exists()
         await queue.cancel(item.id)
     finally:
@@ -296,17 +281,11 @@ async def test_a_folder_unpacked_before_a_pause_is_kept_on_resume(
     digest, _ = await push_paths(registry.host, "dl/folder:v1", [src / "folder", src / "big.bin"])
     out = tmp_path / "out"
     queue = queue_for(registry)
-
-    def pause_in_big(kind: str, item: TransferItem) -> None:
-        part = next((p for p in item.transfer.parts if p.name == "big.bin"), None)
-        if part is not None and part.received >= 2 * MiB and not item.pause_event.is_set():
-            queue.pause(item.id)
-
-    queue.listeners.append(pause_in_big)
+    pause_when(queue, lambda item: received(item, "big.bin") >= 2 * MiB)
     source = parse_reference(f"{registry.host}/dl/folder@{digest}")
     item = queue.add(plan_download(source, out, parallel=1))  # the folder first, then big.bin
     try:
-        await wait_for_state(item, TransferState.PAUSED)
+        await wait_for(item, TransferState.PAUSED)
     finally:
         await queue.aclose()
     assert (out / "folder" / "a.txt").exists() and (out / "big.bin.partial").exists()
@@ -408,18 +387,12 @@ async def test_a_pause_during_the_recheck_of_a_big_partial_is_prompt(
 
     monkeypatch.setattr(download._Cursor, "feed", slow_feed)
     queue = queue_for(registry)
-    checking: list[float] = []
-
-    def pause_when_checking(kind: str, item: TransferItem) -> None:
-        hashing = any(e.state == BlobState.HASHING for e in item.blobs.values())
-        if hashing and not checking:
-            checking.append(time.monotonic())
-            queue.pause(item.id)
-
-    queue.listeners.append(pause_when_checking)
+    checking = pause_when(
+        queue, lambda item: any(e.state == BlobState.HASHING for e in item.blobs.values())
+    )
     item = queue.add(plan_download(parse_reference(f"{registry.host}/dl/recheck@{digest}"), out))
     try:
-        await wait_for_state(item, TransferState.PAUSED)
+        await wait_for(item, TransferState.PAUSED)
         took = time.monotonic() - checking[0]
     finally:
         await queue.aclose()

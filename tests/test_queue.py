@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,12 +21,32 @@ from core.transfer import TransferState, plan_file_push
 from core.upload import UploadSettings
 
 
-async def wait_for_end(item, seconds: float = 20) -> None:  # type: ignore[no-untyped-def]
+async def wait_for(item: TransferItem, *states: TransferState, seconds: float = 20) -> None:
+    """Until the transfer is in one of `states` and its task has ended."""
     for _ in range(int(seconds * 20)):
-        if item.state in (TransferState.DONE, TransferState.FAILED) and not item.running:
+        if item.state in states and not item.running:
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"still {item.state} after {seconds} s")
+    wanted = ", ".join(states)
+    raise AssertionError(f"still {item.state} after {seconds} s, wanted {wanted}")
+
+
+async def wait_for_end(item: TransferItem, seconds: float = 20) -> None:
+    await wait_for(item, TransferState.DONE, TransferState.FAILED, seconds=seconds)
+
+
+def pause_when(queue: TransferQueue, condition: Callable[[TransferItem], bool]) -> list[float]:
+    """Pause a transfer of `queue` the first time `condition(item)` holds on one of its
+    events, as a user would. Returns a list that gets the pause's time.monotonic()."""
+    paused_at: list[float] = []
+
+    def listener(kind: str, item: TransferItem) -> None:
+        if not paused_at and not item.pause_event.is_set() and condition(item):
+            paused_at.append(time.monotonic())
+            queue.pause(item.id)
+
+    queue.listeners.append(listener)
+    return paused_at
 
 
 async def test_refused_credentials_fail_the_transfer_with_a_sentence(
@@ -78,19 +99,11 @@ async def test_a_pause_during_the_rehash_of_a_resumed_upload_is_prompt(
 
     path = make_file(tmp_path / "r.bin", 24 * MiB, seed=21)
     first = TransferQueue(TransferJournal(), settings=settings)
-
-    def pause_at_20_mib(kind: str, item: TransferItem) -> None:
-        if item.acknowledged >= 20 * MiB and not item.pause_event.is_set():
-            first.pause(item.id)
-
-    first.listeners.append(pause_at_20_mib)
+    pause_when(first, lambda item: item.acknowledged >= 20 * MiB)
     target = parse_reference(f"{registry.host}/q/rehash:v1")
     item = first.add(plan_file_push(target, [path]))
     try:
-        for _ in range(400):
-            if item.state == TransferState.PAUSED and not item.running:
-                break
-            await asyncio.sleep(0.05)
+        await wait_for(item, TransferState.PAUSED)
     finally:
         await first.aclose()
     assert item.state == TransferState.PAUSED and item.transfer.acknowledged >= 20 * MiB
@@ -105,25 +118,16 @@ async def test_a_pause_during_the_rehash_of_a_resumed_upload_is_prompt(
     again = TransferQueue(TransferJournal(), settings=settings)
     again.load_journal()
     [item] = again.items
-    hashing: list[float] = []
-
-    def pause_when_hashing(kind: str, item: TransferItem) -> None:
-        if item.status_text() == "checking the part already uploaded" and not hashing:
-            hashing.append(time.monotonic())
-            again.pause(item.id)
-
-    again.listeners.append(pause_when_hashing)
+    hashing = pause_when(
+        again, lambda item: item.status_text() == "checking the part already uploaded"
+    )
     again.resume(item.id)
     try:
-        for _ in range(200):
-            if hashing and item.state == TransferState.PAUSED and not item.running:
-                break
-            await asyncio.sleep(0.02)
+        await wait_for(item, TransferState.PAUSED)
         took = time.monotonic() - hashing[0]
-        assert item.state == TransferState.PAUSED and took < 1.0, (item.state, took)
+        assert took < 1.0, took  # not the 2 s of the whole re-hash
         monkeypatch.setattr(SequentialHasher, "update", update)
-        again.listeners.remove(pause_when_hashing)
-        again.resume(item.id)
+        again.resume(item.id)  # pause_when pauses once
         await wait_for_end(item, seconds=60)
     finally:
         await again.aclose()
