@@ -69,6 +69,19 @@ def free_port(host: str = LOOPBACK) -> int:
         return port
 
 
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM, then SIGKILL after `timeout`; always reaps the child (blocking)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def _yaml_string(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid double-quoted YAML scalar
 
@@ -247,18 +260,8 @@ class DemoRegistry:
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM, then SIGKILL after `timeout`; always reaps the child (blocking)."""
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
+        if self._proc is not None:
+            stop_process(self._proc, timeout)
         self._proc = None
 
     async def aclose(self) -> None:
@@ -273,4 +276,5 @@ __all__ = [
     "DemoRegistryError",
     "free_port",
     "port_is_free",
+    "stop_process",
 ]

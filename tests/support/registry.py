@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -25,6 +24,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import httpx
+
+from core.demo_registry import free_port, stop_process
 
 if TYPE_CHECKING:
     from .tokenserver import TokenServer
@@ -53,14 +54,6 @@ atexit.register(_kill_all_at_exit)
 
 class RegistryStartError(RuntimeError):
     """The registry did not come up; the message carries the tail of its log."""
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago (callers must tolerate losing the race)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _yaml_scalar(value: Any) -> str:
@@ -319,15 +312,7 @@ class RegistryProcess:
             proc = self._proc
             if proc is None:
                 return
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            stop_process(proc, timeout)
             self._proc = None
             _LIVE.discard(self)
 
