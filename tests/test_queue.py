@@ -8,16 +8,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
+from pushing import hoist_cli
 from support.registry import RegistryProcess
 from test_push import make_file
 
 from core.digest import SequentialHasher
 from core.journal import TransferJournal
+from core.progress import BlobState
 from core.queue import TransferItem, TransferQueue
 from core.reference import parse_reference
 from core.retry import RetryPolicy
-from core.transfer import TransferState, plan_file_push
+from core.transfer import DownloadPart, TransferState, plan_download, plan_file_push
 from core.upload import UploadSettings
 
 
@@ -134,3 +137,43 @@ async def test_a_pause_during_the_rehash_of_a_resumed_upload_is_prompt(
     assert item.state == TransferState.DONE, item.transfer.error
     [blob] = item.transfer.blobs
     assert blob.digest == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def test_hoist_cancel_discards_a_push_s_session_and_a_download_s_partial_files(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """`hoist cancel ID` throws away what the transfer holds, as the window's Cancel does:
+    the registry's upload session (DELETE) or a download's `.partial` files."""
+    MiB = 1024 * 1024
+    path = make_file(tmp_path / "c.bin", 6 * MiB, seed=22)
+    queue = TransferQueue(
+        TransferJournal(), settings=lambda: UploadSettings(chunk_size=MiB, adaptive=False)
+    )
+    pause_when(queue, lambda item: item.acknowledged >= 2 * MiB)
+    push = queue.add(plan_file_push(parse_reference(f"{registry.host}/q/cli-cancel:v1"), [path]))
+    try:
+        await wait_for(push, TransferState.PAUSED)
+    finally:
+        await queue.aclose()
+    [blob] = push.transfer.blobs
+    assert blob.location and httpx.get(blob.location).status_code == 204  # still open
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "f.bin.partial").write_bytes(b"x" * 100)
+    (out / "kept.txt").write_bytes(b"done before the cancel\n")
+    fetch = plan_download(parse_reference(f"{registry.host}/q/x@sha256:{'0' * 64}"), out)
+    fetch.parts = [
+        DownloadPart("f.bin", 1000, str(out / "f.bin"), 100),
+        DownloadPart("kept.txt", 23, str(out / "kept.txt"), 23, BlobState.DONE),
+    ]
+    fetch.state = TransferState.PAUSED
+    TransferJournal().save(fetch.id, fetch.to_json())
+
+    for transfer_id in (push.id, fetch.id):
+        done = await asyncio.to_thread(hoist_cli, "cancel", transfer_id)
+        assert done.returncode == 0, done.stderr
+        assert f"cancelled {transfer_id}" in done.stderr
+    assert TransferJournal().ids() == []
+    assert httpx.get(blob.location).status_code == 404  # the session was deleted
+    assert sorted(p.name for p in out.iterdir()) == ["kept.txt"]
