@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from . import __version__
 from .artifact import DEFAULT_ARTIFACT_TYPE, SplitOptions
@@ -29,18 +29,15 @@ from .registry import RegistryClient
 from .retry import RetryPolicy
 from .transfer import (
     Transfer,
-    TransferRun,
     TransferState,
-    discard_staging,
+    discard_work,
+    open_run,
     plan_file_push,
     plan_image_push,
     restart_changed_blobs,
 )
 from .units import GiB, format_duration, format_rate, format_size, parse_rate, parse_size
 from .upload import DEFAULT_CHUNK, TransferPaused, UploadSettings
-
-if TYPE_CHECKING:
-    from .download import DownloadRun
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -181,17 +178,8 @@ async def _run(transfer: Transfer, args: argparse.Namespace, journal: TransferJo
     printer = ProgressPrinter(_style(args.progress))
     async with _client(args, transfer.target, transfer.plain_http) as client:
         settings = _settings(args, transfer.target.api_host)
-        run: TransferRun | DownloadRun
-        if transfer.is_download:  # one the window queued: `hoist resume` finishes it too
-            from .download import DownloadRun
-
-            run = DownloadRun(
-                transfer, client, journal=journal, retry=settings.retry, on_event=printer
-            )
-        else:
-            run = TransferRun(
-                transfer, client, journal=journal, settings=settings, on_event=printer
-            )
+        # A download the window queued: `hoist resume` finishes it too.
+        run = open_run(transfer, client, journal=journal, settings=settings, on_event=printer)
         try:
             digest = await run.run()
         except TransferPaused:
@@ -292,20 +280,13 @@ async def cmd_resume(args: argparse.Namespace) -> int:
 async def cmd_cancel(args: argparse.Namespace) -> int:
     journal = TransferJournal()
     transfer = Transfer.from_json(journal.load(args.id))
-    if transfer.is_download:
-        from .download import discard_partial_files
-
-        for problem in await asyncio.to_thread(discard_partial_files, transfer):
-            print(f"hoist: {problem}", file=sys.stderr)
     async with _client(args, transfer.target, transfer.plain_http) as client:
-        for blob in transfer.blobs:
-            if blob.location and not blob.finished:
-                try:
-                    await client.cancel_upload(blob.location)
-                except HoistError as exc:  # the session may be gone already: say so, go on
-                    print(f"{blob.name}: {exc.sentence()}", file=sys.stderr)
+        discarded = await discard_work(transfer, client)
+    for problem in discarded.sessions:  # say so, go on
+        print(problem, file=sys.stderr)
+    for problem in discarded.files:
+        print(f"hoist: {problem}", file=sys.stderr)
     journal.remove(transfer.id)
-    await asyncio.to_thread(discard_staging, transfer.id)
     print(f"cancelled {transfer.id}", file=sys.stderr)
     return 0
 

@@ -16,7 +16,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from .auth import Credentials
 from .bandwidth import BandwidthLimiter
@@ -25,17 +24,13 @@ from .journal import TransferJournal
 from .progress import BlobEvent, BlobState, Event, RateEstimator, TransferEvent
 from .registry import RegistryClient
 from .transfer import (
-    DOWNLOAD,
     Transfer,
-    TransferRun,
     TransferState,
-    discard_staging,
+    discard_work,
+    open_run,
     restart_changed_blobs,
 )
 from .upload import TransferPaused, UploadSettings
-
-if TYPE_CHECKING:
-    from .download import DownloadRun
 
 log = logging.getLogger(__name__)
 
@@ -289,27 +284,14 @@ class TransferQueue:
                 await item.task
             except (asyncio.CancelledError, Exception):
                 pass
-        client = self._client(item.transfer)
-        problems = []
-        undeleted: list[str] = []
-        if item.transfer.kind == DOWNLOAD:
-            from .download import discard_partial_files
-
-            undeleted = await asyncio.to_thread(discard_partial_files, item.transfer)
-        for blob in item.transfer.blobs:
-            if blob.location and not blob.finished:
-                try:
-                    await client.cancel_upload(blob.location)
-                except HoistError as exc:
-                    problems.append(exc.sentence())
-        if problems:
-            log.info("cancel %s: %s", transfer_id, "; ".join(problems))
+        discarded = await discard_work(item.transfer, self._client(item.transfer))
+        if discarded.sessions:
+            log.info("cancel %s: %s", transfer_id, "; ".join(discarded.sessions))
         item.transfer.state = TransferState.CANCELLED
-        await asyncio.to_thread(discard_staging, transfer_id)
         self.remove(transfer_id)
-        if undeleted:
+        if discarded.files:
             raise SourceError(
-                f"cancelled, but {'; '.join(undeleted)}",
+                f"cancelled, but {'; '.join(discarded.files)}",
                 hint="Delete those files yourself once the disk allows it",
             )
 
@@ -410,27 +392,14 @@ class TransferQueue:
         item.pause_event.clear()
         settings = self.settings_factory()
         settings.throttle = self.limiter.take
-        run: TransferRun | DownloadRun
-        if item.transfer.kind == DOWNLOAD:
-            from .download import DownloadRun  # with browse: loaded when first needed
-
-            run = DownloadRun(
-                item.transfer,
-                self._client(item.transfer),
-                journal=self.journal,
-                retry=settings.retry,
-                on_event=lambda e: self._on_event(item, e),
-                pause=item.pause_event,
-            )
-        else:
-            run = TransferRun(
-                item.transfer,
-                self._client(item.transfer),
-                journal=self.journal,
-                settings=settings,
-                on_event=lambda e: self._on_event(item, e),
-                pause=item.pause_event,
-            )
+        run = open_run(
+            item.transfer,
+            self._client(item.transfer),
+            journal=self.journal,
+            settings=settings,
+            on_event=lambda e: self._on_event(item, e),
+            pause=item.pause_event,
+        )
         try:
             await run.run()
         except TransferPaused:

@@ -403,6 +403,10 @@ class JournaledRun:
             doc = self.transfer.to_json()
             await asyncio.to_thread(self.journal.save, self.transfer.id, doc)
 
+    async def run(self) -> str:
+        """Run to the end; return the manifest digest. Raises TransferPaused or a HoistError."""
+        raise NotImplementedError
+
     async def save_final(self) -> None:
         """The journal's last word on this run (paused, failed, stopped, done), written to
         its end even if the task is cancelled again meanwhile (save_despite_cancellation)."""
@@ -593,6 +597,54 @@ class TransferRun(JournaledRun):
         return digest
 
 
+def open_run(
+    transfer: Transfer,
+    client: RegistryClient,
+    *,
+    journal: TransferJournal | None = None,
+    settings: UploadSettings | None = None,
+    on_event: ProgressCallback | None = None,
+    pause: asyncio.Event | None = None,
+) -> JournaledRun:
+    """The run for a transfer's kind: TransferRun for a push, DownloadRun for a download."""
+    if transfer.is_download:
+        from .download import DownloadRun  # with browsing: loaded only when a download runs
+
+        retry = (settings or UploadSettings()).retry
+        return DownloadRun(
+            transfer, client, journal=journal, retry=retry, on_event=on_event, pause=pause
+        )
+    return TransferRun(
+        transfer, client, journal=journal, settings=settings, on_event=on_event, pause=pause
+    )
+
+
+@dataclass
+class Discarded:
+    """What throwing a cancelled transfer's work away could not do, as sentences."""
+
+    sessions: list[str] = field(default_factory=list)  # upload sessions left (they expire)
+    files: list[str] = field(default_factory=list)  # a download's files left on disk
+
+
+async def discard_work(transfer: Transfer, client: RegistryClient) -> Discarded:
+    """Throw away what a cancelled transfer holds: its open upload sessions (DELETE), a
+    download's partial files, and the files it staged. Goes on past each refusal."""
+    discarded = Discarded()
+    if transfer.is_download:
+        from .download import discard_partial_files
+
+        discarded.files = await asyncio.to_thread(discard_partial_files, transfer)
+    for blob in transfer.blobs:
+        if blob.location and not blob.finished:
+            try:
+                await client.cancel_upload(blob.location)
+            except HoistError as exc:  # the session may be gone already
+                discarded.sessions.append(f"{blob.name}: {exc.sentence()}")
+    await asyncio.to_thread(discard_staging, transfer.id)
+    return discarded
+
+
 def restart_changed_blobs(transfer: Transfer) -> list[str]:
     """Start again, from byte 0, every unfinished blob whose file changed since it began.
 
@@ -640,12 +692,16 @@ __all__ = [
     "DOWNLOAD",
     "IMAGE",
     "BlobState",
+    "Discarded",
     "DownloadPart",
+    "JournaledRun",
     "PlannedManifest",
     "Transfer",
     "TransferRun",
     "TransferState",
+    "discard_work",
     "new_transfer_id",
+    "open_run",
     "plan_download",
     "plan_file_push",
 ]
