@@ -1050,7 +1050,7 @@ class BrowsePane(QWidget):
         if folder is None:
             return
         tag = "" if is_digest(self._detail_tag) else self._detail_tag
-        await self.download(info.repository, info.digest, folder, platform=platform, tag=tag)
+        self.request_download(info.repository, info.digest, folder, platform=platform, tag=tag)
 
     async def _ask_folder(self, caption: str) -> Path | None:
         dialog = QFileDialog(self, caption)
@@ -1064,7 +1064,7 @@ class BrowsePane(QWidget):
             return None
         return Path(files[0])
 
-    async def download(
+    def request_download(
         self,
         repository: str,
         reference: str,
@@ -1073,15 +1073,17 @@ class BrowsePane(QWidget):
         platform: str | None = None,
         tag: str = "",
     ) -> str:
-        """Queue the download of `repository@reference` into `folder`; returns the reference
-        handed to the window (pinned by digest when `reference` is one, with `tag` kept for
-        people to read: a tag moved while the download is paused must not mix two artifacts).
+        """Ask the window to queue the download of `repository@reference` into `folder`.
+
+        Returns the reference handed over: pinned by digest when `reference` is one, with
+        `tag` kept for people to read (a tag moved while the download is paused must not mix
+        two artifacts).
         """
         client = self.client
         if client is None:
             return ""
         name = f"{client.host}/{repository}"
-        if ":" in reference:  # a digest
+        if is_digest(reference):
             full = f"{name}:{tag}@{reference}" if tag else f"{name}@{reference}"
         else:
             full = f"{name}:{reference}"
