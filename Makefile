@@ -1,15 +1,15 @@
 # The two commands a newcomer runs (see README): `make run` and `make test`.
-# Both install what they need: a venv with the Python packages, and Debian's registry, skopeo,
-# Xvfb and htpasswd when they are missing (with sudo when not root).
+# Both install what they need: a venv with the Python packages; Debian's registry, skopeo, Xvfb,
+# htpasswd, the desktop-file and AppStream validators when they are missing; and the system
+# libraries Qt's window plugin links to (packaging/qt_system_libs.sh). With sudo when not root.
 
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-APT_PKGS := docker-registry skopeo xvfb apache2-utils
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint typecheck pytest system-deps bench package clean
+.PHONY: run test test-fast lint typecheck pytest system-deps qt-libs bench package clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -17,19 +17,26 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[gui,test]'
 	touch $(STAMP)
 
+# command -> the Debian package that brings it
+TOOLS := docker-registry:docker-registry skopeo:skopeo Xvfb:xvfb htpasswd:apache2-utils \
+	desktop-file-validate:desktop-file-utils appstreamcli:appstream
+
 system-deps:
 	@missing=""; \
-	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
-	command -v skopeo >/dev/null || missing="$$missing skopeo"; \
-	command -v Xvfb >/dev/null || missing="$$missing xvfb"; \
-	command -v htpasswd >/dev/null || missing="$$missing apache2-utils"; \
+	for pair in $(TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+## The libraries Qt's platform plugins link to (libxcb-cursor0 and friends): the window needs them.
+qt-libs: $(STAMP)
+	@bash packaging/qt_system_libs.sh $(BIN)/python
+
 ## Launch the app (with a local demo registry when none is configured).
-run: $(STAMP) system-deps
+run: $(STAMP) system-deps qt-libs
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || [ "$$(uname)" = Darwin ]; then \
 	  $(BIN)/hoist-gui; \
 	else \
@@ -40,7 +47,11 @@ run: $(STAMP) system-deps
 	fi
 
 ## Run the whole test suite: lint, types, then every test against real registries.
-test: $(STAMP) system-deps lint typecheck pytest
+test: $(STAMP) system-deps qt-libs lint typecheck pytest
+
+## The quick subset (no test marked slow), for the edit-test loop.
+test-fast: $(STAMP) system-deps qt-libs lint typecheck
+	QT_QPA_PLATFORM=offscreen $(BIN)/pytest -q -m 'not slow'
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -19,7 +19,6 @@ ROOT=$PWD
 VENV=${VENV:-$ROOT/.venv}
 PY=$VENV/bin/python
 APP_ID=io.github.hoist.Hoist
-SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
 
 started=$(date +%s)
 phase_started=""
@@ -56,38 +55,7 @@ VERSION=$("$PY" -c 'import core; print(core.__version__)')
 # packages are named after the soname: libxcb-icccm.so.4 -> libxcb-icccm4, libdbus-1.so.3 ->
 # libdbus-1-3).
 step "System libraries the bundled Qt plugins link to"
-QT_DIR=$("$PY" -c 'import os, PySide6; print(os.path.join(os.path.dirname(PySide6.__file__), "Qt"))')
-plugins=()
-for p in platforms/libqxcb.so platforms/libqwayland.so platforms/libqoffscreen.so \
-  platformthemes/libqxdgdesktopportal.so wayland-shell-integration/libxdg-shell.so \
-  platforminputcontexts/libcomposeplatforminputcontextplugin.so \
-  platforminputcontexts/libibusplatforminputcontextplugin.so imageformats/libqsvg.so \
-  iconengines/libqsvgicon.so; do
-  [ -f "$QT_DIR/plugins/$p" ] && plugins+=("$QT_DIR/plugins/$p")
-done
-missing=$(ldd "${plugins[@]}" 2>/dev/null | awk '/not found/ {print $1}' | sort -u)
-if [ -z "$missing" ]; then
-  echo "all present"
-else
-  packages=()
-  for lib in $missing; do
-    stem=${lib%%.so*}
-    major=${lib##*.so.}
-    major=${major%%.*}
-    case $stem in
-      *[0-9]) pkg="$stem-$major" ;;
-      *) pkg="$stem$major" ;;
-    esac
-    packages+=("$(tr '[:upper:]' '[:lower:]' <<<"$pkg")")
-  done
-  echo "missing: $(echo "$missing" | tr '\n' ' ')-> ${packages[*]}"
-  if command -v apt-get >/dev/null; then
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${packages[@]}" >/dev/null
-  else
-    echo "build: no apt-get: install those libraries, or the bundle will lack them" >&2
-  fi
-fi
+bash packaging/qt_system_libs.sh "$PY"
 
 # -- icons -------------------------------------------------------------------------------------
 step "PNG icons from resources/icons/hoist.svg -> build/icons/"
