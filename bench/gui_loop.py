@@ -61,11 +61,10 @@ def summary(stalls: list[float]) -> tuple[float, float, float]:
 
 
 async def scenario(size: int, work: Path) -> int:
+    from hoist.core.oci.reference import parse_reference
+    from hoist.core.transfer.push import TransferState, plan_file_push
+    from hoist.gui.main_window import AppContext, MainWindow
     from support.registry import RegistryProcess
-
-    from core.reference import parse_reference
-    from core.transfer import TransferState, plan_file_push
-    from gui.main_window import AppContext, MainWindow
 
     data = ROOT / "bench" / "out" / f"random-{size}.bin"
     data.parent.mkdir(parents=True, exist_ok=True)
@@ -143,7 +142,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", default="2GiB")
     args = parser.parse_args()
-    from core.units import parse_size
+    from hoist.core.units import parse_size
 
     work = Path(tempfile.mkdtemp(prefix="hoist-bench-gui-"))
     os.environ["HOIST_STATE_DIR"] = str(work / "state")

@@ -8,7 +8,7 @@ pushes one random file (default 2 GiB) with each client, each in its own subproc
   subprocess, 1 MiB reads. It also yields the digest curl needs.
 - `curl -T`: POST for a session, then one `PUT ?digest=` streaming the file: the registry's own
   ingest ceiling (the digest is computed beforehand and not counted in curl's time).
-- `hoist`: `python -m core push` at its default chunk size and at each `--chunk-sizes` value.
+- `hoist`: `python -m hoist.core push` at its default chunk size and at each `--chunk-sizes` value.
 - `oras-py`: `Registry.push(..., do_chunked=True)` and the monolithic `push` (which reads the
   whole file into memory). Its time includes its own hashing pass (`oras.oci.NewLayer`).
 
@@ -42,8 +42,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.units import GiB, MiB, format_size, parse_size  # noqa: E402
-from core.upload import DEFAULT_CHUNK  # noqa: E402
+from hoist.core.transfer.upload import DEFAULT_CHUNK  # noqa: E402
+from hoist.core.units import GiB, MiB, format_size, parse_size  # noqa: E402
 
 OUT_DIR = ROOT / "bench" / "out"
 PYTHON = sys.executable
@@ -373,7 +373,7 @@ def run_push(
         cmd = [
             PYTHON,
             "-m",
-            "core",
+            "hoist.core",
             "push",
             f"{registry.host}/{repo}:v1",
             str(path),

@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.digest import hash_file_range  # noqa: E402
-from core.units import parse_size  # noqa: E402
+from hoist.core.oci.digest import hash_file_range  # noqa: E402
+from hoist.core.units import parse_size  # noqa: E402
 
 
 def plain_hashlib(path: Path, length: int) -> float:

@@ -16,18 +16,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from . import __version__
-from .artifact import DEFAULT_ARTIFACT_TYPE, SplitOptions
-from .auth import Credentials
-from .bandwidth import BandwidthLimiter
-from .errors import HoistError, InvalidReference, SourceError
-from .journal import TransferJournal
-from .profile import ProfileStore, apply_profile
-from .progress import BlobEvent, BlobState, Event, TransferEvent
-from .reference import Reference, parse_reference, parse_registry
-from .registry import RegistryClient
-from .retry import RetryPolicy
-from .transfer import (
+from hoist.core import __version__
+from hoist.core.bandwidth import BandwidthLimiter
+from hoist.core.errors import HoistError, InvalidReference, SourceError
+from hoist.core.oci.reference import Reference, parse_reference, parse_registry
+from hoist.core.progress import BlobEvent, BlobState, Event, TransferEvent
+from hoist.core.registry.auth import Credentials
+from hoist.core.registry.client import RegistryClient
+from hoist.core.registry.profile import ProfileStore, apply_profile
+from hoist.core.retry import RetryPolicy
+from hoist.core.sources.artifact import DEFAULT_ARTIFACT_TYPE, SplitOptions
+from hoist.core.transfer.journal import TransferJournal
+from hoist.core.transfer.push import (
     Transfer,
     TransferState,
     discard_work,
@@ -36,8 +36,8 @@ from .transfer import (
     plan_image_push,
     restart_changed_blobs,
 )
-from .units import GiB, format_duration, format_rate, format_size, parse_rate, parse_size
-from .upload import DEFAULT_CHUNK, TransferPaused, UploadSettings
+from hoist.core.transfer.upload import DEFAULT_CHUNK, TransferPaused, UploadSettings
+from hoist.core.units import GiB, format_duration, format_rate, format_size, parse_rate, parse_size
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -139,7 +139,7 @@ def _credentials(
 ) -> tuple[Credentials | None, Callable[[], Credentials | None] | None]:
     """Credentials given now (a password on stdin), or a lookup (keyring, docker config) run
     only if the registry asks for them."""
-    from .credentials import resolve_credentials
+    from hoist.core.registry.credentials import resolve_credentials
 
     username = getattr(args, "username", None)
     if getattr(args, "password_stdin", False):
@@ -201,7 +201,7 @@ async def _run(transfer: Transfer, args: argparse.Namespace, journal: TransferJo
 
 
 async def cmd_push(args: argparse.Namespace) -> int:
-    from .image import detect_source
+    from hoist.core.sources.image import detect_source
 
     target = parse_reference(args.ref)
     paths = [Path(p) for p in args.paths]
@@ -338,7 +338,7 @@ async def cmd_profile(args: argparse.Namespace) -> int:
 
 
 async def cmd_login(args: argparse.Namespace) -> int:
-    from .credentials import keyring_available, store_credentials
+    from hoist.core.registry.credentials import keyring_available, store_credentials
 
     host = parse_registry(args.registry)
     username = args.username or input("Username: ")
@@ -366,7 +366,7 @@ async def cmd_login(args: argparse.Namespace) -> int:
 
 
 async def cmd_logout(args: argparse.Namespace) -> int:
-    from .credentials import delete_credentials
+    from hoist.core.registry.credentials import delete_credentials
 
     host = parse_registry(args.registry)
     removed = await asyncio.to_thread(delete_credentials, host)
@@ -383,7 +383,7 @@ def _registry_client(args: argparse.Namespace, registry: str) -> RegistryClient:
 
 
 async def cmd_catalog(args: argparse.Namespace) -> int:
-    from .browse import catalog_pages
+    from hoist.core.registry.browse import catalog_pages
 
     async with _registry_client(args, args.registry) as client:
         async for page in catalog_pages(client, page_size=args.page_size):
@@ -394,7 +394,7 @@ async def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 async def cmd_tags(args: argparse.Namespace) -> int:
-    from .browse import tag_pages
+    from hoist.core.registry.browse import tag_pages
 
     ref = parse_reference(args.repository)
     async with _client(args, ref) as client:
@@ -406,7 +406,7 @@ async def cmd_tags(args: argparse.Namespace) -> int:
 
 
 async def cmd_inspect(args: argparse.Namespace) -> int:
-    from .browse import inspect
+    from hoist.core.registry.browse import inspect
 
     ref = parse_reference(args.ref, default_tag="latest")
     async with _client(args, ref) as client:
@@ -416,7 +416,7 @@ async def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 async def cmd_pull(args: argparse.Namespace) -> int:
-    from .download import pull
+    from hoist.core.transfer.download import pull
 
     ref = parse_reference(args.ref, default_tag="latest")
     printer = ProgressPrinter(_style(args.progress))
@@ -434,7 +434,7 @@ async def cmd_pull(args: argparse.Namespace) -> int:
 
 
 async def cmd_delete(args: argparse.Namespace) -> int:
-    from .browse import delete, resolve_digest, tags_sharing_digest
+    from hoist.core.registry.browse import delete, resolve_digest, tags_sharing_digest
 
     ref = parse_reference(args.ref)
     if not (ref.tag or ref.digest):

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .errors import HoistError
+from hoist.core.errors import HoistError
 
 T = TypeVar("T")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import InvalidSize
+from hoist.core.errors import InvalidSize
 
 _UNITS = {
     "": 1, "b": 1,

@@ -20,15 +20,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from hoist.core import __version__
+from hoist.core.errors import HoistError
+from hoist.core.paths import state_dir
+from hoist.gui.main_window import AppContext, MainWindow, MessageDialog, start_demo_registry
+from hoist.gui.widgets import icons
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication, QWidget
-
-from core import __version__
-from core.errors import HoistError
-from core.paths import state_dir
-
-from . import icons
-from .main_window import AppContext, MainWindow, MessageDialog, start_demo_registry
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,12 @@ def display_present() -> bool:
 def main() -> int:
     if len(sys.argv) == 1 and display_present():
         try:
-            from .app import main as window
+            from hoist.gui.app import main as window
         except ImportError:  # installed without the window: the command line is all there is
             pass
         else:
             return window([])
-    from core.cli import main as command_line
+    from hoist.core.cli import main as command_line
 
     return command_line()
 

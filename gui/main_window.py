@@ -17,6 +17,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hoist.core import __version__
+from hoist.core.bandwidth import BandwidthLimiter
+from hoist.core.errors import HoistError
+from hoist.core.oci.reference import Reference, parse_reference
+from hoist.core.registry.client import RegistryClient
+from hoist.core.registry.demo_registry import HOW_TO_ADD_A_REGISTRY, DemoRegistry
+from hoist.core.transfer.journal import TransferJournal
+from hoist.core.transfer.push import Transfer, TransferState, plan_download
+from hoist.core.transfer.queue import TransferItem, TransferQueue
+from hoist.core.units import format_rate, format_size
+from hoist.gui.add.planning import (
+    CredentialCache,
+    SourceChoice,
+    classify_sources,
+    image_support,
+    make_client,
+)
+from hoist.gui.add.sheet import AddSheet
+from hoist.gui.settings.dialog import RateLimitBox, SettingsDialog
+from hoist.gui.settings.store import DEMO_REGISTRY_NAME, RegistrySettings, Settings, SettingsStore
+from hoist.gui.transfers.transfer_list import (
+    FILTERS,
+    MENU_LAYOUT,
+    SHORTCUTS,
+    TransferController,
+    TransferModel,
+    TransferView,
+    clipboard_copy,
+    filter_label,
+    transfer_actions,
+)
+from hoist.gui.widgets import icons
+from hoist.gui.widgets.dialogs import lay_out_message
+from hoist.gui.widgets.theme import PillTabBar, plain_buttons
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
@@ -46,42 +80,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import __version__
-from core.bandwidth import BandwidthLimiter
-from core.demo_registry import HOW_TO_ADD_A_REGISTRY, DemoRegistry
-from core.errors import HoistError
-from core.journal import TransferJournal
-from core.queue import TransferItem, TransferQueue
-from core.reference import Reference, parse_reference
-from core.registry import RegistryClient
-from core.transfer import Transfer, TransferState, plan_download
-from core.units import format_rate, format_size
-
-from . import icons
-from .add_sheet import AddSheet
-from .dialogs import lay_out_message
-from .planning import (
-    CredentialCache,
-    SourceChoice,
-    classify_sources,
-    image_support,
-    make_client,
-)
-from .settings import DEMO_REGISTRY_NAME, RegistrySettings, Settings, SettingsStore
-from .settings_dialog import RateLimitBox, SettingsDialog
-from .theme import PillTabBar, plain_buttons
-from .transfers import (
-    FILTERS,
-    MENU_LAYOUT,
-    SHORTCUTS,
-    TransferController,
-    TransferModel,
-    TransferView,
-    clipboard_copy,
-    filter_label,
-    transfer_actions,
-)
-
 log = logging.getLogger(__name__)
 
 #: A transfer that ran at least this long gets a notification when it ends.
@@ -90,7 +88,7 @@ LONG_TRANSFER = 60.0
 
 @dataclass
 class AppContext:
-    """The services the window works with (built by `gui.app`, or by tests)."""
+    """The services the window works with (built by `hoist.gui.app`, or by tests)."""
 
     settings: Settings
     store: SettingsStore
@@ -231,18 +229,18 @@ def open_folder(path: str) -> None:
 
 
 def browse_pane_factory() -> type[QWidget] | None:
-    """gui.browse.BrowsePane when that module is present (it is written separately)."""
+    """hoist.gui.browse.pane.BrowsePane when that module is present (it is written separately)."""
     try:
-        from gui.browse import BrowsePane
+        from hoist.gui.browse.pane import BrowsePane
     except ImportError:
         return None
     return BrowsePane
 
 
 def registry_dialog_factory() -> type[QDialog] | None:
-    """gui.registry_dialog.RegistryDialog when present (it stores passwords in the keyring)."""
+    """The registry dialog (it stores passwords in the keyring), when present."""
     try:
-        from gui.registry_dialog import RegistryDialog
+        from hoist.gui.settings.registry_dialog import RegistryDialog
     except ImportError:
         return None
     return RegistryDialog

@@ -43,11 +43,11 @@ if ! "$PY" -c 'import sys, PyInstaller; sys.exit(int(PyInstaller.__version__.spl
 fi
 "$PY" -c 'import PyInstaller, PySide6; print(f"PyInstaller {PyInstaller.__version__}, PySide6 {PySide6.__version__}")'
 
-if ! QT_QPA_PLATFORM=offscreen "$PY" -c 'import gui.app; assert callable(gui.app.main)'; then
-  echo "build: gui.app:main is not importable; the bundle needs the window (gui/app.py)" >&2
+if ! QT_QPA_PLATFORM=offscreen "$PY" -c 'import hoist.gui.app as a; assert callable(a.main)'; then
+  echo "build: hoist.gui.app:main is not importable; the bundle needs the window (gui/app.py)" >&2
   exit 1
 fi
-VERSION=$("$PY" -c 'import core; print(core.__version__)')
+VERSION=$("$PY" -c 'import hoist.core as c; print(c.__version__)')
 
 # -- system libraries --------------------------------------------------------------------------
 # PyInstaller bundles the libraries the kept Qt plugins link to, but only those it can find here;

@@ -1,10 +1,11 @@
 """PyInstaller entry for the bundled `hoist-gui` window (the same as the `hoist-gui` gui script).
 
-One option is handled here rather than in `gui.app`, because it checks the bundle, not the app:
+One option is handled here rather than in `hoist.gui.app`, because it checks
+the bundle, not the app:
 `hoist-gui --bundle-check` prints what the frozen app can reach (its version, the resources seen
 through `importlib.resources`, the Qt plugins and image formats it can load, keyring's backends)
 and exits non-zero when something the app needs is missing. `packaging/smoke_test.sh` runs it.
-Every other argument goes to `gui.app.main` untouched.
+Every other argument goes to `hoist.gui.app.main` untouched.
 """
 
 from __future__ import annotations
@@ -18,17 +19,16 @@ def bundle_check() -> int:
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+    from hoist.core import __version__
     from PySide6 import __version__ as pyside_version
     from PySide6.QtCore import QByteArray, QLibraryInfo
     from PySide6.QtGui import QGuiApplication, QIcon, QImageReader, QPixmap
     from PySide6.QtSvg import QSvgRenderer
 
-    from core import __version__
-
     problems: list[str] = []
     print(f"hoist {__version__} (PySide6 {pyside_version}, frozen={getattr(sys, 'frozen', False)})")
 
-    root = resources.files("resources")
+    root = resources.files("hoist.resources")
     icons = sorted(p.name for p in root.joinpath("icons").iterdir() if p.name.endswith(".svg"))
     others = sorted(p.name for p in root.iterdir() if p.is_file() and not p.name.endswith(".py"))
     print(f"resources: {len(icons)} icons ({', '.join(icons)}); files: {', '.join(others) or '-'}")
@@ -77,7 +77,7 @@ def bundle_check() -> int:
 def run() -> int:
     if sys.argv[1:] == ["--bundle-check"]:
         return bundle_check()
-    from gui.app import main
+    from hoist.gui.app import main
 
     return main() or 0
 

@@ -151,7 +151,7 @@ def send_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     """Each way core/filebody.py sends a chunk's body: `sendall` of the hashed buffer (what a
     registry on this machine gets) and `sendfile` (what one on another machine gets). Every
     registry in the suite is on loopback, so the check is stood in for."""
-    from core import filebody
+    from hoist.core.registry import filebody
 
     monkeypatch.setattr(filebody, "_loopback_peer", lambda sock: request.param == "sendall")
     return str(request.param)

@@ -24,16 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from hoist.core.oci.reference import parse_reference
+from hoist.core.progress import BlobEvent, Event
+from hoist.core.registry.auth import Credentials
+from hoist.core.registry.client import RegistryClient
+from hoist.core.retry import RetryPolicy
+from hoist.core.transfer.journal import TransferJournal
+from hoist.core.transfer.push import Transfer, TransferRun, plan_file_push
+from hoist.core.transfer.upload import UploadSettings
 from support.proxy import FaultProxy, RequestHead
-
-from core.auth import Credentials
-from core.journal import TransferJournal
-from core.progress import BlobEvent, Event
-from core.reference import parse_reference
-from core.registry import RegistryClient
-from core.retry import RetryPolicy
-from core.transfer import Transfer, TransferRun, plan_file_push
-from core.upload import UploadSettings
 
 KiB = 1024
 MiB = 1024 * KiB

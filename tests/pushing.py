@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-from core.artifact import SplitOptions
-from core.auth import Credentials
-from core.progress import Event
-from core.reference import parse_reference
-from core.registry import RegistryClient
-from core.transfer import Transfer, TransferRun, plan_file_push
-from core.upload import UploadSettings
+from hoist.core.oci.reference import parse_reference
+from hoist.core.progress import Event
+from hoist.core.registry.auth import Credentials
+from hoist.core.registry.client import RegistryClient
+from hoist.core.sources.artifact import SplitOptions
+from hoist.core.transfer.push import Transfer, TransferRun, plan_file_push
+from hoist.core.transfer.upload import UploadSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The CLI under test must never read the real user's keyring or docker config.
@@ -78,9 +77,9 @@ def get_blob(url: str, repo: str, digest: str, auth: tuple[str, str] | None = No
 def hoist_cli(
     *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m core ARGS` as a real subprocess."""
+    """Run `python -m hoist.core ARGS` as a real subprocess."""
     full_env = {**os.environ, **ISOLATED_ENV, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "core", *args],
+        [sys.executable, "-m", "hoist.core", *args],
         cwd=ROOT, env=full_env, input=input, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip

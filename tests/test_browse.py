@@ -17,12 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
-from pushing import push_paths
-from support.registry import RegistryFactory, RegistryProcess
-from support.tokenserver import TokenServerFactory
-
-from core.auth import Credentials
-from core.browse import (
+from hoist.core.errors import NotFound, RegistryError
+from hoist.core.oci.manifest import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
+from hoist.core.registry.auth import Credentials
+from hoist.core.registry.browse import (
     CatalogUnavailable,
     DeleteRefused,
     ManifestKind,
@@ -35,9 +33,10 @@ from core.browse import (
     tag_pages,
     tags_sharing_digest,
 )
-from core.errors import NotFound, RegistryError
-from core.manifest import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
-from core.registry import RegistryClient
+from hoist.core.registry.client import RegistryClient
+from pushing import push_paths
+from support.registry import RegistryFactory, RegistryProcess
+from support.tokenserver import TokenServerFactory
 
 EMPTY = b"{}"
 CT_OCI = {"Content-Type": OCI_MANIFEST}

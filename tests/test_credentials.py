@@ -19,12 +19,9 @@ from typing import Any
 import keyring
 import keyring.core
 import pytest
-from keyring.backend import KeyringBackend
-from keyring.backends import chainer, fail, null
-from keyring.errors import KeyringLocked, PasswordDeleteError
-
-from core.auth import Credentials
-from core.credentials import (
+from hoist.core.errors import CredentialsError
+from hoist.core.registry.auth import Credentials
+from hoist.core.registry.credentials import (
     KEYRING_SERVICE,
     ContainersAuthKeychain,
     CredentialSource,
@@ -39,7 +36,9 @@ from core.credentials import (
     resolve_credentials,
     store_credentials,
 )
-from core.errors import CredentialsError
+from keyring.backend import KeyringBackend
+from keyring.backends import chainer, fail, null
+from keyring.errors import KeyringLocked, PasswordDeleteError
 
 SECRET = "s3cr3t-hunter2"
 
@@ -527,7 +526,7 @@ def test_keyring_entry_in_another_format_is_ignored(
     memkeyring: MemoryKeyring, caplog: pytest.LogCaptureFixture
 ) -> None:
     memkeyring.entries[(KEYRING_SERVICE, "reg.example.com")] = SECRET
-    with caplog.at_level(logging.DEBUG, logger="core.credentials"):
+    with caplog.at_level(logging.DEBUG, logger="hoist.core.registry.credentials"):
         assert resolve_credentials("reg.example.com") is None
     assert "not in Hoist's format" in caplog.text
     assert SECRET not in caplog.text
@@ -581,7 +580,7 @@ def test_null_keyring_and_empty_chainer_are_unavailable(monkeypatch: pytest.Monk
 def test_reprs_hide_secrets(
     env: Path, memkeyring: MemoryKeyring, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.DEBUG, logger="core.credentials"):
+    with caplog.at_level(logging.DEBUG, logger="hoist.core.registry.credentials"):
         store_credentials("reg.example.com", Credentials("alice", SECRET))
         found = find_credentials("reg.example.com")
         _docker_config(env, {"auths": {"other.example.com": {"auth": _auth("bob", SECRET)}}})

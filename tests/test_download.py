@@ -22,11 +22,14 @@ from typing import Any
 
 import httpx
 import pytest
-from pushing import push_paths
-from support.registry import RegistryProcess
-
-from core import download
-from core.artifact import (
+from hoist.core.errors import NotFound, RegistryError, SourceError
+from hoist.core.oci.manifest import OCI_INDEX, OCI_MANIFEST
+from hoist.core.progress import BlobEvent, BlobState, Event
+from hoist.core.registry.auth import Credentials
+from hoist.core.registry.browse import ManifestKind
+from hoist.core.registry.client import RegistryClient
+from hoist.core.retry import RetryPolicy
+from hoist.core.sources.artifact import (
     FILE_MEDIA_TYPE,
     FOLDER_MEDIA_TYPE,
     ORAS_DIGEST,
@@ -35,14 +38,16 @@ from core.artifact import (
     SPLIT_FILE_DIGEST,
     TITLE,
 )
-from core.auth import Credentials
-from core.browse import ManifestKind
-from core.download import VerificationFailed, pull, pull_blob, safe_parts, target_path
-from core.errors import NotFound, RegistryError, SourceError
-from core.manifest import OCI_INDEX, OCI_MANIFEST
-from core.progress import BlobEvent, BlobState, Event
-from core.registry import RegistryClient
-from core.retry import RetryPolicy
+from hoist.core.transfer import download
+from hoist.core.transfer.download import (
+    VerificationFailed,
+    pull,
+    pull_blob,
+    safe_parts,
+    target_path,
+)
+from pushing import push_paths
+from support.registry import RegistryProcess
 
 KiB = 1024
 MiB = 1024 * 1024

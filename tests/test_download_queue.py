@@ -14,20 +14,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hoist.core.errors import HoistError
+from hoist.core.oci.reference import parse_reference
+from hoist.core.progress import BlobEvent, BlobState
+from hoist.core.registry.client import RegistryClient
+from hoist.core.transfer import download
+from hoist.core.transfer.download import DownloadRun
+from hoist.core.transfer.journal import TransferJournal
+from hoist.core.transfer.push import DOWNLOAD, DownloadPart, Transfer, TransferState, plan_download
+from hoist.core.transfer.queue import TransferItem, TransferQueue
 from pushing import hoist_cli, push_paths
 from support.registry import RegistryProcess
 from test_download import Recorder, make_bytes
 from test_queue import pause_when, wait_for, wait_for_end
-
-from core import download
-from core.download import DownloadRun
-from core.errors import HoistError
-from core.journal import TransferJournal
-from core.progress import BlobEvent, BlobState
-from core.queue import TransferItem, TransferQueue
-from core.reference import parse_reference
-from core.registry import RegistryClient
-from core.transfer import DOWNLOAD, DownloadPart, Transfer, TransferState, plan_download
 
 MiB = 1024 * 1024
 

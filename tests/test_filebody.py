@@ -20,13 +20,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hoist.core.errors import NetworkError
+from hoist.core.oci.digest import SequentialHasher
+from hoist.core.registry import filebody
+from hoist.core.registry.filebody import FileBodySender
+from hoist.core.sources.content import FileRange
 from support.registry import RegistryProcess
-
-from core import filebody
-from core.content import FileRange
-from core.digest import SequentialHasher
-from core.errors import NetworkError
-from core.filebody import FileBodySender
 
 MiB = 1024 * 1024
 
@@ -117,7 +116,7 @@ def test_an_abort_from_another_thread_stops_a_blocked_send(
     silent_peer: tuple[str, int], tmp_path: Path, send_path: list[str]
 ) -> None:
     """Pause-now and Ctrl-C shut the socket down while sendfile blocks in the kernel."""
-    from core.filebody import BodyAborted
+    from hoist.core.registry.filebody import BodyAborted
 
     path = tmp_path / "blob.bin"
     path.write_bytes(os.urandom(64 * MiB))

@@ -1,4 +1,4 @@
-"""core.image: detecting image sources and planning their push, with no network.
+"""hoist.core.sources.image: detecting image sources and planning their push, with no network.
 
 The images come from tests/support/images.py; where skopeo is installed, it checks that those
 builders write what real tools accept, and that the manifest Hoist generates for a legacy
@@ -16,19 +16,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
-from core.content import FileRange
-from core.digest import sha256_bytes
-from core.errors import SourceError
-from core.image import (
-    ImagePlan,
-    PlanBlob,
-    SourceKind,
-    detect_source,
-    list_images,
-    open_image,
-)
-from core.manifest import (
+from hoist.core.errors import SourceError
+from hoist.core.oci.digest import sha256_bytes
+from hoist.core.oci.manifest import (
     DOCKER_CONFIG,
     DOCKER_LAYER,
     DOCKER_LAYER_GZIP,
@@ -36,7 +26,17 @@ from core.manifest import (
     OCI_INDEX,
     OCI_MANIFEST,
 )
-from core.manifest import DOCKER_LIST as DOCKER_MANIFEST_LIST
+from hoist.core.oci.manifest import DOCKER_LIST as DOCKER_MANIFEST_LIST
+from hoist.core.sources.content import FileRange
+from hoist.core.sources.image import (
+    ImagePlan,
+    PlanBlob,
+    SourceKind,
+    detect_source,
+    list_images,
+    open_image,
+)
+
 from tests.support.images import (
     ImageSpec,
     LayerSpec,
@@ -877,7 +877,7 @@ def test_plan_json_round_trip(tmp_path: Path, kind: str) -> None:
 
 def test_plan_json_with_inline_blob_and_damage() -> None:
     plan = ImagePlan(SourceKind.OCI_LAYOUT, Path("/x"))
-    from core.digest import Descriptor
+    from hoist.core.oci.digest import Descriptor
 
     data = b'{"hello": 1}'
     plan.blobs.append(PlanBlob(Descriptor("application/json", sha256_bytes(data), len(data)), data))

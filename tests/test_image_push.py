@@ -9,16 +9,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hoist.core.oci.digest import sha256_bytes
+from hoist.core.oci.reference import parse_reference
+from hoist.core.progress import BlobEvent, BlobState, Event
+from hoist.core.registry.client import RegistryClient
+from hoist.core.sources.image import open_image
+from hoist.core.transfer.push import TransferRun, plan_image_push
 from pushing import get_blob, hoist_cli
 from support.images import write_docker_archive, write_oci_archive, write_oci_layout
 from support.registry import RegistryProcess
-
-from core.digest import sha256_bytes
-from core.image import open_image
-from core.progress import BlobEvent, BlobState, Event
-from core.reference import parse_reference
-from core.registry import RegistryClient
-from core.transfer import TransferRun, plan_image_push
 
 pytestmark = pytest.mark.skipif(shutil.which("skopeo") is None, reason="make test installs skopeo")
 

@@ -12,18 +12,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hoist.core.bandwidth import BandwidthLimiter
+from hoist.core.errors import RegistryError
+from hoist.core.progress import BlobEvent, BlobState, Event
+from hoist.core.registry.client import RegistryClient
+from hoist.core.registry.profile import ProfileStore, apply_profile
+from hoist.core.retry import RetryPolicy
+from hoist.core.transfer.upload import UploadSettings
 from pushing import get_blob, get_manifest, hoist_cli, push_paths
 from support.proxy import html_error_page, match
 from support.registry import RegistryProcess
 from test_push import make_file
-
-from core.bandwidth import BandwidthLimiter
-from core.errors import RegistryError
-from core.profile import ProfileStore, apply_profile
-from core.progress import BlobEvent, BlobState, Event
-from core.registry import RegistryClient
-from core.retry import RetryPolicy
-from core.upload import UploadSettings
 
 KiB = 1024
 FAST_RETRY = RetryPolicy(first=0.05, cap=0.2, give_up_after=60)

@@ -21,9 +21,8 @@ from importlib import resources
 from pathlib import Path
 from types import ModuleType
 
+import hoist.core as core
 import pytest
-
-import core
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGING = ROOT / "packaging"
@@ -83,11 +82,11 @@ def test_scripts_compile(script: str) -> None:
 def test_launchers_call_the_project_entry_points() -> None:
     scripts = pyproject()["project"]
     assert isinstance(scripts, dict)
-    assert scripts["scripts"]["hoist"] == "gui.entry:main"
-    assert scripts["gui-scripts"]["hoist-gui"] == "gui.app:main"
+    assert scripts["scripts"]["hoist"] == "hoist.gui.entry:main"
+    assert scripts["gui-scripts"]["hoist-gui"] == "hoist.gui.app:main"
     # The bundle's hoist is the Qt-free command line; its hoist-gui is the window.
-    assert "from core.cli import main" in (PACKAGING / "launch_cli.py").read_text()
-    assert "from gui.app import main" in (PACKAGING / "launch_gui.py").read_text()
+    assert "from hoist.core.cli import main" in (PACKAGING / "launch_cli.py").read_text()
+    assert "from hoist.gui.app import main" in (PACKAGING / "launch_gui.py").read_text()
 
 
 @pytest.mark.parametrize("script", ["build.sh", "smoke_test.sh"])
@@ -238,7 +237,7 @@ def test_metainfo_validates() -> None:
 
 
 def test_resources_load_through_importlib() -> None:
-    root = resources.files("resources")
+    root = resources.files("hoist.resources")
     for name in ("hoist.desktop", f"{APP_ID}.metainfo.xml"):
         assert root.joinpath(name).read_bytes()
     svg = root.joinpath("icons", "hoist.svg").read_bytes()
@@ -249,7 +248,7 @@ def test_resources_load_through_importlib() -> None:
 def test_package_data_ships_the_resources() -> None:
     tool = pyproject()["tool"]
     assert isinstance(tool, dict)
-    patterns = tool["setuptools"]["package-data"]["resources"]
+    patterns = tool["setuptools"]["package-data"]["hoist.resources"]
     resource_dir = ROOT / "resources"
     shipped = {p for pattern in patterns for p in resource_dir.glob(pattern)}
     wanted = {
@@ -295,7 +294,7 @@ def _run_gui(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str
         "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
         "QT_QPA_PLATFORM": "offscreen",
     }
-    code = "import sys; from gui.app import main; sys.argv[0] = 'hoist-gui'; sys.exit(main())"
+    code = "import sys; from hoist.gui.app import main; sys.argv[0] = 'hoist-gui'; sys.exit(main())"
     return subprocess.run(
         [sys.executable, "-c", code, *args],
         cwd=ROOT,

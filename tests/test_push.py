@@ -12,14 +12,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hoist.core.errors import AuthenticationFailed, NetworkError
+from hoist.core.oci.manifest import OCI_EMPTY
+from hoist.core.progress import BlobEvent, BlobState, Event
+from hoist.core.registry.auth import Credentials
+from hoist.core.sources.artifact import FILE_MEDIA_TYPE, FOLDER_MEDIA_TYPE, ORAS_UNPACK, TITLE
 from pushing import get_blob, get_manifest, hoist_cli, push_paths
 from support.registry import RegistryProcess
-
-from core.artifact import FILE_MEDIA_TYPE, FOLDER_MEDIA_TYPE, ORAS_UNPACK, TITLE
-from core.auth import Credentials
-from core.errors import AuthenticationFailed, NetworkError
-from core.manifest import OCI_EMPTY
-from core.progress import BlobEvent, BlobState, Event
 
 KiB = 1024
 
@@ -262,7 +261,7 @@ async def test_adaptive_chunks_grow_on_a_fast_link(
 ) -> None:
     """With the default (adaptive) chunk size, chunks double while they go through in under a
     second: fewer registry turnarounds, and a cut chunk still costs about a second of upload."""
-    from core.upload import UploadSettings
+    from hoist.core.transfer.upload import UploadSettings
 
     path = make_file(tmp_path / "fast.bin", 40 * 1024 * KiB)
     settings = UploadSettings(chunk_size=1024 * KiB, adaptive=True)
@@ -287,9 +286,9 @@ async def test_credentials_are_looked_up_only_when_the_registry_asks(
 ) -> None:
     """An anonymous registry never touches the keyring (no locked-wallet prompt); one that
     asks gets the credentials the lookup finds, once."""
-    from core.reference import parse_reference
-    from core.registry import RegistryClient
-    from core.transfer import TransferRun, plan_file_push
+    from hoist.core.oci.reference import parse_reference
+    from hoist.core.registry.client import RegistryClient
+    from hoist.core.transfer.push import TransferRun, plan_file_push
 
     calls: list[str] = []
 

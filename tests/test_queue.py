@@ -10,18 +10,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hoist.core.oci.digest import SequentialHasher
+from hoist.core.oci.reference import parse_reference
+from hoist.core.progress import BlobState
+from hoist.core.retry import RetryPolicy
+from hoist.core.transfer.journal import TransferJournal
+from hoist.core.transfer.push import DownloadPart, TransferState, plan_download, plan_file_push
+from hoist.core.transfer.queue import TransferItem, TransferQueue
+from hoist.core.transfer.upload import UploadSettings
 from pushing import hoist_cli
 from support.registry import RegistryProcess
 from test_push import make_file
-
-from core.digest import SequentialHasher
-from core.journal import TransferJournal
-from core.progress import BlobState
-from core.queue import TransferItem, TransferQueue
-from core.reference import parse_reference
-from core.retry import RetryPolicy
-from core.transfer import DownloadPart, TransferState, plan_download, plan_file_push
-from core.upload import UploadSettings
 
 
 async def wait_for(item: TransferItem, *states: TransferState, seconds: float = 20) -> None:

@@ -42,16 +42,15 @@ from faults_helpers import (
     sha,
     upload_state,
 )
+from hoist.core.errors import FileChanged, HoistError, RegistryError
+from hoist.core.progress import Event
+from hoist.core.registry.auth import Credentials
+from hoist.core.transfer.journal import JOURNAL_VERSION, TransferJournal
+from hoist.core.transfer.push import Transfer
+from hoist.core.transfer.upload import TransferPaused
 from pushing import ROOT, get_blob, hoist_cli
 from support.proxy import ProxyFactory, RequestHead, html_error_page
 from support.registry import RegistryProcess
-
-from core.auth import Credentials
-from core.errors import FileChanged, HoistError, RegistryError
-from core.journal import JOURNAL_VERSION, TransferJournal
-from core.progress import Event
-from core.transfer import Transfer
-from core.upload import TransferPaused
 
 SIZE = 10 * CHUNK + 1234  # 11 chunks, the last one short
 
@@ -241,7 +240,7 @@ async def test_session_purged_while_paused_restarts_the_blob(
 def spawn_push(ref: str, path: Path, chunk: str, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "wb") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "core", "push", ref, str(path), "--chunk-size", chunk,
+            [sys.executable, "-m", "hoist.core", "push", ref, str(path), "--chunk-size", chunk,
              "--plain-http", "--progress", "json"],
             cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=err,
         )  # fmt: skip
@@ -383,7 +382,7 @@ WRITER = """
 import sys
 sys.path.insert(0, "tests")
 from pathlib import Path
-from core.journal import TransferJournal
+from hoist.core.transfer.journal import TransferJournal
 from faults_helpers import journal_doc
 
 journal = TransferJournal(Path(sys.argv[1]))

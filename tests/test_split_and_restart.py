@@ -8,17 +8,16 @@ from pathlib import Path
 
 import pytest
 from faults_helpers import RESTARTED, Recorder, messages, run_transfer
+from hoist.core.errors import FileChanged
+from hoist.core.oci.reference import parse_reference
+from hoist.core.progress import BlobEvent, Event
+from hoist.core.sources.artifact import SPLIT_FILE_DIGEST, SplitOptions
+from hoist.core.transfer.journal import TransferJournal
+from hoist.core.transfer.push import Transfer, TransferState, plan_file_push, restart_changed_blobs
+from hoist.core.transfer.upload import TransferPaused
 from pushing import get_manifest, hoist_cli
 from support.registry import RegistryProcess
 from test_push import make_file, sha
-
-from core.artifact import SPLIT_FILE_DIGEST, SplitOptions
-from core.errors import FileChanged
-from core.journal import TransferJournal
-from core.progress import BlobEvent, Event
-from core.reference import parse_reference
-from core.transfer import Transfer, TransferState, plan_file_push, restart_changed_blobs
-from core.upload import TransferPaused
 
 KiB = 1024
 PART = 256 * KiB

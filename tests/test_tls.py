@@ -7,13 +7,12 @@ import ipaddress
 from pathlib import Path
 
 import pytest
+from hoist.core.errors import NetworkError
+from hoist.core.oci.reference import parse_reference
+from hoist.core.registry.client import RegistryClient, TLSOptions
+from hoist.core.transfer.push import TransferRun, plan_file_push
 from support.registry import RegistryProcess
 from test_push import make_file
-
-from core.errors import NetworkError
-from core.reference import parse_reference
-from core.registry import RegistryClient, TLSOptions
-from core.transfer import TransferRun, plan_file_push
 
 x509 = pytest.importorskip("cryptography.x509")
 

@@ -6,15 +6,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hoist.core.bandwidth import BandwidthLimiter
+from hoist.core.errors import AccessDenied, AuthenticationFailed, RegistryError
+from hoist.core.registry.auth import Credentials, parse_www_authenticate
+from hoist.core.registry.client import RegistryClient
+from hoist.core.transfer.upload import UploadSettings
 from pushing import push_paths
 from support.registry import RegistryProcess
 from test_push import make_file
-
-from core.auth import Credentials, parse_www_authenticate
-from core.bandwidth import BandwidthLimiter
-from core.errors import AccessDenied, AuthenticationFailed, RegistryError
-from core.registry import RegistryClient
-from core.upload import UploadSettings
 
 KiB = 1024
 MiB = 1024 * 1024

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from core.digest import SequentialHasher, hash_file_range
-from core.errors import (
+from hoist.core.errors import (
     InvalidReference,
     InvalidSize,
     UploadSessionLost,
@@ -18,10 +16,11 @@ from core.errors import (
     first_meaningful_line,
     parse_retry_after,
 )
-from core.progress import RateEstimator
-from core.reference import is_loopback_host, parse_reference
-from core.registry import next_link, parse_range_end
-from core.units import format_duration, format_size, parse_rate, parse_size
+from hoist.core.oci.digest import SequentialHasher, hash_file_range
+from hoist.core.oci.reference import is_loopback_host, parse_reference
+from hoist.core.progress import RateEstimator
+from hoist.core.registry.client import next_link, parse_range_end
+from hoist.core.units import format_duration, format_size, parse_rate, parse_size
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -223,7 +222,7 @@ def test_journal_sweeps_temp_files_a_killed_write_left(tmp_path: Path) -> None:
     import os
     import time
 
-    from core.journal import TransferJournal
+    from hoist.core.transfer.journal import TransferJournal
 
     root = tmp_path / "transfers"
     root.mkdir()

@@ -17,9 +17,8 @@ from typing import Any, TypeVar
 
 import pytest
 import qasync
+from hoist.gui.app import GuiThreadGarbageCollector
 from PySide6.QtWidgets import QApplication
-
-from gui.app import GuiThreadGarbageCollector
 
 T = TypeVar("T")
 

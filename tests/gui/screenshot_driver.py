@@ -7,7 +7,7 @@ HOIST_STATE_DIR / HOIST_CONFIG_DIR / HOME pointing at throwaway folders.
     PYTHONPATH=. python tests/gui/screenshot_driver.py SPEC.json
 
 SPEC names the registry (already holding a few repositories), the files to push, and where
-the PNGs go. The app runs exactly as `hoist-gui` does (`gui.app.main`); a task on the same
+the PNGs go. The app runs exactly as `hoist-gui` does (`hoist.gui.app.main`); a task on the same
 qasync loop finds the window once it is shown and steers it as a user would, through the
 window's own methods and the queue it was given (as the add sheet's last step does): pushes
 (an artifact and a multi-arch image done, the image expanded to its blobs; one failed; one
@@ -30,6 +30,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hoist.core.oci.reference import parse_reference
+from hoist.core.transfer.push import TransferState, plan_file_push, plan_image_push
+from hoist.core.units import MiB
+from hoist.gui import app as gui_app
+from hoist.gui.main_window import MainWindow
+from hoist.gui.settings.store import RegistrySettings, Settings, SettingsStore
+from hoist.gui.widgets.theme import mix
 from PySide6.QtCore import QMimeData, QModelIndex, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import (
     QColor,
@@ -40,14 +47,6 @@ from PySide6.QtGui import (
     QPalette,
 )
 from PySide6.QtWidgets import QApplication, QWidget
-
-from core.reference import parse_reference
-from core.transfer import TransferState, plan_file_push, plan_image_push
-from core.units import MiB
-from gui import app as gui_app
-from gui.main_window import MainWindow
-from gui.settings import RegistrySettings, Settings, SettingsStore
-from gui.theme import mix
 
 #: The window's size in every screenshot unless the spec says (the README shows this size).
 WINDOW_SIZE = (1280, 760)

@@ -19,38 +19,19 @@ from typing import Any
 
 import httpx
 import pytest
-from pushing import push_paths
-from PySide6.QtCore import QModelIndex, QObject, Qt
-from PySide6.QtWidgets import QWidget
-from pytestqt.qtbot import QtBot
-from support.images import write_oci_layout
-from support.registry import DEFAULT_PASSWORD as AUTH_PASSWORD
-from support.registry import DEFAULT_USER as AUTH_USER
-from support.registry import RegistryFactory, RegistryProcess
-
-from core.browse import (
+from hoist.core.oci.reference import parse_reference
+from hoist.core.registry.browse import (
     BlobInfo,
     ManifestInfo,
     ManifestKind,
     PlatformInfo,
     ReferrerInfo,
 )
-from core.reference import parse_reference
-from core.registry import RegistryClient
-from core.transfer import TransferRun, plan_image_push
-from core.units import format_size
-from gui.browse import (
-    BrowsePane,
-    ConfirmDialog,
-    DeletePlan,
-    PaneState,
-    browse_actions,
-    delete_message,
-    delete_outcome,
-    delete_plan,
-    download_platform,
-)
-from gui.browse_models import (
+from hoist.core.registry.client import RegistryClient
+from hoist.core.transfer.push import TransferRun, plan_image_push
+from hoist.core.units import format_size
+from hoist.gui.add.planning import CredentialCache
+from hoist.gui.browse.models import (
     LOADING_DATE,
     LOADING_SIZE,
     DetailRow,
@@ -64,8 +45,26 @@ from gui.browse_models import (
     manifest_details,
     size_text,
 )
-from gui.planning import CredentialCache
-from gui.settings import RegistrySettings
+from hoist.gui.browse.pane import (
+    BrowsePane,
+    ConfirmDialog,
+    DeletePlan,
+    PaneState,
+    browse_actions,
+    delete_message,
+    delete_outcome,
+    delete_plan,
+    download_platform,
+)
+from hoist.gui.settings.store import RegistrySettings
+from pushing import push_paths
+from PySide6.QtCore import QModelIndex, QObject, Qt
+from PySide6.QtWidgets import QWidget
+from pytestqt.qtbot import QtBot
+from support.images import write_oci_layout
+from support.registry import DEFAULT_PASSWORD as AUTH_PASSWORD
+from support.registry import DEFAULT_USER as AUTH_USER
+from support.registry import RegistryFactory, RegistryProcess
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 EMPTY = b"{}"
@@ -732,7 +731,7 @@ def test_settings_entry_uses_the_credentials_cache(
     file.write_bytes(b"private")
 
     async def scenario() -> None:
-        from core.auth import Credentials
+        from hoist.core.registry.auth import Credentials
 
         await push_paths(auth_registry.host, "gui-browse/private:v1", [file],
                          credentials=Credentials(AUTH_USER, AUTH_PASSWORD))  # fmt: skip

@@ -6,8 +6,7 @@ import subprocess
 import sys
 
 import pytest
-
-from gui.entry import display_present
+from hoist.gui.entry import display_present
 
 
 def test_display_detection(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -22,11 +21,12 @@ def test_display_detection(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bare_hoist_without_a_display_is_the_command_line() -> None:
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
     result = subprocess.run(
-        [sys.executable, "-m", "gui.entry"], capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, "-m", "hoist.gui.entry"],
+        capture_output=True, text=True, env=env, timeout=60,
     )
     assert result.returncode == 2 and "usage: hoist" in result.stderr
     version = subprocess.run(
-        [sys.executable, "-m", "gui.entry", "--version"], capture_output=True, text=True,
+        [sys.executable, "-m", "hoist.gui.entry", "--version"], capture_output=True, text=True,
         env={**env, "DISPLAY": ":99"}, timeout=60,
     )  # fmt: skip
     assert version.stdout.strip().startswith("hoist ")  # arguments: never the window

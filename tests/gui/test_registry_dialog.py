@@ -12,14 +12,7 @@ from typing import Any
 
 import keyring
 import pytest
-from keyring.backend import KeyringBackend
-from PySide6.QtCore import Qt
-from pytestqt.qtbot import QtBot
-from support.registry import DEFAULT_PASSWORD, DEFAULT_USER, RegistryProcess, free_port
-
-from core.auth import Credentials
-from core.credentials import KEYRING_SERVICE
-from core.errors import (
+from hoist.core.errors import (
     AccessDenied,
     AuthenticationFailed,
     HoistError,
@@ -27,14 +20,20 @@ from core.errors import (
     NetworkError,
     NotFound,
 )
-from gui.registry_dialog import (
+from hoist.core.registry.auth import Credentials
+from hoist.core.registry.credentials import KEYRING_SERVICE
+from hoist.gui.settings.registry_dialog import (
     INSECURE_WARNING,
     SAVED_PLACEHOLDER,
     ProbeResult,
     RegistryDialog,
     connection_sentence,
 )
-from gui.settings import RegistrySettings
+from hoist.gui.settings.store import RegistrySettings
+from keyring.backend import KeyringBackend
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+from support.registry import DEFAULT_PASSWORD, DEFAULT_USER, RegistryProcess, free_port
 
 TIMEOUT = 60
 

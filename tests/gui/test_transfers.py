@@ -8,21 +8,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QModelIndex, Qt
-from pytestqt.qtbot import QtBot
-
-from core.artifact import SplitOptions
-from core.errors import FileChanged, NetworkError
-from core.journal import TransferJournal
-from core.progress import BlobEvent, BlobState
-from core.queue import TransferItem, TransferQueue
-from core.reference import Reference, parse_reference
-from core.transfer import DownloadPart, Transfer, TransferState, plan_download, plan_file_push
-from core.units import MiB
-from gui import icons
-from gui.icons import STATUS_ICONS
-from gui.main_window import FinishNotifier
-from gui.transfers import (
+from hoist.core.errors import FileChanged, NetworkError
+from hoist.core.oci.reference import Reference, parse_reference
+from hoist.core.progress import BlobEvent, BlobState
+from hoist.core.sources.artifact import SplitOptions
+from hoist.core.transfer.journal import TransferJournal
+from hoist.core.transfer.push import (
+    DownloadPart,
+    Transfer,
+    TransferState,
+    plan_download,
+    plan_file_push,
+)
+from hoist.core.transfer.queue import TransferItem, TransferQueue
+from hoist.core.units import MiB
+from hoist.gui.main_window import FinishNotifier
+from hoist.gui.transfers.transfer_list import (
     FILTERS,
     ITEM_ACTIONS,
     MENU_LAYOUT,
@@ -37,6 +38,10 @@ from gui.transfers import (
     filter_label,
     transfer_actions,
 )
+from hoist.gui.widgets import icons
+from hoist.gui.widgets.icons import STATUS_ICONS
+from PySide6.QtCore import QModelIndex, Qt
+from pytestqt.qtbot import QtBot
 
 TARGET = "127.0.0.1:5999/gui/test:v1"
 
@@ -607,7 +612,7 @@ def test_download_rows_learn_their_files_and_read_as_downloads(
 
 
 def test_open_download_folder_that_is_gone_says_so(queue: TransferQueue, tmp_path: Path) -> None:
-    from gui.main_window import open_folder
+    from hoist.gui.main_window import open_folder
 
     item = TransferItem(plan_download(parse_reference(f"{TARGET}@sha256:{'ab' * 32}"),
                                       tmp_path / "gone"))  # fmt: skip

@@ -13,27 +13,27 @@ from typing import Any
 
 import httpx
 import pytest
+from hoist.core import __version__
+from hoist.core.errors import HoistError
+from hoist.core.oci.reference import parse_reference
+from hoist.core.registry.auth import Credentials
+from hoist.core.registry.demo_registry import DemoRegistry
+from hoist.core.transfer import download
+from hoist.core.transfer.push import TransferState, plan_file_push
+from hoist.core.transfer.queue import TransferItem
+from hoist.core.units import MiB
+from hoist.gui.add.planning import CredentialCache, suggest_repository
+from hoist.gui.add.sheet import AddSheet, split_image_name
+from hoist.gui.app import error_sentence, install_excepthook, shutdown, start
+from hoist.gui.main_window import AppContext, MainWindow, MessageDialog
+from hoist.gui.settings.store import RegistrySettings, Settings, SettingsStore
+from hoist.gui.transfers.transfer_list import Column
 from pushing import get_manifest, push_paths
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 from support.registry import RegistryProcess, free_port
-
-from core import __version__, download
-from core.auth import Credentials
-from core.demo_registry import DemoRegistry
-from core.errors import HoistError
-from core.queue import TransferItem
-from core.reference import parse_reference
-from core.transfer import TransferState, plan_file_push
-from core.units import MiB
-from gui.add_sheet import AddSheet, split_image_name
-from gui.app import error_sentence, install_excepthook, shutdown, start
-from gui.main_window import AppContext, MainWindow, MessageDialog
-from gui.planning import CredentialCache, suggest_repository
-from gui.settings import RegistrySettings, Settings, SettingsStore
-from gui.transfers import Column
 
 OpenWindow = Callable[..., tuple[MainWindow, AppContext]]
 
@@ -167,7 +167,6 @@ def test_drop_file_pushes_to_registry(
 def test_image_push_shows_one_row_per_layer(
     aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
 ) -> None:
-    pytest.importorskip("core.image", reason="core.image (image sources) is not there yet")
     from support.images import write_oci_layout
 
     layout = write_oci_layout(tmp_path / "layout", tag="1.0")
@@ -273,7 +272,7 @@ def test_restart_continues_a_transfer(
             await aio.until(lambda: item.state == TransferState.PAUSED and not item.running, 20)
         ctx.settings.resume_on_start = resume_on_start
         ctx.settings.rate_limit = 0
-        first.close()  # as gui.app.run does when the window closes
+        first.close()  # as hoist.gui.app.run does when the window closes
         await first.aclose()
         await shutdown(ctx)
         return item.id, item.transfer.acknowledged
@@ -580,7 +579,7 @@ def test_settings_dialog_applies_at_once(open_window: OpenWindow, aio: Any) -> N
 
 
 def test_settings_dialog_refuses_a_bad_chunk_size(qtbot: QtBot) -> None:
-    from gui.settings_dialog import SettingsDialog
+    from hoist.gui.settings.dialog import SettingsDialog
 
     dialog = SettingsDialog(Settings())
     qtbot.addWidget(dialog)

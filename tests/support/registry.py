@@ -24,8 +24,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import httpx
-
-from core.demo_registry import free_port, stop_process
+from hoist.core.registry.demo_registry import free_port, stop_process
 
 if TYPE_CHECKING:
     from .tokenserver import TokenServer

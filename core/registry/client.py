@@ -1,0 +1,689 @@
+"""An async client for one registry: the distribution API's operations, one method each.
+
+Each method mirrors one protocol step (ping, HEAD a blob, open an upload, PATCH a chunk, ...);
+policy (chunking, retries, resume) lives in `upload.py`. Every error response becomes a typed
+`RegistryError` after reading at most 64 KiB of its body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import json
+import socket
+import ssl
+import threading
+import time
+import urllib.request
+from collections.abc import AsyncIterable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from hoist.core import __version__
+from hoist.core.errors import (
+    MAX_ERROR_BODY,
+    HoistError,
+    NetworkError,
+    NotFound,
+    RegistryError,
+    error_from_response,
+)
+from hoist.core.oci.digest import SequentialHasher
+from hoist.core.oci.reference import is_loopback_host
+from hoist.core.registry.auth import Credentials, RegistryAuth
+from hoist.core.registry.filebody import BodyAborted, FileBodySender, RawResponse
+from hoist.core.sources.content import FileRange, Throttle, stream_range
+
+USER_AGENT = f"hoist/{__version__}"
+#: Manifests are small (registries accept at least 4 MB); refuse to read more than this.
+MAX_MANIFEST = 8 * 1024 * 1024
+#: Lists of repositories or tags, one page: generous but bounded.
+MAX_LIST_PAGE = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TLSOptions:
+    """Per-registry TLS choices: verification is on unless the user opted out for this host."""
+
+    ca_bundle: Path | None = None
+    insecure: bool = False
+
+    def verify(self) -> ssl.SSLContext | bool:
+        """The SSL context for these choices, built once per process: loading the CA store
+        costs tens of milliseconds, and every client (API, token realm, file bodies) needs it."""
+        return _ssl_context(self.ca_bundle, self.insecure)
+
+
+@functools.lru_cache(maxsize=16)
+def _ssl_context(ca_bundle: Path | None, insecure: bool) -> ssl.SSLContext | bool:
+    if insecure:
+        return False
+    if ca_bundle is not None:
+        return ssl.create_default_context(cafile=str(ca_bundle))
+    return ssl.create_default_context()
+
+
+@dataclass(frozen=True)
+class UploadStatus:
+    """Where an upload session stands: its newest Location and how many bytes it holds.
+
+    `offset` is the count of bytes the registry acknowledged (the end of `Range: 0-N` plus one,
+    except for `0-0` before any byte, which is ambiguous: Hoist never sends a 1-byte first chunk).
+    """
+
+    location: str
+    offset: int
+    min_chunk: int = 0
+    known: bool = True  # False: the registry sent no usable `Range` (missing or junk)
+
+
+@dataclass
+class FileBody:
+    """A request body that is bytes of a blob's file, hashed as it is sent.
+
+    `on_block(n)` runs on the event loop after each block; `throttle(n)` is awaited before it.
+    """
+
+    source: FileRange
+    hasher: SequentialHasher
+    on_block: Callable[[int], None] | None = None
+    throttle: Throttle | None = None
+
+
+def _proxied(base: httpx.URL) -> bool:
+    """Whether the environment routes this registry through an HTTP proxy (httpx honours it;
+    the direct file-body path doesn't speak to proxies, so it stands aside)."""
+    proxies = urllib.request.getproxies()
+    if not any(proxies.get(k) for k in (base.scheme, "all")):
+        return False
+    return not urllib.request.proxy_bypass(base.netloc.decode("ascii"))
+
+
+@dataclass(frozen=True)
+class ManifestData:
+    data: bytes
+    media_type: str
+    digest: str
+
+
+class Pacer:
+    """Spaces requests to one host after it said 429, then relaxes as requests succeed.
+
+    A push of many small chunks can trip a registry's secondary rate limit (GHCR); rather than
+    retrying at full speed, every request to the host waits `interval`, which doubles on each
+    429 (up to 5 s) and shrinks by 10 % on each success.
+    """
+
+    def __init__(self) -> None:
+        self.interval = 0.0
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        if self.interval <= 0:
+            return
+        now = time.monotonic()
+        delay = self._next - now
+        self._next = max(now, self._next) + self.interval
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def slow_down(self) -> None:
+        self.interval = min(5.0, max(0.05, self.interval * 2))
+
+    def relax(self) -> None:
+        if self.interval:
+            self.interval = self.interval * 0.9 if self.interval > 0.01 else 0.0
+
+
+@dataclass
+class RegistryClient:
+    """Talks to one registry host.
+
+    Args:
+        host: `ghcr.io`, `localhost:5000`...
+        credentials: None for anonymous access (or until `credentials_lookup` finds some).
+        credentials_lookup: finds credentials when the registry first asks (see RegistryAuth).
+        plain_http: True forces http://; None picks https, or http for a loopback registry
+            that does not answer TLS (as docker does).
+        transport: an httpx transport to use instead of the network (tests' scripted fakes).
+    """
+
+    host: str
+    credentials: Credentials | None = None
+    plain_http: bool | None = None
+    credentials_lookup: Callable[[], Credentials | None] | None = None
+    tls: TLSOptions = field(default_factory=TLSOptions)
+    transport: httpx.AsyncBaseTransport | None = None
+    timeout: float = 60.0
+    _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
+    _token_client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
+    _base: httpx.URL | None = field(default=None, init=False, repr=False)
+    auth: RegistryAuth | None = field(default=None, init=False, repr=False)
+    pacer: Pacer = field(default_factory=Pacer, init=False, repr=False)
+    _sender: FileBodySender | None = field(default=None, init=False, repr=False)
+    _connect_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+
+    async def __aenter__(self) -> RegistryClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        for client in (self._client, self._token_client):
+            if client is not None:
+                await client.aclose()
+        self._client = self._token_client = None
+        if self._sender is not None:
+            self._sender.close()
+            self._sender = None
+
+    # -- connection -------------------------------------------------------------------------
+
+    def _make_clients(self, scheme: str) -> httpx.AsyncClient:
+        timeout = httpx.Timeout(self.timeout, connect=15.0)
+        verify = self.tls.verify()
+        common: dict[str, object] = {
+            "timeout": timeout,
+            "headers": {"User-Agent": USER_AGENT},
+            "verify": verify,
+        }
+        if self.transport is not None:
+            common["transport"] = self.transport
+        self._token_client = httpx.AsyncClient(follow_redirects=True, **common)  # type: ignore[arg-type]
+        base = httpx.URL(f"{scheme}://{self.host}")
+        port = base.port or (443 if scheme == "https" else 80)
+        assert base.host
+        self.auth = RegistryAuth(
+            (base.host, port), self.credentials, token_client=self._token_client,
+            lookup=self.credentials_lookup,
+        )  # fmt: skip
+        client = httpx.AsyncClient(auth=self.auth, **common)  # type: ignore[arg-type]
+        self._base = base
+        if self._sender is not None:
+            self._sender.close()
+        self._sender = None
+        if self.transport is None and not _proxied(base):
+            self._sender = FileBodySender(verify, self.timeout, USER_AGENT)
+        return client
+
+    async def _ensure(self) -> httpx.AsyncClient:
+        if self._client is not None:
+            return self._client
+        async with self._connect_lock:  # two first requests at once must not both connect
+            if self._client is None:
+                self._client = await self._connect()
+            return self._client
+
+    async def _connect(self) -> httpx.AsyncClient:
+        # Clients are built in a worker thread: loading the CA store for an SSL context takes
+        # tens of milliseconds, enough to stall a window's event loop.
+        if self.plain_http or (self.plain_http is None and is_loopback_host(self.host)):
+            client = await asyncio.to_thread(self._make_clients, "http")
+            if not self.plain_http and await self._speaks_tls_only(client):
+                await client.aclose()
+                assert self._token_client is not None
+                await self._token_client.aclose()
+                client = await asyncio.to_thread(self._make_clients, "https")
+        else:
+            client = await asyncio.to_thread(self._make_clients, "https")
+        return client
+
+    async def _speaks_tls_only(self, client: httpx.AsyncClient) -> bool:
+        """For a loopback registry: does it answer plain HTTP? (docker also allows plain HTTP
+        there). Go's TLS server answers a plain request at once with `400 ... HTTP request to an
+        HTTPS server`; a closed connection also means TLS."""
+        try:
+            response = await client.get(self.url("/v2/"), auth=None)
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            return True
+        except httpx.TransportError:
+            return False  # down, or refusing: the real request will say so
+        return response.status_code == 400 and b"HTTPS" in response.content
+
+    @property
+    def base_url(self) -> httpx.URL:
+        if self._base is None:
+            raise RuntimeError("not connected yet")
+        return self._base
+
+    def url(self, path: str) -> httpx.URL:
+        assert self._base is not None
+        return self._base.join(path)
+
+    def resolve(self, location: str, against: httpx.URL | None = None) -> str:
+        """Resolve a Location (absolute or relative) and refuse anything but http(s)."""
+        resolved = (against or self.base_url).join(location)
+        if resolved.scheme not in ("http", "https") or not resolved.host:
+            raise RegistryError(
+                f"the registry gave an unusable upload location {location[:100]!r}",
+                status=0,
+                hint="The registry or a proxy in front of it is misbehaving",
+            )
+        return str(resolved)
+
+    async def request(
+        self,
+        method: str,
+        url: str | httpx.URL,
+        *,
+        headers: dict[str, str] | None = None,
+        content: bytes | AsyncIterable[bytes] | None = None,
+        params: dict[str, str] | None = None,
+        what: str = "",
+        ok: tuple[int, ...] = (200, 201, 202, 204),
+        follow_redirects: bool = False,
+    ) -> httpx.Response:
+        """Send one request; return the response (body unread) or raise a typed error.
+
+        The caller reads or closes the response. Error bodies are read up to 64 KiB.
+        """
+        client = await self._ensure()
+        if isinstance(url, str) and url.startswith("/"):
+            url = self.url(url)
+        req = client.build_request(method, url, headers=headers, content=content, params=params)
+        await self.pacer.wait()
+        try:
+            response = await client.send(req, stream=True, follow_redirects=follow_redirects)
+        except httpx.TimeoutException as exc:
+            raise NetworkError(f"{what or method}: {self.host} did not answer in time") from exc
+        except httpx.TransportError as exc:
+            raise NetworkError(
+                f"{what or method}: connection to {self.host} failed ({exc})"
+            ) from exc
+        except HoistError:
+            raise
+        if response.status_code in ok:
+            self.pacer.relax()
+            return response
+        if response.status_code == 429:
+            self.pacer.slow_down()
+        body = await read_capped(response, MAX_ERROR_BODY)
+        raise error_from_response(response, body, what=what)
+
+    # -- simple operations ------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        """GET /v2/: reachable, speaks the API, and (with credentials) accepts them."""
+        response = await self.request("GET", "/v2/", what="ping")
+        await drain(response)
+        if self.auth is not None and self.auth.scheme == "bearer" and self.auth.credentials:
+            # The challenge only told us where tokens come from: check the credentials there.
+            await self.auth.token_for([], force=True)
+
+    async def blob_size(self, repository: str, digest: str) -> int | None:
+        """The blob's size when the registry has it (HEAD), else None."""
+        try:
+            response = await self.request(
+                "HEAD",
+                f"/v2/{repository}/blobs/{digest}",
+                what="check blob",
+                ok=(200,),
+                follow_redirects=True,
+            )
+        except NotFound:
+            return None
+        await drain(response)
+        return int(response.headers.get("Content-Length", "0"))
+
+    async def start_upload(
+        self, repository: str, *, mount: str | None = None, from_repo: str | None = None
+    ) -> UploadStatus | None:
+        """POST an upload session. Returns None when a cross-repository mount succeeded."""
+        params = {"mount": mount, "from": from_repo} if mount and from_repo else None
+        response = await self.request(
+            "POST",
+            f"/v2/{repository}/blobs/uploads/",
+            headers={"Content-Length": "0"},
+            params=params,
+            what="start upload",
+            ok=(201, 202),
+        )
+        await drain(response)
+        if response.status_code == 201 and params:
+            return None
+        return UploadStatus(
+            location=self._location(response),
+            offset=0,
+            min_chunk=int(response.headers.get("OCI-Chunk-Min-Length", "0") or 0),
+        )
+
+    def _location(self, response: httpx.Response) -> str:
+        location = response.headers.get("Location")
+        if not location:
+            raise RegistryError(
+                f"{response.request.method} answered {response.status_code} without a Location",
+                status=response.status_code,
+            )
+        return self.resolve(location, response.request.url)
+
+    def _status_from(self, response: httpx.Response, fallback_location: str) -> UploadStatus:
+        """Read `Location` and `Range` from an upload response (PATCH, GET)."""
+        location = (
+            self._location(response) if response.headers.get("Location") else fallback_location
+        )
+        value = response.headers.get("Range")
+        offset = parse_range_end(value)
+        known = value is not None and (offset > 0 or value.strip().removeprefix("bytes=") == "0-0")
+        return UploadStatus(location, offset, known=known)
+
+    async def upload_status(self, location: str) -> UploadStatus:
+        """GET the upload URL: where the registry stands (204, `Range: 0-N`)."""
+        response = await self.request("GET", location, what="upload status", ok=(200, 204))
+        await drain(response)
+        return self._status_from(response, location)
+
+    async def send_chunk(
+        self, location: str, body: FileBody, start: int, length: int
+    ) -> UploadStatus:
+        """PATCH bytes [start, start+length) to the session. 202 (201 from ECR) → new status."""
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Range": f"{start}-{start + length - 1}",
+            # Always sent: httpx would stream a generator body chunked otherwise, and
+            # distribution only checks Content-Range when Content-Length is present.
+            "Content-Length": str(length),
+        }
+        response = await self.send_file_body(
+            "PATCH", httpx.URL(location), headers, body, start, start + length,
+            what="upload chunk", ok=(201, 202, 204),  # ECR answers a PATCH with 201
+        )  # fmt: skip
+        return self._status_from(response, location)
+
+    async def finish_upload(
+        self,
+        location: str,
+        digest: str,
+        body: FileBody | bytes | None = None,
+        length: int = 0,
+    ) -> str:
+        """PUT ?digest= to commit the blob (with all its bytes as body, or none)."""
+        url = httpx.URL(location).copy_merge_params({"digest": digest})
+        headers = {"Content-Length": str(length), "Content-Type": "application/octet-stream"}
+        if isinstance(body, FileBody) and length:
+            response = await self.send_file_body(
+                "PUT", url, headers, body, 0, length, what="commit blob", ok=(201, 204)
+            )
+        else:
+            response = await self.request(
+                "PUT", url, headers=headers, content=body if isinstance(body, bytes) else b"",
+                what="commit blob", ok=(201, 204),
+            )  # fmt: skip
+            await drain(response)
+        return str(response.headers.get("Docker-Content-Digest", digest))
+
+    async def send_file_body(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: dict[str, str],
+        body: FileBody,
+        start: int,
+        end: int,
+        *,
+        what: str,
+        ok: tuple[int, ...],
+    ) -> httpx.Response:
+        """Send a request whose body is bytes [start, end) of a blob's file.
+
+        The direct path (see filebody.py) when the client talks to the network itself; httpx
+        with a streamed body through a proxy or a scripted transport. Either way the response
+        comes back as an httpx.Response with its (small) body read, or as a typed error.
+        """
+        client = await self._ensure()
+        if self._sender is None:
+            stream = stream_range(
+                body.source, start, end, body.hasher, on_block=body.on_block,
+                throttle=body.throttle,
+            )  # fmt: skip
+            try:
+                response = await self.request(
+                    method, url, headers=headers, content=stream, what=what, ok=ok
+                )
+                await response.aread()
+            finally:
+                await stream.aclose()
+            return response
+        request = client.build_request(method, url, headers=headers)
+        if self.auth is not None:
+            header = await self.auth.authorization(request)
+            if header:
+                headers = {**headers, "Authorization": header}
+        await self.pacer.wait()
+        raw = await self._run_sender(method, url, headers, body, start, end)
+        response = httpx.Response(
+            raw.status, headers=raw.headers, content=raw.body, request=request
+        )
+        if raw.status in ok:
+            self.pacer.relax()
+            return response
+        if raw.status == 429:
+            self.pacer.slow_down()
+        if raw.status == 401 and self.auth is not None:
+            await self.auth.on_unauthorized(request, response.headers)
+        raise error_from_response(response, raw.body, what=what)
+
+    async def _run_sender(
+        self, method: str, url: httpx.URL, headers: dict[str, str], body: FileBody, start: int,
+        end: int,
+    ) -> RawResponse:  # fmt: skip
+        """Run the blocking sender in a worker thread; progress and rate limiting hop back to
+        the event loop; cancelling (pause now, Ctrl-C) shuts the socket so the thread stops."""
+        assert self._sender is not None
+        loop = asyncio.get_running_loop()
+        abort = threading.Event()
+        sockets: list[socket.socket] = []
+
+        def on_block(n: int) -> None:
+            if body.on_block is not None:
+                loop.call_soon_threadsafe(body.on_block, n)
+
+        async def take(n: int) -> None:
+            assert body.throttle is not None
+            await body.throttle(n)
+
+        def throttle(n: int) -> None:
+            future = asyncio.run_coroutine_threadsafe(take(n), loop)
+            while True:
+                try:
+                    future.result(timeout=0.5)
+                    return
+                except concurrent.futures.TimeoutError:
+                    if abort.is_set():
+                        future.cancel()
+                        raise BodyAborted() from None
+
+        job = loop.run_in_executor(
+            None,
+            functools.partial(
+                self._sender.send, method, url, headers, body.source, start, end, body.hasher,
+                on_block=on_block, throttle=throttle if body.throttle else None, abort=abort,
+                on_socket=sockets.append,
+            ),
+        )  # fmt: skip
+        try:
+            return await asyncio.shield(job)
+        except asyncio.CancelledError:
+            abort.set()
+            for sock in sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            # The worker ends with BodyAborted (or the error the shut socket gave it): that is
+            # the expected end of a cancelled send, retrieved here so it is never reported.
+            job.add_done_callback(lambda f: f.cancelled() or f.exception())
+            with contextlib.suppress(BaseException):
+                await asyncio.wait([job], timeout=30)
+            raise
+
+    async def cancel_upload(self, location: str) -> None:
+        """DELETE the session (only for uploads the user cancels: never for ones to resume)."""
+        response = await self.request("DELETE", location, what="cancel upload", ok=(200, 202, 204))
+        await drain(response)
+
+    async def put_manifest(
+        self, repository: str, reference: str, data: bytes, media_type: str
+    ) -> str:
+        response = await self.request(
+            "PUT",
+            f"/v2/{repository}/manifests/{reference}",
+            headers={"Content-Type": media_type},
+            content=data,
+            what="push manifest",
+            ok=(200, 201, 202),
+        )
+        await drain(response)
+        from hoist.core.oci.digest import sha256_bytes
+
+        return response.headers.get("Docker-Content-Digest") or sha256_bytes(data)
+
+    async def get_manifest(
+        self, repository: str, reference: str, accept: tuple[str, ...] = ()
+    ) -> ManifestData:
+        from hoist.core.oci.digest import sha256_bytes
+        from hoist.core.oci.manifest import ACCEPT_ALL
+
+        response = await self.request(
+            "GET",
+            f"/v2/{repository}/manifests/{reference}",
+            headers={"Accept": ", ".join(accept or ACCEPT_ALL)},
+            what="get manifest",
+            ok=(200,),
+        )
+        data = await read_capped(response, MAX_MANIFEST, strict=True)
+        return ManifestData(
+            data,
+            response.headers.get("Content-Type", "").split(";")[0].strip(),
+            sha256_bytes(data),
+        )
+
+    async def head_manifest(self, repository: str, reference: str) -> str | None:
+        """The manifest's digest when the reference exists, else None."""
+        from hoist.core.oci.manifest import ACCEPT_ALL
+
+        try:
+            response = await self.request(
+                "HEAD",
+                f"/v2/{repository}/manifests/{reference}",
+                headers={"Accept": ", ".join(ACCEPT_ALL)},
+                what="check manifest",
+                ok=(200,),
+            )
+        except NotFound:
+            return None
+        await drain(response)
+        return str(response.headers.get("Docker-Content-Digest", ""))
+
+    async def delete_manifest(self, repository: str, digest: str) -> None:
+        response = await self.request(
+            "DELETE", f"/v2/{repository}/manifests/{digest}", what="delete", ok=(200, 202, 204)
+        )
+        await drain(response)
+
+    async def get_json(self, url: str | httpx.URL, *, what: str) -> tuple[object, httpx.Response]:
+        response = await self.request("GET", url, what=what, ok=(200,))
+        data = await read_capped(response, MAX_LIST_PAGE, strict=True)
+        try:
+            return json.loads(data), response
+        except ValueError as exc:
+            raise RegistryError(
+                f"{what}: the registry answered something that is not JSON",
+                status=response.status_code,
+            ) from exc
+
+    async def stream_blob(
+        self, repository: str, digest: str, *, start: int = 0
+    ) -> tuple[httpx.Response, int]:
+        """GET a blob (following redirects to object storage, without credentials there).
+
+        Returns the open response and the offset its body starts at (a registry may ignore
+        `Range` and send from 0).
+        """
+        headers = {"Range": f"bytes={start}-"} if start else {}
+        response = await self.request(
+            "GET",
+            f"/v2/{repository}/blobs/{digest}",
+            headers=headers,
+            what="download blob",
+            ok=(200, 206),
+            follow_redirects=True,
+        )
+        begins = start if response.status_code == 206 else 0
+        return response, begins
+
+
+def parse_range_end(value: str | None) -> int:
+    """Bytes held, from a `Range: 0-N` header (also `bytes=0-N`). Missing or junk → 0."""
+    if not value:
+        return 0
+    value = value.strip()
+    if value.startswith("bytes="):
+        value = value[6:]
+    first, sep, last = value.partition("-")
+    try:
+        if not sep or int(first) != 0:
+            return 0
+        end = int(last)
+    except ValueError:
+        return 0
+    return end + 1 if end > 0 else 0
+
+
+async def drain(response: httpx.Response) -> None:
+    """Finish with a response whose body doesn't matter (the empty or tiny body of a 202, 201,
+    204): read it, so that httpx keeps the connection for the next request. Closing an unread
+    response drops the connection, and each request to an HTTPS registry then pays a new TCP
+    and TLS handshake. A large body is not worth reading: that connection is dropped."""
+    try:
+        no_body = response.request.method == "HEAD"
+        if no_body or int(response.headers.get("Content-Length") or 0) <= MAX_ERROR_BODY:
+            await response.aread()
+    except (httpx.HTTPError, ValueError):
+        pass  # the request succeeded; only the connection's reuse is lost
+    finally:
+        await response.aclose()
+
+
+async def read_capped(response: httpx.Response, limit: int, *, strict: bool = False) -> bytes:
+    """Read at most `limit` bytes of a body and close it.
+
+    `strict` (manifests, lists) raises when the body is longer than `limit` instead of cutting
+    it, which would turn "too large" into a confusing "not valid JSON".
+    """
+    parts: list[bytes] = []
+    total = 0
+    try:
+        async for part in response.aiter_bytes():
+            parts.append(part)
+            total += len(part)
+            if total > limit:
+                if strict:
+                    raise RegistryError(
+                        f"the registry's answer is larger than {limit} bytes",
+                        status=response.status_code,
+                        hint="Hoist refuses oversized manifests and lists",
+                    )
+                break
+    except httpx.TransportError as exc:
+        raise NetworkError("the connection broke while reading the registry's answer") from exc
+    finally:
+        await response.aclose()
+    return b"".join(parts)[:limit]
+
+
+def next_link(header: str | None, against: httpx.URL) -> httpx.URL | None:
+    """The `rel="next"` target of a Link header, resolved against the request URL."""
+    if not header:
+        return None
+    for part in header.split(","):
+        target, _, params = part.partition(";")
+        target = target.strip()
+        if (
+            target.startswith("<")
+            and target.endswith(">")
+            and 'rel="next"' in params.replace(" ", "").replace("rel=next", 'rel="next"')
+        ):
+            return against.join(target[1:-1])
+    return None

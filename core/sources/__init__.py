@@ -1,0 +1,5 @@
+"""Where a push's bytes come from: files, folders (artifacts), OCI layouts and docker archives.
+
+Each source is read in place as byte ranges of local files (`content.FileRange`), never copied
+or extracted; this layer knows nothing of registries or of how a transfer is journaled.
+"""

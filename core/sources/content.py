@@ -1,0 +1,130 @@
+"""Where a blob's bytes come from: a byte range of a local file.
+
+Plain files, split-mode parts, and layers inside a `docker save` tarball or an OCI layout are all
+byte ranges of some file, so one streaming reader serves them all, and a resume needs nothing but
+the path, the offset and the length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from hoist.core.errors import FileChanged, SourceError
+from hoist.core.oci.digest import READ_BLOCK, SequentialHasher
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """What tells us a file is still the one we began uploading (as tus fingerprints uploads)."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: Path) -> FileIdentity:
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise SourceError(f"can't read {path}: {exc.strerror}") from exc
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino)
+
+    def to_json(self) -> dict[str, int]:
+        return {"size": self.size, "mtime_ns": self.mtime_ns, "inode": self.inode}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, int]) -> FileIdentity:
+        return cls(int(doc["size"]), int(doc["mtime_ns"]), int(doc["inode"]))
+
+
+@dataclass(frozen=True)
+class FileRange:
+    """`length` bytes of the file at `path` from `offset`."""
+
+    path: Path
+    offset: int
+    length: int
+
+    @classmethod
+    def whole(cls, path: Path) -> FileRange:
+        return cls(path, 0, FileIdentity.of(path).size)
+
+    def check_unchanged(self, identity: FileIdentity) -> None:
+        """Raise FileChanged when the file is not the one `identity` describes."""
+        now = FileIdentity.of(self.path)
+        if now.size != identity.size:
+            raise FileChanged(f"{self.path} changed size ({identity.size} → {now.size} bytes)")
+        if now.mtime_ns != identity.mtime_ns or now.inode != identity.inode:
+            raise FileChanged(f"{self.path} was modified since the upload began")
+
+    def to_json(self) -> dict[str, object]:
+        return {"path": str(self.path), "offset": self.offset, "length": self.length}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, object]) -> FileRange:
+        return cls(Path(str(doc["path"])), int(str(doc["offset"])), int(str(doc["length"])))
+
+
+Throttle = Callable[[int], Awaitable[None]]
+
+
+async def stream_range(
+    source: FileRange,
+    start: int,
+    end: int,
+    hasher: SequentialHasher,
+    *,
+    on_block: Callable[[int], None] | None = None,
+    throttle: Throttle | None = None,
+    block: int = READ_BLOCK,
+) -> AsyncGenerator[bytes, None]:
+    """Yield the blob's bytes [start, end) read from disk, hashing them on the way.
+
+    Reading and hashing run in a worker thread (hashlib releases the GIL), one block ahead of
+    the network, so the event loop never waits on the disk or on sha256. Memory is two blocks,
+    whatever the chunk or file size. Bytes the hasher has already seen (a re-sent chunk) are
+    read again but not hashed again.
+    """
+    fd = await asyncio.to_thread(os.open, source.path, os.O_RDONLY)
+    pending: asyncio.Future[bytes] | None = None
+
+    def read(pos: int) -> bytes:
+        n = min(block, end - pos)
+        data = os.pread(fd, n, source.offset + pos)
+        if len(data) != n:
+            raise FileChanged(f"{source.path} is shorter than when the upload began")
+        hasher.update(pos, data)
+        return data
+
+    try:
+        pos = start
+        if pos < end:
+            pending = asyncio.ensure_future(asyncio.to_thread(read, pos))
+        while pending is not None:
+            data = await pending
+            pos += len(data)
+            pending = asyncio.ensure_future(asyncio.to_thread(read, pos)) if pos < end else None
+            if throttle is not None:
+                await throttle(len(data))
+            yield data
+            if on_block is not None:
+                on_block(len(data))
+    finally:
+        # A read may still run in its thread: the descriptor is closed only once it is done, so
+        # the number can't be reused under it (a read of another file would poison the hash).
+        if pending is not None and not pending.done():
+
+            def close_when_read(f: asyncio.Future[bytes]) -> None:
+                if not f.cancelled():
+                    f.exception()  # retrieved: the generator is gone
+                os.close(fd)
+
+            pending.add_done_callback(close_when_read)
+        else:
+            if pending is not None and not pending.cancelled():
+                pending.exception()  # retrieved: nobody else will
+            os.close(fd)

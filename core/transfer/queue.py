@@ -1,0 +1,471 @@
+"""The transfer queue: many transfers, a few at a time, each pausable, resumable, cancellable.
+
+Pushes and downloads share it: a download is a Transfer of kind "download" run by
+`hoist.core.transfer.download.DownloadRun`, shown, paused, resumed and journaled like a push.
+
+Items are plain objects holding a Transfer and what was last heard of each of its blobs; the
+queue runs them (at most `max_active` at once), shares one RegistryClient per registry (so
+tokens and connections are reused) and one bandwidth limiter, and tells listeners when an item
+was added, changed or removed. It knows nothing of Qt: the window's model listens and throttles
+its repaints (qutebrowser's downloads: item → manager → model → view).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hoist.core.bandwidth import BandwidthLimiter
+from hoist.core.errors import HoistError, SourceError
+from hoist.core.progress import BlobEvent, BlobState, Event, RateEstimator, TransferEvent
+from hoist.core.registry.auth import Credentials
+from hoist.core.registry.client import RegistryClient
+from hoist.core.transfer.journal import TransferJournal
+from hoist.core.transfer.push import (
+    Transfer,
+    TransferState,
+    discard_work,
+    open_run,
+    restart_changed_blobs,
+)
+from hoist.core.transfer.upload import TransferPaused, UploadSettings
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[str, "TransferItem"], None]  # ("added" | "changed" | "removed", item)
+
+
+@dataclass
+class TransferItem:
+    """One transfer as the queue (and the window) sees it."""
+
+    transfer: Transfer
+    blobs: dict[str, BlobEvent] = field(default_factory=dict)
+    message: str = ""
+    retry_in: float | None = None
+    finalizing_since: float | None = None
+    task: asyncio.Task[None] | None = None
+    pause_event: asyncio.Event = field(default_factory=asyncio.Event)
+    save_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    saves_asked: int = 0
+    saves_done: int = 0
+    rate_estimator: RateEstimator = field(default_factory=RateEstimator)
+    cancelling: asyncio.Future[None] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.transfer.id
+
+    @property
+    def state(self) -> TransferState:
+        return self.transfer.state
+
+    @property
+    def total(self) -> int:
+        return self.transfer.total
+
+    @property
+    def acknowledged(self) -> int:
+        live = {name: e.acknowledged for name, e in self.blobs.items()}
+        pushed = sum(
+            b.size if b.finished else max(b.acknowledged, live.get(b.name, 0))
+            for b in self.transfer.blobs
+        )
+        # A download's parts follow its events as they come (a re-hash may lower them).
+        downloaded = sum(p.size if p.finished else p.received for p in self.transfer.parts)
+        return pushed + downloaded
+
+    @property
+    def rate(self) -> float | None:
+        return self.rate_estimator.rate()
+
+    @property
+    def eta(self) -> float | None:
+        return self.rate_estimator.eta(self.total - self.acknowledged)
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+    def status_text(self) -> str:
+        """The state column: "uploading", "waiting for network, retry in 8 s", "failed: ..."."""
+        state = self.transfer.state
+        if state == TransferState.FAILED:
+            return f"failed: {self.transfer.error}" if self.transfer.error else "failed"
+        if state != TransferState.RUNNING:
+            return state.value
+        waiting = [e for e in self.blobs.values() if e.state == BlobState.WAITING]
+        if waiting:
+            e = waiting[0]
+            reason = e.message or "waiting"
+            return f"{reason}, retry in {int(e.retry_in or 0)} s"
+        download = self.transfer.is_download
+        if any(e.state == BlobState.HASHING for e in self.blobs.values()):
+            return "checking the part already " + ("downloaded" if download else "uploaded")
+        if download:
+            return "reading the manifest" if not self.transfer.parts else "downloading"
+        if (
+            self.blobs
+            and all(
+                e.state
+                in (BlobState.FINALIZING, BlobState.DONE, BlobState.EXISTS, BlobState.MOUNTED)
+                for e in self.blobs.values()
+            )
+            and any(e.state == BlobState.FINALIZING for e in self.blobs.values())
+        ):
+            return "finalizing"
+        resent = sum(e.resent for e in self.blobs.values())
+        return f"uploading (re-sent {resent} bytes)" if resent else "uploading"
+
+
+class TransferQueue:
+    """Runs transfers from a journal.
+
+    Args:
+        journal: where transfers are kept across restarts.
+        settings: a factory for each transfer's UploadSettings (chunk size, retry policy).
+        credentials: looks up credentials for a registry host; called when a client is made, so
+            it must not block (the window passes a cache it fills in worker threads).
+        max_active: transfers uploading at once.
+        client_factory: makes the client for a transfer's registry (the window's registry
+            settings: TLS choices, credentials); by default a plain one from `credentials`.
+    """
+
+    def __init__(
+        self,
+        journal: TransferJournal,
+        *,
+        settings: Callable[[], UploadSettings] = UploadSettings,
+        credentials: Callable[[str], Credentials | None] | None = None,
+        max_active: int = 2,
+        limiter: BandwidthLimiter | None = None,
+        client_factory: Callable[[Transfer], RegistryClient] | None = None,
+    ) -> None:
+        self.journal = journal
+        self.settings_factory = settings
+        self.credentials = credentials
+        self._max_active = max_active
+        self.limiter = limiter or BandwidthLimiter()
+        self.client_factory = client_factory
+        self.items: list[TransferItem] = []
+        self.listeners: list[Listener] = []
+        self._clients: dict[tuple[str, bool | None], RegistryClient] = {}
+        self._closing = False
+        self._writes: set[asyncio.Task[None]] = set()
+
+    # -- listeners ----------------------------------------------------------------------------
+
+    def _notify(self, kind: str, item: TransferItem) -> None:
+        for listener in list(self.listeners):
+            listener(kind, item)
+
+    def get(self, transfer_id: str) -> TransferItem:
+        for item in self.items:
+            if item.id == transfer_id:
+                return item
+        raise KeyError(transfer_id)
+
+    # -- settings -----------------------------------------------------------------------------
+
+    @property
+    def max_active(self) -> int:
+        return self._max_active
+
+    @max_active.setter
+    def max_active(self, value: int) -> None:
+        self._max_active = max(1, value)
+        self._schedule()
+
+    # -- adding -------------------------------------------------------------------------------
+
+    def add(self, transfer: Transfer, *, start: bool = True) -> TransferItem:
+        item = TransferItem(transfer)
+        if not start and transfer.state in (TransferState.QUEUED, TransferState.RUNNING):
+            transfer.state = TransferState.PAUSED
+        elif start and transfer.state != TransferState.DONE:
+            transfer.state = TransferState.QUEUED
+        self.items.append(item)
+        self._save(item)
+        self._notify("added", item)
+        self._schedule()
+        return item
+
+    def load_journal(self, *, resume: bool = False) -> list[str]:
+        """Add every transfer of an earlier run: paused, or queued when `resume`.
+
+        Returns the sentences of journal entries that could not be read (never hidden).
+        """
+        problems = []
+        known = {item.id for item in self.items}
+        for transfer_id, entry in self.journal.entries():
+            if transfer_id in known:
+                continue
+            if isinstance(entry, HoistError):
+                problems.append(f"{transfer_id}: {entry.sentence()}")
+                continue
+            transfer = Transfer.from_json(entry)
+            item = TransferItem(transfer)
+            if transfer.state in (TransferState.RUNNING, TransferState.QUEUED):
+                transfer.state = TransferState.QUEUED if resume else TransferState.PAUSED
+            self.items.append(item)
+            self._notify("added", item)
+        self._schedule()
+        return problems
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def pause(self, transfer_id: str, *, now: bool = False) -> None:
+        """Stop at the next chunk boundary (or at once with `now`); the state is kept."""
+        item = self.get(transfer_id)
+        if item.running:
+            item.pause_event.set()
+            if now and item.task is not None:
+                item.task.cancel()
+        elif item.state == TransferState.QUEUED:
+            item.transfer.state = TransferState.PAUSED
+            self._save(item)
+        self._notify("changed", item)
+
+    def resume(self, transfer_id: str) -> None:
+        item = self.get(transfer_id)
+        if item.state in (TransferState.PAUSED, TransferState.FAILED):
+            item.transfer.state = TransferState.QUEUED
+            item.transfer.error = ""
+            item.pause_event.clear()
+            self._save(item)
+            self._notify("changed", item)
+            self._schedule()
+
+    def retry(self, transfer_id: str) -> list[str]:
+        """Resume a failed transfer; blobs whose file changed start again with the new content
+        (what the FileChanged sentence promises). Returns the blobs restarted."""
+        item = self.get(transfer_id)
+        restarted: list[str] = []
+        if item.state == TransferState.FAILED:
+            try:
+                restarted = restart_changed_blobs(item.transfer)
+            except HoistError as exc:
+                item.transfer.error = exc.sentence()
+                self._save(item)
+                self._notify("changed", item)
+                return []
+        self.resume(transfer_id)
+        return restarted
+
+    def pause_all(self) -> None:
+        for item in self.items:
+            if item.state in (TransferState.RUNNING, TransferState.QUEUED):
+                self.pause(item.id)
+
+    def resume_all(self) -> None:
+        for item in self.items:
+            if item.state == TransferState.PAUSED:
+                self.resume(item.id)
+
+    async def cancel(self, transfer_id: str) -> None:
+        """Stop the transfer, DELETE its open upload sessions (or a download's partial files),
+        and forget it. Cancelling again while that runs waits for the same cancel.
+
+        Raises SourceError when some of a download's files could not be deleted (the transfer
+        is forgotten all the same).
+        """
+        item = self.get(transfer_id)
+        if item.cancelling is None:
+            item.cancelling = asyncio.ensure_future(self._cancel(item))
+        await asyncio.shield(item.cancelling)
+
+    async def _cancel(self, item: TransferItem) -> None:
+        transfer_id = item.id
+        if item.task is not None and not item.task.done():
+            item.task.cancel()
+            try:
+                await item.task
+            except (asyncio.CancelledError, Exception):
+                pass
+        discarded = await discard_work(item.transfer, self._client(item.transfer))
+        if discarded.sessions:
+            log.info("cancel %s: %s", transfer_id, "; ".join(discarded.sessions))
+        item.transfer.state = TransferState.CANCELLED
+        self.remove(transfer_id)
+        if discarded.files:
+            raise SourceError(
+                f"cancelled, but {'; '.join(discarded.files)}",
+                hint="Delete those files yourself once the disk allows it",
+            )
+
+    def remove(self, transfer_id: str) -> None:
+        """Forget a transfer that is not running (its journal entry goes too)."""
+        item = self.get(transfer_id)
+        if item.running:
+            raise HoistError("pause or cancel the transfer before removing it")
+        self.items.remove(item)
+        item.saves_asked += 1
+
+        async def forget() -> None:
+            async with item.save_lock:  # after any write in flight, and no write after it
+                item.saves_done = item.saves_asked = 1 << 62
+                await asyncio.to_thread(self.journal.remove, transfer_id)
+
+        task = asyncio.get_running_loop().create_task(forget())
+        self._writes.add(task)
+        task.add_done_callback(self._write_done)
+        self._notify("removed", item)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def _save(self, item: TransferItem) -> None:
+        """Write the item's journal entry in a worker thread (an fsync can take long enough to
+        stall the window). Writes of one item are ordered, and a write overtaken by a newer one
+        is skipped. While the transfer runs, its TransferRun checkpoints it instead."""
+        item.saves_asked += 1
+        number = item.saves_asked
+        doc = item.transfer.to_json()
+
+        async def write() -> None:
+            async with item.save_lock:
+                if number < item.saves_done:  # overtaken by a newer write, or removed
+                    return
+                await asyncio.to_thread(self.journal.save, item.id, doc)
+                item.saves_done = number
+
+        task = asyncio.get_running_loop().create_task(write())
+        self._writes.add(task)
+        task.add_done_callback(self._write_done)
+
+    def _write_done(self, task: asyncio.Task[None]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("journal write failed: %s", task.exception())
+
+    async def flush(self) -> None:
+        """Wait for pending journal writes (before quitting)."""
+        while self._writes:
+            await asyncio.gather(*list(self._writes), return_exceptions=True)
+
+    def _client(self, transfer: Transfer) -> RegistryClient:
+        key = (transfer.target.api_host, transfer.plain_http)
+        client = self._clients.get(key)
+        if client is None:
+            if self.client_factory is not None:
+                client = self.client_factory(transfer)
+            else:
+                creds = self.credentials(transfer.target.registry) if self.credentials else None
+                client = RegistryClient(
+                    transfer.target.api_host, credentials=creds, plain_http=transfer.plain_http
+                )
+            self._clients[key] = client
+        return client
+
+    async def forget_clients(self, host: str | None = None) -> None:
+        """Drop cached clients (after a login or a change of TLS settings): the next transfer to
+        that registry connects anew. Clients in use by a running transfer are kept until the
+        transfer ends."""
+        busy = {id(self._client(item.transfer)) for item in self.items if item.running}
+        for key, client in list(self._clients.items()):
+            if (host is None or key[0] == host) and id(client) not in busy:
+                del self._clients[key]
+                await client.aclose()
+
+    def _schedule(self) -> None:
+        if self._closing:
+            return
+        active = sum(1 for item in self.items if item.running)
+        for item in self.items:
+            if active >= self._max_active:
+                break
+            if item.state == TransferState.QUEUED and not item.running:
+                item.task = asyncio.get_running_loop().create_task(self._run(item))
+                active += 1
+
+    def _on_event(self, item: TransferItem, event: Event) -> None:
+        if isinstance(event, BlobEvent):
+            item.blobs[event.blob] = event
+            item.rate_estimator.add(item.acknowledged)
+            item.message = event.message or item.message
+        elif isinstance(event, TransferEvent):
+            item.message = event.message
+        self._notify("changed", item)
+
+    async def _run(self, item: TransferItem) -> None:
+        item.pause_event.clear()
+        settings = self.settings_factory()
+        settings.throttle = self.limiter.take
+        run = open_run(
+            item.transfer,
+            self._client(item.transfer),
+            journal=self.journal,
+            settings=settings,
+            on_event=lambda e: self._on_event(item, e),
+            pause=item.pause_event,
+        )
+        try:
+            await run.run()
+        except TransferPaused:
+            pass
+        except asyncio.CancelledError:
+            pass
+        except HoistError as exc:
+            # The run records its failure on the transfer; never leave one looking alive.
+            if item.transfer.state in (TransferState.RUNNING, TransferState.QUEUED):
+                item.transfer.state = TransferState.FAILED
+                item.transfer.error = exc.sentence()
+                self._save(item)
+        except Exception as exc:  # a bug: show it on the transfer, never lose it
+            log.exception("transfer %s crashed", item.id)
+            item.transfer.state = TransferState.FAILED
+            item.transfer.error = f"internal error: {exc!r}"
+            self._save(item)
+        finally:
+            item.task = None
+            self._notify("changed", item)
+            self._schedule()
+
+    async def aclose(self) -> None:
+        """Stop everything at once and close clients; the journal keeps where each stands.
+
+        Transfers that were uploading or waiting their turn are written back as queued (they
+        were interrupted, not paused), so "resume on start-up" resumes them next time; a
+        transfer the user paused stays paused.
+        """
+        self._closing = True
+        interrupted = [
+            item
+            for item in self.items
+            if item.state in (TransferState.RUNNING, TransferState.QUEUED)
+        ]
+        tasks = [item.task for item in self.items if item.task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        for item in interrupted:
+            if item.state in (TransferState.PAUSED, TransferState.RUNNING, TransferState.QUEUED):
+                item.transfer.state = TransferState.QUEUED
+                self._save(item)
+        await self.flush()
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+    def counts(self) -> dict[str, int]:
+        """For the status filter: all, active, paused, failed, done."""
+        out = {"all": len(self.items), "active": 0, "paused": 0, "failed": 0, "done": 0}
+        for item in self.items:
+            state = item.state
+            if state in (TransferState.RUNNING, TransferState.QUEUED):
+                out["active"] += 1
+            elif state == TransferState.PAUSED:
+                out["paused"] += 1
+            elif state == TransferState.FAILED:
+                out["failed"] += 1
+            elif state == TransferState.DONE:
+                out["done"] += 1
+        return out
+
+
+__all__ = ["TransferItem", "TransferQueue"]

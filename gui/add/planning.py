@@ -1,0 +1,232 @@
+"""What the window does before a transfer is queued, as plain functions (no Qt here).
+
+Sorting dropped paths into files and images, checking that the credentials may push, and
+looking up credentials off the event loop. Each is a small
+step the add sheet awaits; tests call them directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from hoist.core.errors import HoistError
+from hoist.core.oci.reference import Reference
+from hoist.core.registry.auth import Credentials
+from hoist.core.registry.client import RegistryClient
+from hoist.core.transfer.push import Transfer
+from hoist.core.transfer.upload import BlobRecord
+from hoist.gui.settings.store import RegistrySettings
+
+log = logging.getLogger(__name__)
+
+#: Media types of image configs: their rows say "config" rather than "layer N".
+CONFIG_MEDIA_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.config.v1+json",
+        "application/vnd.docker.container.image.v1+json",
+    }
+)
+
+
+def image_support() -> bool:
+    """Whether hoist.core.sources.image (container image sources) is available in this build."""
+    try:
+        import hoist.core.sources.image  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def is_image_source(path: Path) -> bool:
+    """An OCI layout folder or an image tarball, judged by content (blocking: a worker thread)."""
+    try:
+        from hoist.core.sources.image import detect_source
+    except ImportError:
+        return False
+    try:
+        return detect_source(path) is not None
+    except (OSError, HoistError):
+        return False
+
+
+@dataclass(frozen=True)
+class SourceChoice:
+    """What a drop or a pick amounts to: an image (one source) or files and folders."""
+
+    kind: str  # "image" or "files"
+    paths: list[Path]
+    note: str = ""
+
+
+def classify_sources(paths: list[Path]) -> SourceChoice:
+    """One image alone is pushed as an image; anything else as files (blocking)."""
+    if len(paths) == 1 and is_image_source(paths[0]):
+        return SourceChoice("image", paths)
+    images = [p.name for p in paths if len(paths) > 1 and is_image_source(p)]
+    note = ""
+    if images:
+        note = (
+            f"{', '.join(images)} {'looks' if len(images) == 1 else 'look'} like a container "
+            "image; add it on its own (Add image…) to push it as an image rather than a file."
+        )
+    return SourceChoice("files", paths, note)
+
+
+_REPO_CLEAN = re.compile(r"[^a-z0-9._-]+")
+
+
+def suggest_repository(path: Path) -> str:
+    """A repository name from a file name: `My Model.bin` → `my-model`."""
+    stem = path.name
+    for suffix in (".tar.gz", ".tgz", ".tar", ".oci"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    else:
+        stem = Path(stem).stem or stem
+    name = _REPO_CLEAN.sub("-", stem.lower()).strip("._-")
+    name = re.sub(r"[._-]{2,}", "-", name)
+    return name or "files"
+
+
+def blob_label(record: BlobRecord, index: int, transfer: Transfer) -> str:
+    """A child row's name: a file's title, a split part, "config", or "layer N"."""
+    if transfer.kind != "image":
+        return record.name
+    if record.media_type in CONFIG_MEDIA_TYPES:
+        return "config"
+    layers = [b for b in transfer.blobs if b.media_type not in CONFIG_MEDIA_TYPES]
+    number = next((i for i, b in enumerate(layers, 1) if b is record), index + 1)
+    return f"layer {number}"
+
+
+def short_digest(digest: str | None) -> str:
+    if not digest:
+        return ""
+    algo, _, hexpart = digest.partition(":")
+    return f"{algo}:{hexpart[:12]}"
+
+
+def reference_text(transfer: Transfer) -> str:
+    """What "Copy reference" copies: `host/repo:tag@sha256:...` once pushed, else the target."""
+    target = transfer.target
+    if transfer.result and not transfer.is_download:  # a download's target is what it fetched
+        return str(Reference(target.registry, target.repository, target.tag, transfer.result))
+    return str(target)
+
+
+async def check_push_access(client: RegistryClient, repository: str) -> None:
+    """Prove the credentials may push to `repository`: open an upload session and cancel it.
+
+    A registry checks push rights when a session is opened, so this fails early, before a long
+    upload is planned (packing a folder, hashing an image). Raises the registry's error
+    (AuthenticationFailed, AccessDenied...) whose sentence says what to do.
+    """
+    status = await client.start_upload(repository)
+    if status is None:  # pragma: no cover - only a mount answers 201
+        return
+    try:
+        await client.cancel_upload(status.location)
+    except HoistError as exc:
+        # Some registries refuse DELETE of an upload (it is optional); the session expires.
+        log.info("could not cancel the probe upload: %s", exc.sentence())
+
+
+class CredentialCache:
+    """Credentials per registry host, looked up in a worker thread and kept for the queue.
+
+    The queue asks for credentials synchronously when it opens a client; keyring lookups can
+    block (a locked wallet prompts), so the window looks them up ahead with `refresh` and the
+    queue reads the cache with `get`.
+    """
+
+    def __init__(self) -> None:
+        self._by_host: dict[str, Credentials | None] = {}
+        self._session: dict[str, Credentials] = {}
+        self.problems: dict[str, str] = {}
+
+    def get(self, host: str) -> Credentials | None:
+        return self._by_host.get(host)
+
+    def known(self, host: str) -> bool:
+        return host in self._by_host
+
+    def remember(self, host: str, credentials: Credentials) -> None:
+        """Keep credentials given for this session only (no keyring to store them in)."""
+        self._session[host] = credentials
+        self._by_host[host] = credentials
+        self.problems.pop(host, None)
+
+    async def refresh(self, registry: RegistrySettings) -> Credentials | None:
+        """Look up the registry's credentials (keyring, docker config) without blocking."""
+        host = registry.host
+        creds, problem = await asyncio.to_thread(_resolve, host, registry.username or None)
+        session = self._session.get(host)
+        if creds is None and session is not None and session.username == registry.username:
+            creds, problem = session, ""
+        self._by_host[host] = creds
+        if problem:
+            self.problems[host] = problem
+        else:
+            self.problems.pop(host, None)
+        return creds
+
+    def login_state(self, registry: RegistrySettings) -> str:
+        """The login state shown in the selector: anonymous, signed in as NAME, or what lacks."""
+        if not registry.valid:
+            return "invalid address"
+        host = registry.host
+        if host in self.problems:
+            return self.problems[host]
+        creds = self._by_host.get(host)
+        if creds is not None:
+            return "signed in as " + (
+                "token" if creds.is_identity_token else (creds.username or "token")
+            )
+        if registry.username:
+            if host not in self._by_host:
+                return f"{registry.username}: checking…"
+            return f"{registry.username}: no password saved"
+        return "anonymous"
+
+
+def _resolve(host: str, username: str | None) -> tuple[Credentials | None, str]:
+    """(credentials or None, a sentence when the lookup itself failed)."""
+    try:
+        from hoist.core.registry.credentials import resolve_credentials
+    except ImportError:  # pragma: no cover - the module ships with core
+        return None, ""
+    try:
+        return resolve_credentials(host, username), ""
+    except HoistError as exc:
+        log.info("credentials for %s: %s", host, exc.sentence())
+        return None, exc.sentence()
+
+
+def make_client(registry: RegistrySettings, credentials: Credentials | None) -> RegistryClient:
+    """A RegistryClient with the registry's TLS choices (close it with `aclose`)."""
+    return RegistryClient(
+        registry.host,
+        credentials=credentials,
+        plain_http=registry.plain_http,
+        tls=registry.tls(),
+    )
+
+
+__all__ = [
+    "CredentialCache",
+    "SourceChoice",
+    "blob_label",
+    "check_push_access",
+    "classify_sources",
+    "image_support",
+    "is_image_source",
+    "make_client",
+    "reference_text",
+    "short_digest",
+    "suggest_repository",
+]

@@ -1,0 +1,1 @@
+"""Browse: what a registry holds (repositories, tags, manifests), download and delete."""

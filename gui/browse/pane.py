@@ -1,0 +1,1226 @@
+"""The Browse area: a registry's repositories, a repository's tags, one manifest's details.
+
+Layout, left to right: repositories (a filter box over a list that loads pages as it scrolls,
+and a field to open a repository by name, which is the only way in where the registry does not
+list its repositories), tags (tag, size, created, digest; sizes and dates read for the rows
+in sight), and the details of the chosen tag with Copy pull command, Download and Delete.
+
+Every action is a QAction with a shortcut; what each says and whether it can run now comes
+from `browse_actions()`, a plain function of the pane's state (tested without widgets), as
+`hoist.gui.transfers.transfer_list` does for transfers.
+Deleting asks first, naming the other tags that share the
+manifest (registries delete by digest: they go too), and says the registry's refusal as a
+sentence (distribution without `storage.delete.enabled` answers 405 UNSUPPORTED).
+
+Download asks for a folder and hands the download to the window's transfer queue with
+`downloadRequested(reference, folder, platform)`: there it has a row like any push, is paused,
+resumed and journaled, and survives a restart. Background work is a task kept in
+`self.tasks`; busy flags are reset in `finally`; dialogs are opened window-modal with `open()`
+and awaited, never `exec()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from hoist.core.errors import HoistError, InvalidReference
+from hoist.core.oci.digest import is_digest
+from hoist.core.oci.reference import parse_reference
+from hoist.core.registry.browse import (
+    DeleteRefused,
+    ManifestInfo,
+    delete,
+    inspect,
+    resolve_digest,
+    tags_sharing_digest,
+)
+from hoist.core.registry.client import RegistryClient
+from hoist.gui.add.planning import CredentialCache, make_client
+from hoist.gui.browse.models import (
+    PAGE_SIZE,
+    KeyRole,
+    ManifestDetailModel,
+    NameFilterProxy,
+    RepositoryModel,
+    TagColumn,
+    TagModel,
+    TagSortProxy,
+    report_task_failure,
+    short_digest,
+)
+from hoist.gui.settings.store import RegistrySettings
+from hoist.gui.widgets.dialogs import lay_out_message
+from hoist.gui.widgets.theme import CELL_PADDING, PaddedDelegate, plain_buttons, title_font
+from PySide6.QtCore import (
+    QEvent,
+    QModelIndex,
+    QObject,
+    QPoint,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+    SignalInstance,
+)
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QMenu,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QToolButton,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+
+log = logging.getLogger(__name__)
+
+# -- actions as data ------------------------------------------------------------------------
+
+
+class BrowseAction(NamedTuple):
+    """One action: its label, key, whether it can run now, and why not (a tooltip)."""
+
+    label: str
+    shortcut: str
+    enabled: bool
+    why_not: str = ""
+
+
+SHORTCUTS = {
+    "refresh": "F5",
+    "filter": "Ctrl+F",
+    "open_repository": "Ctrl+L",
+    "copy_pull": "Ctrl+Shift+C",
+    "download": "Ctrl+D",
+    "delete": "Del",
+}
+#: Order of the tag list's context menu.
+MENU_LAYOUT = (("copy_pull", "download"), ("delete",), ("refresh",))
+
+
+@dataclass(frozen=True)
+class PaneState:
+    """What the actions depend on (the pane builds one from its widgets)."""
+
+    connected: bool = False
+    repository: str = ""
+    selected_tags: tuple[str, ...] = ()
+    details_shown: bool = False
+    pull_command: str = ""
+    deleting: bool = False
+    delete_refused: str = ""
+
+
+def browse_actions(state: PaneState) -> dict[str, BrowseAction]:
+    """Every action of the Browse area for `state`, as data (ordered as in the menu)."""
+    tags = state.selected_tags
+    no_tag = "Choose a tag first"
+    if not tags:
+        delete_label = "Delete tag…"
+    elif len(tags) == 1:
+        delete_label = f"Delete {tags[0]}…"
+    else:
+        delete_label = f"Delete {len(tags)} tags…"
+    delete_why = (
+        state.delete_refused
+        or (no_tag if not tags else "")
+        or ("Deleting…" if state.deleting else "")
+    )
+    download_why = "" if state.details_shown else no_tag
+    return {
+        "refresh": BrowseAction("Refresh", SHORTCUTS["refresh"], state.connected,
+                                "" if state.connected else "Choose a registry first"),
+        "filter": BrowseAction("Filter repositories", SHORTCUTS["filter"], state.connected),
+        "open_repository": BrowseAction(
+            "Open repository by name", SHORTCUTS["open_repository"], state.connected
+        ),
+        "copy_pull": BrowseAction(
+            "Copy pull command", SHORTCUTS["copy_pull"], bool(state.pull_command),
+            "" if state.pull_command else no_tag,
+        ),
+        "download": BrowseAction("Download…", SHORTCUTS["download"], not download_why,
+                                 download_why),
+        "delete": BrowseAction(delete_label, SHORTCUTS["delete"], not delete_why, delete_why),
+    }  # fmt: skip
+
+
+# -- deleting, as data ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeletePlan:
+    """What a delete removes: the chosen tags' manifests, and every tag pointing at them.
+
+    Attributes:
+        chosen: the tags the user picked.
+        digests: each manifest to delete → every tag pointing at it (chosen or not).
+    """
+
+    repository: str
+    chosen: tuple[str, ...]
+    digests: Mapping[str, tuple[str, ...]]
+
+    @property
+    def removed_tags(self) -> list[str]:
+        out = list(self.chosen)
+        for tags in self.digests.values():
+            out.extend(t for t in tags if t not in out)
+        return out
+
+    @property
+    def also_removed(self) -> list[str]:
+        return [t for t in self.removed_tags if t not in self.chosen]
+
+
+def delete_plan(
+    repository: str,
+    chosen: Sequence[str],
+    digest_of: Mapping[str, str],
+    sharing: Mapping[str, Sequence[str]],
+) -> DeletePlan:
+    """Group the chosen tags by manifest; `sharing[digest]` lists every tag pointing at it."""
+    digests: dict[str, tuple[str, ...]] = {}
+    for tag in chosen:
+        digest = digest_of[tag]
+        if digest in digests:
+            continue
+        tags = [t for t in chosen if digest_of[t] == digest]
+        tags += [t for t in sharing.get(digest, ()) if t not in tags]
+        digests[digest] = tuple(tags)
+    return DeletePlan(repository, tuple(chosen), digests)
+
+
+def delete_message(plan: DeletePlan) -> tuple[str, str]:
+    """(question, explanation) for the confirmation, warning about tags that go too."""
+    chosen = plan.chosen
+    if len(chosen) == 1:
+        question = f"Delete {plan.repository}:{chosen[0]}?"
+    else:
+        question = f"Delete {len(chosen)} tags from {plan.repository}?"
+    also = plan.also_removed
+    parts: list[str] = []
+    if len(plan.digests) == 1:
+        digest = next(iter(plan.digests))
+        parts.append(f"The manifest {short_digest(digest)} is deleted from the registry.")
+    else:
+        parts.append(f"{len(plan.digests)} manifests are deleted from the registry.")
+    if also:
+        count = "1 other tag points" if len(also) == 1 else f"{len(also)} other tags point"
+        same = "the same manifest" if len(plan.digests) == 1 else "these manifests"
+        parts.append(
+            f"Registries delete by digest: {count} at {same} and will be deleted too: "
+            f"{', '.join(also)}."
+        )
+    parts.append("This can't be undone.")
+    return question, " ".join(parts)
+
+
+def delete_outcome(plan: DeletePlan, deleted: Sequence[str]) -> str:
+    """The sentence after a delete (tags in the order of `removed_tags`)."""
+    gone = {t for digest in deleted for t in plan.digests[digest]}
+    tags = [t for t in plan.removed_tags if t in gone]
+    names = ", ".join(tags)
+    return f"Deleted {names} from {plan.repository}" if tags else "Nothing was deleted"
+
+
+# -- downloads, as data ---------------------------------------------------------------------
+
+
+def download_platform(info: ManifestInfo, selected_key: str = "") -> tuple[str | None, str]:
+    """The platform to download of an index, or a sentence saying what to choose.
+
+    Returns (platform or None, problem sentence or "").
+    """
+    if not info.kind.is_index:
+        return None, ""
+    if selected_key.startswith("platform:"):
+        return selected_key.split(":", 1)[1], ""
+    runnable = [p.platform for p in info.platforms if not p.attestation and p.platform]
+    if len(runnable) == 1:
+        return runnable[0], ""
+    if not runnable:
+        return None, f"{info.reference} has no platform Hoist can pick to download"
+    return None, (
+        f"{info.reference} is a multi-platform image ({', '.join(runnable)}): "
+        "select a platform in the details, then download"
+    )
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+async def wait_signal(signal: SignalInstance) -> tuple[Any, ...]:
+    """The arguments of the next emission of `signal`, awaited without a nested loop."""
+    future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
+
+    def done(*args: Any) -> None:
+        if not future.done():
+            future.set_result(args)
+
+    signal.connect(done)
+    try:
+        return await future
+    finally:
+        signal.disconnect(done)
+
+
+def clipboard_copy(text: str) -> None:
+    QGuiApplication.clipboard().setText(text)
+
+
+def visible_source_rows(view: QAbstractItemView, proxy: NameFilterProxy) -> list[int]:
+    """Source rows of the proxy rows the view shows now (empty when the view is hidden)."""
+    if not view.isVisible() or proxy.rowCount() == 0:
+        return []
+    area = view.viewport().rect()
+    top = view.indexAt(QPoint(1, 1))
+    if not top.isValid():
+        return []
+    bottom = view.indexAt(QPoint(1, area.bottom() - 1))
+    last = bottom.row() if bottom.isValid() else proxy.rowCount() - 1
+    return [proxy.mapToSource(proxy.index(r, 0)).row() for r in range(top.row(), last + 1)]
+
+
+# -- the pane -------------------------------------------------------------------------------
+
+
+class BrowsePane(QWidget):
+    """Browse one registry: repositories → tags → details, with download and delete.
+
+    Args:
+        registry: the registry to show first (settings entry), or None.
+        credentials: the window's credential cache (keyring lookups happen there, off the
+            loop); without one, credentials are looked up here in a worker thread.
+        copy_text: puts text on the clipboard (tests pass their own).
+        page_size: entries per catalog and tag page.
+
+    Signals:
+        statusMessage(str): a sentence for the window's status bar.
+        downloadRequested(str, str, str): (reference, folder, platform or ""): the window
+            queues the download; the reference is pinned by digest, with its tag for people.
+        repositoryOpened(str): the tags of this repository are being listed.
+    """
+
+    statusMessage = Signal(str)
+    downloadRequested = Signal(str, str, str)
+    repositoryOpened = Signal(str)
+
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        *,
+        registry: RegistrySettings | None = None,
+        credentials: CredentialCache | None = None,
+        copy_text: Callable[[str], None] | None = None,
+        page_size: int = PAGE_SIZE,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("browse-pane")
+        self.credentials = credentials
+        self.copy_text = copy_text or clipboard_copy
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.client: RegistryClient | None = None
+        self.registry_name = ""
+        self.repository = ""
+        #: Asks for a folder; tests replace it. Returns None when the user cancels.
+        self.choose_folder: Callable[[str], Awaitable[Path | None]] = self._ask_folder
+        self.confirm_box: ConfirmDialog | None = None
+        self.last_message = ""
+        self._owns_client = False
+        self._registry_key: object = None
+        self._connect_task: asyncio.Task[None] | None = None
+        self._detail_task: asyncio.Task[None] | None = None
+        self._detail_tag = ""
+        self._deleting = False
+        self._delete_refused = ""
+
+        self.repo_model = RepositoryModel(self, page_size=page_size)
+        self.repo_proxy = NameFilterProxy(self)
+        self.repo_proxy.setSourceModel(self.repo_model)
+        self.tag_model = TagModel(self, page_size=page_size)
+        self.tag_proxy = TagSortProxy(self)
+        self.tag_proxy.setSourceModel(self.tag_model)
+        self.detail_model = ManifestDetailModel(self)
+
+        self._build()
+        self._build_actions()
+        self._connect_signals()
+        self.refresh_actions()
+        self._show_title()
+        if registry is not None:
+            # Connecting needs the running loop, which the window's constructor may precede.
+            QTimer.singleShot(0, self, lambda: self.set_registry(registry))
+
+    # -- building ----------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.title = QLabel(self)
+        self.title.setObjectName("browse-title")
+        title_font(self.title)
+        self.message = QLabel(self)
+        self.message.setObjectName("browse-message")
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message.hide()
+
+        # Repositories.
+        self.repo_filter = QLineEdit(self)
+        self.repo_filter.setObjectName("repository-filter")
+        self.repo_filter.setPlaceholderText(f"Filter repositories ({SHORTCUTS['filter']})")
+        self.repo_filter.setClearButtonEnabled(True)
+        self.repo_view = QListView(self)
+        self.repo_view.setObjectName("repositories")
+        self.repo_view.setModel(self.repo_proxy)
+        self.repo_view.setUniformItemSizes(True)
+        self.repo_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.repo_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.repo_view.setItemDelegate(PaddedDelegate(self.repo_view))
+        self.no_catalog = QLabel(self)
+        self.no_catalog.setObjectName("no-catalog")
+        self.no_catalog.setWordWrap(True)
+        self.no_catalog.hide()
+        self.repo_status = QLabel(self)
+        self.repo_status.setObjectName("repository-status")
+        self.repo_status.setWordWrap(True)
+        self.repo_name = QLineEdit(self)
+        self.repo_name.setObjectName("repository-name")
+        self.repo_name.setPlaceholderText("team/model:v1")
+        self.repo_name.setToolTip("Open a repository by name (the only way in where the "
+                                  "registry does not list its repositories)")  # fmt: skip
+        self.repo_open = QPushButton("&Open", self)
+        self.repo_open.setObjectName("open-repository")
+        # The label above the field: a narrow pane leaves the field its whole width.
+        name_label = QLabel("Open a &repository by name:", self)
+        name_label.setBuddy(self.repo_name)
+        name_row = QHBoxLayout()
+        name_row.addWidget(self.repo_name, 1)
+        name_row.addWidget(self.repo_open)
+        repos_label = QLabel("Re&positories", self)
+        repos_label.setBuddy(self.repo_view)
+        title_font(repos_label, 1.0)
+        left = QWidget(self)
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 4, 0)
+        left_layout.addWidget(repos_label)
+        left_layout.addWidget(self.repo_filter)
+        left_layout.addWidget(self.repo_view, 1)
+        left_layout.addWidget(self.no_catalog)
+        left_layout.addWidget(self.repo_status)
+        left_layout.addSpacing(4)
+        left_layout.addWidget(name_label)
+        left_layout.addLayout(name_row)
+
+        # Tags.
+        self.tags_label = QLabel("&Tags", self)
+        title_font(self.tags_label, 1.0)
+        self.tag_filter = QLineEdit(self)
+        self.tag_filter.setObjectName("tag-filter")
+        self.tag_filter.setPlaceholderText("Filter tags")
+        self.tag_filter.setClearButtonEnabled(True)
+        # A table, not a QTreeView: Qt 6's QTreeView calls fetchMore on every relayout (its
+        # `layout()` fetches before sizing rows), which would page through every tag at once.
+        self.tag_view = QTableView(self)
+        self.tag_view.setObjectName("tags")
+        self.tag_view.setModel(self.tag_proxy)
+        self.tags_label.setBuddy(self.tag_view)
+        self.tag_view.setShowGrid(False)
+        self.tag_view.setWordWrap(False)
+        self.tag_view.setCornerButtonEnabled(False)
+        self.tag_view.setTabKeyNavigation(False)  # Tab leaves the list, arrows move in it
+        self.tag_view.setAlternatingRowColors(True)
+        self.tag_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.tag_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.tag_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.tag_view.setSortingEnabled(True)
+        self.tag_view.sortByColumn(TagColumn.TAG, Qt.SortOrder.AscendingOrder)
+        self.tag_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        rows = self.tag_view.verticalHeader()
+        rows.hide()
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        rows.setDefaultSectionSize(self.fontMetrics().height() + 8)
+        header = self.tag_view.horizontalHeader()
+        header.setStretchLastSection(True)
+        header.setHighlightSections(False)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        self.tag_view.setItemDelegate(PaddedDelegate(self.tag_view))
+        self.tag_view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        # Widths that fit a usual tag, a size and a date (measured in the view's font), so the
+        # digest keeps the rest and no sideways scrolling is needed.
+        fm = self.tag_view.fontMetrics()
+        pad = 2 * CELL_PADDING + 12
+        for column, sample in ((TagColumn.TAG, "v1.23.4-rc1"), (TagColumn.SIZE, "999 MiB"),
+                               (TagColumn.CREATED, "2024-05-01 12:30 UTC")):  # fmt: skip
+            self.tag_view.setColumnWidth(column, fm.horizontalAdvance(sample) + pad)
+        self.tag_status = QLabel(self)
+        self.tag_status.setObjectName("tag-status")
+        self.tag_status.setWordWrap(True)
+        middle = QWidget(self)
+        middle_layout = QVBoxLayout(middle)
+        middle_layout.setContentsMargins(4, 0, 4, 0)
+        middle_layout.addWidget(self.tags_label)
+        middle_layout.addWidget(self.tag_filter)
+        middle_layout.addWidget(self.tag_view, 1)
+        middle_layout.addWidget(self.tag_status)
+
+        # Details.
+        self.detail_title = QLabel("Details", self)
+        self.detail_title.setObjectName("detail-title")
+        self.detail_title.setWordWrap(True)
+        title_font(self.detail_title, 1.0)
+        self.detail_view = QTreeView(self)
+        self.detail_view.setObjectName("details")
+        self.detail_view.setModel(self.detail_model)
+        self.detail_view.setUniformRowHeights(True)
+        self.detail_view.setAllColumnsShowFocus(True)
+        self.detail_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.detail_view.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # digests keep both ends
+        self.detail_view.setItemDelegate(PaddedDelegate(self.detail_view))
+        self.detail_view.setColumnWidth(
+            0, self.detail_view.fontMetrics().horizontalAdvance("Size (all platforms)") + 64
+        )
+        self.detail_view.header().setStretchLastSection(True)
+        self.copy_button = QToolButton(self)
+        self.download_button = QToolButton(self)
+        self.delete_button = QToolButton(self)
+        buttons = QHBoxLayout()
+        for button in (self.copy_button, self.download_button, self.delete_button):
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+            button.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        right = QWidget(self)
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(4, 0, 0, 0)
+        right_layout.addWidget(self.detail_title)
+        right_layout.addWidget(self.detail_view, 1)
+        right_layout.addLayout(buttons)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.setChildrenCollapsible(False)
+        for widget in (left, middle, right):
+            self.splitter.addWidget(widget)
+        # Repositories narrow, tags as wide as their columns, details the rest (and what a
+        # wider window adds).
+        digest_width = fm.horizontalAdvance("sha256:0123456789ab") + pad
+        tags_width = sum(self.tag_view.columnWidth(c) for c in range(3)) + digest_width + 12
+        self.splitter.setSizes([240, tags_width, 520])
+        for index, stretch in enumerate((0, 0, 1)):
+            self.splitter.setStretchFactor(index, stretch)
+
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(8, 8, 8, 4)
+        outer.addWidget(self.title)
+        outer.addWidget(self.message)
+        outer.addWidget(self.splitter, 1)
+
+        self._visible_timer = QTimer(self)
+        self._visible_timer.setSingleShot(True)
+        self._visible_timer.setInterval(40)
+        self._visible_timer.timeout.connect(self._report_visible_rows)
+
+    def _build_actions(self) -> None:
+        handlers: dict[str, Callable[[], None]] = {
+            "refresh": self.refresh,
+            "filter": self._focus_filter,
+            "open_repository": self._focus_repository_name,
+            "copy_pull": self.copy_pull_command,
+            "download": self.download_selected,
+            "delete": self.delete_selected,
+        }
+        self.qactions: dict[str, QAction] = {}
+        for key in handlers:
+            action = QAction(self)
+            action.setObjectName(f"browse-{key}")
+            action.setShortcut(QKeySequence(SHORTCUTS[key]))
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            action.triggered.connect(lambda _checked=False, k=key: self.trigger(k))
+            self.addAction(action)
+            self.qactions[key] = action
+        self._handlers = handlers
+        self.copy_button.setDefaultAction(self.qactions["copy_pull"])
+        self.download_button.setDefaultAction(self.qactions["download"])
+        self.delete_button.setDefaultAction(self.qactions["delete"])
+
+    def _connect_signals(self) -> None:
+        self.repo_filter.textChanged.connect(self.repo_proxy.set_filter_text)
+        self.tag_filter.textChanged.connect(self.tag_proxy.set_filter_text)
+        self.repo_view.selectionModel().currentChanged.connect(self._repository_chosen)
+        self.repo_view.activated.connect(self._repository_chosen)
+        self.repo_name.returnPressed.connect(self._open_typed_repository)
+        self.repo_open.clicked.connect(self._open_typed_repository)
+        self.repo_model.catalogUnavailable.connect(self._catalog_unavailable)
+        self.repo_model.failed.connect(lambda text: self.show_message(text, error=True))
+        self.repo_model.loadingChanged.connect(lambda _busy: self._update_repo_status())
+        self.repo_model.rowsInserted.connect(lambda *_: self._update_repo_status())
+        self.repo_model.rowsInserted.connect(lambda *_: self._select_open_repository())
+        self.repo_model.modelReset.connect(self._update_repo_status)
+        self.repo_proxy.rowsInserted.connect(lambda *_: self._update_repo_status())
+        self.repo_proxy.rowsRemoved.connect(lambda *_: self._update_repo_status())
+        self.repo_proxy.layoutChanged.connect(self._update_repo_status)
+
+        selection = self.tag_view.selectionModel()
+        selection.currentRowChanged.connect(self._tag_current_changed)
+        selection.selectionChanged.connect(lambda *_: self.refresh_actions())
+        self.tag_view.customContextMenuRequested.connect(self._tag_menu)
+        self.tag_view.horizontalHeader().sortIndicatorChanged.connect(self._sort_changed)
+        self.tag_view.verticalScrollBar().valueChanged.connect(self._schedule_visible)
+        self.tag_view.viewport().installEventFilter(self)
+        for signal in (self.tag_proxy.rowsInserted, self.tag_proxy.rowsRemoved,
+                       self.tag_proxy.layoutChanged, self.tag_proxy.modelReset):  # fmt: skip
+            signal.connect(self._schedule_visible)
+        self.tag_model.loadingChanged.connect(lambda _busy: self._update_tag_status())
+        self.tag_model.detailsChanged.connect(self._update_tag_status)
+        self.tag_model.failed.connect(lambda text: self.show_message(text, error=True))
+        self.tag_model.modelReset.connect(self._update_tag_status)
+        self.tag_model.rowsInserted.connect(lambda *_: self._update_tag_status())
+
+    # -- background tasks --------------------------------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run `coro` in the background, keeping a reference; a bug reaches the excepthook."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(report_task_failure)
+        return task
+
+    async def aclose(self) -> None:
+        """Stop everything (tasks, page fetches) and close the client this pane opened."""
+        current = asyncio.current_task()
+        for task in list(self.tasks):
+            if task is not current:
+                task.cancel()
+        await self._release_client()
+        pending = [t for t in self.tasks if t is not current and not t.done()]
+        if pending:
+            await asyncio.wait(pending)
+
+    # -- registry ----------------------------------------------------------------------------
+
+    def set_registry(
+        self, registry: RegistrySettings | RegistryClient | None, display_name: str = ""
+    ) -> None:
+        """Browse `registry`: a settings entry (the pane opens and closes its own client,
+        with the credentials the cache knows), a client the caller owns, or None.
+
+        Choosing the registry already shown keeps where the user was.
+        """
+        key = _registry_key(registry)
+        if key is not None and key == self._registry_key:
+            name = display_name or getattr(registry, "name", "")
+            if name and name != self.registry_name and self.client is not None:
+                self.registry_name = name  # renamed: same connection, new title
+                self._show_title()
+            return
+        self._registry_key = key
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+        self._connect_task = self.spawn(self._connect(registry, display_name))
+
+    async def wait_connected(self) -> None:
+        """Until the last `set_registry` has connected (or failed)."""
+        task = self._connect_task
+        if task is not None and not task.done():
+            await asyncio.wait([task])
+
+    def refresh(self) -> None:
+        """Read the catalog and the current repository's tags again (F5)."""
+        if self.client is None:
+            return
+        self.message.hide()
+        self._delete_refused = ""
+        self.spawn(self._refresh())
+
+    async def _refresh(self) -> None:
+        await self._open_catalog()
+        if self.repository and self.client is not None:
+            self.open_repository(self.repository, force=True)
+
+    async def _connect(
+        self, registry: RegistrySettings | RegistryClient | None, display_name: str
+    ) -> None:
+        await self._release_client()
+        self.message.hide()
+        self._delete_refused = ""
+        self.repository = ""
+        self.tag_model.start(None)
+        self._clear_details()
+        self.repo_model.start(None)
+        if registry is None:
+            self.registry_name = ""
+            self._show_title()
+            return
+        if isinstance(registry, RegistryClient):
+            client, owned = registry, False
+            self.registry_name = display_name or registry.host
+        else:
+            self.registry_name = display_name or registry.name
+            self._show_title(connecting=True)
+            try:
+                credentials = await self._credentials_for(registry)
+                client, owned = make_client(registry, credentials), True
+            except HoistError as exc:
+                self._show_title()
+                self.show_message(exc.sentence(), error=True)
+                return
+        self.client, self._owns_client = client, owned
+        self._show_title()
+        self.refresh_actions()
+        await self._open_catalog()
+
+    async def _open_catalog(self) -> None:
+        """Ping, then list the catalog. The ping says at once whether the registry answers
+        and takes the credentials, and opens the connection before the catalog, tag and
+        detail requests run side by side."""
+        client = self.client
+        if client is None:
+            return
+        try:
+            await client.ping()
+        except HoistError as exc:
+            self.show_message(f"{exc.sentence()} Press {SHORTCUTS['refresh']} to try again.",
+                              error=True)  # fmt: skip
+            return
+        if client is self.client:
+            self._start_catalog()
+
+    async def _credentials_for(self, registry: RegistrySettings) -> Any:
+        host = registry.host  # raises InvalidReference for a bad address
+        cache = self.credentials
+        if cache is not None:
+            if cache.known(host):
+                return cache.get(host)
+            return await cache.refresh(registry)
+        from hoist.core.registry.credentials import find_credentials
+
+        found = await asyncio.to_thread(find_credentials, host, registry.username or None)
+        return found.credentials if found is not None else None
+
+    async def _release_client(self) -> None:
+        self.repo_model.stop()
+        self.tag_model.stop()
+        if self._detail_task is not None:
+            self._detail_task.cancel()
+        client, owned = self.client, self._owns_client
+        self.client, self._owns_client = None, False
+        busy = self.repo_model.running_tasks() | self.tag_model.running_tasks()
+        if self._detail_task is not None:
+            busy.add(self._detail_task)
+        busy = {t for t in busy if not t.done() and t is not asyncio.current_task()}
+        if busy:
+            await asyncio.wait(busy)
+        if client is not None and owned:
+            await client.aclose()
+
+    def _start_catalog(self) -> None:
+        self.no_catalog.hide()
+        self.repo_view.show()
+        self.repo_filter.show()
+        self.repo_model.start(self.client)
+
+    def _show_title(self, *, connecting: bool = False) -> None:
+        if not self.registry_name:
+            text = "Choose a registry to browse what it holds."
+        elif connecting:
+            text = f"Connecting to {self.registry_name}…"
+        else:
+            host = self.client.host if self.client is not None else ""
+            shown = (
+                self.registry_name
+                if host in ("", self.registry_name)
+                else (f"{self.registry_name} ({host})")
+            )
+            text = f"Browsing {shown}"
+        self.title.setText(text)
+
+    def show_message(self, text: str, *, error: bool = False) -> None:
+        """Say `text` in the pane (and the window's status bar)."""
+        self.last_message = text
+        self.message.setText(text)
+        self.message.setProperty("error", error)
+        self.message.setVisible(bool(text))
+        if text:
+            self.statusMessage.emit(text)
+
+    # -- repositories ------------------------------------------------------------------------
+
+    def _catalog_unavailable(self, sentence: str) -> None:
+        self.repo_view.hide()
+        self.repo_filter.hide()
+        self.no_catalog.setText(sentence)
+        self.no_catalog.show()
+        self.repo_name.setFocus()
+        self.statusMessage.emit(sentence)
+
+    def _update_repo_status(self) -> None:
+        model = self.repo_model
+        if self.client is None or model.unavailable:
+            self.repo_status.clear()
+            return
+        loaded = model.rowCount()
+        shown = self.repo_proxy.rowCount()
+        more = "" if model.complete else "; more load as you scroll"
+        if model.loading:
+            text = f"{loaded} repositories, loading more…" if loaded else "Loading repositories…"
+        elif self.repo_filter.text().strip():
+            text = f"{shown} of {loaded} repositories match{more}"
+        elif loaded == 0 and model.complete and not model.error:
+            text = "This registry holds no repositories yet"
+        else:
+            text = f"{loaded} repositories{more}"
+        self.repo_status.setText(text)
+
+    def _repository_chosen(self, current: QModelIndex, *_: Any) -> None:
+        if not current.isValid():
+            return
+        name = self.repo_model.name_at(self.repo_proxy.mapToSource(current).row())
+        if name and name != self.repository:
+            self.open_repository(name)
+
+    def _open_typed_repository(self) -> None:
+        text = self.repo_name.text().strip()
+        if not text or self.client is None:
+            return
+        self.show_reference(f"{self.client.host}/{text}")
+
+    def open_repository(self, name: str, *, force: bool = False) -> None:
+        """List `name`'s tags (selecting it in the list when it is there)."""
+        if self.client is None or (name == self.repository and not force):
+            return
+        self.repository = name
+        self.message.hide()
+        self.tags_label.setText(f"&Tags of {name}")
+        self._clear_details()
+        self.tag_model.start(self.client, name)
+        self._select_open_repository()
+        self.repositoryOpened.emit(name)
+        self.refresh_actions()
+
+    def _select_open_repository(self) -> None:
+        """Show the open repository as the list's current row (once its page is there)."""
+        row = self.repo_model.row_of(self.repository) if self.repository else -1
+        if row < 0:
+            return
+        index = self.repo_proxy.mapFromSource(self.repo_model.index(row, 0))
+        if index.isValid() and index != self.repo_view.currentIndex():
+            selection = self.repo_view.selectionModel()
+            selection.blockSignals(True)  # already open: don't open it again
+            selection.setCurrentIndex(index, selection.SelectionFlag.ClearAndSelect)
+            selection.blockSignals(False)
+            self.repo_view.viewport().update()
+
+    def show_reference(self, text: str) -> None:
+        """Open `host/repository[:tag][@digest]` here (when it is on this registry)."""
+        self.spawn(self._show_reference(text))
+
+    async def _show_reference(self, text: str) -> None:
+        await self.wait_connected()
+        try:
+            ref = parse_reference(text)
+        except InvalidReference as exc:
+            self.show_message(exc.sentence(), error=True)
+            return
+        client = self.client
+        if client is None:
+            return
+        if client.host not in (ref.registry, ref.api_host):
+            self.show_message(f"{ref} is not on {self.registry_name}: choose its registry first")
+            return
+        self.open_repository(ref.repository)
+        wanted = ref.tag
+        if wanted is None:
+            if ref.digest:
+                self.show_details(ref.digest)
+            return
+        model = self.tag_model
+        while model.row_of(wanted) < 0 and not model.complete and self.repository == ref.repository:
+            if model.loading:
+                await model.feeder.wait()
+            else:
+                model.fetchMore()
+        if self.repository == ref.repository and not self.select_tag(wanted):
+            self.show_message(f"{ref.repository} has no tag {wanted}", error=True)
+
+    # -- tags --------------------------------------------------------------------------------
+
+    def select_tag(self, tag: str) -> bool:
+        row = self.tag_model.row_of(tag)
+        if row < 0:
+            return False
+        index = self.tag_proxy.mapFromSource(self.tag_model.index(row, 0))
+        if not index.isValid():  # filtered out
+            self.tag_filter.clear()
+            index = self.tag_proxy.mapFromSource(self.tag_model.index(row, 0))
+        self.tag_view.setCurrentIndex(index)
+        self.tag_view.scrollTo(index)
+        return True
+
+    def selected_tags(self) -> list[str]:
+        """Selected tags in view order (the current one when nothing is selected)."""
+        rows = sorted(self.tag_view.selectionModel().selectedRows(0), key=lambda i: i.row())
+        out = [self.tag_model.tag_at(self.tag_proxy.mapToSource(i).row()) for i in rows]
+        return [t for t in out if t]
+
+    def _tag_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if not current.isValid():
+            return
+        tag = self.tag_model.tag_at(self.tag_proxy.mapToSource(current).row())
+        if tag and tag != self._detail_tag:
+            self.show_details(tag)
+
+    def _sort_changed(self, column: int, _order: Qt.SortOrder) -> None:
+        if column in (TagColumn.SIZE, TagColumn.CREATED) and self.tag_model.rowCount():
+            self.tag_model.load_all()
+            self._update_tag_status()
+
+    def _schedule_visible(self, *_: Any) -> None:
+        if not self._visible_timer.isActive():
+            self._visible_timer.start()
+
+    def _report_visible_rows(self) -> None:
+        self.tag_model.set_visible_rows(visible_source_rows(self.tag_view, self.tag_proxy))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.tag_view.viewport() and event.type() in (
+            QEvent.Type.Resize,
+            QEvent.Type.Show,
+        ):
+            self._schedule_visible()
+        return super().eventFilter(watched, event)
+
+    def _update_tag_status(self) -> None:
+        model = self.tag_model
+        if not self.repository:
+            self.tag_status.clear()
+            return
+        count = model.rowCount()
+        more = "" if model.complete else "; more load as you scroll"
+        if model.loading and not count:
+            text = "Loading tags…"
+        elif model.loading_all:
+            done, total = model.detail_counts()
+            text = f"Reading sizes and dates to sort by them: {done} of {total}"
+        elif count == 0 and model.complete and not model.error:
+            text = f"{self.repository} has no tags"
+        else:
+            text = f"{count} tags{more}"
+        self.tag_status.setText(text)
+
+    # -- details -----------------------------------------------------------------------------
+
+    def show_details(self, reference: str) -> None:
+        """Inspect `reference` (a tag or digest of the open repository) and show it."""
+        if self._detail_task is not None:
+            self._detail_task.cancel()
+        self._detail_tag = reference
+        self._detail_task = self.spawn(self._load_details(self.repository, reference))
+
+    async def _load_details(self, repository: str, reference: str) -> None:
+        client = self.client
+        if client is None or not repository:
+            return
+        self.detail_model.set_info(None)
+        self.detail_title.setText(f"Reading {repository}:{reference}…")
+        self.refresh_actions()
+        try:
+            info = await inspect(client, repository, reference)
+        except HoistError as exc:
+            self.detail_title.setText(exc.sentence())
+            return
+        finally:
+            self.refresh_actions()
+        if repository != self.repository or reference != self._detail_tag:
+            return
+        self.detail_model.set_info(info)
+        self.detail_view.expandToDepth(0)
+        self.detail_title.setText(f"Details of {info.reference}")
+        self.tag_model.note_info(reference, info)
+        self.refresh_actions()
+
+    def _clear_details(self) -> None:
+        if self._detail_task is not None:
+            self._detail_task.cancel()
+        self._detail_tag = ""
+        self.detail_model.set_info(None)
+        self.detail_title.setText("Details")
+
+    def _selected_detail_key(self) -> str:
+        index = self.detail_view.currentIndex()
+        while index.isValid():
+            key = self.detail_model.data(index.siblingAtColumn(0), KeyRole)
+            if key:
+                return str(key)
+            index = index.parent()
+        return ""
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def state(self) -> PaneState:
+        info = self.detail_model.info
+        return PaneState(
+            connected=self.client is not None,
+            repository=self.repository,
+            selected_tags=tuple(self.selected_tags()),
+            details_shown=info is not None,
+            pull_command=info.pull_command if info is not None else "",
+            deleting=self._deleting,
+            delete_refused=self._delete_refused,
+        )
+
+    def actions_data(self) -> dict[str, BrowseAction]:
+        return browse_actions(self.state())
+
+    def refresh_actions(self) -> None:
+        for key, spec in self.actions_data().items():
+            action = self.qactions[key]
+            action.setText(spec.label)
+            action.setEnabled(spec.enabled)
+            tip = f"{spec.label} ({spec.shortcut})"
+            action.setToolTip(f"{tip}: {spec.why_not}" if spec.why_not else tip)
+
+    def trigger(self, key: str) -> None:
+        """Run the action `key` if it can run now (menus, shortcuts and buttons come here)."""
+        if self.actions_data()[key].enabled:
+            self._handlers[key]()
+        self.refresh_actions()
+
+    def build_menu(self) -> QMenu:
+        self.refresh_actions()
+        menu = QMenu(self)
+        for group in MENU_LAYOUT:
+            if not menu.isEmpty():
+                menu.addSeparator()
+            for key in group:
+                menu.addAction(self.qactions[key])
+        return menu
+
+    def _tag_menu(self, pos: QPoint) -> None:
+        menu = self.build_menu()
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        menu.popup(self.tag_view.viewport().mapToGlobal(pos))
+
+    def _focus_filter(self) -> None:
+        target = self.repo_filter if self.repo_filter.isVisible() else self.repo_name
+        target.setFocus()
+        target.selectAll()
+
+    def _focus_repository_name(self) -> None:
+        self.repo_name.setFocus()
+        self.repo_name.selectAll()
+
+    def copy_pull_command(self) -> None:
+        info = self.detail_model.info
+        if info is None or not info.pull_command:
+            return
+        self.copy_text(info.pull_command)
+        self.statusMessage.emit(f"Copied: {info.pull_command}")
+
+    # -- download ----------------------------------------------------------------------------
+
+    def download_selected(self) -> None:
+        """Ask for a folder, then download the manifest shown in the details."""
+        self.spawn(self._download_flow())
+
+    async def _download_flow(self) -> None:
+        info = self.detail_model.info
+        if info is None or self.client is None:
+            return
+        platform, problem = download_platform(info, self._selected_detail_key())
+        if problem:
+            self.show_message(problem, error=True)
+            return
+        folder = await self.choose_folder(f"Download {info.reference} to")
+        if folder is None:
+            return
+        tag = "" if is_digest(self._detail_tag) else self._detail_tag
+        self.request_download(info.repository, info.digest, folder, platform=platform, tag=tag)
+
+    async def _ask_folder(self, caption: str) -> Path | None:
+        dialog = QFileDialog(self, caption)
+        dialog.setFileMode(QFileDialog.FileMode.Directory)
+        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        (result,) = await wait_signal(dialog.finished)
+        files = dialog.selectedFiles()
+        if result != QFileDialog.DialogCode.Accepted or not files:
+            return None
+        return Path(files[0])
+
+    def request_download(
+        self,
+        repository: str,
+        reference: str,
+        folder: Path,
+        *,
+        platform: str | None = None,
+        tag: str = "",
+    ) -> str:
+        """Ask the window to queue the download of `repository@reference` into `folder`.
+
+        Returns the reference handed over: pinned by digest when `reference` is one, with
+        `tag` kept for people to read (a tag moved while the download is paused must not mix
+        two artifacts).
+        """
+        client = self.client
+        if client is None:
+            return ""
+        name = f"{client.host}/{repository}"
+        if is_digest(reference):
+            full = f"{name}:{tag}@{reference}" if tag else f"{name}@{reference}"
+        else:
+            full = f"{name}:{reference}"
+        self.downloadRequested.emit(full, str(folder), platform or "")
+        self.show_message(f"Downloading {full.split('@')[0]} to {folder}: see Transfers")
+        return full
+
+    # -- delete ------------------------------------------------------------------------------
+
+    def delete_selected(self) -> None:
+        """Delete the selected tags' manifests after a confirmation naming every tag that
+        goes with them."""
+        tags = self.selected_tags()
+        if tags:
+            self.spawn(self.delete_tags(tags))
+
+    async def delete_tags(self, tags: Sequence[str]) -> list[str]:
+        """The delete flow; returns the tags removed (empty when refused or cancelled)."""
+        client, repository = self.client, self.repository
+        if client is None or not repository or not tags:
+            return []
+        self._deleting = True
+        self.refresh_actions()
+        self.show_message("Checking which tags share these manifests…")
+        deleted: list[str] = []
+        plan: DeletePlan | None = None
+        try:
+            limit = asyncio.Semaphore(4)
+
+            async def resolve(tag: str) -> str:
+                async with limit:
+                    return await resolve_digest(client, repository, tag)
+
+            digests = list(await asyncio.gather(*(resolve(t) for t in tags)))
+            digest_of = dict(zip(tags, digests, strict=True))
+            every = self.tag_model.tags() if self.tag_model.complete else None
+            sharing = {}
+            for digest in dict.fromkeys(digests):
+                sharing[digest] = await tags_sharing_digest(client, repository, digest, tags=every)
+            plan = delete_plan(repository, tags, digest_of, sharing)
+            if not await self.confirm_delete(plan):
+                self.show_message("Nothing was deleted")
+                return []
+            for digest in plan.digests:
+                await delete(client, repository, digest)
+                deleted.append(digest)
+            self.show_message(delete_outcome(plan, deleted))
+        except DeleteRefused as exc:
+            self._delete_refused = exc.sentence()
+            self.show_message(exc.sentence(), error=True)
+        except HoistError as exc:
+            self.show_message(exc.sentence(), error=True)
+        finally:
+            self._deleting = False
+            removed = [t for d in deleted for t in plan.digests[d]] if plan else []
+            if removed and repository == self.repository:
+                self.tag_model.remove_tags(removed)
+                if self._detail_tag in removed:
+                    self._clear_details()
+            self.refresh_actions()
+        return removed
+
+    async def confirm_delete(self, plan: DeletePlan) -> bool:
+        """Ask (window-modal, awaited); `confirm_box` is the open dialog (tests click it)."""
+        question, explanation = delete_message(plan)
+        box = ConfirmDialog("Delete tags", question, explanation, "&Delete", parent=self)
+        box.setObjectName("confirm-delete")
+        self.confirm_box = box
+        box.open()
+        try:
+            (result,) = await wait_signal(box.finished)
+            return bool(result == QDialog.DialogCode.Accepted)
+        finally:
+            self.confirm_box = None
+            box.deleteLater()
+
+
+class ConfirmDialog(QDialog):
+    """A question, what it means, and a destructive button beside Cancel (the default).
+
+    Used instead of QMessageBox, which fixes its own size once shown (a jump on screen, and
+    a size hint the offscreen platform of the tests refuses), as main_window's MessageDialog.
+    """
+
+    def __init__(
+        self, title: str, text: str, informative: str, confirm: str, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.text_label = QLabel(text, self)
+        self.text_label.setObjectName("confirm-text")
+        self.text_label.setWordWrap(True)
+        font = self.text_label.font()
+        font.setBold(True)
+        self.text_label.setFont(font)
+        self.informative_label = QLabel(informative, self)
+        self.informative_label.setObjectName("confirm-informative")
+        self.informative_label.setWordWrap(True)
+        self.informative_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.buttons = QDialogButtonBox(self)
+        self.confirm_button = self.buttons.addButton(
+            confirm, QDialogButtonBox.ButtonRole.DestructiveRole
+        )
+        self.cancel_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        self.cancel_button.setDefault(True)
+        self.cancel_button.setFocus()
+        plain_buttons(self.buttons)
+        self.confirm_button.clicked.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        lay_out_message(
+            self, self.text_label, self.informative_label, self.buttons, minimum=QSize(420, 160)
+        )
+
+    def text(self) -> str:
+        return self.text_label.text()
+
+    def informativeText(self) -> str:
+        return self.informative_label.text()
+
+
+def _registry_key(registry: RegistrySettings | RegistryClient | None) -> object:
+    if registry is None:
+        return None
+    if isinstance(registry, RegistryClient):
+        return ("client", id(registry))
+    return ("settings", registry.url, registry.username, registry.insecure, registry.ca_bundle)
+
+
+__all__ = [
+    "SHORTCUTS",
+    "BrowseAction",
+    "BrowsePane",
+    "ConfirmDialog",
+    "DeletePlan",
+    "PaneState",
+    "browse_actions",
+    "delete_message",
+    "delete_outcome",
+    "delete_plan",
+    "download_platform",
+]

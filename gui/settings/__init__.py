@@ -1,0 +1,1 @@
+"""The window's settings: stored data, the Settings dialog, and the registry dialog."""

@@ -1,0 +1,1 @@
+"""What every part of the window shares: icons, theme colours and the small dialogs."""
