@@ -62,7 +62,8 @@ def summary(stalls: list[float]) -> tuple[float, float, float]:
 
 async def scenario(size: int, work: Path) -> int:
     from hoist.core.oci.reference import parse_reference
-    from hoist.core.transfer.push import TransferState, plan_file_push
+    from hoist.core.transfer.model import TransferState
+    from hoist.core.transfer.push import plan_file_push
     from hoist.gui.main_window import AppContext, MainWindow
     from support.registry import RegistryProcess
 

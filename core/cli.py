@@ -23,19 +23,14 @@ from hoist.core.oci.reference import Reference, parse_reference, parse_registry
 from hoist.core.progress import BlobEvent, BlobState, Event, TransferEvent
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.client import RegistryClient
-from hoist.core.registry.profile import ProfileStore, apply_profile
+from hoist.core.registry.profile import ProfileStore
 from hoist.core.retry import RetryPolicy
 from hoist.core.sources.artifact import DEFAULT_ARTIFACT_TYPE, SplitOptions
 from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.push import (
-    Transfer,
-    TransferState,
-    discard_work,
-    open_run,
-    plan_file_push,
-    plan_image_push,
-    restart_changed_blobs,
-)
+from hoist.core.transfer.model import Transfer, TransferState
+from hoist.core.transfer.push import plan_file_push, plan_image_push, restart_changed_blobs
+from hoist.core.transfer.runs import discard_work, open_run
+from hoist.core.transfer.settings import apply_profile
 from hoist.core.transfer.upload import DEFAULT_CHUNK, TransferPaused, UploadSettings
 from hoist.core.units import GiB, format_duration, format_rate, format_size, parse_rate, parse_size
 

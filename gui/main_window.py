@@ -23,8 +23,9 @@ from hoist.core.errors import HoistError
 from hoist.core.oci.reference import Reference, parse_reference
 from hoist.core.registry.client import RegistryClient
 from hoist.core.registry.demo_registry import HOW_TO_ADD_A_REGISTRY, DemoRegistry
+from hoist.core.transfer.download import plan_download
 from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.push import Transfer, TransferState, plan_download
+from hoist.core.transfer.model import Transfer, TransferState
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from hoist.core.units import format_rate, format_size
 from hoist.gui.add.planning import (
@@ -32,11 +33,16 @@ from hoist.gui.add.planning import (
     SourceChoice,
     classify_sources,
     image_support,
-    make_client,
 )
 from hoist.gui.add.sheet import AddSheet
 from hoist.gui.settings.dialog import RateLimitBox, SettingsDialog
-from hoist.gui.settings.store import DEMO_REGISTRY_NAME, RegistrySettings, Settings, SettingsStore
+from hoist.gui.settings.store import (
+    DEMO_REGISTRY_NAME,
+    RegistrySettings,
+    Settings,
+    SettingsStore,
+    make_client,
+)
 from hoist.gui.transfers.transfer_list import (
     FILTERS,
     MENU_LAYOUT,

@@ -148,7 +148,7 @@ def config_dir(state_dir: Path) -> Path:
 
 @pytest.fixture(params=["sendall", "sendfile"])
 def send_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Each way core/filebody.py sends a chunk's body: `sendall` of the hashed buffer (what a
+    """Each way hoist.core.registry.filebody sends a body: `sendall` of the hashed buffer (what a
     registry on this machine gets) and `sendfile` (what one on another machine gets). Every
     registry in the suite is on loopback, so the check is stood in for."""
     from hoist.core.registry import filebody

@@ -30,7 +30,8 @@ from hoist.core.registry.auth import Credentials
 from hoist.core.registry.client import RegistryClient
 from hoist.core.retry import RetryPolicy
 from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.push import Transfer, TransferRun, plan_file_push
+from hoist.core.transfer.model import Transfer
+from hoist.core.transfer.push import TransferRun, plan_file_push
 from hoist.core.transfer.upload import UploadSettings
 from support.proxy import FaultProxy, RequestHead
 

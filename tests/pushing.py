@@ -16,7 +16,8 @@ from hoist.core.progress import Event
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.client import RegistryClient
 from hoist.core.sources.artifact import SplitOptions
-from hoist.core.transfer.push import Transfer, TransferRun, plan_file_push
+from hoist.core.transfer.model import Transfer
+from hoist.core.transfer.push import TransferRun, plan_file_push
 from hoist.core.transfer.upload import UploadSettings
 
 ROOT = Path(__file__).resolve().parent.parent

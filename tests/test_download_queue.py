@@ -19,9 +19,9 @@ from hoist.core.oci.reference import parse_reference
 from hoist.core.progress import BlobEvent, BlobState
 from hoist.core.registry.client import RegistryClient
 from hoist.core.transfer import download
-from hoist.core.transfer.download import DownloadRun
+from hoist.core.transfer.download import DownloadRun, plan_download
 from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.push import DOWNLOAD, DownloadPart, Transfer, TransferState, plan_download
+from hoist.core.transfer.model import DOWNLOAD, DownloadPart, Transfer, TransferState
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from pushing import hoist_cli, push_paths
 from support.registry import RegistryProcess

@@ -4,7 +4,7 @@ Every test pushes a file of a few MiB in 64 KiB chunks and checks three things: 
 blob is the file (digest and bytes), what the engine said happened, and how many bytes crossed
 the proxy more than once (`resent`: blob bytes forwarded upstream minus the file and the 2-byte
 config). distribution 2.8 cancels a session whose `_state` offset disagrees with what it stored
-(REGISTRIES.md), so any fault after which the registry holds more than the client knows costs
+(checked with 2.8.2), so any fault after which the registry holds more than the client knows costs
 the blob's acknowledged prefix; a fault that leaves the two in agreement costs nothing.
 """
 

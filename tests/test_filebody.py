@@ -1,4 +1,4 @@
-"""The raw body sender (core/filebody.py) against peers a registry can't be made to imitate.
+"""The raw body sender (hoist.core.registry.filebody) vs peers a registry can't be made to imitate.
 
 A peer that accepts a PATCH and then stops reading must not hang the upload. Both ways of
 sending are checked: `sendfile` with the socket in blocking mode (to other machines: the

@@ -16,8 +16,9 @@ from hoist.core.bandwidth import BandwidthLimiter
 from hoist.core.errors import RegistryError
 from hoist.core.progress import BlobEvent, BlobState, Event
 from hoist.core.registry.client import RegistryClient
-from hoist.core.registry.profile import ProfileStore, apply_profile
+from hoist.core.registry.profile import ProfileStore
 from hoist.core.retry import RetryPolicy
+from hoist.core.transfer.settings import apply_profile
 from hoist.core.transfer.upload import UploadSettings
 from pushing import get_blob, get_manifest, hoist_cli, push_paths
 from support.proxy import html_error_page, match

@@ -14,8 +14,10 @@ from hoist.core.oci.digest import SequentialHasher
 from hoist.core.oci.reference import parse_reference
 from hoist.core.progress import BlobState
 from hoist.core.retry import RetryPolicy
+from hoist.core.transfer.download import plan_download
 from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.push import DownloadPart, TransferState, plan_download, plan_file_push
+from hoist.core.transfer.model import DownloadPart, TransferState
+from hoist.core.transfer.push import plan_file_push
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from hoist.core.transfer.upload import UploadSettings
 from pushing import hoist_cli

@@ -13,7 +13,8 @@ from hoist.core.oci.reference import parse_reference
 from hoist.core.progress import BlobEvent, Event
 from hoist.core.sources.artifact import SPLIT_FILE_DIGEST, SplitOptions
 from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.push import Transfer, TransferState, plan_file_push, restart_changed_blobs
+from hoist.core.transfer.model import Transfer, TransferState
+from hoist.core.transfer.push import plan_file_push, restart_changed_blobs
 from hoist.core.transfer.upload import TransferPaused
 from pushing import get_manifest, hoist_cli
 from support.registry import RegistryProcess

@@ -5,7 +5,7 @@ of thousands while the rest is still on its way. Pages follow the registry's own
 `Link: <...>; rel="next"` header, resolved against the request URL and never rebuilt (some
 cursors are opaque), and only on the registry's own host.
 
-Registry behaviours handled here (see /work/shared/REGISTRIES.md):
+Registry behaviours handled here, each named with the registry that shows it:
 - distribution 2.8 pages `_catalog` with a relative Link (`</v2/_catalog?last=b&n=2>`, `last`
   percent-encoded), pages by 100 when `n` is absent, answers `n` above `catalog.maxentries`
   (1000 by default) with 400 PAGINATION_NUMBER_INVALID and `n=0` with an empty list, and

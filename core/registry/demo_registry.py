@@ -10,7 +10,7 @@ Two choices make a demo registry behave like a real one across restarts of Hoist
   still point at it next time;
 * `http.secret` is kept (`secret` file, mode 0600): without it distribution signs upload
   state with a random secret per start, and every half-sent upload session would be lost when
-  the registry restarts (see /work/shared/REGISTRIES.md, "distribution").
+  the registry restarts (distribution 2.8 and 3.x alike).
 """
 
 from __future__ import annotations

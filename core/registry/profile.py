@@ -4,6 +4,9 @@ Learned as Hoist works, never by probing up front: the largest chunk a host (or 
 front of it) accepted before it answered 413/416, the minimum chunk it asked for, whether it
 takes chunked PATCH at all, and whether an upload cut mid-chunk could be resumed by GET. Plus
 the user's own per-registry default upload rate. Never secrets, never in the journal.
+
+Only facts live here; what a transfer makes of them is decided a layer up
+(`hoist.core.transfer.settings`), for the command line and the window alike.
 """
 
 from __future__ import annotations
@@ -15,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hoist.core.paths import config_dir
-from hoist.core.transfer.journal import atomic_write
-from hoist.core.transfer.upload import UploadSettings
+from hoist.core.statefile import atomic_write
 
 
 @dataclass
@@ -74,20 +76,3 @@ class ProfileStore:
         with self._lock:
             doc = {} if host is None else {h: d for h, d in self._read().items() if h != host}
             atomic_write(self.path, json.dumps(doc, indent=1, sort_keys=True).encode())
-
-
-def apply_profile(settings: UploadSettings, host: str, store: ProfileStore) -> UploadSettings:
-    """Start from what the host taught us, and keep teaching the store as the upload learns."""
-    profile = store.get(host)
-    if profile.max_chunk:
-        settings.max_chunk = profile.max_chunk
-    if profile.min_chunk:
-        settings.min_chunk = max(settings.min_chunk, profile.min_chunk)
-    if profile.chunked is False:
-        settings.chunked = False
-
-    def learn(key: str, value: int | bool) -> None:
-        store.update(host, **{key: value})
-
-    settings.on_limit = learn
-    return settings

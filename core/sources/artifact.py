@@ -27,7 +27,6 @@ from hoist.core.errors import SourceError
 from hoist.core.oci.digest import Descriptor, sha256_bytes
 from hoist.core.oci.manifest import OCI_EMPTY, OCI_EMPTY_DATA, image_manifest
 from hoist.core.sources.content import FileRange
-from hoist.core.transfer.upload import BlobRecord, fresh_record
 
 DEFAULT_ARTIFACT_TYPE = "application/vnd.unknown.artifact.v1"  # what oras uses when none is set
 FILE_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"  # oras's default for files
@@ -51,16 +50,29 @@ class SplitOptions:
     part_size: int
 
 
+@dataclass(frozen=True)
+class ArtifactLayer:
+    """One layer an artifact will push: where its bytes are and how the manifest names it.
+
+    Plain data: the transfer layer turns it into the record it journals and uploads.
+    """
+
+    name: str
+    source: FileRange
+    media_type: str
+    annotations: dict[str, str]
+
+
 def plan_artifact(
     paths: list[Path], staging: Path, split: SplitOptions | None = None
-) -> list[BlobRecord]:
-    """One BlobRecord per file (or per part, or a packed tar per folder), in order.
+) -> list[ArtifactLayer]:
+    """One layer per file (or per part, or a packed tar per folder), in order.
 
     Blocking (it may pack a folder): call it in a worker thread.
     """
     if not paths:
         raise SourceError("nothing to push: name at least one file or folder")
-    records: list[BlobRecord] = []
+    records: list[ArtifactLayer] = []
     titles: set[str] = set()
     for path in paths:
         path = path.absolute()
@@ -80,14 +92,14 @@ def plan_artifact(
                 records.extend(_split(path, split.part_size))
             else:
                 records.append(
-                    fresh_record(title, FileRange.whole(path), FILE_MEDIA_TYPE, {TITLE: title})
+                    ArtifactLayer(title, FileRange.whole(path), FILE_MEDIA_TYPE, {TITLE: title})
                 )
         else:
             raise SourceError(f"{path} is not a regular file or a folder")
     return records
 
 
-def _split(path: Path, part_size: int) -> list[BlobRecord]:
+def _split(path: Path, part_size: int) -> list[ArtifactLayer]:
     size = path.stat().st_size
     count = (size + part_size - 1) // part_size
     width = max(4, len(str(count)))
@@ -104,7 +116,7 @@ def _split(path: Path, part_size: int) -> list[BlobRecord]:
             SPLIT_FILE_SIZE: str(size),
         }
         source = FileRange(path, offset, min(part_size, size - offset))
-        out.append(fresh_record(name, source, FILE_MEDIA_TYPE, annotations))
+        out.append(ArtifactLayer(name, source, FILE_MEDIA_TYPE, annotations))
     return out
 
 
@@ -123,7 +135,7 @@ class _HashingWriter:
         self.inner.flush()
 
 
-def _pack_folder(folder: Path, staging: Path) -> BlobRecord:
+def _pack_folder(folder: Path, staging: Path) -> ArtifactLayer:
     """Pack `folder` into `staging/NAME.tar.gz` (sorted entries, so packing is repeatable)."""
     import gzip  # only folders need these: kept off every push's start-up
     import tarfile
@@ -148,23 +160,16 @@ def _pack_folder(folder: Path, staging: Path) -> BlobRecord:
         ORAS_UNPACK: "true",
         ORAS_DIGEST: "sha256:" + hashing.sha.hexdigest(),
     }
-    return fresh_record(folder.name, FileRange.whole(out), FOLDER_MEDIA_TYPE, annotations)
+    return ArtifactLayer(folder.name, FileRange.whole(out), FOLDER_MEDIA_TYPE, annotations)
 
 
 def artifact_manifest(
-    records: list[BlobRecord],
+    layers: list[Descriptor],
     *,
     artifact_type: str = DEFAULT_ARTIFACT_TYPE,
     annotations: dict[str, str] | None = None,
 ) -> bytes:
-    """The manifest for pushed records (every record must have its digest by now)."""
-    layers = []
-    for record in records:
-        if not record.digest:
-            raise AssertionError(f"{record.name} has no digest yet")
-        layers.append(
-            Descriptor(record.media_type, record.digest, record.size, record.annotations or None)
-        )
+    """The manifest for pushed layers, in order, with the empty config."""
     return image_manifest(
         EMPTY_CONFIG, layers, artifact_type=artifact_type, annotations=annotations
     )

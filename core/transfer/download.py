@@ -48,6 +48,7 @@ import httpx
 from hoist.core.errors import HoistError, NetworkError, NotFound, RegistryError, SourceError
 from hoist.core.oci.digest import EMPTY_SHA256, READ_BLOCK, is_digest
 from hoist.core.oci.manifest import OCI_INDEX
+from hoist.core.oci.reference import Reference
 from hoist.core.progress import BlobEvent, BlobState, Event, ProgressCallback, RateEstimator
 from hoist.core.registry.browse import (
     BlobInfo,
@@ -72,11 +73,13 @@ from hoist.core.sources.artifact import (
     SPLIT_OFFSET,
 )
 from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.push import (
+from hoist.core.transfer.model import (
+    DOWNLOAD,
     DownloadPart,
     JournaledRun,
     Transfer,
     TransferState,
+    new_transfer_id,
     save_despite_cancellation,
 )
 from hoist.core.transfer.upload import TransferPaused
@@ -1384,3 +1387,31 @@ __all__ = [
     "safe_parts",
     "target_path",
 ]
+
+
+def plan_download(
+    source: Reference,
+    destination: Path,
+    *,
+    platform: str | None = None,
+    overwrite: bool = False,
+    parallel: int = 2,
+    plain_http: bool | None = None,
+) -> Transfer:
+    """A Transfer downloading what `source` names into the folder `destination`.
+
+    Pin `source` by digest where it can be: a tag moved while the download is paused would
+    otherwise join bytes of two different artifacts.
+    """
+    return Transfer(
+        id=new_transfer_id(),
+        target=source,
+        kind=DOWNLOAD,
+        blobs=[],
+        parallel=parallel,
+        plain_http=plain_http,
+        created_iso=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        destination=str(destination.absolute()),
+        platform=platform,
+        overwrite=overwrite,
+    )

@@ -1,18 +1,14 @@
 """The transfer journal: one JSON file per transfer, written so that a kill never tears it.
 
-Each write goes to a temporary file in the same folder, is fsynced, then renamed over the old
-file (`os.replace` is atomic on POSIX and Windows), and the folder is fsynced so the rename itself
-survives a power cut (qutebrowser's `savefile_open` does the same). After a SIGKILL at any
-instant the file holds the old state or the new one. Files are mode 0600. A `version` field lets
-a later Hoist read an older journal. The journal never holds a password or token.
+Each entry is written with `statefile.atomic_write` (temporary file, fsync, rename, fsync of the
+folder): after a SIGKILL at any instant the file holds the old state or the new one. A `version`
+field lets a later Hoist read an older journal. The journal never holds a password or token.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,35 +16,13 @@ from typing import Any
 
 from hoist.core.errors import HoistError
 from hoist.core.paths import state_dir
+from hoist.core.statefile import atomic_write
 
 JOURNAL_VERSION = 2  # 2: downloads (kind "download"), which version 1 would run as pushes
 
 
 class JournalError(HoistError):
     hint = "The transfer's saved state is unreadable; remove it with `hoist cancel ID`"
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` atomically and durably, mode 0600."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dirfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dirfd)
-    finally:
-        os.close(dirfd)
 
 
 class TransferJournal:

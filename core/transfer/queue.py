@@ -23,13 +23,9 @@ from hoist.core.progress import BlobEvent, BlobState, Event, RateEstimator, Tran
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.client import RegistryClient
 from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.push import (
-    Transfer,
-    TransferState,
-    discard_work,
-    open_run,
-    restart_changed_blobs,
-)
+from hoist.core.transfer.model import Transfer, TransferState
+from hoist.core.transfer.push import restart_changed_blobs
+from hoist.core.transfer.runs import discard_work, open_run
 from hoist.core.transfer.upload import TransferPaused, UploadSettings
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from hoist.core.errors import HoistError
 from hoist.core.oci.reference import Reference
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.client import RegistryClient
-from hoist.core.transfer.push import Transfer
+from hoist.core.transfer.model import Transfer
 from hoist.core.transfer.upload import BlobRecord
 from hoist.gui.settings.store import RegistrySettings
 
@@ -207,16 +207,6 @@ def _resolve(host: str, username: str | None) -> tuple[Credentials | None, str]:
         return None, exc.sentence()
 
 
-def make_client(registry: RegistrySettings, credentials: Credentials | None) -> RegistryClient:
-    """A RegistryClient with the registry's TLS choices (close it with `aclose`)."""
-    return RegistryClient(
-        registry.host,
-        credentials=credentials,
-        plain_http=registry.plain_http,
-        tls=registry.tls(),
-    )
-
-
 __all__ = [
     "CredentialCache",
     "SourceChoice",
@@ -225,7 +215,6 @@ __all__ = [
     "classify_sources",
     "image_support",
     "is_image_source",
-    "make_client",
     "reference_text",
     "short_digest",
     "suggest_repository",

@@ -17,7 +17,8 @@ from typing import Any
 from hoist.core.errors import HoistError, SourceError
 from hoist.core.oci.reference import Reference, parse_reference
 from hoist.core.sources.artifact import SplitOptions
-from hoist.core.transfer.push import Transfer, plan_file_push, plan_image_push
+from hoist.core.transfer.model import Transfer
+from hoist.core.transfer.push import plan_file_push, plan_image_push
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from hoist.core.units import GiB, MiB, format_size, parse_size
 from hoist.gui.add.planning import (
@@ -25,11 +26,10 @@ from hoist.gui.add.planning import (
     SourceChoice,
     check_push_access,
     image_support,
-    make_client,
     short_digest,
     suggest_repository,
 )
-from hoist.gui.settings.store import RegistrySettings, Settings
+from hoist.gui.settings.store import RegistrySettings, Settings, make_client
 from hoist.gui.widgets.theme import plain_buttons
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import (

@@ -1,8 +1,8 @@
 """What a registry holds, as Qt models: repositories, tags, and one manifest's details.
 
-The chain is the one STYLE.md names: `hoist.core.registry.browse`'s async iterators and
-`ManifestInfo` →
-these models → the views in `hoist.gui.browse.pane`. Nothing here blocks the loop.
+The chain is the one qutebrowser's downloads use (engine objects → Qt models → views):
+`hoist.core.registry.browse`'s async iterators and `ManifestInfo` → these models → the views in
+`hoist.gui.browse.pane`. Nothing here blocks the loop.
 
 - `RepositoryModel` and `TagModel` load pages as the list scrolls: Qt's `canFetchMore` /
   `fetchMore` (called by the view when its last row comes into sight) pull one more page from
@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +43,7 @@ from hoist.core.registry.browse import (
 )
 from hoist.core.registry.client import RegistryClient
 from hoist.core.units import format_size
+from hoist.gui.widgets.tasks import report_task_failure
 from PySide6.QtCore import (
     QAbstractItemModel,
     QAbstractListModel,
@@ -144,16 +144,6 @@ class Page(Protocol):
 
     @property
     def more(self) -> bool: ...
-
-
-def report_task_failure(task: asyncio.Task[Any]) -> None:
-    """Done callback: a bug in a background task reaches the window's excepthook (which logs
-    it and shows a sentence), rather than vanishing with the task."""
-    if task.cancelled():
-        return
-    exc = task.exception()
-    if exc is not None:
-        sys.excepthook(type(exc), exc, exc.__traceback__)
 
 
 class PageFeeder:

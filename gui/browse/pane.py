@@ -40,7 +40,7 @@ from hoist.core.registry.browse import (
     tags_sharing_digest,
 )
 from hoist.core.registry.client import RegistryClient
-from hoist.gui.add.planning import CredentialCache, make_client
+from hoist.gui.add.planning import CredentialCache
 from hoist.gui.browse.models import (
     PAGE_SIZE,
     KeyRole,
@@ -50,11 +50,11 @@ from hoist.gui.browse.models import (
     TagColumn,
     TagModel,
     TagSortProxy,
-    report_task_failure,
     short_digest,
 )
-from hoist.gui.settings.store import RegistrySettings
+from hoist.gui.settings.store import RegistrySettings, make_client
 from hoist.gui.widgets.dialogs import lay_out_message
+from hoist.gui.widgets.tasks import report_task_failure
 from hoist.gui.widgets.theme import CELL_PADDING, PaddedDelegate, plain_buttons, title_font
 from PySide6.QtCore import (
     QEvent,

@@ -39,9 +39,8 @@ from hoist.core.registry.credentials import (
     keyring_available,
     store_credentials,
 )
-from hoist.gui.add.planning import make_client
-from hoist.gui.browse.models import report_task_failure
-from hoist.gui.settings.store import RegistrySettings
+from hoist.gui.settings.store import RegistrySettings, make_client
+from hoist.gui.widgets.tasks import report_task_failure
 from hoist.gui.widgets.theme import plain_buttons, tone_color
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QFont, QPalette, QShowEvent

@@ -3,7 +3,7 @@
 Passwords are never stored here: a registry entry names the username, and the secret lives in
 the system keyring (hoist.core.registry.credentials).
 The file is written atomically (temp file, fsync,
-rename: `hoist.core.transfer.journal.atomic_write`) and carries a `version`;
+rename: `hoist.core.statefile.atomic_write`) and carries a `version`;
 keys this Hoist doesn't know are
 kept, so an older Hoist doesn't erase what a newer one saved.
 """
@@ -19,9 +19,10 @@ from typing import Any
 from hoist.core.errors import HoistError, InvalidReference
 from hoist.core.oci.reference import parse_registry
 from hoist.core.paths import config_dir
-from hoist.core.registry.client import TLSOptions
+from hoist.core.registry.auth import Credentials
+from hoist.core.registry.client import RegistryClient, TLSOptions
 from hoist.core.retry import RetryPolicy
-from hoist.core.transfer.journal import atomic_write
+from hoist.core.statefile import atomic_write
 from hoist.core.transfer.upload import DEFAULT_CHUNK, UploadSettings
 from hoist.core.units import MiB
 
@@ -249,10 +250,21 @@ class SettingsStore:
         atomic_write(self.path, json.dumps(settings.to_json(), indent=1).encode())
 
 
+def make_client(registry: RegistrySettings, credentials: Credentials | None) -> RegistryClient:
+    """A RegistryClient with the registry's TLS choices (close it with `aclose`)."""
+    return RegistryClient(
+        registry.host,
+        credentials=credentials,
+        plain_http=registry.plain_http,
+        tls=registry.tls(),
+    )
+
+
 __all__ = [
     "DEMO_REGISTRY_NAME",
     "RegistrySettings",
     "Settings",
     "SettingsError",
     "SettingsStore",
+    "make_client",
 ]

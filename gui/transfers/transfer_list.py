@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from hoist.core.errors import HoistError
 from hoist.core.oci.reference import Reference
 from hoist.core.progress import BlobEvent, BlobState
-from hoist.core.transfer.push import DownloadPart, TransferState
+from hoist.core.transfer.model import DownloadPart, TransferState
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from hoist.core.transfer.upload import BlobRecord
 from hoist.core.units import format_duration, format_rate, format_size

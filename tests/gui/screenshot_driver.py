@@ -4,7 +4,7 @@ Started by tests/gui/test_screenshots.py in a subprocess, with DISPLAY pointing 
 started and QT_QPA_PLATFORM=xcb (the test process itself runs Qt offscreen), and with
 HOIST_STATE_DIR / HOIST_CONFIG_DIR / HOME pointing at throwaway folders.
 
-    PYTHONPATH=. python tests/gui/screenshot_driver.py SPEC.json
+    python tests/gui/screenshot_driver.py SPEC.json
 
 SPEC names the registry (already holding a few repositories), the files to push, and where
 the PNGs go. The app runs exactly as `hoist-gui` does (`hoist.gui.app.main`); a task on the same
@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from hoist.core.oci.reference import parse_reference
-from hoist.core.transfer.push import TransferState, plan_file_push, plan_image_push
+from hoist.core.transfer.model import TransferState
+from hoist.core.transfer.push import plan_file_push, plan_image_push
 from hoist.core.units import MiB
 from hoist.gui import app as gui_app
 from hoist.gui.main_window import MainWindow

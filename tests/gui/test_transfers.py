@@ -12,14 +12,10 @@ from hoist.core.errors import FileChanged, NetworkError
 from hoist.core.oci.reference import Reference, parse_reference
 from hoist.core.progress import BlobEvent, BlobState
 from hoist.core.sources.artifact import SplitOptions
+from hoist.core.transfer.download import plan_download
 from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.push import (
-    DownloadPart,
-    Transfer,
-    TransferState,
-    plan_download,
-    plan_file_push,
-)
+from hoist.core.transfer.model import DownloadPart, Transfer, TransferState
+from hoist.core.transfer.push import plan_file_push
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from hoist.core.units import MiB
 from hoist.gui.main_window import FinishNotifier

@@ -19,7 +19,8 @@ from hoist.core.oci.reference import parse_reference
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.demo_registry import DemoRegistry
 from hoist.core.transfer import download
-from hoist.core.transfer.push import TransferState, plan_file_push
+from hoist.core.transfer.model import TransferState
+from hoist.core.transfer.push import plan_file_push
 from hoist.core.transfer.queue import TransferItem
 from hoist.core.units import MiB
 from hoist.gui.add.planning import CredentialCache, suggest_repository

@@ -2,7 +2,7 @@
 
 Tests talk to the reference implementation instead of a mock because its quirks (upload
 `_state`, session loss on restart without `http.secret`, exact error codes) are what the
-uploader has to survive. See /work/shared/REGISTRIES.md.
+uploader has to survive.
 """
 
 from __future__ import annotations

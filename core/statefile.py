@@ -1,0 +1,37 @@
+"""Writing Hoist's own files (journal entries, learned profiles, the window's settings) so that a
+kill never tears them.
+
+Each write goes to a temporary file in the same folder, is fsynced, then renamed over the old
+file (`os.replace` is atomic on POSIX and Windows), and the folder is fsynced so the rename itself
+survives a power cut (qutebrowser's `savefile_open` does the same). After a SIGKILL at any
+instant the file holds the old state or the new one. Files are mode 0600.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` atomically and durably, mode 0600."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dirfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dirfd)
+    finally:
+        os.close(dirfd)

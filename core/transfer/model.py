@@ -1,0 +1,297 @@
+"""A transfer as plain data: what the journal stores of a push or a download, and what
+every run of one shares (`JournaledRun`: its journal writes and state events).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import shutil
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from hoist.core.oci.reference import Reference, parse_reference
+from hoist.core.paths import state_dir
+from hoist.core.progress import BlobState, ProgressCallback, TransferEvent
+from hoist.core.registry.client import RegistryClient
+from hoist.core.sources.artifact import (
+    DEFAULT_ARTIFACT_TYPE,
+)
+from hoist.core.transfer.journal import TransferJournal
+from hoist.core.transfer.upload import (
+    BlobRecord,
+)
+
+
+class TransferState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass
+class PlannedManifest:
+    """A manifest to push byte for byte (an image's), children before parents."""
+
+    media_type: str
+    digest: str
+    data: bytes
+    tag: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "media_type": self.media_type,
+            "digest": self.digest,
+            "data": base64.b64encode(self.data).decode(),
+            "tag": self.tag,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> PlannedManifest:
+        return cls(doc["media_type"], doc["digest"], base64.b64decode(doc["data"]), doc.get("tag"))
+
+
+#: The kinds of transfer: two pushes and a download.
+ARTIFACT, IMAGE, DOWNLOAD = "artifact", "image", "download"
+
+
+@dataclass
+class DownloadPart:
+    """One blob of a download as the journal keeps it: where it goes and how much is there.
+
+    `file` is the final path; its bytes gather in `file + ".partial"` until verified.
+    """
+
+    name: str
+    size: int
+    file: str
+    received: int = 0
+    state: BlobState = BlobState.PENDING
+    kind: str = "file"  # "file", "split", "folder" (`file` is then its hidden archive), ...
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (BlobState.DONE, BlobState.EXISTS)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "size": self.size,
+            "file": self.file,
+            "received": self.received,
+            "state": self.state.value,
+            "kind": self.kind,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> DownloadPart:
+        return cls(
+            str(doc["name"]),
+            int(doc["size"]),
+            str(doc["file"]),
+            int(doc.get("received", 0)),
+            BlobState(doc.get("state", "pending")),
+            str(doc.get("kind", "file")),
+        )
+
+
+@dataclass
+class Transfer:
+    """Everything needed to run (or resume) one push or download; what the journal stores.
+
+    For a download, `target` is what is fetched (pinned by digest, with the tag it was chosen
+    by kept for people to read), `destination` the folder, and `parts` are learned from the
+    manifest when it first runs (so `total` is 0 until then).
+    """
+
+    id: str
+    target: Reference
+    kind: str  # ARTIFACT, IMAGE or DOWNLOAD
+    blobs: list[BlobRecord]
+    sources: list[str] = field(default_factory=list)
+    manifests: list[PlannedManifest] = field(default_factory=list)
+    artifact_type: str = DEFAULT_ARTIFACT_TYPE
+    state: TransferState = TransferState.QUEUED
+    error: str = ""
+    result: str | None = None
+    plain_http: bool | None = None
+    chunk_size: int = 0
+    parallel: int = 1
+    created: float = field(default_factory=time.time)
+    created_iso: str = ""
+    mount_from: list[str] = field(default_factory=list)
+    destination: str = ""
+    platform: str | None = None
+    overwrite: bool = False
+    parts: list[DownloadPart] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)  # files and folders a download placed
+
+    @property
+    def is_download(self) -> bool:
+        return self.kind == DOWNLOAD
+
+    @property
+    def name(self) -> str:
+        if self.is_download:
+            ref = self.target
+            name = ref.repository.rsplit("/", 1)[-1] + (
+                f":{ref.tag}" if ref.tag else f"@{(ref.digest or '')[7:19]}"
+            )
+            return f"{name} ({self.platform})" if self.platform else name
+        return ", ".join(Path(s).name for s in self.sources) or str(self.target)
+
+    @property
+    def total(self) -> int:
+        return sum(b.size for b in self.blobs) + sum(p.size for p in self.parts)
+
+    @property
+    def acknowledged(self) -> int:
+        return sum(b.size if b.finished else b.acknowledged for b in self.blobs) + sum(
+            p.size if p.finished else p.received for p in self.parts
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "target": str(self.target),
+            "kind": self.kind,
+            "sources": self.sources,
+            "blobs": [b.to_json() for b in self.blobs],
+            "manifests": [m.to_json() for m in self.manifests],
+            "artifact_type": self.artifact_type,
+            "state": self.state.value,
+            "error": self.error,
+            "result": self.result,
+            "plain_http": self.plain_http,
+            "chunk_size": self.chunk_size,
+            "parallel": self.parallel,
+            "created": self.created,
+            "created_iso": self.created_iso,
+            "mount_from": self.mount_from,
+            "destination": self.destination,
+            "platform": self.platform,
+            "overwrite": self.overwrite,
+            "parts": [p.to_json() for p in self.parts],
+            "completed": self.completed,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Transfer:
+        return cls(
+            id=doc["id"],
+            target=parse_reference(doc["target"]),
+            kind=doc["kind"],
+            sources=list(doc.get("sources", [])),
+            blobs=[BlobRecord.from_json(b) for b in doc["blobs"]],
+            manifests=[PlannedManifest.from_json(m) for m in doc.get("manifests", [])],
+            artifact_type=doc.get("artifact_type", DEFAULT_ARTIFACT_TYPE),
+            state=TransferState(doc.get("state", "queued")),
+            error=doc.get("error", ""),
+            result=doc.get("result"),
+            plain_http=doc.get("plain_http"),
+            chunk_size=int(doc.get("chunk_size", 0)),
+            parallel=int(doc.get("parallel", 1)),
+            created=float(doc.get("created", 0)),
+            created_iso=doc.get("created_iso", ""),
+            mount_from=list(doc.get("mount_from", [])),
+            destination=str(doc.get("destination", "")),
+            platform=doc.get("platform"),
+            overwrite=bool(doc.get("overwrite", False)),
+            parts=[DownloadPart.from_json(p) for p in doc.get("parts", [])],
+            completed=[str(p) for p in doc.get("completed", [])],
+        )
+
+
+async def save_despite_cancellation(save: Callable[[], Awaitable[None]]) -> None:
+    """Run a run's last journal write to its end even if the task is cancelled again meanwhile
+    (Cancel pressed twice, Cancel then quit): a write that outlived its task could land after
+    the queue removed the entry, and bring a cancelled transfer back at the next start."""
+    task = asyncio.ensure_future(save())
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            cancelled = True
+    task.result()
+    if cancelled:
+        raise asyncio.CancelledError
+
+
+def staging_dir(transfer_id: str) -> Path:
+    """Where a transfer keeps what it had to write (a folder's tar, an image's generated
+    config) so that a resume reads the very same bytes."""
+    return state_dir() / "staging" / transfer_id
+
+
+def discard_staging(transfer_id: str) -> None:
+    """Remove a transfer's staged files once it is done or cancelled (blocking: a folder's tar
+    can be large). A folder push of 50 GB must not leave 50 GB behind."""
+    shutil.rmtree(staging_dir(transfer_id), ignore_errors=True)
+
+
+def new_transfer_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+class JournaledRun:
+    """What every run of a Transfer shares (a push's TransferRun, hoist.core.transfer.download's
+    DownloadRun): it writes the transfer to the journal, one write at a time, and tells
+    listeners when its state changes.
+
+    Args:
+        pause: set it to stop the run (where it can stop: see each kind of run).
+    """
+
+    def __init__(
+        self,
+        transfer: Transfer,
+        client: RegistryClient,
+        *,
+        journal: TransferJournal | None = None,
+        on_event: ProgressCallback | None = None,
+        pause: asyncio.Event | None = None,
+    ) -> None:
+        self.transfer = transfer
+        self.client = client
+        self.journal = journal
+        self.on_event = on_event
+        self.pause = pause or asyncio.Event()
+        self._save_lock = asyncio.Lock()
+
+    async def save(self) -> None:
+        """Write the journal (in a worker thread: fsync can take a while on a busy disk)."""
+        if self.journal is None:
+            return
+        async with self._save_lock:
+            doc = self.transfer.to_json()
+            await asyncio.to_thread(self.journal.save, self.transfer.id, doc)
+
+    async def run(self) -> str:
+        """Run to the end; return the manifest digest. Raises TransferPaused or a HoistError."""
+        raise NotImplementedError
+
+    async def save_final(self) -> None:
+        """The journal's last word on this run (paused, failed, stopped, done), written to
+        its end even if the task is cancelled again meanwhile (save_despite_cancellation)."""
+        await save_despite_cancellation(self._write_final)
+
+    async def _write_final(self) -> None:
+        await self.save()
+
+    def _state(self, state: TransferState, message: str = "") -> None:
+        self.transfer.state = state
+        if state != TransferState.FAILED:
+            self.transfer.error = ""
+        if self.on_event is not None:
+            self.on_event(
+                TransferEvent(self.transfer.id, state.value, message, self.transfer.result)
+            )
