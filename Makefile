@@ -55,7 +55,7 @@ test-fast: $(STAMP) system-deps qt-libs lint typecheck
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check core
+	$(BIN)/ruff format --check .
 
 # mypy follows no package-dir mapping: it reads the packages through build/import-root/hoist/*,
 # links named as installed (packaging/import_root.py).

@@ -11,7 +11,7 @@ application palette from reaching the item views.
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QHoverEvent, QIcon, QPainter, QPaintEvent, QPalette, QPen
+from PySide6.QtGui import QBrush, QColor, QHoverEvent, QIcon, QPainter, QPaintEvent, QPalette, QPen
 from PySide6.QtWidgets import (
     QApplication,
     QDialogButtonBox,
@@ -137,7 +137,7 @@ class PaddedDelegate(QStyledItemDelegate):
             # The text stays in the highlighted-text colour on the selection.
             highlighted = opt.palette.color(QPalette.ColorRole.HighlightedText)
             opt.palette.setColor(QPalette.ColorRole.Text, highlighted)
-        opt.backgroundBrush = Qt.BrushStyle.NoBrush
+        opt.backgroundBrush = QBrush(Qt.BrushStyle.NoBrush)
         style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
 
 

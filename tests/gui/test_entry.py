@@ -22,7 +22,10 @@ def test_bare_hoist_without_a_display_is_the_command_line() -> None:
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
     result = subprocess.run(
         [sys.executable, "-m", "hoist.gui.entry"],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert result.returncode == 2 and "usage: hoist" in result.stderr
     version = subprocess.run(
