@@ -30,7 +30,6 @@ from hoist.core.oci.manifest import DOCKER_LIST as DOCKER_MANIFEST_LIST
 from hoist.core.sources.content import FileRange
 from hoist.core.sources.image import (
     ImagePlan,
-    PlanBlob,
     SourceKind,
     detect_source,
     list_images,
@@ -856,37 +855,6 @@ def test_progress_counts_every_hashed_byte(tmp_path: Path) -> None:
 
     with pytest.raises(SourceError, match="cancelled"):
         open_image(built.path, progress=stop)
-
-
-@pytest.mark.parametrize("kind", ["layout", "multi", "legacy", "docker25"])
-def test_plan_json_round_trip(tmp_path: Path, kind: str) -> None:
-    if kind == "layout":
-        path = write_oci_layout(tmp_path / "l").path
-    elif kind == "multi":
-        path = write_oci_archive(tmp_path / "m.tar", multi_arch=True).path
-    elif kind == "legacy":
-        path = write_docker_archive(tmp_path / "d.tar").path
-    else:
-        path = write_docker_archive(tmp_path / "n.tar", legacy=False).path
-    plan = open_image(path)
-    text = json.dumps(plan.to_json())
-    again = ImagePlan.from_json(json.loads(text))
-    assert again == plan
-    assert blob_bytes(again) == blob_bytes(plan)
-
-
-def test_plan_json_with_inline_blob_and_damage() -> None:
-    plan = ImagePlan(SourceKind.OCI_LAYOUT, Path("/x"))
-    from hoist.core.oci.digest import Descriptor
-
-    data = b'{"hello": 1}'
-    plan.blobs.append(PlanBlob(Descriptor("application/json", sha256_bytes(data), len(data)), data))
-    doc = json.loads(json.dumps(plan.to_json()))
-    assert ImagePlan.from_json(doc) == plan
-    with pytest.raises(SourceError, match="damaged"):
-        ImagePlan.from_json({"version": 1, "kind": "oci"})
-    with pytest.raises(SourceError, match="version"):
-        ImagePlan.from_json({"version": 99})
 
 
 # --------------------------------------------------------------------------------------------

@@ -160,19 +160,6 @@ def _helper_server_url(host: str) -> str:
     return DOCKER_HUB_KEY if host == DOCKER_HUB_HOST else host
 
 
-# -- explicit ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ExplicitKeychain:
-    """Credentials the user gave for this run; they answer for any registry."""
-
-    credentials: Credentials
-
-    def resolve(self, registry: str) -> ResolvedCredentials | None:
-        return ResolvedCredentials(self.credentials, CredentialSource.EXPLICIT)
-
-
 # -- OS keyring -------------------------------------------------------------------------------
 
 

@@ -19,7 +19,6 @@ thread (`asyncio.to_thread`).
 
 from __future__ import annotations
 
-import base64
 import bz2
 import contextlib
 import enum
@@ -118,33 +117,6 @@ class PlanBlob:
     source: FileRange | bytes
     identity: FileIdentity | None = None
 
-    def to_json(self) -> dict[str, object]:
-        src: dict[str, object]
-        if isinstance(self.source, bytes):
-            src = {"data": base64.b64encode(self.source).decode("ascii")}
-        else:
-            src = {"file": self.source.to_json()}
-        return {
-            "descriptor": self.descriptor.to_json(),
-            "source": src,
-            "identity": self.identity.to_json() if self.identity else None,
-        }
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> PlanBlob:
-        src = doc["source"]
-        source: FileRange | bytes
-        if "data" in src:
-            source = base64.b64decode(src["data"], validate=True)
-        else:
-            source = FileRange.from_json(src["file"])
-        identity = doc.get("identity")
-        return cls(
-            _descriptor_from_json(doc["descriptor"]),
-            source,
-            FileIdentity.from_json(identity) if identity else None,
-        )
-
 
 @dataclass(frozen=True)
 class PlanManifest:
@@ -163,30 +135,6 @@ class PlanManifest:
     @property
     def size(self) -> int:
         return len(self.data)
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "media_type": self.media_type,
-            "digest": self.digest,
-            "data": base64.b64encode(self.data).decode("ascii"),
-            "tag": self.tag,
-            "platform": self.platform,
-        }
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> PlanManifest:
-        data = base64.b64decode(doc["data"], validate=True)
-        digest = str(doc["digest"])
-        if sha256_bytes(data) != digest:
-            raise SourceError(f"the saved plan is damaged: manifest {digest} doesn't match")
-        platform = doc.get("platform")
-        return cls(
-            str(doc["media_type"]),
-            digest,
-            data,
-            None if doc.get("tag") is None else str(doc["tag"]),
-            dict(platform) if isinstance(platform, dict) else None,
-        )
 
 
 @dataclass
@@ -214,36 +162,6 @@ class ImagePlan:
     @property
     def blob_bytes(self) -> int:
         return sum(b.descriptor.size for b in self.blobs)
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "version": 1,
-            "kind": self.kind.value,
-            "source": str(self.source),
-            "blobs": [b.to_json() for b in self.blobs],
-            "manifests": [m.to_json() for m in self.manifests],
-            "tags": list(self.tags),
-            "platforms": list(self.platforms),
-        }
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> ImagePlan:
-        """Rebuild a plan a journal stored; a damaged one raises SourceError."""
-        try:
-            if doc.get("version") != 1:
-                raise SourceError(f"unknown image plan version {doc.get('version')!r}")
-            return cls(
-                kind=SourceKind(doc["kind"]),
-                source=Path(str(doc["source"])),
-                blobs=[PlanBlob.from_json(b) for b in doc["blobs"]],
-                manifests=[PlanManifest.from_json(m) for m in doc["manifests"]],
-                tags=[str(t) for t in doc["tags"]],
-                platforms=[str(p) for p in doc["platforms"]],
-            )
-        except SourceError:
-            raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise SourceError(f"the saved image plan is damaged ({exc!r})") from exc
 
 
 @dataclass(frozen=True)
@@ -857,11 +775,6 @@ def _descriptor(obj: Any, where: str) -> Descriptor:
         artifact_type=artifact_type if isinstance(artifact_type, str) else None,
         platform=platform or None,
     )
-
-
-def _descriptor_from_json(doc: dict[str, Any]) -> Descriptor:
-    d = _descriptor(doc, "saved plan")
-    return d
 
 
 _ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm"}
