@@ -22,6 +22,7 @@ from pathlib import Path
 import keyring
 import keyring.core
 import pytest
+from keyring.backend import get_all_keyring
 from pushing import ISOLATED_ENV, ROOT
 from support.registry import RegistryProcess
 from support.secret_service import KEYRING_APPLICATION, SecretService, missing_packages
@@ -74,10 +75,18 @@ def use_service(
         monkeypatch.setenv(var, value)
     for var in ("PYTHON_KEYRING_BACKEND", "DOCKER_CONFIG", "REGISTRY_AUTH_FILE"):
         monkeypatch.delenv(var, raising=False)
-    # Forget any backend an earlier test chose, so get_keyring() detects again (restored after).
+    # Forget the backend an earlier test chose, and keyring's once-per-process list of viable
+    # backends, so get_keyring() detects again; both come back afterwards, or a later test
+    # would meet a Secret Service backend whose bus is gone.
     monkeypatch.setattr(keyring.core, "_keyring_backend", None)
-    yield secret_service
-    _clear_hoist_items(secret_service)
+    detected = vars(get_all_keyring).pop("saved_result", None)
+    try:
+        yield secret_service
+        _clear_hoist_items(secret_service)
+    finally:
+        vars(get_all_keyring).pop("saved_result", None)
+        if detected is not None:
+            get_all_keyring.saved_result = detected  # type: ignore[attr-defined]
 
 
 def _clear_hoist_items(service: SecretService) -> None:
@@ -243,15 +252,24 @@ def test_locked_keyring_is_a_sentence(auth_registry: RegistryProcess, state_dir:
     user, password = auth_registry.credentials
     with SecretService() as service:
         service.lock()
+        # What to do next fits the action: entering a password is no way around a keyring
+        # that can't store or delete (the login just entered one).
         commands = {
-            ("login", host, "-u", user, "--password-stdin"): "store",
-            ("catalog", host): "read",
-            ("logout", host): "delete",
+            ("login", host, "-u", user, "--password-stdin"): (
+                "store",
+                "Unlock the keyring and try again.",
+            ),
+            ("catalog", host): (
+                "read",
+                "Unlock the keyring and try again, or enter the username and password.",
+            ),
+            ("logout", host): ("delete", "Unlock the keyring and try again."),
         }
-        for args, action in commands.items():
+        for args, (action, next_step) in commands.items():
             result = _hoist(service, state_dir, *args, stdin=password + "\n")
             assert result.returncode == 1, result.stderr
             assert "Traceback" not in result.stderr and password not in result.stderr
             (line,) = result.stderr.splitlines()
             assert line.startswith(f"hoist: the OS keyring could not {action} the entry for {host}")
-            assert "(KeyringLocked)" in line and "Unlock the keyring" in line
+            assert "(KeyringLocked)" in line
+            assert line.endswith(next_step), line
