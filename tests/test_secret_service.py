@@ -20,12 +20,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import keyring
-import keyring.core
 import pytest
-from keyring.backend import get_all_keyring
 from pushing import ISOLATED_ENV, ROOT
 from support.registry import RegistryProcess
-from support.secret_service import KEYRING_APPLICATION, SecretService, missing_packages
+from support.secret_service import (
+    KEYRING_APPLICATION,
+    SecretService,
+    keyring_uses,
+    require_packages,
+)
 from test_push import make_file
 
 from core.auth import Credentials
@@ -43,19 +46,10 @@ SECRET = "gk-s3cr3t-hunter2"
 CLI_TIMEOUT = 60.0
 
 
-def _require_packages() -> None:
-    if missing := missing_packages():
-        pytest.fail(
-            f"the Secret Service tests need the Debian packages {', '.join(missing)}: run "
-            f"`apt-get install -y {' '.join(missing)}` (or `make test`, which installs them)",
-            pytrace=False,
-        )
-
-
 @pytest.fixture(scope="module")
 def secret_service() -> Iterator[SecretService]:
     """One unlocked GNOME Keyring for the module, torn down (and reaped) at the end."""
-    _require_packages()
+    require_packages()
     with SecretService() as service:
         yield service
     for pid in service.pids:
@@ -66,27 +60,10 @@ def secret_service() -> Iterator[SecretService]:
 def use_service(
     secret_service: SecretService, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[SecretService]:
-    """This process uses `secret_service` as its keyring, found by keyring's own detection.
-
-    HOME and the XDG dirs are the service's private ones, so no docker or podman file and no
-    keyring config of the real user is read. Each test starts with no `hoist` items.
-    """
-    for var, value in secret_service.env.items():
-        monkeypatch.setenv(var, value)
-    for var in ("PYTHON_KEYRING_BACKEND", "DOCKER_CONFIG", "REGISTRY_AUTH_FILE"):
-        monkeypatch.delenv(var, raising=False)
-    # Forget the backend an earlier test chose, and keyring's once-per-process list of viable
-    # backends, so get_keyring() detects again; both come back afterwards, or a later test
-    # would meet a Secret Service backend whose bus is gone.
-    monkeypatch.setattr(keyring.core, "_keyring_backend", None)
-    detected = vars(get_all_keyring).pop("saved_result", None)
-    try:
+    """This process uses `secret_service` as its keyring; each test leaves no `hoist` items."""
+    with keyring_uses(secret_service, monkeypatch):
         yield secret_service
         _clear_hoist_items(secret_service)
-    finally:
-        vars(get_all_keyring).pop("saved_result", None)
-        if detected is not None:
-            get_all_keyring.saved_result = detected  # type: ignore[attr-defined]
 
 
 def _clear_hoist_items(service: SecretService) -> None:
@@ -246,7 +223,7 @@ def test_cli_login_push_logout(
 
 def test_locked_keyring_is_a_sentence(auth_registry: RegistryProcess, state_dir: Path) -> None:
     """A locked login keyring that no prompter can unlock: each command says so in a line."""
-    _require_packages()
+    require_packages()
     host = auth_registry.host
     assert auth_registry.credentials is not None
     user, password = auth_registry.credentials

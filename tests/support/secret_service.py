@@ -24,9 +24,12 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+import pytest
 
 #: Program → the Debian package that provides it (what `make test` must install).
 REQUIRED_PROGRAMS = {
@@ -65,6 +68,17 @@ class SecretServiceStartError(RuntimeError):
 def missing_packages() -> list[str]:
     """Debian packages whose programs are not on PATH (empty when all are there)."""
     return sorted({pkg for prog, pkg in REQUIRED_PROGRAMS.items() if shutil.which(prog) is None})
+
+
+def require_packages() -> None:
+    """Fail the test with a sentence naming what to install: a skip would hide that nothing
+    was proved, and `make test` installs them."""
+    if missing := missing_packages():
+        pytest.fail(
+            f"the Secret Service tests need the Debian packages {', '.join(missing)}: run "
+            f"`apt-get install -y {' '.join(missing)}` (or `make test`, which installs them)",
+            pytrace=False,
+        )
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -231,3 +245,30 @@ class SecretService:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def keyring_uses(service: SecretService, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process's `keyring` finds `service` by its own backend detection, until the end.
+
+    HOME and the XDG dirs become the service's private ones, so no docker or podman file and
+    no keyring config of the real user is read, and PYTHON_KEYRING_BACKEND (the other tests
+    force the null backend) is unset. keyring's chosen backend and its once-per-process list
+    of viable backends are forgotten, so it detects again, and both come back afterwards: a
+    later test must not meet a Secret Service backend whose bus is gone.
+    """
+    import keyring.core
+    from keyring.backend import get_all_keyring
+
+    for var, value in service.env.items():
+        monkeypatch.setenv(var, value)
+    for var in ("PYTHON_KEYRING_BACKEND", "DOCKER_CONFIG", "REGISTRY_AUTH_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(keyring.core, "_keyring_backend", None)
+    detected = vars(get_all_keyring).pop("saved_result", None)
+    try:
+        yield
+    finally:
+        vars(get_all_keyring).pop("saved_result", None)
+        if detected is not None:
+            get_all_keyring.saved_result = detected
