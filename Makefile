@@ -1,6 +1,7 @@
 # The two commands a newcomer runs (see README): `make run` and `make test`.
 # Both install what they need: a venv with the Python packages; Debian's registry, skopeo, Xvfb,
-# htpasswd, the desktop-file and AppStream validators when they are missing; and the system
+# htpasswd, the desktop-file and AppStream validators, GNOME Keyring and D-Bus (the credential
+# tests' real Secret Service) when they are missing; and the system
 # libraries Qt's window plugin links to (packaging/qt_system_libs.sh). With sudo when not root.
 
 PY      ?= python3
@@ -19,7 +20,8 @@ $(STAMP): pyproject.toml
 
 # command -> the Debian package that brings it
 TOOLS := docker-registry:docker-registry skopeo:skopeo Xvfb:xvfb htpasswd:apache2-utils \
-	desktop-file-validate:desktop-file-utils appstreamcli:appstream
+	desktop-file-validate:desktop-file-utils appstreamcli:appstream \
+	gnome-keyring-daemon:gnome-keyring secret-tool:libsecret-tools dbus-daemon:dbus-daemon
 
 system-deps:
 	@missing=""; \

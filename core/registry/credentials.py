@@ -209,10 +209,17 @@ def _backend_name(backend: KeyringBackend) -> str:
 
 
 def _keyring_failed(action: str, host: str, exc: Exception) -> CredentialsError:
-    """A CredentialsError naming the failure's type only: a backend's message may quote data."""
+    """A CredentialsError naming the failure's type only: a backend's message may quote data.
+
+    Typing the password in is a way around a keyring that can't be read, not around one that
+    can't store (a login just typed it) or delete.
+    """
+    hint = "Unlock the keyring and try again"
+    if action == "read":
+        hint += ", or enter the username and password"
     return CredentialsError(
         f"the OS keyring could not {action} the entry for {host} ({type(exc).__name__})",
-        hint="Unlock the keyring and try again, or enter the username and password",
+        hint=hint,
     )
 
 
