@@ -13,6 +13,32 @@ from support.proxy import FaultProxy, ProxyFactory, Upstream
 from support.registry import DEFAULT_PASSWORD, DEFAULT_USER, RegistryFactory, RegistryProcess
 from support.tokenserver import TokenServer, TokenServerFactory
 
+#: Files whose tests take seconds each: real faults (resets, kills, restarts), long uploads
+#: through rate-limited links, registry paging in the window, screenshots on Xvfb. Every test
+#: in them is marked `slow`, so `make test-fast` (`-m 'not slow'`) runs the rest in under a
+#: minute; `make test` runs everything.
+SLOW_FILES = {
+    "test_browse.py",
+    "test_browse_pane.py",
+    "test_cli_browse.py",
+    "test_download_queue.py",
+    "test_faults.py",
+    "test_filebody.py",
+    "test_networks.py",
+    "test_registry_dialog.py",
+    "test_resume.py",
+    "test_screenshots.py",
+    "test_token_auth.py",
+    "test_window.py",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
+
+
 # Qt must never try to reach a display in tests; set before any test imports PySide6.
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
