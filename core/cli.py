@@ -35,6 +35,7 @@ from .transfer import (
     plan_file_push,
     plan_image_push,
     restart_changed_blobs,
+    state_at_rest,
 )
 from .units import GiB, format_duration, format_rate, format_size, parse_rate, parse_size
 from .upload import DEFAULT_CHUNK, TransferPaused, UploadSettings
@@ -301,7 +302,7 @@ async def cmd_transfers(args: argparse.Namespace) -> int:
         t = Transfer.from_json(entry)
         rows.append({
             "id": t.id, "kind": t.kind, "reference": str(t.target), "done": t.acknowledged,
-            "total": t.total, "state": t.state.value, "error": t.error,
+            "total": t.total, "state": state_at_rest(t.state).value, "error": t.error,
             **({"destination": t.destination} if t.is_download else {}),
         })  # fmt: skip
     if args.json:

@@ -29,6 +29,7 @@ from .transfer import (
     discard_work,
     open_run,
     restart_changed_blobs,
+    state_at_rest,
 )
 from .upload import TransferPaused, UploadSettings
 
@@ -60,7 +61,14 @@ class TransferItem:
 
     @property
     def state(self) -> TransferState:
-        return self.transfer.state
+        """The transfer's state, except that a pause asked of a running transfer reads
+        "pausing" until its run has stopped and written the journal (the run marks the
+        transfer paused just before that last write)."""
+        state = self.transfer.state
+        pausable = (TransferState.RUNNING, TransferState.PAUSING, TransferState.PAUSED)
+        if state in pausable and self.pause_event.is_set() and self.running:
+            return TransferState.PAUSING
+        return state
 
     @property
     def total(self) -> int:
@@ -91,9 +99,11 @@ class TransferItem:
 
     def status_text(self) -> str:
         """The state column: "uploading", "waiting for network, retry in 8 s", "failed: ..."."""
-        state = self.transfer.state
+        state = self.state
         if state == TransferState.FAILED:
             return f"failed: {self.transfer.error}" if self.transfer.error else "failed"
+        if state == TransferState.PAUSING:
+            return "pausing…"
         if state != TransferState.RUNNING:
             return state.value
         waiting = [e for e in self.blobs.values() if e.state == BlobState.WAITING]
@@ -206,6 +216,7 @@ class TransferQueue:
                 problems.append(f"{transfer_id}: {entry.sentence()}")
                 continue
             transfer = Transfer.from_json(entry)
+            transfer.state = state_at_rest(transfer.state)
             item = TransferItem(transfer)
             if transfer.state in (TransferState.RUNNING, TransferState.QUEUED):
                 transfer.state = TransferState.QUEUED if resume else TransferState.PAUSED
@@ -217,10 +228,14 @@ class TransferQueue:
     # -- actions ------------------------------------------------------------------------------
 
     def pause(self, transfer_id: str, *, now: bool = False) -> None:
-        """Stop at the next chunk boundary (or at once with `now`); the state is kept."""
+        """Ask a running transfer to stop where it can (or at once with `now`): it reads
+        "pausing" at once, and "paused" when its run has stopped and the journal is written.
+        A transfer waiting its turn is paused at once. The state is kept either way."""
         item = self.get(transfer_id)
         if item.running:
             item.pause_event.set()
+            if item.transfer.state in (TransferState.RUNNING, TransferState.QUEUED):
+                item.transfer.state = TransferState.PAUSING
             if now and item.task is not None:
                 item.task.cancel()
         elif item.state == TransferState.QUEUED:
@@ -376,6 +391,7 @@ class TransferQueue:
             if active >= self._max_active:
                 break
             if item.state == TransferState.QUEUED and not item.running:
+                item.pause_event.clear()  # set before a resume; a pause from now on holds
                 item.task = asyncio.get_running_loop().create_task(self._run(item))
                 active += 1
 
@@ -389,7 +405,6 @@ class TransferQueue:
         self._notify("changed", item)
 
     async def _run(self, item: TransferItem) -> None:
-        item.pause_event.clear()
         settings = self.settings_factory()
         settings.throttle = self.limiter.take
         run = open_run(
@@ -408,7 +423,9 @@ class TransferQueue:
             pass
         except HoistError as exc:
             # The run records its failure on the transfer; never leave one looking alive.
-            if item.transfer.state in (TransferState.RUNNING, TransferState.QUEUED):
+            if item.transfer.state in (
+                TransferState.RUNNING, TransferState.QUEUED, TransferState.PAUSING
+            ):  # fmt: skip
                 item.transfer.state = TransferState.FAILED
                 item.transfer.error = exc.sentence()
                 self._save(item)
@@ -457,7 +474,7 @@ class TransferQueue:
         out = {"all": len(self.items), "active": 0, "paused": 0, "failed": 0, "done": 0}
         for item in self.items:
             state = item.state
-            if state in (TransferState.RUNNING, TransferState.QUEUED):
+            if state in (TransferState.RUNNING, TransferState.QUEUED, TransferState.PAUSING):
                 out["active"] += 1
             elif state == TransferState.PAUSED:
                 out["paused"] += 1

@@ -49,10 +49,18 @@ from .upload import BlobRecord, BlobUpload, TransferPaused, UploadSettings, fres
 class TransferState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
+    PAUSING = "pausing"  # a pause was asked; the stream in flight is ending
     PAUSED = "paused"
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+
+def state_at_rest(state: TransferState) -> TransferState:
+    """What a journal entry's state means once no run holds it: a transfer caught while
+    pausing (the window killed, the machine off) had kept its acknowledged bytes, so it is
+    paused, and resumable as any paused one."""
+    return TransferState.PAUSED if state == TransferState.PAUSING else state
 
 
 @dataclass
@@ -704,4 +712,5 @@ __all__ = [
     "open_run",
     "plan_download",
     "plan_file_push",
+    "state_at_rest",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from pushing import hoist_cli
 from support.registry import RegistryProcess
 from test_push import make_file
 
+from core.bandwidth import BandwidthLimiter
 from core.digest import SequentialHasher
 from core.journal import TransferJournal
 from core.progress import BlobState
@@ -177,3 +179,86 @@ async def test_hoist_cancel_discards_a_push_s_session_and_a_download_s_partial_f
     assert TransferJournal().ids() == []
     assert httpx.get(blob.location).status_code == 404  # the session was deleted
     assert sorted(p.name for p in out.iterdir()) == ["kept.txt"]
+
+
+def throttled_queue(rate: int, chunk: int) -> TransferQueue:
+    """A queue whose uploads go through the shared rate limit, so a chunk takes a known time."""
+    return TransferQueue(
+        TransferJournal(),
+        settings=lambda: UploadSettings(chunk_size=chunk, adaptive=False),
+        limiter=BandwidthLimiter(rate),
+    )
+
+
+async def test_pause_shows_pausing_until_the_run_stopped_and_the_journal_is_written(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """Pause answers at once with "pausing" (listeners told); "paused" only once the run has
+    stopped and the journal on disk says so, never a flash of "running" in between."""
+    MiB = 1024 * 1024
+    path = make_file(tmp_path / "p.bin", 8 * MiB, seed=31)
+    queue = throttled_queue(2 * MiB, MiB)
+    item = queue.add(plan_file_push(parse_reference(f"{registry.host}/q/pausing:v1"), [path]))
+    seen: list[tuple[TransferState, bool, str]] = []
+
+    def listener(kind: str, changed: TransferItem) -> None:
+        if changed is item and item.pause_event.is_set():
+            seen.append((item.state, item.running, TransferJournal().load(item.id)["state"]))
+
+    try:
+        for _ in range(400):
+            if item.acknowledged >= MiB:
+                break
+            await asyncio.sleep(0.05)
+        queue.listeners.append(listener)
+        queue.pause(item.id)
+        assert item.state == TransferState.PAUSING
+        assert item.status_text() == "pausing…"
+        assert seen and seen[0][0] == TransferState.PAUSING, "listeners hear of it at once"
+        await wait_for(item, TransferState.PAUSED)
+    finally:
+        await queue.aclose()
+    states = [state for state, _, _ in seen]
+    assert set(states) == {TransferState.PAUSING, TransferState.PAUSED}, states
+    first_paused = states.index(TransferState.PAUSED)
+    assert all(s == TransferState.PAUSING for s in states[:first_paused])
+    for state, running, on_disk in seen[first_paused:]:
+        assert state == TransferState.PAUSED and not running and on_disk == "paused"
+    assert 0 < item.transfer.acknowledged < item.total
+
+
+async def test_a_pause_right_after_adding_is_kept(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """The run used to clear the pause asked before its task first ran: the push went on."""
+    path = make_file(tmp_path / "early.bin", 3 * 1024 * 1024, seed=32)
+    queue = throttled_queue(1024 * 1024, 1024 * 1024)
+    item = queue.add(plan_file_push(parse_reference(f"{registry.host}/q/early:v1"), [path]))
+    queue.pause(item.id)
+    try:
+        await wait_for(item, TransferState.PAUSED, TransferState.DONE)
+    finally:
+        await queue.aclose()
+    assert item.state == TransferState.PAUSED
+    assert item.transfer.acknowledged < item.total
+
+
+async def test_a_transfer_caught_while_pausing_loads_paused_and_lists_as_paused(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """A crash while pausing leaves "pausing" in the journal: that is a paused transfer."""
+    path = make_file(tmp_path / "crash.bin", 100_000, seed=33)
+    transfer = plan_file_push(parse_reference(f"{registry.host}/q/crash:v1"), [path])
+    transfer.state = TransferState.PAUSING
+    TransferJournal().save(transfer.id, transfer.to_json())
+    for resume in (False, True):
+        queue = TransferQueue(TransferJournal())
+        queue.load_journal(resume=resume)
+        [item] = queue.items
+        try:
+            assert item.state == TransferState.PAUSED and not item.running
+        finally:
+            await queue.aclose()
+    listed = await asyncio.to_thread(hoist_cli, "transfers", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [row["state"] for row in json.loads(listed.stdout)] == ["paused"]
