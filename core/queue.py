@@ -54,6 +54,10 @@ class TransferItem:
     saves_done: int = 0
     rate_estimator: RateEstimator = field(default_factory=RateEstimator)
     cancelling: asyncio.Future[None] | None = None
+    #: per blob, this run: (bytes acknowledged, bytes sent) at its last acknowledgement
+    _acked_at: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: per blob, this run: bytes sent (its events' `sent`, which each run counts from 0)
+    _sent_this_run: dict[str, int] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -85,13 +89,54 @@ class TransferItem:
         downloaded = sum(p.size if p.finished else p.received for p in self.transfer.parts)
         return pushed + downloaded
 
+    def blob_sent(self, name: str) -> int:
+        """How far a blob's bytes have gone out: what the registry acknowledged plus what
+        was sent since (the chunk in flight), as its events tell while it runs. Never less
+        than the acknowledged count, never more than the blob."""
+        event = self.blobs.get(name)
+        mark = self._acked_at.get(name)
+        if event is None or mark is None or not self.running:
+            return event.acknowledged if event is not None else 0
+        in_flight = max(0, event.sent - mark[1])
+        return min(event.total, event.acknowledged + in_flight)
+
+    @property
+    def sent(self) -> int:
+        """Bytes handed to the network so far, counting each byte once: `acknowledged` plus
+        the chunks in flight (equal to it when nothing runs)."""
+        if self.transfer.is_download:
+            return self.acknowledged
+        return sum(
+            b.size if b.finished else max(b.acknowledged, self.blob_sent(b.name))
+            for b in self.transfer.blobs
+        )
+
+    def run_started(self) -> None:
+        """A run begins: speed and bytes in flight are measured afresh (a resume must not
+        count the part sent before the pause as just sent)."""
+        self.rate_estimator.reset()
+        self._acked_at.clear()
+        self._sent_this_run.clear()
+
+    def observe(self, event: BlobEvent) -> None:
+        """Take one of a blob's events: its state, its bytes in flight, the transfer's rate
+        (a rolling window of bytes sent in this run)."""
+        mark = self._acked_at.get(event.blob)
+        if mark is None or event.acknowledged != mark[0] or event.sent < mark[1]:
+            self._acked_at[event.blob] = (event.acknowledged, event.sent)
+        self.blobs[event.blob] = event
+        self._sent_this_run[event.blob] = event.sent
+        sent = sum(self._sent_this_run.values())
+        if sent:  # from the first byte: a re-hash before it is not a slow link
+            self.rate_estimator.add(sent)
+
     @property
     def rate(self) -> float | None:
         return self.rate_estimator.rate()
 
     @property
     def eta(self) -> float | None:
-        return self.rate_estimator.eta(self.total - self.acknowledged)
+        return self.rate_estimator.eta(self.total - self.sent)
 
     @property
     def running(self) -> bool:
@@ -397,14 +442,14 @@ class TransferQueue:
 
     def _on_event(self, item: TransferItem, event: Event) -> None:
         if isinstance(event, BlobEvent):
-            item.blobs[event.blob] = event
-            item.rate_estimator.add(item.acknowledged)
+            item.observe(event)
             item.message = event.message or item.message
         elif isinstance(event, TransferEvent):
             item.message = event.message
         self._notify("changed", item)
 
     async def _run(self, item: TransferItem) -> None:
+        item.run_started()
         settings = self.settings_factory()
         settings.throttle = self.limiter.take
         run = open_run(

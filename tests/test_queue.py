@@ -18,7 +18,7 @@ from test_push import make_file
 from core.bandwidth import BandwidthLimiter
 from core.digest import SequentialHasher
 from core.journal import TransferJournal
-from core.progress import BlobState
+from core.progress import BlobEvent, BlobState, RateEstimator
 from core.queue import TransferItem, TransferQueue
 from core.reference import parse_reference
 from core.retry import RetryPolicy
@@ -262,3 +262,89 @@ async def test_a_transfer_caught_while_pausing_loads_paused_and_lists_as_paused(
     listed = await asyncio.to_thread(hoist_cli, "transfers", "--json")
     assert listed.returncode == 0, listed.stderr
     assert [row["state"] for row in json.loads(listed.stdout)] == ["paused"]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Busy:
+    """A task that is still running, as far as the item can tell."""
+
+    def done(self) -> bool:
+        return False
+
+
+class SyntheticUpload:
+    """Events of one blob as BlobUpload emits them: `sent` (bytes sent by this run, from 0)
+    grows every 0.2 s during a chunk, `acknowledged` at each chunk's end."""
+
+    def __init__(self, item: TransferItem, clock: FakeClock, chunk: int) -> None:
+        [self.blob] = item.transfer.blobs
+        self.item, self.clock, self.chunk = item, clock, chunk
+        self.sent = self.acked = self.sent_at_ack = 0
+
+    def new_run(self) -> None:
+        self.sent = self.sent_at_ack = 0
+        self.emit(BlobState.HASHING)  # re-hashing the acknowledged prefix first
+
+    def emit(self, state: BlobState) -> None:
+        self.item.observe(
+            BlobEvent(self.item.id, self.blob.name, state, self.sent, self.acked, self.blob.size)
+        )
+
+    def play(self, *, rate: int, seconds: float) -> list[tuple[int, int]]:
+        """Returns (item.sent, item.acknowledged) after each event."""
+        seen = []
+        for _ in range(int(seconds / 0.2)):
+            self.clock.now += 0.2
+            self.sent += int(rate * 0.2)
+            if self.sent - self.sent_at_ack >= self.chunk:
+                self.acked += self.chunk
+                self.sent_at_ack += self.chunk
+            self.emit(BlobState.UPLOADING)
+            seen.append((self.item.sent, self.item.acknowledged))
+        return seen
+
+
+def test_bytes_sent_move_smoothly_and_speed_is_right_within_2_s_of_a_resume(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    """Progress follows bytes sent (several updates a second, not one per chunk), the
+    acknowledged count stays beside it, and the speed after a resume is the new speed within
+    2 s (the estimator used to count the resumed offset, and the pause, in its window)."""
+    MiB = 1024 * 1024
+    path = tmp_path / "big.bin"
+    with path.open("wb") as f:
+        f.truncate(256 * MiB)
+    transfer = plan_file_push(parse_reference("127.0.0.1:5999/q/smooth:v1"), [path])
+    clock = FakeClock()
+    item = TransferItem(transfer, rate_estimator=RateEstimator(clock=clock))
+    item.task = Busy()  # type: ignore[assignment]
+    upload = SyntheticUpload(item, clock, 16 * MiB)
+    item.run_started()
+    seen = upload.play(rate=2 * MiB, seconds=20)
+    sent = [s for s, _ in seen]
+    assert sent == sorted(set(sent)), "bytes sent grow at every event (5 a second)"
+    assert all(s >= a for s, a in seen)
+    assert {a for _, a in seen} == {0, 16 * MiB, 32 * MiB}, "acknowledged moves per chunk"
+    assert item.rate == pytest.approx(2 * MiB, rel=0.05)
+    assert item.eta == pytest.approx((256 * MiB - item.sent) / (2 * MiB), rel=0.05)
+
+    # Paused for a minute, then resumed on a link four times as fast.
+    held = item.acknowledged
+    item.task = None
+    assert item.sent == held, "nothing is in flight while paused"
+    clock.now += 60
+    item.task = Busy()  # type: ignore[assignment]
+    item.run_started()
+    upload.new_run()
+    clock.now += 3  # re-hashing the acknowledged prefix: no bytes go out meanwhile
+    upload.play(rate=8 * MiB, seconds=2)
+    assert item.rate == pytest.approx(8 * MiB, rel=0.15)
+    assert item.acknowledged >= held
+    item.task = None
