@@ -122,7 +122,9 @@ class TransferItem:
         """Take one of a blob's events: its state, its bytes in flight, the transfer's rate
         (a rolling window of bytes sent in this run)."""
         mark = self._acked_at.get(event.blob)
-        if mark is None or event.acknowledged != mark[0] or event.sent < mark[1]:
+        if mark is None or event.sent < mark[1]:  # the run's first word: all it sent is new
+            self._acked_at[event.blob] = (event.acknowledged, 0)
+        elif event.acknowledged != mark[0]:  # acknowledged up to here: nothing in flight
             self._acked_at[event.blob] = (event.acknowledged, event.sent)
         self.blobs[event.blob] = event
         self._sent_this_run[event.blob] = event.sent
