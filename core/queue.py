@@ -486,8 +486,13 @@ class TransferQueue:
             self._notify("changed", item)
             self._schedule()
 
-    async def aclose(self) -> None:
-        """Stop everything at once and close clients; the journal keeps where each stands.
+    async def aclose(self, *, grace: float = 0.0) -> None:
+        """Stop everything and close clients; the journal keeps where each stands.
+
+        With `grace`, every running transfer is first paused as Pause does (the stream in
+        flight ends, the registry's answer is journaled) and given up to `grace` seconds
+        for it; whatever still runs then is stopped at once. Without it, everything stops
+        at once (what is in flight may have to be sent again).
 
         Transfers that were uploading or waiting their turn are written back as queued (they
         were interrupted, not paused), so "resume on start-up" resumes them next time; a
@@ -500,6 +505,11 @@ class TransferQueue:
             if item.state in (TransferState.RUNNING, TransferState.QUEUED)
         ]
         tasks = [item.task for item in self.items if item.task is not None]
+        if grace > 0 and tasks:
+            for item in self.items:
+                if item.running:
+                    self.pause(item.id)
+            await asyncio.wait(tasks, timeout=grace)
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -24,6 +24,7 @@ from core import __version__, download
 from core.auth import Credentials
 from core.demo_registry import DemoRegistry
 from core.errors import HoistError
+from core.journal import TransferJournal
 from core.queue import TransferItem
 from core.reference import parse_reference
 from core.transfer import TransferState, plan_file_push
@@ -694,3 +695,124 @@ def test_login_states_read_as_words() -> None:
     cache.remember("ghcr.io", Credentials("me", "secret"))
     assert cache.login_state(named) == "signed in as me"
     assert cache.login_state(RegistrySettings("Bad", "http://exa mple")) == "invalid address"
+
+
+# -- quitting with work in flight ----------------------------------------------------------
+
+
+def resent_bytes(ctx: AppContext) -> list[int]:
+    """Listens to the queue: every blob event's count of bytes sent again by its run, and -1
+    for each "starting this blob again" (an upload session the registry dropped)."""
+    resent: list[int] = []
+
+    def listener(_kind: str, item: TransferItem) -> None:
+        for event in item.blobs.values():
+            resent.append(-1 if "again from the beginning" in event.message else event.resent)
+
+    ctx.queue.listeners.append(listener)
+    return resent
+
+
+def test_quit_with_a_push_running_asks_then_pauses_it_losing_nothing(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """Quit used to stop the push in the middle of its chunk: distribution 2.8 then dropped
+    the session and the resume sent everything again. Now Quit asks (pause everything and
+    quit / keep running / cancel, "Don't ask again" kept in the settings); pausing lets the
+    chunk in flight end and journals it, and the resume sends only what was not sent."""
+    data = os.urandom(8 * MiB)
+    path = tmp_path / "quit.bin"
+    path.write_bytes(data)
+    first, ctx = open_window()
+
+    async def before_quitting() -> tuple[str, int]:
+        await start(ctx, first)
+        item = await slow_transfer(first, ctx, path, "gui/quit")
+        await aio.until(lambda: item.acknowledged >= MiB, 20, "the first chunk")
+        asked: list[Any] = []
+        first.quit_asked.connect(asked.append)
+        quits: list[bool] = []
+        first.closing.connect(lambda: quits.append(True))
+
+        await aio.until(lambda: item.sent - item.acknowledged >= MiB // 4, 20, "a chunk in flight")
+        first.quit_action.trigger()
+        [dialog] = asked
+        assert dialog.isVisible() and first.isVisible()
+        buttons = (dialog.pause_button, dialog.keep_button, dialog.cancel_button)
+        assert [b.text() for b in buttons] == [
+            "Pause everything and quit",
+            "Keep running",
+            "Cancel",
+        ]
+        assert "1 transfer is still running" in dialog.text_label.text()
+        dialog.cancel_button.click()
+        assert first.isVisible() and not quits and item.running, "Cancel: nothing changes"
+
+        first.close()
+        asked[-1].keep_button.click()
+        assert not quits and item.running, "Keep running: the push goes on"
+        assert first.isMinimized() or not first.isVisible()
+        first.showNormal()
+
+        first.close()
+        dialog = asked[-1]
+        assert len(asked) == 3
+        dialog.dont_ask_box.setChecked(True)
+        await aio.until(lambda: item.sent - item.acknowledged >= MiB // 4, 20, "a chunk in flight")
+        dialog.pause_button.click()
+        assert quits == [True]
+        await first.aclose()  # as gui.app.run does once the window closed
+        await shutdown(ctx)  # pauses: the chunk in flight ends, its 202 is journaled
+        assert not item.running
+        return item.id, item.transfer.acknowledged
+
+    transfer_id, held = aio.run(before_quitting())
+    assert 0 < held < len(data)
+    saved = TransferJournal().load(transfer_id)
+    assert saved["blobs"][0]["acknowledged"] == held and saved["blobs"][0]["location"]
+    assert saved["state"] == "queued", "interrupted by quitting: resumed on start-up if asked"
+    assert json.loads(SettingsStore().path.read_text())["ask_before_quit"] is False
+
+    window, ctx2 = open_window()
+    assert not ctx2.settings.ask_before_quit
+    resent = resent_bytes(ctx2)
+
+    async def after_restart() -> None:
+        await start(ctx2, window)
+        item = ctx2.queue.get(transfer_id)
+        assert item.state == TransferState.PAUSED
+        assert item.transfer.acknowledged == held
+        ctx2.queue.resume(item.id)
+        await aio.until(lambda: item.state == TransferState.DONE, 30, "the resumed push")
+
+    aio.run(after_restart())
+    assert resent and max(resent) == 0 and min(resent) == 0, "nothing was sent twice"
+    assert get_manifest(registry.url, "gui/quit", "v1")["layers"][0]["digest"] == sha256(data)
+
+
+def test_the_end_of_the_session_pauses_without_asking(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """Logout (commitDataRequest) or SIGTERM: no question, the push is paused and kept."""
+    path = tmp_path / "session.bin"
+    path.write_bytes(os.urandom(6 * MiB))
+    window, ctx = open_window()
+
+    async def scenario() -> TransferItem:
+        await start(ctx, window)
+        item = await slow_transfer(window, ctx, path, "gui/session")
+        await aio.until(lambda: item.acknowledged >= MiB, 20, "the first chunk")
+        asked: list[Any] = []
+        window.quit_asked.connect(asked.append)
+        quits: list[bool] = []
+        window.closing.connect(lambda: quits.append(True))
+        window.end_session()
+        assert quits == [True] and not asked and not window.isVisible()
+        await window.aclose()
+        await shutdown(ctx)
+        return item
+
+    item = aio.run(scenario())
+    saved = TransferJournal().load(item.id)
+    assert 0 < saved["blobs"][0]["acknowledged"] < 6 * MiB
+    assert saved["blobs"][0]["acknowledged"] % MiB == 0, "ended at the registry's answer"
