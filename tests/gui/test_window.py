@@ -6,14 +6,17 @@ import asyncio
 import hashlib
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from pushing import get_manifest, push_paths
+from pushing import get_manifest, hoist_cli, push_paths
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
@@ -27,7 +30,7 @@ from core.errors import HoistError
 from core.journal import TransferJournal
 from core.queue import TransferItem
 from core.reference import parse_reference
-from core.transfer import TransferState, plan_file_push
+from core.transfer import Transfer, TransferState, plan_file_push
 from core.units import MiB
 from gui.add_sheet import AddSheet, split_image_name
 from gui.app import error_sentence, install_excepthook, shutdown, start
@@ -816,3 +819,67 @@ def test_the_end_of_the_session_pauses_without_asking(
     saved = TransferJournal().load(item.id)
     assert 0 < saved["blobs"][0]["acknowledged"] < 6 * MiB
     assert saved["blobs"][0]["acknowledged"] % MiB == 0, "ended at the registry's answer"
+
+
+def test_sigterm_to_the_window_process_pauses_its_push_and_keeps_the_acknowledged_bytes(
+    registry: RegistryProcess, fault_proxy: Any, state_dir: Path, tmp_path: Path
+) -> None:
+    """`hoist-gui` (offscreen) pushing through its 2 MiB/s limit gets SIGTERM (a logout, a
+    `kill`) in the middle of a chunk: it pauses the push without asking, journals what the
+    registry acknowledged, and exits 0; `hoist resume` then sends only the rest (it used
+    to be killed mid-PATCH, and distribution 2.8 then dropped the whole session)."""
+    proxy = fault_proxy(registry)  # counts the bytes that go to the registry
+    data = os.urandom(8 * MiB)
+    path = tmp_path / "term.bin"
+    path.write_bytes(data)
+    settings = Settings(rate_limit=2 * MiB, resume_on_start=True)
+    settings.registries.append(RegistrySettings("Test registry", f"http://{proxy.host}"))
+    settings.selected_registry = "Test registry"
+    SettingsStore().save(settings)
+    target = parse_reference(f"{proxy.host}/gui/sigterm:v1")
+    transfer = plan_file_push(target, [path], chunk_size=MiB)
+    journal = TransferJournal()
+    journal.save(transfer.id, transfer.to_json())  # queued: resumed when the window starts
+
+    gui = Path(sys.executable).with_name("hoist-gui")
+    command = [str(gui)] if gui.exists() else [sys.executable, "-m", "gui.app"]
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    process = subprocess.Popen(
+        command, env=env, cwd=Path(__file__).parents[2],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+
+        def in_flight() -> int:  # bytes of the chunk being sent, beyond the acknowledged
+            return proxy.bytes_up - journal.load(transfer.id)["blobs"][0]["acknowledged"]
+
+        while journal.load(transfer.id)["blobs"][0]["acknowledged"] < MiB or in_flight() < (
+            MiB // 4
+        ):
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline, "the window never pushed"
+            time.sleep(0.02)  # polling the journal the window writes and the proxy's count
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, output
+    saved = journal.load(transfer.id)
+    held = saved["blobs"][0]["acknowledged"]
+    assert MiB <= held < len(data) and saved["blobs"][0]["location"]
+    assert saved["state"] == "queued", "interrupted, not paused by the user: resumed next start"
+    reloaded = Transfer.from_json(saved)
+    assert reloaded.acknowledged == held
+
+    proxy.reset_counters()
+    resumed = hoist_cli("resume", transfer.id, "--progress", "json", env=dict(os.environ))
+    assert resumed.returncode == 0, resumed.stderr
+    events = [json.loads(line) for line in resumed.stderr.splitlines() if line.startswith("{")]
+    blob_events = [e for e in events if e["event"] == "blob"]
+    assert blob_events and max(e["resent"] for e in blob_events) == 0, "nothing sent twice"
+    assert not any("again from the beginning" in e["message"] for e in blob_events)
+    assert proxy.bytes_up < len(data) - held + 64 * 1024, "only the rest (and requests) again"
+    assert get_manifest(registry.url, "gui/sigterm", "v1")["layers"][0]["digest"] == sha256(data)
