@@ -883,3 +883,74 @@ def test_sigterm_to_the_window_process_pauses_its_push_and_keeps_the_acknowledge
     assert not any("again from the beginning" in e["message"] for e in blob_events)
     assert proxy.bytes_up < len(data) - held + 64 * 1024, "only the rest (and requests) again"
     assert get_manifest(registry.url, "gui/sigterm", "v1")["layers"][0]["digest"] == sha256(data)
+
+
+def test_pausing_pushes_with_blobs_in_parallel_keeps_each_blob_s_progress(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """Pause with "Blobs at once: 2" (a two-layer image, and a split file) used to end as
+    "Failed: internal error: ExceptionGroup(TransferPaused)". Now both pause, read "Paused",
+    resume, and land with the right digests; no blob's upload starts again from byte 0."""
+    from support.images import ImageSpec, LayerSpec, write_oci_layout
+
+    from core.artifact import SplitOptions
+    from core.transfer import plan_image_push
+
+    layers = (LayerSpec({"a.bin": os.urandom(3 * MiB)}), LayerSpec({"b.bin": os.urandom(3 * MiB)}))
+    layout = write_oci_layout(tmp_path / "two", images=[ImageSpec(layers=layers)], tag="1.0")
+    data = os.urandom(6 * MiB + 5)
+    big = tmp_path / "big.bin"
+    big.write_bytes(data)
+    window, ctx = open_window()
+    resent = resent_bytes(ctx)
+    host = ctx.settings.registries[0].host
+    ctx.settings.chunk_size = MiB
+    window.rate_box.setValue(4.0)
+
+    async def scenario() -> list[TransferItem]:
+        await start(ctx, window)
+        image = await asyncio.to_thread(
+            plan_image_push, parse_reference(f"{host}/gui/two-layers:v1"), layout.path, parallel=2
+        )
+        split = await asyncio.to_thread(
+            plan_file_push, parse_reference(f"{host}/gui/split-pause:v1"), [big],
+            split=SplitOptions(2 * MiB), parallel=2,
+        )  # fmt: skip
+        items = [ctx.queue.add(image), ctx.queue.add(split)]
+        for item in items:
+            big_blobs = [b for b in item.transfer.blobs if b.size >= MiB]
+            await aio.until(
+                lambda i=item, bs=big_blobs: all(i.blob_sent(b.name) > 0 for b in bs),
+                30, "every large blob under way",
+            )  # fmt: skip
+        window.view.select_transfer(items[0].id)
+        window.view.qactions["pause"].trigger()
+        window.view.select_transfer(items[1].id)
+        window.view.qactions["pause"].trigger()
+        for item in items:
+            await aio.until(lambda i=item: not i.running, 20, "the pause")
+            assert item.state == TransferState.PAUSED, item.transfer.error
+            assert 0 < item.transfer.acknowledged < item.total
+        window.model.flush()
+        assert [cell(window, item, Column.STATUS) for item in items] == ["Paused", "Paused"]
+        window.rate_box.setValue(0)
+        for item in items:
+            window.view.select_transfer(item.id)
+            assert window.view.qactions["resume"].isEnabled()
+            window.view.qactions["resume"].trigger()
+        for item in items:
+            await aio.until(lambda i=item: i.state == TransferState.DONE, 60, "the resumed push")
+        return items
+
+    items = aio.run(scenario())
+    assert all("internal error" not in item.transfer.error for item in items)
+    assert resent and min(resent) == 0 and max(resent) == 0, "no blob started again"
+    response = httpx.head(
+        f"{registry.url}/v2/gui/two-layers/manifests/v1",
+        headers={"Accept": layout.images[0].media_type},
+    )
+    assert response.headers["Docker-Content-Digest"] == layout.top_digest
+    manifest = get_manifest(registry.url, "gui/split-pause", "v1")
+    parts = [data[i : i + 2 * MiB] for i in range(0, len(data), 2 * MiB)]
+    assert [layer["digest"] for layer in manifest["layers"]] == [sha256(p) for p in parts]
+    assert manifest["layers"][0]["annotations"]["app.hoist.split.file.digest"] == sha256(data)
