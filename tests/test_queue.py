@@ -348,3 +348,25 @@ def test_bytes_sent_move_smoothly_and_speed_is_right_within_2_s_of_a_resume(
     assert item.rate == pytest.approx(8 * MiB, rel=0.15)
     assert item.acknowledged >= held
     item.task = None
+
+
+async def test_closing_with_a_grace_waits_for_the_chunk_in_flight_but_no_longer(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """aclose(grace=...) pauses as Pause does and waits for it; a chunk that can't end
+    within the grace is stopped then (the window's Quit must end), and the transfer is
+    written back as queued with what the registry had acknowledged."""
+    MiB = 1024 * 1024
+    path = make_file(tmp_path / "g.bin", 12 * MiB, seed=34)
+    queue = throttled_queue(MiB, 4 * MiB)  # a 4 MiB chunk takes 4 s
+    item = queue.add(plan_file_push(parse_reference(f"{registry.host}/q/grace:v1"), [path]))
+    for _ in range(400):
+        if item.acknowledged >= 4 * MiB and item.sent > item.acknowledged:
+            break
+        await asyncio.sleep(0.05)
+    queue.limiter.rate = 64 * 1024  # the rest of this chunk now takes about a minute
+    await asyncio.wait_for(queue.aclose(grace=0.3), timeout=10)
+    assert not item.running
+    saved = TransferJournal().load(item.id)
+    assert saved["state"] == "queued"
+    assert saved["blobs"][0]["acknowledged"] == 4 * MiB
