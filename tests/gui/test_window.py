@@ -568,6 +568,8 @@ def test_settings_dialog_applies_at_once(open_window: OpenWindow, aio: Any) -> N
         dialog.rate.setValue(1.5)
         dialog.chunk.setEditText("16 MiB")
         dialog.resume.setChecked(True)
+        assert dialog.ask_quit.isChecked()
+        dialog.ask_quit.setChecked(False)
         dialog.accept()
         await aio.until(lambda: window.settings_dialog is None, 5, "the dialog to close")
         await asyncio.sleep(0.2)
@@ -580,6 +582,7 @@ def test_settings_dialog_applies_at_once(open_window: OpenWindow, aio: Any) -> N
     assert problem is None
     assert (settings.chunk_size, settings.parallel_blobs) == (16 * MiB, 4)
     assert settings.resume_on_start and settings.registries[0].name == "Test registry"
+    assert not settings.ask_before_quit
     assert ctx.settings.upload_settings().chunk_size == 16 * MiB
 
 
