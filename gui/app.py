@@ -217,7 +217,6 @@ async def run(paths: Sequence[Path] = (), *, smoke: bool = False) -> int:
             closed.set_result(None)
 
     window.closing.connect(window_closed)
-    ends_session = watch_session_end(window)
     window.show()
     if smoke:
         try:
@@ -226,15 +225,18 @@ async def run(paths: Sequence[Path] = (), *, smoke: bool = False) -> int:
             window.close()
             await window.aclose()
             await shutdown(ctx)
+    ends_session = watch_session_end(window)
     try:
         await start(ctx, window)
         if paths:
             window.add_sources(list(paths))
         await closed
     finally:
-        await window.aclose()
-        await shutdown(ctx)
-        ends_session()
+        try:  # a second signal meanwhile changes nothing: the wait is bounded anyway
+            await window.aclose()
+            await shutdown(ctx)
+        finally:
+            ends_session()
     return 0
 
 
