@@ -930,6 +930,9 @@ def test_pausing_pushes_with_blobs_in_parallel_keeps_each_blob_s_progress(
         window.view.qactions["pause"].trigger()
         window.view.select_transfer(items[1].id)
         window.view.qactions["pause"].trigger()
+        window.model.flush()  # (no await since the clicks: the runs are still ending)
+        assert [cell(window, item, Column.STATUS) for item in items] == ["Pausing…"] * 2
+        assert not window.view.qactions["pause"].isEnabled()
         for item in items:
             await aio.until(lambda i=item: not i.running, 20, "the pause")
             assert item.state == TransferState.PAUSED, item.transfer.error
