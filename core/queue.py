@@ -55,9 +55,9 @@ class TransferItem:
     rate_estimator: RateEstimator = field(default_factory=RateEstimator)
     cancelling: asyncio.Future[None] | None = None
     #: per blob, this run: (bytes acknowledged, bytes sent) at its last acknowledgement
-    _acked_at: dict[str, tuple[int, int]] = field(default_factory=dict)
+    _acked_at: dict[str, tuple[int, int]] = field(default_factory=dict, init=False, repr=False)
     #: per blob, this run: bytes sent (its events' `sent`, which each run counts from 0)
-    _sent_this_run: dict[str, int] = field(default_factory=dict)
+    _sent_this_run: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def id(self) -> str:
