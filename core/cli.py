@@ -27,7 +27,7 @@ from hoist.core.registry.profile import ProfileStore
 from hoist.core.retry import RetryPolicy
 from hoist.core.sources.artifact import DEFAULT_ARTIFACT_TYPE, SplitOptions
 from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.model import Transfer, TransferState
+from hoist.core.transfer.model import Transfer, TransferState, state_at_rest
 from hoist.core.transfer.push import plan_file_push, plan_image_push, restart_changed_blobs
 from hoist.core.transfer.runs import discard_work, open_run
 from hoist.core.transfer.settings import apply_profile
@@ -296,7 +296,7 @@ async def cmd_transfers(args: argparse.Namespace) -> int:
         t = Transfer.from_json(entry)
         rows.append({
             "id": t.id, "kind": t.kind, "reference": str(t.target), "done": t.acknowledged,
-            "total": t.total, "state": t.state.value, "error": t.error,
+            "total": t.total, "state": state_at_rest(t.state).value, "error": t.error,
             **({"destination": t.destination} if t.is_download else {}),
         })  # fmt: skip
     if args.json:

@@ -92,6 +92,10 @@ ProgressCallback = Callable[[Event], None]
 class RateEstimator:
     """Bytes per second over a rolling window of `window` seconds.
 
+    Feed it a count of bytes SENT in this run (not an offset that includes what a resumed
+    upload had before: that would count the resumed part as if just sent), and `reset` it
+    when a run starts.
+
     A rolling window (not an instant rate, not an average since the start) keeps the ETA from
     jumping with every chunk and still follows a real change of speed within the window. A
     stall shows as a falling rate, not a frozen one.
@@ -100,6 +104,10 @@ class RateEstimator:
     window: float = 20.0
     clock: Callable[[], float] = time.monotonic
     _samples: deque[tuple[float, int]] = field(default_factory=deque)
+
+    def reset(self) -> None:
+        """Forget every sample (a new run: what was sent before a pause says nothing now)."""
+        self._samples.clear()
 
     def add(self, total_bytes: int, now: float | None = None) -> None:
         now = self.clock() if now is None else now

@@ -3,8 +3,10 @@
 One event loop serves Qt and asyncio (qasync's QEventLoop), so the engine's coroutines run
 beside the widgets and blocking work goes to worker threads. Start-up: settings → window →
 the demo registry when one was set up → credentials looked up → the journal's transfers loaded
-paused (or resumed, per the "resume on start-up" setting). Closing the window pauses every
-transfer (the journal keeps where each stands), stops the demo registry and quits.
+paused (or resumed, per the "resume on start-up" setting). Closing the window (after asking,
+when transfers run) pauses every transfer within a bounded wait (the journal keeps what the
+registry acknowledged), stops the demo registry and quits; the end of the desktop session
+(logout, SIGTERM, SIGHUP, Ctrl-C in the terminal) does the same without asking.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import gc
 import logging
 import logging.handlers
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,11 +29,19 @@ from hoist.core.paths import state_dir
 from hoist.gui.main_window import AppContext, MainWindow, MessageDialog, start_demo_registry
 from hoist.gui.widgets import icons
 from PySide6.QtCore import QObject, QTimer
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QWidget
 
 log = logging.getLogger(__name__)
 
 LOG_FILE = "hoist-gui.log"
+
+#: Seconds that quitting gives running transfers to end their streams and journal the
+#: registry's answer (as Pause does) before stopping them at once.
+QUIT_GRACE = 10.0
+
+#: Signals that end the window's session: paused and quit, without asking.
+SESSION_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
 def log_path() -> Path:
@@ -158,14 +169,16 @@ async def start(ctx: AppContext, window: MainWindow) -> None:
         window.show_error(problem)
 
 
-async def shutdown(ctx: AppContext) -> None:
-    """Pause every transfer at once (the journal keeps their state), stop the demo registry.
+async def shutdown(ctx: AppContext, *, grace: float = QUIT_GRACE) -> None:
+    """Pause every transfer (each stream in flight ends and the registry's answer is
+    journaled, within `grace` seconds; then what still runs stops at once), stop the demo
+    registry.
 
     Transfers that were uploading or waiting their turn are written back as queued, so that
     next time "resume on start-up" resumes them (and, with it off, they load paused); a
     transfer the user paused stays paused either way.
     """
-    await ctx.queue.aclose()  # interrupted transfers are written back as queued
+    await ctx.queue.aclose(grace=grace)  # interrupted transfers are written back as queued
     if ctx.demo is not None:
         await ctx.demo.aclose()
     try:
@@ -210,15 +223,48 @@ async def run(paths: Sequence[Path] = (), *, smoke: bool = False) -> int:
             window.close()
             await window.aclose()
             await shutdown(ctx)
+    ends_session = watch_session_end(window)
     try:
         await start(ctx, window)
         if paths:
             window.add_sources(list(paths))
         await closed
     finally:
-        await window.aclose()
-        await shutdown(ctx)
+        try:  # a second signal meanwhile changes nothing: the wait is bounded anyway
+            await window.aclose()
+            await shutdown(ctx)
+        finally:
+            ends_session()
     return 0
+
+
+def watch_session_end(window: MainWindow) -> Callable[[], None]:
+    """End the session without asking on SIGTERM, SIGHUP, SIGINT and the desktop's logout
+    (`commitDataRequest`), or when Qt is about to quit. Returns what stops watching."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in SESSION_SIGNALS:
+        try:
+            loop.add_signal_handler(sig, window.end_session)
+        except (NotImplementedError, RuntimeError, ValueError):  # Windows; not the main thread
+            continue
+        installed.append(sig)
+    app = QGuiApplication.instance()
+    assert isinstance(app, QGuiApplication)
+
+    def session_ends(*_args: object) -> None:  # commitDataRequest passes its QSessionManager
+        window.end_session()
+
+    app.commitDataRequest.connect(session_ends)
+    app.aboutToQuit.connect(session_ends)
+
+    def stop() -> None:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        app.commitDataRequest.disconnect(session_ends)
+        app.aboutToQuit.disconnect(session_ends)
+
+    return stop
 
 
 def main(argv: Sequence[str] | None = None) -> int:

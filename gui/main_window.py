@@ -55,7 +55,7 @@ from hoist.gui.transfers.transfer_list import (
     transfer_actions,
 )
 from hoist.gui.widgets import icons
-from hoist.gui.widgets.dialogs import lay_out_message
+from hoist.gui.widgets.dialogs import QuitDialog, lay_out_message
 from hoist.gui.widgets.theme import PillTabBar, plain_buttons
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
@@ -264,11 +264,13 @@ class MainWindow(QMainWindow):
 
     Signals:
         closing(): the window was closed; the app pauses transfers and quits.
+        quit_asked(QuitDialog): Quit with transfers running opened this question.
         sheet_opened(AddSheet): an add sheet was shown (tests fill it in).
         error_shown(str): a sentence was shown to the user.
     """
 
     closing = Signal()
+    quit_asked = Signal(object)
     sheet_opened = Signal(object)
     error_shown = Signal(str)
 
@@ -279,6 +281,8 @@ class MainWindow(QMainWindow):
         self.add_sheet: AddSheet | None = None
         self.settings_dialog: SettingsDialog | None = None
         self.registry_dialog: QDialog | None = None
+        self.quit_dialog: QuitDialog | None = None
+        self._quit_confirmed = False  # asked (or no need to): the next close quits
         self.last_error = ""
         self.notifications: list[tuple[str, str]] = []
         self.setObjectName("main-window")
@@ -1025,8 +1029,64 @@ class MainWindow(QMainWindow):
         if pending:
             await asyncio.wait(pending)
 
+    # -- quitting ----------------------------------------------------------------------------
+
+    def running_transfers(self) -> int:
+        return sum(1 for item in self.ctx.queue.items if item.running)
+
+    def ask_before_quitting(self) -> QuitDialog:
+        """Quit with transfers running: ask (pause everything and quit, keep running,
+        cancel). Non-blocking; the answer arrives in `_quit_answered`."""
+        if self.quit_dialog is not None:
+            self.quit_dialog.raise_()
+            return self.quit_dialog
+        dialog = QuitDialog(self.running_transfers(), self)
+        self.quit_dialog = dialog
+        dialog.finished.connect(lambda _result, d=dialog: self._quit_answered(d))
+        dialog.open()
+        self.quit_asked.emit(dialog)
+        return dialog
+
+    def _quit_answered(self, dialog: QuitDialog) -> None:
+        self.quit_dialog = None
+        if dialog.choice == QuitDialog.PAUSE:
+            if dialog.dont_ask:
+                self.ctx.settings.ask_before_quit = False
+                self._save_timer.start()  # written by `aclose` at the latest
+            self._quit_confirmed = True
+            self.close()
+        elif dialog.choice == QuitDialog.KEEP:
+            self.keep_running_in_background()
+
+    def keep_running_in_background(self) -> None:
+        """Out of the way while transfers go on: into the tray (a click brings the window
+        back), or minimized where there is no tray."""
+        if self.tray is not None and self.tray.isVisible():
+            self.hide()
+        else:
+            self.showMinimized()
+
+    def end_session(self) -> None:
+        """The desktop session ends (logout, SIGTERM, SIGHUP): pause everything and quit
+        without asking, as "Pause everything and quit" does."""
+        self._quit_confirmed = True
+        if self.quit_dialog is not None:
+            self.quit_dialog.reject()
+        self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Closing quits; running transfers pause and resume next time from the journal."""
+        """Closing quits: running transfers are paused (the app gives them a bounded wait to
+        end their streams and journal what the registry acknowledged) and resume next time.
+        With transfers running, the user is asked first unless they said not to."""
+        if (
+            not self._quit_confirmed
+            and self.ctx.settings.ask_before_quit
+            and self.running_transfers()
+        ):
+            event.ignore()
+            self.ask_before_quitting()
+            return
+        self._quit_confirmed = True  # closing: a second close (a signal) changes nothing
         self._save_pending = self._save_pending or self._save_timer.isActive()
         self._save_timer.stop()  # `aclose` saves instead
         self.model.detach()

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from hoist.core.bandwidth import BandwidthLimiter
 from hoist.core.oci.digest import SequentialHasher
 from hoist.core.oci.reference import parse_reference
-from hoist.core.progress import BlobState
+from hoist.core.progress import BlobEvent, BlobState, RateEstimator
 from hoist.core.retry import RetryPolicy
 from hoist.core.transfer.download import plan_download
 from hoist.core.transfer.journal import TransferJournal
@@ -178,3 +180,194 @@ async def test_hoist_cancel_discards_a_push_s_session_and_a_download_s_partial_f
     assert TransferJournal().ids() == []
     assert httpx.get(blob.location).status_code == 404  # the session was deleted
     assert sorted(p.name for p in out.iterdir()) == ["kept.txt"]
+
+
+def throttled_queue(rate: int, chunk: int) -> TransferQueue:
+    """A queue whose uploads go through the shared rate limit, so a chunk takes a known time."""
+    return TransferQueue(
+        TransferJournal(),
+        settings=lambda: UploadSettings(chunk_size=chunk, adaptive=False),
+        limiter=BandwidthLimiter(rate),
+    )
+
+
+async def test_pause_shows_pausing_until_the_run_stopped_and_the_journal_is_written(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """Pause answers at once with "pausing" (listeners told); "paused" only once the run has
+    stopped and the journal on disk says so, never a flash of "running" in between."""
+    MiB = 1024 * 1024
+    path = make_file(tmp_path / "p.bin", 8 * MiB, seed=31)
+    queue = throttled_queue(2 * MiB, MiB)
+    item = queue.add(plan_file_push(parse_reference(f"{registry.host}/q/pausing:v1"), [path]))
+    seen: list[tuple[TransferState, bool, str]] = []
+
+    def listener(kind: str, changed: TransferItem) -> None:
+        if changed is item and item.pause_event.is_set():
+            seen.append((item.state, item.running, TransferJournal().load(item.id)["state"]))
+
+    try:
+        for _ in range(400):
+            if item.acknowledged >= MiB:
+                break
+            await asyncio.sleep(0.05)
+        queue.listeners.append(listener)
+        queue.pause(item.id)
+        assert item.state == TransferState.PAUSING
+        assert item.status_text() == "pausing…"
+        assert seen and seen[0][0] == TransferState.PAUSING, "listeners hear of it at once"
+        await wait_for(item, TransferState.PAUSED)
+    finally:
+        await queue.aclose()
+    states = [state for state, _, _ in seen]
+    assert set(states) == {TransferState.PAUSING, TransferState.PAUSED}, states
+    first_paused = states.index(TransferState.PAUSED)
+    assert all(s == TransferState.PAUSING for s in states[:first_paused])
+    for state, running, on_disk in seen[first_paused:]:
+        assert state == TransferState.PAUSED and not running and on_disk == "paused"
+    assert 0 < item.transfer.acknowledged < item.total
+
+
+async def test_a_pause_right_after_adding_is_kept(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """The run used to clear the pause asked before its task first ran: the push went on."""
+    path = make_file(tmp_path / "early.bin", 3 * 1024 * 1024, seed=32)
+    queue = throttled_queue(1024 * 1024, 1024 * 1024)
+    item = queue.add(plan_file_push(parse_reference(f"{registry.host}/q/early:v1"), [path]))
+    queue.pause(item.id)
+    try:
+        await wait_for(item, TransferState.PAUSED, TransferState.DONE)
+    finally:
+        await queue.aclose()
+    assert item.state == TransferState.PAUSED
+    assert item.transfer.acknowledged < item.total
+
+
+async def test_a_transfer_caught_while_pausing_loads_paused_and_lists_as_paused(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """A crash while pausing leaves "pausing" in the journal: that is a paused transfer."""
+    path = make_file(tmp_path / "crash.bin", 100_000, seed=33)
+    transfer = plan_file_push(parse_reference(f"{registry.host}/q/crash:v1"), [path])
+    transfer.state = TransferState.PAUSING
+    TransferJournal().save(transfer.id, transfer.to_json())
+    for resume in (False, True):
+        queue = TransferQueue(TransferJournal())
+        queue.load_journal(resume=resume)
+        [item] = queue.items
+        try:
+            assert item.state == TransferState.PAUSED and not item.running
+        finally:
+            await queue.aclose()
+    listed = await asyncio.to_thread(hoist_cli, "transfers", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [row["state"] for row in json.loads(listed.stdout)] == ["paused"]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Busy:
+    """A task that is still running, as far as the item can tell."""
+
+    def done(self) -> bool:
+        return False
+
+
+class SyntheticUpload:
+    """Events of one blob as BlobUpload emits them: `sent` (bytes sent by this run, from 0)
+    grows every 0.2 s during a chunk, `acknowledged` at each chunk's end."""
+
+    def __init__(self, item: TransferItem, clock: FakeClock, chunk: int) -> None:
+        [self.blob] = item.transfer.blobs
+        self.item, self.clock, self.chunk = item, clock, chunk
+        self.sent = self.acked = self.sent_at_ack = 0
+
+    def new_run(self) -> None:
+        self.sent = self.sent_at_ack = 0
+        self.emit(BlobState.HASHING)  # re-hashing the acknowledged prefix first
+
+    def emit(self, state: BlobState) -> None:
+        self.item.observe(
+            BlobEvent(self.item.id, self.blob.name, state, self.sent, self.acked, self.blob.size)
+        )
+
+    def play(self, *, rate: int, seconds: float) -> list[tuple[int, int]]:
+        """Returns (item.sent, item.acknowledged) after each event."""
+        seen = []
+        for _ in range(int(seconds / 0.2)):
+            self.clock.now += 0.2
+            self.sent += int(rate * 0.2)
+            if self.sent - self.sent_at_ack >= self.chunk:
+                self.acked += self.chunk
+                self.sent_at_ack += self.chunk
+            self.emit(BlobState.UPLOADING)
+            seen.append((self.item.sent, self.item.acknowledged))
+        return seen
+
+
+def test_bytes_sent_move_smoothly_and_speed_is_right_within_2_s_of_a_resume(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    """Progress follows bytes sent (several updates a second, not one per chunk), the
+    acknowledged count stays beside it, and the speed after a resume is the new speed within
+    2 s (the estimator used to count the resumed offset, and the pause, in its window)."""
+    MiB = 1024 * 1024
+    path = tmp_path / "big.bin"
+    with path.open("wb") as f:
+        f.truncate(256 * MiB)
+    transfer = plan_file_push(parse_reference("127.0.0.1:5999/q/smooth:v1"), [path])
+    clock = FakeClock()
+    item = TransferItem(transfer, rate_estimator=RateEstimator(clock=clock))
+    item.task = Busy()  # type: ignore[assignment]
+    upload = SyntheticUpload(item, clock, 16 * MiB)
+    item.run_started()
+    seen = upload.play(rate=2 * MiB, seconds=20)
+    sent = [s for s, _ in seen]
+    assert sent == sorted(set(sent)), "bytes sent grow at every event (5 a second)"
+    assert all(s >= a for s, a in seen)
+    assert {a for _, a in seen} == {0, 16 * MiB, 32 * MiB}, "acknowledged moves per chunk"
+    assert item.rate == pytest.approx(2 * MiB, rel=0.05)
+    assert item.eta == pytest.approx((256 * MiB - item.sent) / (2 * MiB), rel=0.05)
+
+    # Paused for a minute, then resumed on a link four times as fast.
+    held = item.acknowledged
+    item.task = None
+    assert item.sent == held, "nothing is in flight while paused"
+    clock.now += 60
+    item.task = Busy()  # type: ignore[assignment]
+    item.run_started()
+    upload.new_run()
+    clock.now += 3  # re-hashing the acknowledged prefix: no bytes go out meanwhile
+    upload.play(rate=8 * MiB, seconds=2)
+    assert item.rate == pytest.approx(8 * MiB, rel=0.15)
+    assert item.acknowledged >= held
+    item.task = None
+
+
+async def test_closing_with_a_grace_waits_for_the_chunk_in_flight_but_no_longer(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """aclose(grace=...) pauses as Pause does and waits for it; a chunk that can't end
+    within the grace is stopped then (the window's Quit must end), and the transfer is
+    written back as queued with what the registry had acknowledged."""
+    MiB = 1024 * 1024
+    path = make_file(tmp_path / "g.bin", 12 * MiB, seed=34)
+    queue = throttled_queue(MiB, 4 * MiB)  # a 4 MiB chunk takes 4 s
+    item = queue.add(plan_file_push(parse_reference(f"{registry.host}/q/grace:v1"), [path]))
+    for _ in range(400):
+        if item.acknowledged >= 4 * MiB and item.sent > item.acknowledged:
+            break
+        await asyncio.sleep(0.05)
+    queue.limiter.rate = 64 * 1024  # the rest of this chunk now takes about a minute
+    await asyncio.wait_for(queue.aclose(grace=0.3), timeout=10)
+    assert not item.running
+    saved = TransferJournal().load(item.id)
+    assert saved["state"] == "queued"
+    assert saved["blobs"][0]["acknowledged"] == 4 * MiB

@@ -31,10 +31,18 @@ from hoist.core.transfer.upload import (
 class TransferState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
+    PAUSING = "pausing"  # a pause was asked; the stream in flight is ending
     PAUSED = "paused"
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+
+def state_at_rest(state: TransferState) -> TransferState:
+    """What a journal entry's state means once no run holds it: a transfer caught while
+    pausing (the window killed, the machine off) had kept its acknowledged bytes, so it is
+    paused, and resumable as any paused one."""
+    return TransferState.PAUSED if state == TransferState.PAUSING else state
 
 
 @dataclass

@@ -235,6 +235,8 @@ class TransferRun(JournaledRun):
 
         async def one(record: BlobRecord) -> None:
             async with limit:
+                if self.pause.is_set():  # waited for its turn past a pause: don't start
+                    raise TransferPaused(record.name)
                 upload = BlobUpload(
                     self.client,
                     transfer.target.repository,
@@ -253,9 +255,22 @@ class TransferRun(JournaledRun):
             for record in pending:
                 await one(record)
             return
+        paused: list[TransferPaused] = []
+
+        async def pausable(record: BlobRecord) -> None:
+            """A pause ends this blob only: the group must not cancel the others in the
+            middle of their chunks (a cut PATCH costs the whole session on distribution
+            2.x). They see the same pause and stop at their own boundary."""
+            try:
+                await one(record)
+            except TransferPaused as exc:
+                paused.append(exc)
+
         async with asyncio.TaskGroup() as group:
             for record in pending:
-                group.create_task(one(record))
+                group.create_task(pausable(record))
+        if paused:
+            raise paused[0]  # one TransferPaused for the transfer, never an ExceptionGroup
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """For idempotent steps (the config blob and manifest PUTs): the blobs' retry policy."""

@@ -23,7 +23,7 @@ from hoist.core.progress import BlobEvent, BlobState, Event, RateEstimator, Tran
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.client import RegistryClient
 from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.model import Transfer, TransferState
+from hoist.core.transfer.model import Transfer, TransferState, state_at_rest
 from hoist.core.transfer.push import restart_changed_blobs
 from hoist.core.transfer.runs import discard_work, open_run
 from hoist.core.transfer.upload import TransferPaused, UploadSettings
@@ -49,6 +49,10 @@ class TransferItem:
     saves_done: int = 0
     rate_estimator: RateEstimator = field(default_factory=RateEstimator)
     cancelling: asyncio.Future[None] | None = None
+    #: per blob, this run: (bytes acknowledged, bytes sent) at its last acknowledgement
+    _acked_at: dict[str, tuple[int, int]] = field(default_factory=dict, init=False, repr=False)
+    #: per blob, this run: bytes sent (its events' `sent`, which each run counts from 0)
+    _sent_this_run: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def id(self) -> str:
@@ -56,7 +60,14 @@ class TransferItem:
 
     @property
     def state(self) -> TransferState:
-        return self.transfer.state
+        """The transfer's state, except that a pause asked of a running transfer reads
+        "pausing" until its run has stopped and written the journal (the run marks the
+        transfer paused just before that last write)."""
+        state = self.transfer.state
+        pausable = (TransferState.RUNNING, TransferState.PAUSING, TransferState.PAUSED)
+        if state in pausable and self.pause_event.is_set() and self.running:
+            return TransferState.PAUSING
+        return state
 
     @property
     def total(self) -> int:
@@ -73,13 +84,56 @@ class TransferItem:
         downloaded = sum(p.size if p.finished else p.received for p in self.transfer.parts)
         return pushed + downloaded
 
+    def blob_sent(self, name: str) -> int:
+        """How far a blob's bytes have gone out: what the registry acknowledged plus what
+        was sent since (the chunk in flight), as its events tell while it runs. Never less
+        than the acknowledged count, never more than the blob."""
+        event = self.blobs.get(name)
+        mark = self._acked_at.get(name)
+        if event is None or mark is None or not self.running:
+            return event.acknowledged if event is not None else 0
+        in_flight = max(0, event.sent - mark[1])
+        return min(event.total, event.acknowledged + in_flight)
+
+    @property
+    def sent(self) -> int:
+        """Bytes handed to the network so far, counting each byte once: `acknowledged` plus
+        the chunks in flight (equal to it when nothing runs)."""
+        if self.transfer.is_download:
+            return self.acknowledged
+        return sum(
+            b.size if b.finished else max(b.acknowledged, self.blob_sent(b.name))
+            for b in self.transfer.blobs
+        )
+
+    def run_started(self) -> None:
+        """A run begins: speed and bytes in flight are measured afresh (a resume must not
+        count the part sent before the pause as just sent)."""
+        self.rate_estimator.reset()
+        self._acked_at.clear()
+        self._sent_this_run.clear()
+
+    def observe(self, event: BlobEvent) -> None:
+        """Take one of a blob's events: its state, its bytes in flight, the transfer's rate
+        (a rolling window of bytes sent in this run)."""
+        mark = self._acked_at.get(event.blob)
+        if mark is None or event.sent < mark[1]:  # the run's first word: all it sent is new
+            self._acked_at[event.blob] = (event.acknowledged, 0)
+        elif event.acknowledged != mark[0]:  # acknowledged up to here: nothing in flight
+            self._acked_at[event.blob] = (event.acknowledged, event.sent)
+        self.blobs[event.blob] = event
+        self._sent_this_run[event.blob] = event.sent
+        sent = sum(self._sent_this_run.values())
+        if sent:  # from the first byte: a re-hash before it is not a slow link
+            self.rate_estimator.add(sent)
+
     @property
     def rate(self) -> float | None:
         return self.rate_estimator.rate()
 
     @property
     def eta(self) -> float | None:
-        return self.rate_estimator.eta(self.total - self.acknowledged)
+        return self.rate_estimator.eta(self.total - self.sent)
 
     @property
     def running(self) -> bool:
@@ -87,9 +141,11 @@ class TransferItem:
 
     def status_text(self) -> str:
         """The state column: "uploading", "waiting for network, retry in 8 s", "failed: ..."."""
-        state = self.transfer.state
+        state = self.state
         if state == TransferState.FAILED:
             return f"failed: {self.transfer.error}" if self.transfer.error else "failed"
+        if state == TransferState.PAUSING:
+            return "pausing…"
         if state != TransferState.RUNNING:
             return state.value
         waiting = [e for e in self.blobs.values() if e.state == BlobState.WAITING]
@@ -202,6 +258,7 @@ class TransferQueue:
                 problems.append(f"{transfer_id}: {entry.sentence()}")
                 continue
             transfer = Transfer.from_json(entry)
+            transfer.state = state_at_rest(transfer.state)
             item = TransferItem(transfer)
             if transfer.state in (TransferState.RUNNING, TransferState.QUEUED):
                 transfer.state = TransferState.QUEUED if resume else TransferState.PAUSED
@@ -213,10 +270,14 @@ class TransferQueue:
     # -- actions ------------------------------------------------------------------------------
 
     def pause(self, transfer_id: str, *, now: bool = False) -> None:
-        """Stop at the next chunk boundary (or at once with `now`); the state is kept."""
+        """Ask a running transfer to stop where it can (or at once with `now`): it reads
+        "pausing" at once, and "paused" when its run has stopped and the journal is written.
+        A transfer waiting its turn is paused at once. The state is kept either way."""
         item = self.get(transfer_id)
         if item.running:
             item.pause_event.set()
+            if item.transfer.state in (TransferState.RUNNING, TransferState.QUEUED):
+                item.transfer.state = TransferState.PAUSING
             if now and item.task is not None:
                 item.task.cancel()
         elif item.state == TransferState.QUEUED:
@@ -372,20 +433,20 @@ class TransferQueue:
             if active >= self._max_active:
                 break
             if item.state == TransferState.QUEUED and not item.running:
+                item.pause_event.clear()  # set before a resume; a pause from now on holds
                 item.task = asyncio.get_running_loop().create_task(self._run(item))
                 active += 1
 
     def _on_event(self, item: TransferItem, event: Event) -> None:
         if isinstance(event, BlobEvent):
-            item.blobs[event.blob] = event
-            item.rate_estimator.add(item.acknowledged)
+            item.observe(event)
             item.message = event.message or item.message
         elif isinstance(event, TransferEvent):
             item.message = event.message
         self._notify("changed", item)
 
     async def _run(self, item: TransferItem) -> None:
-        item.pause_event.clear()
+        item.run_started()
         settings = self.settings_factory()
         settings.throttle = self.limiter.take
         run = open_run(
@@ -404,7 +465,9 @@ class TransferQueue:
             pass
         except HoistError as exc:
             # The run records its failure on the transfer; never leave one looking alive.
-            if item.transfer.state in (TransferState.RUNNING, TransferState.QUEUED):
+            if item.transfer.state in (
+                TransferState.RUNNING, TransferState.QUEUED, TransferState.PAUSING
+            ):  # fmt: skip
                 item.transfer.state = TransferState.FAILED
                 item.transfer.error = exc.sentence()
                 self._save(item)
@@ -418,8 +481,13 @@ class TransferQueue:
             self._notify("changed", item)
             self._schedule()
 
-    async def aclose(self) -> None:
-        """Stop everything at once and close clients; the journal keeps where each stands.
+    async def aclose(self, *, grace: float = 0.0) -> None:
+        """Stop everything and close clients; the journal keeps where each stands.
+
+        With `grace`, every running transfer is first paused as Pause does (the stream in
+        flight ends, the registry's answer is journaled) and given up to `grace` seconds
+        for it; whatever still runs then is stopped at once. Without it, everything stops
+        at once (what is in flight may have to be sent again).
 
         Transfers that were uploading or waiting their turn are written back as queued (they
         were interrupted, not paused), so "resume on start-up" resumes them next time; a
@@ -432,6 +500,11 @@ class TransferQueue:
             if item.state in (TransferState.RUNNING, TransferState.QUEUED)
         ]
         tasks = [item.task for item in self.items if item.task is not None]
+        if grace > 0 and tasks:
+            for item in self.items:
+                if item.running:
+                    self.pause(item.id)
+            await asyncio.wait(tasks, timeout=grace)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -453,7 +526,7 @@ class TransferQueue:
         out = {"all": len(self.items), "active": 0, "paused": 0, "failed": 0, "done": 0}
         for item in self.items:
             state = item.state
-            if state in (TransferState.RUNNING, TransferState.QUEUED):
+            if state in (TransferState.RUNNING, TransferState.QUEUED, TransferState.PAUSING):
                 out["active"] += 1
             elif state == TransferState.PAUSED:
                 out["paused"] += 1

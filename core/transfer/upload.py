@@ -208,7 +208,7 @@ class BlobUpload:
         if self.on_event is None:
             return
         acked = self.record.acknowledged if not self.record.finished else self.record.size
-        self.rate.add(max(acked, self.sent - self.resent))
+        self.rate.add(self.sent)  # bytes sent by this run: a resumed offset is not speed
         elapsed = now - self._finalize_started if self._state == BlobState.FINALIZING else 0.0
         self.on_event(
             BlobEvent(

@@ -133,6 +133,10 @@ class SettingsDialog(QDialog):
         self.resume = QCheckBox("Resume unfinished transfers when Hoist starts", page)
         self.resume.setChecked(s.resume_on_start)
         form.addRow("", self.resume)
+        self.ask_quit = QCheckBox("Ask before quitting while transfers run", page)
+        self.ask_quit.setToolTip("Off: Quit pauses every transfer and quits without asking")
+        self.ask_quit.setChecked(s.ask_before_quit)
+        form.addRow("", self.ask_quit)
         return page
 
     def _registries_page(self) -> QWidget:
@@ -298,6 +302,7 @@ class SettingsDialog(QDialog):
         s.parallel_blobs = self.parallel.value()
         s.rate_limit = self.rate.bytes_per_second()
         s.resume_on_start = self.resume.isChecked()
+        s.ask_before_quit = self.ask_quit.isChecked()
         s.registries = [copy.deepcopy(r) for r in self._registries]
         if s.registry(s.selected_registry) is None:
             s.selected_registry = s.registries[0].name if s.registries else ""

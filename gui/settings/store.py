@@ -134,6 +134,8 @@ class Settings:
         rate_limit: bytes per second for all uploads together; 0 is no limit.
         resume_on_start: resume the journal's transfers at start-up instead of loading them
             paused.
+        ask_before_quit: Quit with transfers running asks first (pause them and quit, keep
+            them running, or stay); off once the user ticks "Don't ask again".
     """
 
     chunk_size: int = DEFAULT_CHUNK
@@ -141,6 +143,7 @@ class Settings:
     parallel_blobs: int = 2
     rate_limit: int = 0
     resume_on_start: bool = False
+    ask_before_quit: bool = True
     registries: list[RegistrySettings] = field(default_factory=list)
     selected_registry: str = ""
     demo_declined: bool = False
@@ -191,6 +194,7 @@ class Settings:
             "parallel_blobs": self.parallel_blobs,
             "rate_limit": self.rate_limit,
             "resume_on_start": self.resume_on_start,
+            "ask_before_quit": self.ask_before_quit,
             "registries": [r.to_json() for r in self.registries],
             "selected_registry": self.selected_registry,
             "demo_declined": self.demo_declined,
@@ -200,7 +204,8 @@ class Settings:
     def from_json(cls, doc: dict[str, Any]) -> Settings:
         known = {
             "version", "chunk_size", "max_active", "parallel_blobs", "rate_limit",
-            "resume_on_start", "registries", "selected_registry", "demo_declined",
+            "resume_on_start", "ask_before_quit", "registries", "selected_registry",
+            "demo_declined",
         }  # fmt: skip
         registries = doc.get("registries") or []
         return cls(
@@ -209,6 +214,7 @@ class Settings:
             parallel_blobs=_clamp(doc.get("parallel_blobs"), 1, MAX_AT_ONCE, 2),
             rate_limit=_clamp(doc.get("rate_limit"), 0, 2**62, 0),
             resume_on_start=bool(doc.get("resume_on_start", False)),
+            ask_before_quit=bool(doc.get("ask_before_quit", True)),
             registries=[RegistrySettings.from_json(r) for r in registries if isinstance(r, dict)],
             selected_registry=str(doc.get("selected_registry") or ""),
             demo_declined=bool(doc.get("demo_declined", False)),

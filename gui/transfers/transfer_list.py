@@ -84,6 +84,7 @@ StateRole = Qt.ItemDataRole.UserRole + 3  # TransferState / BlobState value
 ProgressRole = Qt.ItemDataRole.UserRole + 4  # fraction 0..1 acknowledged, or None
 BlobRole = Qt.ItemDataRole.UserRole + 5  # the blob's name (child rows)
 ToneRole = Qt.ItemDataRole.UserRole + 6  # the progress bar's tone: one of theme.TONES
+SentRole = Qt.ItemDataRole.UserRole + 7  # fraction 0..1 sent, while running (else None)
 
 #: Repaints per second at most (the queue may report hundreds of chunk events a second).
 REFRESH_MS = 250
@@ -102,7 +103,7 @@ def matches_filter(name: str, state: str) -> bool:
     if name == "all":
         return True
     if name == "active":
-        return state in (TransferState.RUNNING, TransferState.QUEUED)
+        return state in (TransferState.RUNNING, TransferState.QUEUED, TransferState.PAUSING)
     return state == name
 
 
@@ -252,6 +253,7 @@ class _BlobRow:
         self.key = self.record.name
         self.state = blob_state(self.record, self.event)
         self.done = blob_acknowledged(self.record, self.event)
+        self.sent = self.done if self.record.finished else max(self.done, item.blob_sent(self.key))
         self.size = self.record.size
         self.finished = self.record.finished
 
@@ -283,6 +285,7 @@ class _PartRow:
         self.key = self.part.name
         self.state = self.part.state
         self.done = self.part.received
+        self.sent = self.done
         self.size = self.part.size
         self.finished = self.part.finished
 
@@ -567,6 +570,8 @@ class TransferModel(QAbstractItemModel):
             return item.state.value
         if role == ProgressRole:
             return self._fraction(item.acknowledged, item.total, item.state == TransferState.DONE)
+        if role == SentRole:
+            return self._fraction(item.sent, item.total, False) if item.running else None
         if role == ToneRole:
             return transfer_tone(item)
         if role == Qt.ItemDataRole.DecorationRole and column == Column.NAME:
@@ -576,6 +581,8 @@ class TransferModel(QAbstractItemModel):
                 return "\n".join(transfer.sources) or str(transfer.target)
             if column == Column.TARGET:
                 return transfer.destination or reference_text(transfer)
+            if column == Column.PROGRESS:
+                return self._progress_tip(item, item.sent, item.acknowledged)
             if column == Column.STATUS:
                 text = capitalized(item.status_text())
                 return (
@@ -591,7 +598,7 @@ class TransferModel(QAbstractItemModel):
         if column == Column.TARGET:
             return transfer.destination or str(transfer.target)
         if column == Column.PROGRESS:
-            return self._progress_text(item.acknowledged, item.total)
+            return self._progress_text(item.sent, item.total)
         if column == Column.SPEED:
             rate = item.rate
             return format_rate(rate) if item.running and rate else ""
@@ -612,11 +619,15 @@ class TransferModel(QAbstractItemModel):
             return child.state.value
         if role == ProgressRole:
             return self._fraction(child.done, child.size, child.finished)
+        if role == SentRole:
+            return self._fraction(child.sent, child.size, False) if item.running else None
         if role == ToneRole:
             return child.tone()
         if role == Qt.ItemDataRole.ToolTipRole:
             if column in (Column.NAME, Column.TARGET):
                 return child.tip()
+            if column == Column.PROGRESS:
+                return self._progress_tip(item, child.sent, child.done)
             if column == Column.STATUS:
                 return child.status()
             return None
@@ -631,7 +642,7 @@ class TransferModel(QAbstractItemModel):
         if column == Column.TARGET:
             return child.target()
         if column == Column.PROGRESS:
-            return self._progress_text(child.done, child.size)
+            return self._progress_text(child.sent, child.size)
         if column == Column.SPEED:
             return format_rate(event.rate) if moving and event and event.rate else ""
         if column == Column.ETA:
@@ -645,6 +656,14 @@ class TransferModel(QAbstractItemModel):
         if total <= 0:
             return 1.0 if finished else 0.0
         return min(1.0, done / total)
+
+    @staticmethod
+    def _progress_tip(item: TransferItem, sent: int, acknowledged: int) -> str | None:
+        """Both counts, honestly named: sent (in flight included) and acknowledged (kept
+        whatever happens next)."""
+        if item.transfer.is_download:
+            return None
+        return f"{format_size(sent)} sent, {format_size(acknowledged)} acknowledged by the registry"
 
     @staticmethod
     def _progress_text(done: int, total: int) -> str:
@@ -731,7 +750,11 @@ class ProgressDelegate(TransferDelegate):
         rect = QRectF(option.rect.adjusted(CELL_PADDING, 3, -CELL_PADDING, -3))
         tone = str(index.data(ToneRole) or "active")
         text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
-        paint_progress(painter, rect, float(fraction), tone, text, palette)
+        sent = index.data(SentRole)
+        paint_progress(
+            painter, rect, float(fraction), tone, text, palette,
+            sent=None if sent is None else float(sent),
+        )  # fmt: skip
 
 
 # -- actions as data ---------------------------------------------------------------------------
@@ -1089,6 +1112,7 @@ __all__ = [
     "ItemRole",
     "ProgressDelegate",
     "ProgressRole",
+    "SentRole",
     "StateRole",
     "ToneRole",
     "TransferController",

@@ -9,12 +9,15 @@ from __future__ import annotations
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QStyle,
     QVBoxLayout,
+    QWidget,
 )
 
 
@@ -46,3 +49,59 @@ def lay_out_message(
     layout.addLayout(row)
     layout.addWidget(buttons)
     dialog.setMinimumSize(minimum.expandedTo(dialog.minimumSizeHint()))
+
+
+class QuitDialog(QDialog):
+    """Asked when Quit is chosen while transfers run: pause them all and quit, keep them
+    running (the window goes to the tray, or is minimized), or don't quit.
+
+    `choice` is "pause", "keep" or "cancel" once it finished; `dont_ask` says whether the
+    user ticked "Don't ask again" (honoured for "pause": the next Quit pauses and quits).
+    """
+
+    PAUSE, KEEP, CANCEL = "pause", "keep", "cancel"
+
+    def __init__(self, running: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("quit-dialog")
+        self.setWindowTitle("Quit Hoist")
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.choice = self.CANCEL
+        what = "1 transfer is" if running == 1 else f"{running} transfers are"
+        self.text_label = QLabel(f"<b>{what} still running.</b>", self)
+        self.informative_label = QLabel(
+            "Pausing keeps everything the registry has acknowledged; Resume (or starting "
+            "Hoist again) continues from there.",
+            self,
+        )
+        self.informative_label.setWordWrap(True)
+        self.dont_ask_box = QCheckBox("Don't ask again", self)
+        self.dont_ask_box.setToolTip("From now on, Quit pauses every transfer and quits")
+        buttons = QDialogButtonBox(self)
+        self.pause_button = QPushButton("Pause everything and quit", self)
+        self.keep_button = QPushButton("Keep running", self)
+        self.cancel_button = QPushButton("Cancel", self)
+        buttons.addButton(self.pause_button, QDialogButtonBox.ButtonRole.AcceptRole)
+        buttons.addButton(self.keep_button, QDialogButtonBox.ButtonRole.ActionRole)
+        buttons.addButton(self.cancel_button, QDialogButtonBox.ButtonRole.RejectRole)
+        self.pause_button.setDefault(True)
+        self.pause_button.clicked.connect(lambda: self._choose(self.PAUSE))
+        self.keep_button.clicked.connect(lambda: self._choose(self.KEEP))
+        self.cancel_button.clicked.connect(lambda: self._choose(self.CANCEL))
+        lay_out_message(
+            self, self.text_label, self.informative_label, buttons, minimum=QSize(420, 150)
+        )
+        layout = self.layout()
+        assert isinstance(layout, QVBoxLayout)
+        layout.insertWidget(1, self.dont_ask_box)  # below the sentence, above the buttons
+
+    @property
+    def dont_ask(self) -> bool:
+        return self.dont_ask_box.isChecked()
+
+    def _choose(self, choice: str) -> None:
+        self.choice = choice
+        if choice == self.CANCEL:
+            self.reject()
+        else:
+            self.accept()

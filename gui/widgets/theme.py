@@ -63,11 +63,16 @@ def tone_color(tone: str, palette: QPalette) -> QColor:
 
 
 def paint_progress(
-    painter: QPainter, rect: QRectF, fraction: float, tone: str, text: str, palette: QPalette
-) -> None:
+    painter: QPainter, rect: QRectF, fraction: float, tone: str, text: str, palette: QPalette,
+    *, sent: float | None = None,
+) -> None:  # fmt: skip
     """A calm progress bar: a faint rounded groove, a soft fill in the state's colour with a
     solid edge along its bottom, and the text in the palette's own text colour (readable on
-    both the fill and the groove, on a selected row too)."""
+    both the fill and the groove, on a selected row too).
+
+    With `sent` (a running upload: the share of bytes sent, at least `fraction`), the soft
+    fill follows the bytes sent and the solid edge what the registry acknowledged, so the
+    bar moves smoothly during a long chunk and still says what is safe."""
     base = palette.color(QPalette.ColorRole.Base)
     text_color = palette.color(QPalette.ColorRole.Text)
     solid = tone_color(tone, palette)
@@ -80,18 +85,25 @@ def paint_progress(
     groove = rect.adjusted(0.5, 0.5, -0.5, -0.5)
     painter.drawRoundedRect(groove, radius, radius)
     fraction = max(0.0, min(1.0, fraction))
-    if fraction > 0:
-        painter.setClipRect(QRectF(groove.x(), groove.y(), groove.width() * fraction,
+    filled = fraction if sent is None else max(fraction, min(1.0, sent))
+
+    def clip(share: float) -> None:
+        painter.setClipRect(QRectF(groove.x(), groove.y(), groove.width() * share,
                                    groove.height()))  # fmt: skip
-        painter.setPen(Qt.PenStyle.NoPen)
+
+    painter.setPen(Qt.PenStyle.NoPen)
+    if filled > 0:
+        clip(filled)
         # Finished bars recede (a long list of them stays calm); the others stand out.
         strengths = {"done": (0.84, 0.68)}.get(tone, (0.7, 0.5))  # (light, dark)
         painter.setBrush(mix(solid, base, strengths[dark]))
         painter.drawRoundedRect(groove, radius, radius)
+    if fraction > 0:
+        clip(fraction)
         edge = QRectF(groove.x(), groove.bottom() - 2.5, groove.width(), 2.5)
         painter.setBrush(mix(solid, base, 0.3 if tone == "done" else 0.05))
         painter.drawRoundedRect(edge, 1.0, 1.0)
-        painter.setClipping(False)
+    painter.setClipping(False)
     painter.setPen(text_color)
     painter.drawText(rect.adjusted(4, 0, -4, -1), Qt.AlignmentFlag.AlignCenter, text)
     painter.restore()

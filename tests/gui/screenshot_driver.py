@@ -277,7 +277,9 @@ def main() -> int:
         finally:
             for widget in app.topLevelWidgets():
                 if isinstance(widget, MainWindow):
-                    widget.close()  # the app then pauses the transfers and quits
+                    # Quit without the question (transfers still run): the app then
+                    # pauses them and quits.
+                    widget.end_session()
 
     tasks: list[asyncio.Task[None]] = []
     QTimer.singleShot(0, lambda: tasks.append(asyncio.ensure_future(steer())))

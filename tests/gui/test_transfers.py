@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hoist.core.errors import FileChanged, NetworkError
 from hoist.core.oci.reference import Reference, parse_reference
-from hoist.core.progress import BlobEvent, BlobState
+from hoist.core.progress import BlobEvent, BlobState, RateEstimator
 from hoist.core.sources.artifact import SplitOptions
 from hoist.core.transfer.download import plan_download
 from hoist.core.transfer.journal import TransferJournal
@@ -26,6 +26,7 @@ from hoist.gui.transfers.transfer_list import (
     SHORTCUTS,
     Column,
     ProgressRole,
+    SentRole,
     StateRole,
     TransferController,
     TransferFilterProxy,
@@ -375,6 +376,7 @@ def controller_for(
 ENABLED = {
     # state, running → the per-item actions that are enabled
     (TransferState.RUNNING, True): {"pause", "cancel", "copy", "browse"},
+    (TransferState.PAUSING, True): {"cancel", "copy", "browse"},
     (TransferState.QUEUED, False): {"pause", "cancel", "remove", "copy", "browse"},
     (TransferState.PAUSED, False): {"resume", "cancel", "remove", "copy", "browse"},
     (TransferState.FAILED, False): {"retry", "cancel", "remove", "copy", "browse"},
@@ -618,3 +620,56 @@ def test_open_download_folder_that_is_gone_says_so(queue: TransferQueue, tmp_pat
     )
     controller.open_folder(item)
     assert shown and "is not there any more" in shown[0]
+
+
+def test_progress_shows_bytes_sent_smoothly_and_what_the_registry_acknowledged(
+    add: Adder, make_model: Callable[..., TransferModel], queue: TransferQueue, tmp_path: Path
+) -> None:
+    """The bar and its text follow bytes sent as the engine reports them during a chunk;
+    the acknowledged part is the bar's solid edge and is named in the tooltip."""
+    item = add(plan(tmp_path, "moving", files=2))
+    model = make_model(queue)
+    first, _second = item.transfer.blobs
+    clock = [100.0]
+    item.rate_estimator = RateEstimator(clock=lambda: clock[0])
+
+    class Busy:
+        def done(self) -> bool:
+            return False
+
+    item.task = Busy()  # type: ignore[assignment]
+    item.transfer.state = TransferState.RUNNING
+    item.run_started()
+    parent = model.index(0, 0)
+    shown = []
+    for sent in range(100, 800, 100):  # one chunk of 500 B acknowledged at 500
+        clock[0] += 0.25
+        acked = 500 if sent >= 500 else 0
+        queue._on_event(
+            item, BlobEvent(item.id, first.name, BlobState.UPLOADING, sent, acked, first.size)
+        )
+        model.flush()
+        shown.append(text(model, 0, Column.PROGRESS, parent))
+    assert shown == [f"{n} B / 1000 B ({n // 10}%)" for n in range(100, 800, 100)]
+    total = item.total
+    assert text(model, 0, Column.PROGRESS) == f"700 B / 1.95 KiB ({100 * 700 // total}%)"
+    tip = model.data(model.index(0, Column.PROGRESS), Qt.ItemDataRole.ToolTipRole)
+    assert tip == "700 B sent, 500 B acknowledged by the registry"
+    child = model.index(0, Column.PROGRESS, parent)
+    assert model.data(child, ProgressRole) == pytest.approx(0.5)
+    assert model.data(child, SentRole) == pytest.approx(0.7)
+    assert model.data(model.index(0, Column.PROGRESS), SentRole) == pytest.approx(700 / total)
+    assert text(model, 0, Column.SPEED) == "400 B/s"  # 600 B in the 1.5 s since the first
+    item.task = None
+    model.flush()
+    assert text(model, 0, Column.PROGRESS, parent) == "500 B / 1000 B (50%)", "paused: acked"
+    assert model.data(child, SentRole) is None
+
+
+def test_a_pausing_transfer_reads_pausing_and_counts_as_active(
+    make_model: Callable[..., TransferModel], qapp: Any
+) -> None:
+    item = fake_item(TransferState.PAUSING, running=True)
+    model = make_model(FakeQueue([item]))
+    assert text(model, 0, Column.STATUS) == "Pausing…"
+    assert model.counts()["active"] == 1 and model.counts()["paused"] == 0

@@ -6,7 +6,10 @@ import asyncio
 import hashlib
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,8 @@ from hoist.core.oci.reference import parse_reference
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.demo_registry import DemoRegistry
 from hoist.core.transfer import download
-from hoist.core.transfer.model import TransferState
+from hoist.core.transfer.journal import TransferJournal
+from hoist.core.transfer.model import Transfer, TransferState
 from hoist.core.transfer.push import plan_file_push
 from hoist.core.transfer.queue import TransferItem
 from hoist.core.units import MiB
@@ -29,7 +33,7 @@ from hoist.gui.app import error_sentence, install_excepthook, shutdown, start
 from hoist.gui.main_window import AppContext, MainWindow, MessageDialog
 from hoist.gui.settings.store import RegistrySettings, Settings, SettingsStore
 from hoist.gui.transfers.transfer_list import Column
-from pushing import get_manifest, push_paths
+from pushing import get_manifest, hoist_cli, push_paths
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
@@ -564,6 +568,8 @@ def test_settings_dialog_applies_at_once(open_window: OpenWindow, aio: Any) -> N
         dialog.rate.setValue(1.5)
         dialog.chunk.setEditText("16 MiB")
         dialog.resume.setChecked(True)
+        assert dialog.ask_quit.isChecked()
+        dialog.ask_quit.setChecked(False)
         dialog.accept()
         await aio.until(lambda: window.settings_dialog is None, 5, "the dialog to close")
         await asyncio.sleep(0.2)
@@ -576,6 +582,7 @@ def test_settings_dialog_applies_at_once(open_window: OpenWindow, aio: Any) -> N
     assert problem is None
     assert (settings.chunk_size, settings.parallel_blobs) == (16 * MiB, 4)
     assert settings.resume_on_start and settings.registries[0].name == "Test registry"
+    assert not settings.ask_before_quit
     assert ctx.settings.upload_settings().chunk_size == 16 * MiB
 
 
@@ -694,3 +701,261 @@ def test_login_states_read_as_words() -> None:
     cache.remember("ghcr.io", Credentials("me", "secret"))
     assert cache.login_state(named) == "signed in as me"
     assert cache.login_state(RegistrySettings("Bad", "http://exa mple")) == "invalid address"
+
+
+# -- quitting with work in flight ----------------------------------------------------------
+
+
+def resent_bytes(ctx: AppContext) -> list[int]:
+    """Listens to the queue: every blob event's count of bytes sent again by its run, and -1
+    for each "starting this blob again" (an upload session the registry dropped)."""
+    resent: list[int] = []
+
+    def listener(_kind: str, item: TransferItem) -> None:
+        for event in item.blobs.values():
+            resent.append(-1 if "again from the beginning" in event.message else event.resent)
+
+    ctx.queue.listeners.append(listener)
+    return resent
+
+
+def test_quit_with_a_push_running_asks_then_pauses_it_losing_nothing(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """Quit used to stop the push in the middle of its chunk: distribution 2.8 then dropped
+    the session and the resume sent everything again. Now Quit asks (pause everything and
+    quit / keep running / cancel, "Don't ask again" kept in the settings); pausing lets the
+    chunk in flight end and journals it, and the resume sends only what was not sent."""
+    data = os.urandom(8 * MiB)
+    path = tmp_path / "quit.bin"
+    path.write_bytes(data)
+    first, ctx = open_window()
+
+    async def before_quitting() -> tuple[str, int]:
+        await start(ctx, first)
+        item = await slow_transfer(first, ctx, path, "gui/quit")
+        await aio.until(lambda: item.acknowledged >= MiB, 20, "the first chunk")
+        asked: list[Any] = []
+        first.quit_asked.connect(asked.append)
+        quits: list[bool] = []
+        first.closing.connect(lambda: quits.append(True))
+
+        await aio.until(lambda: item.sent - item.acknowledged >= MiB // 4, 20, "a chunk in flight")
+        first.quit_action.trigger()
+        [dialog] = asked
+        assert dialog.isVisible() and first.isVisible()
+        buttons = (dialog.pause_button, dialog.keep_button, dialog.cancel_button)
+        assert [b.text() for b in buttons] == [
+            "Pause everything and quit",
+            "Keep running",
+            "Cancel",
+        ]
+        assert "1 transfer is still running" in dialog.text_label.text()
+        dialog.cancel_button.click()
+        assert first.isVisible() and not quits and item.running, "Cancel: nothing changes"
+
+        first.close()
+        asked[-1].keep_button.click()
+        assert not quits and item.running, "Keep running: the push goes on"
+        assert first.isMinimized() or not first.isVisible()
+        first.showNormal()
+
+        first.close()
+        dialog = asked[-1]
+        assert len(asked) == 3
+        dialog.dont_ask_box.setChecked(True)
+        await aio.until(lambda: item.sent - item.acknowledged >= MiB // 4, 20, "a chunk in flight")
+        dialog.pause_button.click()
+        assert quits == [True]
+        await first.aclose()  # as hoist.gui.app.run does once the window closed
+        await shutdown(ctx)  # pauses: the chunk in flight ends, its 202 is journaled
+        assert not item.running
+        return item.id, item.transfer.acknowledged
+
+    transfer_id, held = aio.run(before_quitting())
+    assert 0 < held < len(data)
+    saved = TransferJournal().load(transfer_id)
+    assert saved["blobs"][0]["acknowledged"] == held and saved["blobs"][0]["location"]
+    assert saved["state"] == "queued", "interrupted by quitting: resumed on start-up if asked"
+    assert json.loads(SettingsStore().path.read_text())["ask_before_quit"] is False
+
+    window, ctx2 = open_window()
+    assert not ctx2.settings.ask_before_quit
+    resent = resent_bytes(ctx2)
+
+    async def after_restart() -> None:
+        await start(ctx2, window)
+        item = ctx2.queue.get(transfer_id)
+        assert item.state == TransferState.PAUSED
+        assert item.transfer.acknowledged == held
+        ctx2.queue.resume(item.id)
+        await aio.until(lambda: item.state == TransferState.DONE, 30, "the resumed push")
+
+    aio.run(after_restart())
+    assert resent and max(resent) == 0 and min(resent) == 0, "nothing was sent twice"
+    assert get_manifest(registry.url, "gui/quit", "v1")["layers"][0]["digest"] == sha256(data)
+
+
+def test_the_end_of_the_session_pauses_without_asking(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """Logout (commitDataRequest) or SIGTERM: no question, the push is paused and kept."""
+    path = tmp_path / "session.bin"
+    path.write_bytes(os.urandom(6 * MiB))
+    window, ctx = open_window()
+
+    async def scenario() -> TransferItem:
+        await start(ctx, window)
+        item = await slow_transfer(window, ctx, path, "gui/session")
+        await aio.until(lambda: item.acknowledged >= MiB, 20, "the first chunk")
+        asked: list[Any] = []
+        window.quit_asked.connect(asked.append)
+        quits: list[bool] = []
+        window.closing.connect(lambda: quits.append(True))
+        window.end_session()
+        assert quits == [True] and not asked and not window.isVisible()
+        await window.aclose()
+        await shutdown(ctx)
+        return item
+
+    item = aio.run(scenario())
+    saved = TransferJournal().load(item.id)
+    assert 0 < saved["blobs"][0]["acknowledged"] < 6 * MiB
+    assert saved["blobs"][0]["acknowledged"] % MiB == 0, "ended at the registry's answer"
+
+
+def test_sigterm_to_the_window_process_pauses_its_push_and_keeps_the_acknowledged_bytes(
+    registry: RegistryProcess, fault_proxy: Any, state_dir: Path, tmp_path: Path
+) -> None:
+    """`hoist-gui` (offscreen) pushing through its 2 MiB/s limit gets SIGTERM (a logout, a
+    `kill`) in the middle of a chunk: it pauses the push without asking, journals what the
+    registry acknowledged, and exits 0; `hoist resume` then sends only the rest (it used
+    to be killed mid-PATCH, and distribution 2.8 then dropped the whole session)."""
+    proxy = fault_proxy(registry)  # counts the bytes that go to the registry
+    data = os.urandom(8 * MiB)
+    path = tmp_path / "term.bin"
+    path.write_bytes(data)
+    settings = Settings(rate_limit=2 * MiB, resume_on_start=True)
+    settings.registries.append(RegistrySettings("Test registry", f"http://{proxy.host}"))
+    settings.selected_registry = "Test registry"
+    SettingsStore().save(settings)
+    target = parse_reference(f"{proxy.host}/gui/sigterm:v1")
+    transfer = plan_file_push(target, [path], chunk_size=MiB)
+    journal = TransferJournal()
+    journal.save(transfer.id, transfer.to_json())  # queued: resumed when the window starts
+
+    gui = Path(sys.executable).with_name("hoist-gui")
+    command = [str(gui)] if gui.exists() else [sys.executable, "-m", "hoist.gui.app"]
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    process = subprocess.Popen(
+        command, env=env, cwd=Path(__file__).parents[2],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+
+        def in_flight() -> int:  # bytes of the chunk being sent, beyond the acknowledged
+            return proxy.bytes_up - journal.load(transfer.id)["blobs"][0]["acknowledged"]
+
+        while journal.load(transfer.id)["blobs"][0]["acknowledged"] < MiB or in_flight() < (
+            MiB // 4
+        ):
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline, "the window never pushed"
+            time.sleep(0.02)  # polling the journal the window writes and the proxy's count
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, output
+    saved = journal.load(transfer.id)
+    held = saved["blobs"][0]["acknowledged"]
+    assert MiB <= held < len(data) and saved["blobs"][0]["location"]
+    assert saved["state"] == "queued", "interrupted, not paused by the user: resumed next start"
+    reloaded = Transfer.from_json(saved)
+    assert reloaded.acknowledged == held
+
+    proxy.reset_counters()
+    resumed = hoist_cli("resume", transfer.id, "--progress", "json", env=dict(os.environ))
+    assert resumed.returncode == 0, resumed.stderr
+    events = [json.loads(line) for line in resumed.stderr.splitlines() if line.startswith("{")]
+    blob_events = [e for e in events if e["event"] == "blob"]
+    assert blob_events and max(e["resent"] for e in blob_events) == 0, "nothing sent twice"
+    assert not any("again from the beginning" in e["message"] for e in blob_events)
+    assert proxy.bytes_up < len(data) - held + 64 * 1024, "only the rest (and requests) again"
+    assert get_manifest(registry.url, "gui/sigterm", "v1")["layers"][0]["digest"] == sha256(data)
+
+
+def test_pausing_pushes_with_blobs_in_parallel_keeps_each_blob_s_progress(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """Pause with "Blobs at once: 2" (a two-layer image, and a split file) used to end as
+    "Failed: internal error: ExceptionGroup(TransferPaused)". Now both pause, read "Paused",
+    resume, and land with the right digests; no blob's upload starts again from byte 0."""
+    from hoist.core.sources.artifact import SplitOptions
+    from hoist.core.transfer.push import plan_image_push
+    from support.images import ImageSpec, LayerSpec, write_oci_layout
+
+    layers = (LayerSpec({"a.bin": os.urandom(3 * MiB)}), LayerSpec({"b.bin": os.urandom(3 * MiB)}))
+    layout = write_oci_layout(tmp_path / "two", images=[ImageSpec(layers=layers)], tag="1.0")
+    data = os.urandom(6 * MiB + 5)
+    big = tmp_path / "big.bin"
+    big.write_bytes(data)
+    window, ctx = open_window()
+    resent = resent_bytes(ctx)
+    host = ctx.settings.registries[0].host
+    ctx.settings.chunk_size = MiB
+    window.rate_box.setValue(4.0)
+
+    async def scenario() -> list[TransferItem]:
+        await start(ctx, window)
+        image = await asyncio.to_thread(
+            plan_image_push, parse_reference(f"{host}/gui/two-layers:v1"), layout.path, parallel=2
+        )
+        split = await asyncio.to_thread(
+            plan_file_push, parse_reference(f"{host}/gui/split-pause:v1"), [big],
+            split=SplitOptions(2 * MiB), parallel=2,
+        )  # fmt: skip
+        items = [ctx.queue.add(image), ctx.queue.add(split)]
+        for item in items:
+            big_blobs = [b for b in item.transfer.blobs if b.size >= MiB]
+            await aio.until(
+                lambda i=item, bs=big_blobs: all(i.blob_sent(b.name) > 0 for b in bs),
+                30, "every large blob under way",
+            )  # fmt: skip
+        window.view.select_transfer(items[0].id)
+        window.view.qactions["pause"].trigger()
+        window.view.select_transfer(items[1].id)
+        window.view.qactions["pause"].trigger()
+        window.model.flush()  # (no await since the clicks: the runs are still ending)
+        assert [cell(window, item, Column.STATUS) for item in items] == ["Pausing…"] * 2
+        assert not window.view.qactions["pause"].isEnabled()
+        for item in items:
+            await aio.until(lambda i=item: not i.running, 20, "the pause")
+            assert item.state == TransferState.PAUSED, item.transfer.error
+            assert 0 < item.transfer.acknowledged < item.total
+        window.model.flush()
+        assert [cell(window, item, Column.STATUS) for item in items] == ["Paused", "Paused"]
+        window.rate_box.setValue(0)
+        for item in items:
+            window.view.select_transfer(item.id)
+            assert window.view.qactions["resume"].isEnabled()
+            window.view.qactions["resume"].trigger()
+        for item in items:
+            await aio.until(lambda i=item: i.state == TransferState.DONE, 60, "the resumed push")
+        return items
+
+    items = aio.run(scenario())
+    assert all("internal error" not in item.transfer.error for item in items)
+    assert resent and min(resent) == 0 and max(resent) == 0, "no blob started again"
+    response = httpx.head(
+        f"{registry.url}/v2/gui/two-layers/manifests/v1",
+        headers={"Accept": layout.images[0].media_type},
+    )
+    assert response.headers["Docker-Content-Digest"] == layout.top_digest
+    manifest = get_manifest(registry.url, "gui/split-pause", "v1")
+    parts = [data[i : i + 2 * MiB] for i in range(0, len(data), 2 * MiB)]
+    assert [layer["digest"] for layer in manifest["layers"]] == [sha256(p) for p in parts]
+    assert manifest["layers"][0]["annotations"]["app.hoist.split.file.digest"] == sha256(data)
