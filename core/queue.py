@@ -14,19 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from .auth import Credentials
 from .bandwidth import BandwidthLimiter
 from .errors import HoistError, SourceError
-from .journal import TransferJournal
+from .journal import JournalUnwritable, TransferBusy, TransferClaim, TransferJournal
 from .progress import BlobEvent, BlobState, Event, RateEstimator, TransferEvent
 from .registry import RegistryClient
 from .transfer import (
     Transfer,
     TransferState,
     discard_work,
+    journal_transfers,
+    load_transfer,
     open_run,
     restart_changed_blobs,
 )
@@ -53,6 +56,9 @@ class TransferItem:
     saves_done: int = 0
     rate_estimator: RateEstimator = field(default_factory=RateEstimator)
     cancelling: asyncio.Future[None] | None = None
+    claim: TransferClaim | None = None  # held while this process runs or cancels it
+    owner: int | None = None  # the pid of another Hoist found working on it: left alone
+    interrupted: bool = False  # its Hoist died while it ran: resumable
 
     @property
     def id(self) -> str:
@@ -92,6 +98,10 @@ class TransferItem:
     def status_text(self) -> str:
         """The state column: "uploading", "waiting for network, retry in 8 s", "failed: ..."."""
         state = self.transfer.state
+        if state == TransferState.PAUSED and self.owner:
+            return f"being uploaded by another Hoist (pid {self.owner}); left alone"
+        if state == TransferState.PAUSED and self.interrupted:
+            return "interrupted"
         if state == TransferState.FAILED:
             return f"failed: {self.transfer.error}" if self.transfer.error else "failed"
         if state != TransferState.RUNNING:
@@ -131,6 +141,8 @@ class TransferQueue:
         max_active: transfers uploading at once.
         client_factory: makes the client for a transfer's registry (the window's registry
             settings: TLS choices, credentials); by default a plain one from `credentials`.
+        journal_unwritable: asked when a transfer's journal can't be written (a full disk):
+            True runs it on without resume, False (or no one to ask) fails it with the sentence.
     """
 
     def __init__(
@@ -142,7 +154,10 @@ class TransferQueue:
         max_active: int = 2,
         limiter: BandwidthLimiter | None = None,
         client_factory: Callable[[Transfer], RegistryClient] | None = None,
+        journal_unwritable: Callable[[TransferItem, JournalUnwritable], Awaitable[bool]]
+        | None = None,
     ) -> None:
+        self.journal_unwritable = journal_unwritable
         self.journal = journal
         self.settings_factory = settings
         self.credentials = credentials
@@ -195,19 +210,26 @@ class TransferQueue:
     def load_journal(self, *, resume: bool = False) -> list[str]:
         """Add every transfer of an earlier run: paused, or queued when `resume`.
 
-        Returns the sentences of journal entries that could not be read (never hidden).
+        Returns the sentences of journal entries that could not be read (never hidden, and
+        never in the way of the others). A transfer another live Hoist owns is added paused
+        and left alone; one whose Hoist died while it ran is marked interrupted.
         """
         problems = []
         known = {item.id for item in self.items}
-        for transfer_id, entry in self.journal.entries():
+        for transfer_id, transfer in journal_transfers(self.journal):
             if transfer_id in known:
                 continue
-            if isinstance(entry, HoistError):
-                problems.append(f"{transfer_id}: {entry.sentence()}")
+            if isinstance(transfer, HoistError):
+                problems.append(transfer.sentence())
                 continue
-            transfer = Transfer.from_json(entry)
             item = TransferItem(transfer)
-            if transfer.state in (TransferState.RUNNING, TransferState.QUEUED):
+            owner = self.journal.owner(transfer_id)
+            if owner is not None and owner != os.getpid():
+                item.owner = owner
+                if transfer.state != TransferState.DONE:
+                    transfer.state = TransferState.PAUSED
+            elif transfer.state in (TransferState.RUNNING, TransferState.QUEUED):
+                item.interrupted = transfer.state == TransferState.RUNNING
                 transfer.state = TransferState.QUEUED if resume else TransferState.PAUSED
             self.items.append(item)
             self._notify("added", item)
@@ -233,6 +255,7 @@ class TransferQueue:
         if item.state in (TransferState.PAUSED, TransferState.FAILED):
             item.transfer.state = TransferState.QUEUED
             item.transfer.error = ""
+            item.interrupted = False
             item.pause_event.clear()
             self._save(item)
             self._notify("changed", item)
@@ -284,11 +307,17 @@ class TransferQueue:
                 await item.task
             except (asyncio.CancelledError, Exception):
                 pass
-        discarded = await discard_work(item.transfer, self._client(item.transfer))
-        if discarded.sessions:
-            log.info("cancel %s: %s", transfer_id, "; ".join(discarded.sessions))
-        item.transfer.state = TransferState.CANCELLED
-        self.remove(transfer_id)
+        # Another live Hoist's upload sessions are never deleted under it (TransferBusy).
+        claim = await asyncio.to_thread(self.journal.claim, transfer_id)
+        try:
+            discarded = await discard_work(item.transfer, self._client(item.transfer))
+            if discarded.sessions:
+                log.info("cancel %s: %s", transfer_id, "; ".join(discarded.sessions))
+            item.transfer.state = TransferState.CANCELLED
+            self.remove(transfer_id)
+            await self.flush()  # the entry goes while the claim is still held
+        finally:
+            claim.release()
         if discarded.files:
             raise SourceError(
                 f"cancelled, but {'; '.join(discarded.files)}",
@@ -327,12 +356,19 @@ class TransferQueue:
             async with item.save_lock:
                 if number < item.saves_done:  # overtaken by a newer write, or removed
                     return
-                await asyncio.to_thread(self.journal.save, item.id, doc)
+                await asyncio.to_thread(self._save_unless_owned_elsewhere, item.id, doc)
                 item.saves_done = number
 
         task = asyncio.get_running_loop().create_task(write())
         self._writes.add(task)
         task.add_done_callback(self._write_done)
+
+    def _save_unless_owned_elsewhere(self, transfer_id: str, doc: dict[str, object]) -> None:
+        """Write an entry, unless another live Hoist owns it: what that one writes is newer
+        than this queue's copy."""
+        owner = self.journal.owner(transfer_id)
+        if owner is None or owner == os.getpid():
+            self.journal.save(transfer_id, doc)
 
     def _write_done(self, task: asyncio.Task[None]) -> None:
         self._writes.discard(task)
@@ -388,8 +424,33 @@ class TransferQueue:
             item.message = event.message
         self._notify("changed", item)
 
+    async def _claim(self, item: TransferItem) -> bool:
+        """Own the item's transfer before running it, and start from what the journal holds
+        now: another Hoist may have moved it on (a newer upload Location) since it was loaded.
+        False, with the item paused and saying why, when another live Hoist owns it."""
+        try:
+            item.claim = await asyncio.to_thread(self.journal.claim, item.id)
+        except TransferBusy as exc:
+            item.owner = exc.pid
+            item.transfer.state = TransferState.PAUSED
+            return False
+        item.owner = None
+        try:
+            fresh = await asyncio.to_thread(load_transfer, self.journal, item.id)
+        except HoistError:
+            return True  # not written yet (just added) or unreadable: this copy is the truth
+        if fresh.to_json() | {"state": ""} != item.transfer.to_json() | {"state": ""}:
+            fresh.state = item.transfer.state
+            vars(item.transfer).update(vars(fresh))
+        return True
+
     async def _run(self, item: TransferItem) -> None:
         item.pause_event.clear()
+        if not await self._claim(item):
+            item.task = None
+            self._notify("changed", item)
+            self._schedule()
+            return
         settings = self.settings_factory()
         settings.throttle = self.limiter.take
         run = open_run(
@@ -400,6 +461,13 @@ class TransferQueue:
             on_event=lambda e: self._on_event(item, e),
             pause=item.pause_event,
         )
+        ask = self.journal_unwritable
+        if ask is not None:
+
+            async def go_on(exc: JournalUnwritable) -> bool:
+                return await ask(item, exc)
+
+            run.on_unwritable = go_on
         try:
             await run.run()
         except TransferPaused:
@@ -418,6 +486,9 @@ class TransferQueue:
             item.transfer.error = f"internal error: {exc!r}"
             self._save(item)
         finally:
+            if item.claim is not None:
+                item.claim.release()
+                item.claim = None
             item.task = None
             self._notify("changed", item)
             self._schedule()
