@@ -62,7 +62,7 @@ class TransferBusy(HoistError):
     """Another live process owns the transfer (holds its lock)."""
 
     def __init__(self, transfer_id: str, pid: int | None) -> None:
-        who = f"another Hoist (pid {pid})" if pid else "another Hoist"
+        who = f"another Hoist (pid {pid})" if pid and pid > 0 else "another Hoist"
         super().__init__(
             f"{transfer_id} is being uploaded by {who}; left alone",
             hint="Pause or cancel it there, or wait until it ends",
@@ -156,7 +156,7 @@ class TransferClaim:
     the pid written inside so others can say who owns it. `release()` (or the process's
     death) ends it."""
 
-    def __init__(self, transfer_id: str, path: Path, fd: int) -> None:
+    def __init__(self, transfer_id: str, path: Path, fd: int | None) -> None:
         self.transfer_id = transfer_id
         self.path = path
         self._fd: int | None = fd
@@ -221,7 +221,9 @@ class TransferJournal:
         """Own the transfer until `release()` or this process's death. Blocking (a few
         syscalls, and waits of a millisecond while another Hoist merely looks at the lock).
 
-        Raises TransferBusy when another live process (or this one) already owns it.
+        Raises TransferBusy when another live process (or this one) already owns it. In a
+        folder where the lock file can't be made (full, read-only) the claim is not held: no
+        journal entry can be written there either, so no other Hoist could take it over.
         """
         path = self.lock_path(transfer_id)
         with _held_lock:
@@ -229,7 +231,10 @@ class TransferJournal:
                 raise TransferBusy(transfer_id, os.getpid())
         deadline = time.monotonic() + _PROBE_WAIT
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            except OSError:
+                return TransferClaim(transfer_id, path, None)
             if not _try_lock(fd):
                 owned = not _try_lock(fd, shared=True)  # only `owner` takes it shared
                 pid = _read_pid(fd)
@@ -247,8 +252,9 @@ class TransferJournal:
             if not same:  # released (and unlinked) by its owner meanwhile: take the new one
                 os.close(fd)
                 continue
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            with contextlib.suppress(OSError):  # a full disk: owned all the same, pid unsaid
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             claim = TransferClaim(transfer_id, path, fd)
             with _held_lock:
                 _held[path] = claim

@@ -1,0 +1,176 @@
+"""A state folder that never crashes Hoist (issue 16 #12, #13): a bad journal entry is skipped
+with a sentence naming the file and can be removed; a bad profiles.json costs re-learning, not
+the push; a journal that can't be written says resume won't be possible and asks to go on."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pty
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from faults_helpers import MiB, make_file
+from pushing import ISOLATED_ENV, ROOT, hoist_cli
+from support.registry import RegistryProcess
+
+from core.journal import TransferJournal
+from core.queue import TransferQueue
+
+CLI_TIMEOUT = 60  # a FIFO read blindly would block until this ends the test
+
+
+@pytest.fixture
+def bad_entries(state_dir: Path) -> dict[str, Path]:
+    """A valid-JSON entry that is not a transfer, a FIFO, and a file that is not JSON."""
+    folder = state_dir / "transfers"
+    folder.mkdir()
+    entries = {
+        "bare": folder / "bare.json",
+        "fifo": folder / "fifo.json",
+        "junk": folder / "junk.json",
+    }
+    entries["bare"].write_text('{"version":2}')
+    os.mkfifo(entries["fifo"])
+    entries["junk"].write_bytes(b"\x00\xffnot json")
+    return entries
+
+
+def test_cli_skips_bad_entries_and_cancel_removes_them(bad_entries: dict[str, Path]) -> None:
+    listing = hoist_cli("transfers", "--json", timeout=CLI_TIMEOUT)
+    assert listing.returncode == 0, listing.stderr
+    rows = {row["id"]: row for row in json.loads(listing.stdout)}
+    assert set(rows) == set(bad_entries)
+    for name, path in bad_entries.items():
+        assert rows[name]["state"] == "unreadable" and str(path) in rows[name]["error"]
+    assert "'id' is missing" in rows["bare"]["error"]
+    assert "not a regular file" in rows["fifo"]["error"]
+    text = hoist_cli("transfers", timeout=CLI_TIMEOUT)
+    assert text.returncode == 0 and str(bad_entries["bare"]) in text.stdout
+
+    every = hoist_cli("resume", "--all", timeout=CLI_TIMEOUT)
+    assert every.returncode == 0, every.stderr
+    assert "Traceback" not in every.stderr
+    for path in bad_entries.values():
+        assert f"hoist: skipped: {path}" in every.stderr
+    one = hoist_cli("resume", "bare", timeout=CLI_TIMEOUT)
+    assert one.returncode == 1 and str(bad_entries["bare"]) in one.stderr
+    assert "Traceback" not in one.stderr
+
+    for name, path in bad_entries.items():
+        cancel = hoist_cli("cancel", name, timeout=CLI_TIMEOUT)
+        assert cancel.returncode == 0, cancel.stderr
+        assert f"removed {path}" in cancel.stderr
+        assert not os.path.lexists(path)
+    assert list(bad_entries["bare"].parent.iterdir()) == []
+    gone = hoist_cli("cancel", "bare")
+    assert gone.returncode == 1 and "no transfer 'bare'" in gone.stderr
+
+
+async def test_queue_loads_around_bad_entries(bad_entries: dict[str, Path]) -> None:
+    """The window's start-up path: one sentence per bad entry, naming the file; no crash."""
+    queue = TransferQueue(TransferJournal())
+    try:
+        problems = queue.load_journal()
+    finally:
+        await queue.aclose()
+    assert queue.items == []
+    assert len(problems) == 3
+    for path in bad_entries.values():
+        assert any(str(path) in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["{HOST: 'junk'}", "{HOST: {'max_chunk': 'big', 'chunked': 5}}", "[1, 2]", "not json", "dir"],
+)
+def test_bad_profiles_json_never_stops_a_push(
+    registry: RegistryProcess, config_dir: Path, tmp_path: Path, content: str
+) -> None:
+    profiles = config_dir / "profiles.json"
+    if content == "dir":
+        profiles.mkdir()
+    elif content == "not json":
+        profiles.write_text("{not json")
+    else:
+        profiles.write_text(json.dumps(eval(content, {"HOST": registry.host})))
+    path = make_file(tmp_path / "small.bin", 200_000, seed=16)
+    ref = f"{registry.host}/state/profiles:v1"
+    result = hoist_cli("push", ref, str(path), "--chunk-size", "64KiB", timeout=CLI_TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout.startswith(f"{ref.rsplit(':', 1)[0]}@sha256:")
+    if content in ("[1, 2]", "not json", "dir"):
+        assert f"ignoring {profiles}" in result.stderr
+
+
+@pytest.fixture
+def full_state_dir(state_dir: Path) -> Iterator[Path]:
+    """A state folder that can't take a journal write: a real full 64 KiB tmpfs when this runs
+    as root (ENOSPC), else a read-only folder (EACCES)."""
+    transfers = state_dir / "transfers"
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(state_dir)],
+                       check=True)  # fmt: skip
+        try:
+            transfers.mkdir()
+            with contextlib.suppress(OSError), open(state_dir / "filler", "wb") as f:
+                while True:
+                    f.write(b"\0" * 4096)
+                    f.flush()
+            yield state_dir
+        finally:
+            subprocess.run(["umount", str(state_dir)], check=True)
+    else:
+        transfers.mkdir()
+        transfers.chmod(0o500)
+        try:
+            yield state_dir
+        finally:
+            transfers.chmod(0o700)
+
+
+def test_push_with_a_full_state_folder_warns_and_goes_on(
+    registry: RegistryProcess, full_state_dir: Path, tmp_path: Path
+) -> None:
+    """stdin is not a terminal: say the transfer can't be resumed, and push anyway."""
+    path = make_file(tmp_path / "full.bin", MiB, seed=17)
+    ref = f"{registry.host}/state/full:v1"
+    result = hoist_cli("push", ref, str(path), "--chunk-size", "256KiB", timeout=CLI_TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "OSError" not in result.stderr
+    assert "Hoist cannot save the state of transfer" in result.stderr
+    assert "If this transfer is interrupted it cannot be resumed" in result.stderr
+    assert "going on without resume" in result.stderr
+    assert result.stdout.startswith(f"{registry.host}/state/full@sha256:")
+    assert list((full_state_dir / "transfers").glob("*.json")) == []
+
+
+def test_push_with_a_full_state_folder_asks_on_a_terminal(
+    registry: RegistryProcess, full_state_dir: Path, tmp_path: Path
+) -> None:
+    """stdin is a terminal: ask; "n" stops before anything is sent, with the sentence."""
+    path = make_file(tmp_path / "asked.bin", MiB, seed=18)
+    ref = f"{registry.host}/state/asked:v1"
+    main, tty = pty.openpty()
+    try:
+        os.write(main, b"n\n")
+        result = subprocess.run(
+            [sys.executable, "-m", "core", "push", ref, str(path), "--progress", "plain"],
+            cwd=ROOT, env={**os.environ, **ISOLATED_ENV}, stdin=tty, capture_output=True,
+            text=True, timeout=CLI_TIMEOUT,
+        )  # fmt: skip
+    finally:
+        os.close(main)
+        os.close(tty)
+    assert result.returncode == 1, result.stderr
+    assert "Go on without resume? [y/N]" in result.stderr
+    assert "hoist: Hoist cannot save the state of transfer" in result.stderr
+    assert "Traceback" not in result.stderr
+    tags = httpx.get(f"{registry.url}/v2/state/asked/tags/list")
+    assert tags.status_code == 404  # nothing was pushed
