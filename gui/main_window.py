@@ -50,7 +50,7 @@ from core import __version__
 from core.bandwidth import BandwidthLimiter
 from core.demo_registry import HOW_TO_ADD_A_REGISTRY, DemoRegistry
 from core.errors import HoistError
-from core.journal import TransferJournal
+from core.journal import JournalUnwritable, TransferJournal
 from core.queue import TransferItem, TransferQueue
 from core.reference import Reference, parse_reference
 from core.registry import RegistryClient
@@ -275,6 +275,8 @@ class MainWindow(QMainWindow):
         self.add_sheet: AddSheet | None = None
         self.settings_dialog: SettingsDialog | None = None
         self.registry_dialog: QDialog | None = None
+        self.unjournaled_box: QDialog | None = None  # the open "go on without resume?" question
+        ctx.queue.journal_unwritable = self.ask_go_on_without_journal
         self.last_error = ""
         self.notifications: list[tuple[str, str]] = []
         self.setObjectName("main-window")
@@ -602,6 +604,29 @@ class MainWindow(QMainWindow):
             sys.excepthook(type(exc), exc, exc.__traceback__)
 
     # -- errors and notifications ------------------------------------------------------------
+
+    async def ask_go_on_without_journal(self, item: TransferItem, exc: JournalUnwritable) -> bool:
+        """Hoist can't save where a transfer stands (a full disk): ask whether to go on with it
+        all the same, knowing an interruption means starting over (the queue awaits this)."""
+        from gui.browse import ConfirmDialog, wait_signal
+
+        box = ConfirmDialog(
+            "Transfer can't be resumed",
+            f"Go on with {item.transfer.name} without being able to resume it?",
+            f"{exc.message}. If it is interrupted (quit, crash, a network gone for good), it "
+            "starts over from the beginning.",
+            "&Go on",
+            parent=self,
+        )
+        box.setObjectName("confirm-unjournaled")
+        self.unjournaled_box = box
+        box.open()
+        try:
+            (result,) = await wait_signal(box.finished)
+            return bool(result == QDialog.DialogCode.Accepted)
+        finally:
+            self.unjournaled_box = None
+            box.deleteLater()
 
     def show_error(self, text: str) -> None:
         """Tell the user, without blocking: the message bar at the top (until dismissed)."""

@@ -694,3 +694,80 @@ def test_login_states_read_as_words() -> None:
     cache.remember("ghcr.io", Credentials("me", "secret"))
     assert cache.login_state(named) == "signed in as me"
     assert cache.login_state(RegistrySettings("Bad", "http://exa mple")) == "invalid address"
+
+
+# -- a state folder that never stops the window (issue 16) ------------------------------------
+
+
+def test_window_starts_beside_a_bad_journal_entry(
+    aio: Any, open_window: OpenWindow, state_dir: Path
+) -> None:
+    """`{"version":2}` in the journal: the window starts and says which file it skipped."""
+    bad = state_dir / "transfers" / "bare.json"
+    bad.parent.mkdir(exist_ok=True)
+    bad.write_text('{"version":2}')
+    window, ctx = open_window()
+    aio.run(start(ctx, window))
+    assert ctx.queue.items == []
+    assert window.last_error is not None and str(bad) in window.last_error
+
+
+@pytest.fixture
+def full_state_folder(state_dir: Path) -> Iterator[Path]:
+    """A real full 64 KiB tmpfs as the state folder when this runs as root, else a read-only
+    journal folder: either way no journal entry can be written."""
+    transfers = state_dir / "transfers"
+    if os.geteuid() == 0:
+        import subprocess
+
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(state_dir)],
+                       check=True)  # fmt: skip
+        try:
+            transfers.mkdir()
+            try:
+                with open(state_dir / "filler", "wb") as f:
+                    while True:
+                        f.write(b"\0" * 4096)
+                        f.flush()
+            except OSError:
+                pass
+            yield state_dir
+        finally:
+            subprocess.run(["umount", "-l", str(state_dir)], check=True)
+    else:
+        transfers.mkdir()
+        transfers.chmod(0o500)
+        try:
+            yield state_dir
+        finally:
+            transfers.chmod(0o700)
+
+
+def test_full_state_folder_asks_before_going_on(
+    aio: Any,
+    full_state_folder: Path,
+    open_window: OpenWindow,
+    registry: RegistryProcess,
+    tmp_path: Path,
+) -> None:
+    """A push whose journal can't be written asks (a question dialog) whether to go on
+    without resume; "Go on" pushes it."""
+    data = os.urandom(MiB + 5)
+    path = tmp_path / "unjournaled.bin"
+    path.write_bytes(data)
+    window, ctx = open_window()
+
+    async def scenario() -> TransferItem:
+        await start(ctx, window)
+        host = ctx.settings.registries[0].host
+        item = ctx.queue.add(plan_file_push(parse_reference(f"{host}/gui/full:v1"), [path]))
+        await aio.until(lambda: window.unjournaled_box is not None, 20, "the question")
+        box: Any = window.unjournaled_box
+        assert "without being able to resume it" in box.text()
+        assert "cannot save the state of transfer" in box.informativeText()
+        box.confirm_button.click()
+        await aio.until(lambda: item.state == TransferState.DONE, 60, "the push")
+        return item
+
+    aio.run(scenario())
+    assert get_manifest(registry.url, "gui/full", "v1")["layers"][0]["digest"] == sha256(data)
