@@ -23,8 +23,10 @@ from .bandwidth import BandwidthLimiter
 from .errors import HoistError, SourceError
 from .journal import JournalUnwritable, TransferBusy, TransferClaim, TransferJournal
 from .progress import BlobEvent, BlobState, Event, RateEstimator, TransferEvent
+from .reference import Reference
 from .registry import RegistryClient
 from .transfer import (
+    ARTIFACT,
     Transfer,
     TransferState,
     discard_work,
@@ -59,6 +61,7 @@ class TransferItem:
     claim: TransferClaim | None = None  # held while this process runs or cancels it
     owner: int | None = None  # the pid of another Hoist found working on it: left alone
     interrupted: bool = False  # its Hoist died while it ran: resumable
+    unreadable: bool = False  # a journal entry that is no transfer: shown so it can be removed
 
     @property
     def id(self) -> str:
@@ -221,6 +224,8 @@ class TransferQueue:
                 continue
             if isinstance(transfer, HoistError):
                 problems.append(transfer.sentence())
+                self.items.append(self._unreadable_item(transfer_id, transfer))
+                self._notify("added", self.items[-1])
                 continue
             item = TransferItem(transfer)
             owner = self.journal.owner(transfer_id)
@@ -235,6 +240,22 @@ class TransferQueue:
             self._notify("added", item)
         self._schedule()
         return problems
+
+    def _unreadable_item(self, transfer_id: str, error: HoistError) -> TransferItem:
+        """A failed row standing for a journal entry that can't be read, so that the window
+        can show it and Remove (or Cancel) can delete it; it never runs, and its file is never
+        written over."""
+        transfer = Transfer(
+            id=transfer_id,
+            target=Reference("", ""),
+            kind=ARTIFACT,
+            blobs=[],
+            sources=[str(self.journal.path(transfer_id))],
+            state=TransferState.FAILED,
+            error=error.sentence(),
+            destination="unreadable journal entry",
+        )
+        return TransferItem(transfer, unreadable=True)
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -252,6 +273,8 @@ class TransferQueue:
 
     def resume(self, transfer_id: str) -> None:
         item = self.get(transfer_id)
+        if item.unreadable:
+            return
         if item.state in (TransferState.PAUSED, TransferState.FAILED):
             item.transfer.state = TransferState.QUEUED
             item.transfer.error = ""
@@ -266,7 +289,7 @@ class TransferQueue:
         (what the FileChanged sentence promises). Returns the blobs restarted."""
         item = self.get(transfer_id)
         restarted: list[str] = []
-        if item.state == TransferState.FAILED:
+        if item.state == TransferState.FAILED and not item.unreadable:
             try:
                 restarted = restart_changed_blobs(item.transfer)
             except HoistError as exc:
@@ -301,6 +324,10 @@ class TransferQueue:
 
     async def _cancel(self, item: TransferItem) -> None:
         transfer_id = item.id
+        if item.unreadable:  # nothing to discard but the entry itself
+            self.remove(transfer_id)
+            await self.flush()
+            return
         if item.task is not None and not item.task.done():
             item.task.cancel()
             try:
@@ -348,6 +375,8 @@ class TransferQueue:
         """Write the item's journal entry in a worker thread (an fsync can take long enough to
         stall the window). Writes of one item are ordered, and a write overtaken by a newer one
         is skipped. While the transfer runs, its TransferRun checkpoints it instead."""
+        if item.unreadable:
+            return
         item.saves_asked += 1
         number = item.saves_asked
         doc = item.transfer.to_json()

@@ -21,6 +21,7 @@ from support.registry import RegistryProcess
 
 from core.journal import TransferJournal
 from core.queue import TransferQueue
+from core.transfer import TransferState
 
 CLI_TIMEOUT = 60  # a FIFO read blindly would block until this ends the test
 
@@ -73,16 +74,35 @@ def test_cli_skips_bad_entries_and_cancel_removes_them(bad_entries: dict[str, Pa
 
 
 async def test_queue_loads_around_bad_entries(bad_entries: dict[str, Path]) -> None:
-    """The window's start-up path: one sentence per bad entry, naming the file; no crash."""
+    """The window's start-up path: one sentence per bad entry, naming the file, and a failed
+    row for each that never runs, is never written over, and Remove or Cancel deletes."""
     queue = TransferQueue(TransferJournal())
     try:
-        problems = queue.load_journal()
+        problems = queue.load_journal(resume=True)
+        assert len(problems) == 3
+        for path in bad_entries.values():
+            assert any(str(path) in p for p in problems), problems
+        rows = {item.id: item for item in queue.items}
+        assert set(rows) == set(bad_entries)
+        for name, item in rows.items():
+            assert item.unreadable and item.state == TransferState.FAILED
+            assert item.transfer.name == f"{name}.json"
+            assert item.status_text().startswith(f"failed: {bad_entries[name]}")
+            assert not item.running
+        queue.resume("bare")
+        assert queue.retry("junk") == []
+        assert not any(item.running for item in queue.items)
+        await queue.flush()
+        assert bad_entries["bare"].read_text() == '{"version":2}'  # never written over
+        queue.remove("bare")
+        await queue.cancel("fifo")
+        await queue.flush()
+        assert not os.path.lexists(bad_entries["bare"])
+        assert not os.path.lexists(bad_entries["fifo"])
+        assert [item.id for item in queue.items] == ["junk"]
     finally:
         await queue.aclose()
-    assert queue.items == []
-    assert len(problems) == 3
-    for path in bad_entries.values():
-        assert any(str(path) in p for p in problems), problems
+    assert bad_entries["junk"].read_bytes() == b"\x00\xffnot json"
 
 
 @pytest.mark.parametrize(

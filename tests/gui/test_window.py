@@ -702,14 +702,27 @@ def test_login_states_read_as_words() -> None:
 def test_window_starts_beside_a_bad_journal_entry(
     aio: Any, open_window: OpenWindow, state_dir: Path
 ) -> None:
-    """`{"version":2}` in the journal: the window starts and says which file it skipped."""
+    """`{"version":2}` in the journal: the window starts, says which file it could not read,
+    and shows it as a failed row that Remove deletes."""
     bad = state_dir / "transfers" / "bare.json"
     bad.parent.mkdir(exist_ok=True)
     bad.write_text('{"version":2}')
     window, ctx = open_window()
-    aio.run(start(ctx, window))
-    assert ctx.queue.items == []
-    assert window.last_error is not None and str(bad) in window.last_error
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        assert window.last_error is not None and str(bad) in window.last_error
+        (item,) = ctx.queue.items  # a row, so that it can be removed
+        assert cell(window, item, Column.NAME) == "bare.json"
+        assert cell(window, item, Column.STATUS).startswith(f"Failed: {bad}")
+        window.view.select_transfer(item.id)
+        await aio.until(lambda: window.view.qactions["remove"].isEnabled(), 2)
+        assert not window.view.qactions["resume"].isEnabled()
+        window.view.qactions["remove"].trigger()
+        await aio.until(lambda: not bad.exists(), 5, "the entry removed")
+        assert ctx.queue.items == []
+
+    aio.run(scenario())
 
 
 @pytest.fixture
