@@ -5,6 +5,7 @@ counted where they cross the FaultProxy."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faults_helpers import EMPTY_CONFIG_SIZE, MiB, Recorder, make_file, sha
+from faults_helpers import EMPTY_CONFIG_SIZE, KiB, MiB, Recorder, make_file, plan, sha
 from pushing import ROOT, get_blob, hoist_cli
 from support.proxy import ProxyFactory
 from support.registry import RegistryProcess
 
+from core.bandwidth import BandwidthLimiter
 from core.journal import TransferBusy, TransferJournal
 from core.queue import TransferQueue
 from core.transfer import TransferState
@@ -157,13 +159,14 @@ async def test_a_queue_leaves_a_live_push_alone(
     assert SIZE <= sent < 1.1 * SIZE, recorder.timeline()
 
 
-def test_sigkilled_push_is_interrupted_not_running(
+async def test_sigkilled_push_is_interrupted_not_running(
     live_push: tuple[subprocess.Popen[bytes], Recorder, Path, str],
     registry: RegistryProcess,
     state_dir: Path,
 ) -> None:
     """After SIGKILL of `hoist push` its journal still says running, but nobody owns it:
-    `hoist transfers` says interrupted, and `hoist resume --all` takes it over and ends it."""
+    `hoist transfers` and a window's queue say interrupted, and `hoist resume --all` takes it
+    over and ends it."""
     proc, _recorder, path, repo = live_push
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -177,8 +180,16 @@ def test_sigkilled_push_is_interrupted_not_running(
     text = hoist_cli("transfers")
     assert f"{doc['id']}  " in text.stdout and "interrupted" in text.stdout
     assert "running" not in text.stdout
+    queue = TransferQueue(TransferJournal())
+    try:
+        assert queue.load_journal() == []
+        (item,) = queue.items
+        assert item.state == TransferState.PAUSED and item.owner is None
+        assert item.status_text() == "interrupted"
+    finally:
+        await queue.aclose()
 
-    resumed = hoist_cli("resume", "--all", "--progress", "json")
+    resumed = await asyncio.to_thread(hoist_cli, "resume", "--all", "--progress", "json")
     assert resumed.returncode == 0, resumed.stderr
     assert "left alone" not in resumed.stderr
     data = path.read_bytes()
@@ -214,3 +225,33 @@ def test_claim_is_one_per_process_and_dies_with_it(state_dir: Path) -> None:
         assert claim.held
     assert journal.owner("t1") is None
     assert list(journal.root.iterdir()) == []
+
+
+async def test_cli_leaves_a_queue_run_alone(
+    registry: RegistryProcess, fault_proxy: ProxyFactory, state_dir: Path, tmp_path: Path
+) -> None:
+    """The other way round: a window's queue is pushing (held at 512 KiB/s); `hoist resume
+    --all` and `hoist cancel` leave it alone and name this process; it ends once."""
+    proxy = fault_proxy(registry)
+    recorder = Recorder(proxy)
+    path = make_file(tmp_path / "queued.bin", SIZE, seed=25)
+    queue = TransferQueue(TransferJournal(), limiter=BandwidthLimiter(512 * KiB))
+    try:
+        item = queue.add(plan(proxy.host, "own/queued:v1", path))
+        while acknowledged(state_dir) == 0:
+            assert item.state in (TransferState.QUEUED, TransferState.RUNNING), item.transfer.error
+            await asyncio.sleep(0.01)
+        left_alone = f"{item.id} is being uploaded by another Hoist (pid {os.getpid()}); left alone"
+        every = await asyncio.to_thread(hoist_cli, "resume", "--all", "--progress", "json")
+        assert every.returncode == 0 and left_alone in every.stderr, every.stderr
+        cancel = await asyncio.to_thread(hoist_cli, "cancel", item.id)
+        assert cancel.returncode == 1 and left_alone in cancel.stderr, cancel.stderr
+        assert item.running
+        assert item.task is not None
+        await item.task
+        assert item.state == TransferState.DONE, item.transfer.error
+    finally:
+        await queue.aclose()
+    assert get_blob(registry.url, "own/queued", sha(path.read_bytes())) == path.read_bytes()
+    sent = recorder.blob_bytes_up() - EMPTY_CONFIG_SIZE
+    assert SIZE <= sent < 1.1 * SIZE, recorder.timeline()
