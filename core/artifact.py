@@ -17,6 +17,7 @@ order, and annotated with `app.hoist.split.*` (see README "Split mode").
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from dataclasses import dataclass
@@ -124,12 +125,38 @@ class _HashingWriter:
 
 
 def _pack_folder(folder: Path, staging: Path) -> BlobRecord:
-    """Pack `folder` into `staging/NAME.tar.gz` (sorted entries, so packing is repeatable)."""
+    """Pack `folder` into `staging/NAME.tar.gz` (sorted entries, so packing is repeatable).
+
+    Raises SourceError naming an unreadable file of the folder, or the state folder that
+    can't take the tar (a full disk).
+    """
+    out = staging / f"{folder.name}.tar.gz"
+    try:
+        hashing = _write_tar(folder, staging, out)
+    except OSError as exc:
+        out.unlink(missing_ok=True)
+        if exc.filename and not Path(exc.filename).is_relative_to(staging):
+            raise SourceError(f"{exc.filename} can't be read: {exc.strerror}") from exc
+        reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
+        raise SourceError(
+            f"Hoist cannot pack {folder} in its state folder {staging.parent.parent}: {reason}",
+            hint="Free some space there (a folder is packed once, so a resume sends the same "
+            "bytes), or push its files instead",
+        ) from exc
+    annotations = {
+        TITLE: folder.name,
+        ORAS_UNPACK: "true",
+        ORAS_DIGEST: "sha256:" + hashing.sha.hexdigest(),
+    }
+    return fresh_record(folder.name, FileRange.whole(out), FOLDER_MEDIA_TYPE, annotations)
+
+
+def _write_tar(folder: Path, staging: Path, out: Path) -> _HashingWriter:
+    """Write `out` (tar.gz of `folder`); the writer holds the uncompressed tar's digest."""
     import gzip  # only folders need these: kept off every push's start-up
     import tarfile
 
     staging.mkdir(parents=True, exist_ok=True, mode=0o700)
-    out = staging / f"{folder.name}.tar.gz"
     with open(out, "wb") as raw:
         gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
         hashing = _HashingWriter(gz)  # type: ignore[arg-type]
@@ -143,12 +170,7 @@ def _pack_folder(folder: Path, staging: Path) -> BlobRecord:
         gz.close()
         raw.flush()
         os.fsync(raw.fileno())
-    annotations = {
-        TITLE: folder.name,
-        ORAS_UNPACK: "true",
-        ORAS_DIGEST: "sha256:" + hashing.sha.hexdigest(),
-    }
-    return fresh_record(folder.name, FileRange.whole(out), FOLDER_MEDIA_TYPE, annotations)
+    return hashing
 
 
 def artifact_manifest(
