@@ -293,8 +293,9 @@ async def cmd_resume(args: argparse.Namespace) -> int:
             try:
                 transfer = load_transfer(journal, transfer_id)
             except JournalError as exc:  # one bad entry never stops the others
+                if not args.all:
+                    raise
                 print(f"hoist: skipped: {exc.sentence()}", file=sys.stderr)
-                status = status if args.all else EXIT_FAILED
                 continue
             if transfer.state == TransferState.DONE:
                 continue

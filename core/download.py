@@ -68,7 +68,7 @@ from .browse import (
 )
 from .digest import EMPTY_SHA256, READ_BLOCK, is_digest
 from .errors import HoistError, NetworkError, NotFound, RegistryError, SourceError
-from .journal import TransferJournal
+from .journal import JournalUnwritable, TransferJournal
 from .manifest import OCI_INDEX
 from .progress import BlobEvent, BlobState, Event, ProgressCallback, RateEstimator
 from .registry import RegistryClient
@@ -1245,7 +1245,7 @@ class DownloadRun(JournaledRun):
     async def _checkpoint(self) -> None:
         try:
             await self.save()
-        except OSError as exc:  # the download goes on; the next checkpoint may succeed
+        except (OSError, JournalUnwritable) as exc:  # the download goes on; the next may succeed
             log.error("journal checkpoint of %s failed: %s", self.transfer.id, exc)
 
     def _on_plan(self, parts: list[DownloadPart]) -> None:

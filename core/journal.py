@@ -226,6 +226,8 @@ class TransferJournal:
         journal entry can be written there either, so no other Hoist could take it over.
         """
         path = self.lock_path(transfer_id)
+        if not LOCKS_WORK:
+            return TransferClaim(transfer_id, path, None)
         with _held_lock:
             if path in _held:
                 raise TransferBusy(transfer_id, os.getpid())
@@ -264,6 +266,8 @@ class TransferJournal:
         """The pid of the live process that owns the transfer (this one's own pid when it is
         this process), or None when nobody does."""
         path = self.lock_path(transfer_id)
+        if not LOCKS_WORK:
+            return None
         with _held_lock:
             if path in _held:
                 return os.getpid()
