@@ -17,7 +17,6 @@ order, and annotated with `app.hoist.split.*` (see README "Split mode").
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import BinaryIO
 
 from .content import FileRange
 from .digest import Descriptor, sha256_bytes
-from .errors import SourceError
+from .errors import SourceError, StateFolderError, os_reason
 from .manifest import OCI_EMPTY, OCI_EMPTY_DATA, image_manifest
 from .upload import BlobRecord, fresh_record
 
@@ -137,11 +136,9 @@ def _pack_folder(folder: Path, staging: Path) -> BlobRecord:
         out.unlink(missing_ok=True)
         if exc.filename and not Path(exc.filename).is_relative_to(staging):
             raise SourceError(f"{exc.filename} can't be read: {exc.strerror}") from exc
-        reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
-        raise SourceError(
-            f"Hoist cannot pack {folder} in its state folder {staging.parent.parent}: {reason}",
-            hint="Free some space there (a folder is packed once, so a resume sends the same "
-            "bytes), or push its files instead",
+        raise StateFolderError(  # packed once, so that a resume sends the very same bytes
+            f"Hoist cannot pack {folder} in its state folder {staging.parent.parent}: "
+            f"{os_reason(exc)}"
         ) from exc
     annotations = {
         TITLE: folder.name,

@@ -18,7 +18,6 @@ JournalError naming the file, never read blindly: a FIFO in the folder must not 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import stat
@@ -30,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import HoistError
+from .errors import HoistError, os_reason
 from .paths import state_dir
 from .units import MiB
 
@@ -194,7 +193,7 @@ class TransferJournal:
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise JournalUnwritable(
-                f"Hoist cannot create its state folder {root or 'transfers'}: {exc.strerror}"
+                f"Hoist cannot create its state folder {root or 'transfers'}: {os_reason(exc)}"
             ) from exc
         self._sweep()
 
@@ -291,9 +290,9 @@ class TransferJournal:
         try:
             atomic_write(self.path(transfer_id), json.dumps(body, indent=1).encode())
         except OSError as exc:
-            reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
             raise JournalUnwritable(
-                f"Hoist cannot save the state of transfer {transfer_id} in {self.root}: {reason}"
+                f"Hoist cannot save the state of transfer {transfer_id} in {self.root}: "
+                f"{os_reason(exc)}"
             ) from exc
 
     def load(self, transfer_id: str) -> dict[str, Any]:
