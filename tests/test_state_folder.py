@@ -4,13 +4,11 @@ the push; a journal that can't be written says resume won't be possible and asks
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pty
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -127,32 +125,6 @@ def test_bad_profiles_json_never_stops_a_push(
     assert result.stdout.startswith(f"{ref.rsplit(':', 1)[0]}@sha256:")
     if content in ("[1, 2]", "not json", "dir"):
         assert f"ignoring {profiles}" in result.stderr
-
-
-@pytest.fixture
-def full_state_dir(state_dir: Path) -> Iterator[Path]:
-    """A state folder that can't take a journal write: a real full 64 KiB tmpfs when this runs
-    as root (ENOSPC), else a read-only folder (EACCES)."""
-    transfers = state_dir / "transfers"
-    if os.geteuid() == 0:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(state_dir)],
-                       check=True)  # fmt: skip
-        try:
-            transfers.mkdir()
-            with contextlib.suppress(OSError), open(state_dir / "filler", "wb") as f:
-                while True:
-                    f.write(b"\0" * 4096)
-                    f.flush()
-            yield state_dir
-        finally:
-            subprocess.run(["umount", str(state_dir)], check=True)
-    else:
-        transfers.mkdir()
-        transfers.chmod(0o500)
-        try:
-            yield state_dir
-        finally:
-            transfers.chmod(0o700)
 
 
 def test_push_with_a_full_state_folder_warns_and_goes_on(

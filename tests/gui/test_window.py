@@ -725,40 +725,9 @@ def test_window_starts_beside_a_bad_journal_entry(
     aio.run(scenario())
 
 
-@pytest.fixture
-def full_state_folder(state_dir: Path) -> Iterator[Path]:
-    """A real full 64 KiB tmpfs as the state folder when this runs as root, else a read-only
-    journal folder: either way no journal entry can be written."""
-    transfers = state_dir / "transfers"
-    if os.geteuid() == 0:
-        import subprocess
-
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(state_dir)],
-                       check=True)  # fmt: skip
-        try:
-            transfers.mkdir()
-            try:
-                with open(state_dir / "filler", "wb") as f:
-                    while True:
-                        f.write(b"\0" * 4096)
-                        f.flush()
-            except OSError:
-                pass
-            yield state_dir
-        finally:
-            subprocess.run(["umount", "-l", str(state_dir)], check=True)
-    else:
-        transfers.mkdir()
-        transfers.chmod(0o500)
-        try:
-            yield state_dir
-        finally:
-            transfers.chmod(0o700)
-
-
 def test_full_state_folder_asks_before_going_on(
     aio: Any,
-    full_state_folder: Path,
+    full_state_dir: Path,
     open_window: OpenWindow,
     registry: RegistryProcess,
     tmp_path: Path,
