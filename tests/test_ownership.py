@@ -11,13 +11,21 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from faults_helpers import EMPTY_CONFIG_SIZE, KiB, MiB, Recorder, make_file, plan, sha
+from faults_helpers import (
+    EMPTY_CONFIG_SIZE,
+    KiB,
+    MiB,
+    Recorder,
+    make_file,
+    plan,
+    sha,
+    wait_until,
+)
 from pushing import ROOT, get_blob, hoist_cli
 from support.proxy import ProxyFactory
 from support.registry import RegistryProcess
@@ -38,14 +46,6 @@ def spawn_push(ref: str, path: Path, log: Path, rate: str) -> subprocess.Popen[b
              "--limit-rate", rate, "--progress", "json"],
             cwd=ROOT, env=dict(os.environ), stdout=subprocess.PIPE, stderr=err,
         )  # fmt: skip
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def only_entry(state_dir: Path) -> dict[str, Any] | None:

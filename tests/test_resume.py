@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from faults_helpers import (
     run_transfer,
     sha,
     upload_state,
+    wait_until,
 )
 from pushing import ROOT, get_blob, hoist_cli
 from support.proxy import ProxyFactory, RequestHead, html_error_page
@@ -254,14 +254,6 @@ def read_journal(state_dir: Path) -> dict[str, Any] | None:
     (path,) = files
     doc: dict[str, Any] = json.loads(path.read_text())
     return doc
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def check_after_kill(state_dir: Path) -> dict[str, Any]:
