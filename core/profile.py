@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .errors import HoistError, os_reason
 from .journal import atomic_write, read_regular_file
 from .paths import config_dir
 from .upload import UploadSettings
@@ -23,6 +24,10 @@ log = logging.getLogger(__name__)
 
 #: profiles.json holds a few numbers per host; anything larger is not one.
 MAX_PROFILES_SIZE = 1024 * 1024
+
+
+class ProfileUnwritable(HoistError):
+    hint = "Free some space in that folder, or fix its permissions (or remove a folder there)"
 
 
 @dataclass
@@ -52,12 +57,13 @@ class RegistryProfile:
 
 
 class ProfileStore:
-    """`<config dir>/profiles.json`: host → RegistryProfile. Writes are atomic."""
+    """`<config dir>/profiles.json`: host → RegistryProfile. Writes are atomic; one that fails
+    raises ProfileUnwritable."""
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or config_dir() / "profiles.json"
         self._lock = threading.Lock()
-        self._warned = False
+        self._warned: set[str] = set()  # each sentence once per store, not once per chunk
 
     def _read(self) -> dict[str, Any]:
         """The file's hosts; a broken file only costs re-learning, it must never stop a push
@@ -68,23 +74,25 @@ class ProfileStore:
             return {}
         except (OSError, ValueError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else str(exc)
-            self._warn(f"ignoring {self.path} ({reason}); Hoist learns each registry's limits anew")
+            self.warn(f"ignoring {self.path} ({reason}); Hoist learns each registry's limits anew")
             return {}
         if not isinstance(doc, dict):
-            self._warn(f"ignoring {self.path} (not a JSON object); Hoist learns anew")
+            self.warn(f"ignoring {self.path} (not a JSON object); Hoist learns anew")
             return {}
         return doc
 
-    def _warn(self, sentence: str) -> None:
-        if not self._warned:  # once per store, not once per chunk
-            self._warned = True
+    def warn(self, sentence: str) -> None:
+        if sentence not in self._warned:
+            self._warned.add(sentence)
             log.warning("%s", sentence)
 
     def _write(self, doc: dict[str, Any]) -> None:
         try:
             atomic_write(self.path, json.dumps(doc, indent=1, sort_keys=True).encode())
         except OSError as exc:
-            self._warn(f"can't save what Hoist learned in {self.path}: {exc.strerror}")
+            raise ProfileUnwritable(
+                f"Hoist cannot save the registry profiles in {self.path}: {os_reason(exc)}"
+            ) from exc
 
     def get(self, host: str) -> RegistryProfile:
         return RegistryProfile.from_json(self._read().get(host, {}))
@@ -121,7 +129,10 @@ def apply_profile(settings: UploadSettings, host: str, store: ProfileStore) -> U
         settings.chunked = False
 
     def learn(key: str, value: int | bool) -> None:
-        store.update(host, **{key: value})
+        try:
+            store.update(host, **{key: value})
+        except ProfileUnwritable as exc:  # a lesson lost costs re-learning, never the push
+            store.warn(exc.sentence())
 
     settings.on_limit = learn
     return settings

@@ -13,13 +13,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from faults_helpers import MiB, make_file
-from pushing import ISOLATED_ENV, ROOT, hoist_cli
+from faults_helpers import MiB, make_file, sha
+from pushing import ISOLATED_ENV, ROOT, get_blob, hoist_cli, push_paths
+from support.proxy import ProxyFactory, html_error_page, match
 from support.registry import RegistryProcess
 
 from core.journal import TransferJournal
+from core.profile import ProfileStore, apply_profile
 from core.queue import TransferQueue
 from core.transfer import TransferState
+from core.upload import UploadSettings
 
 CLI_TIMEOUT = 60  # a FIFO read blindly would block until this ends the test
 
@@ -181,3 +184,38 @@ def test_folder_push_with_a_full_state_folder_is_a_sentence(
     assert "Traceback" not in result.stderr
     assert f"hoist: Hoist cannot pack {folder} in its state folder" in result.stderr
     assert list(full_state_dir.glob("staging/**/*.tar.gz")) == []  # no half-written tar
+
+
+def test_profile_command_says_when_it_cannot_save(config_dir: Path) -> None:
+    """Setting a registry's rate is the user's own request: if profiles.json can't be written
+    it fails with a sentence (a push only warns: what it learns is a bonus)."""
+    profiles = config_dir / "profiles.json"
+    profiles.mkdir()
+    result = hoist_cli("profile", "localhost:5000", "--limit-rate", "1MiB")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"hoist: Hoist cannot save the registry profiles in {profiles}" in result.stderr
+
+
+async def test_a_lesson_that_cannot_be_saved_never_stops_a_push(
+    registry: RegistryProcess,
+    fault_proxy: ProxyFactory,
+    config_dir: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A proxy's 413 teaches a smaller chunk; profiles.json can't keep it (a folder stands
+    there): the push lands all the same, and the warning says what was lost, once."""
+    (config_dir / "profiles.json").mkdir()
+    proxy = fault_proxy(registry)
+    proxy.respond_instead(
+        match("PATCH", min_content_length=1_500_000), 413,
+        {"Content-Type": "text/html"}, html_error_page(413), times=None, before_body=True,
+    )  # fmt: skip
+    path = make_file(tmp_path / "taught.bin", 5 * MiB, seed=20)
+    settings = apply_profile(UploadSettings(), proxy.host, ProfileStore())
+    await push_paths(proxy.host, "state/taught:v1", [path], chunk_size=4 * MiB, settings=settings)
+    assert get_blob(registry.url, "state/taught", sha(path.read_bytes())) == path.read_bytes()
+    assert any(r.status == 413 for r in proxy.requests)
+    lost = [r.getMessage() for r in caplog.records if "cannot save the registry" in r.getMessage()]
+    assert len(lost) == 1, caplog.text
