@@ -25,7 +25,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -343,11 +342,3 @@ class TransferJournal:
 
     def ids(self) -> list[str]:
         return sorted(p.stem for p in self.root.glob("*.json") if not p.name.startswith("."))
-
-    def entries(self) -> Iterator[tuple[str, dict[str, Any] | JournalError]]:
-        """Every transfer, or the error that keeps it from being read (shown, never hidden)."""
-        for transfer_id in self.ids():
-            try:
-                yield transfer_id, self.load(transfer_id)
-            except JournalError as exc:
-                yield transfer_id, exc
