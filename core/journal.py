@@ -40,11 +40,12 @@ MAX_ENTRY_SIZE = 16 * MiB
 #: How long a claim waits out other Hoists that only look at a lock (`owner`), never an owner.
 _PROBE_WAIT = 1.0
 
-REMOVE_HINT = "Remove it (Remove in the window, `hoist cancel ID` on the command line)"
-
 
 class JournalError(HoistError):
-    hint = "The transfer's saved state is unreadable; " + REMOVE_HINT[0].lower() + REMOVE_HINT[1:]
+    hint = (
+        "The transfer's saved state is unreadable; remove it (Remove in the window, "
+        "`hoist cancel ID` on the command line)"
+    )
 
 
 class JournalUnwritable(HoistError):
