@@ -26,8 +26,19 @@ from hoist.core.registry.client import RegistryClient
 from hoist.core.registry.profile import ProfileStore
 from hoist.core.retry import RetryPolicy
 from hoist.core.sources.artifact import DEFAULT_ARTIFACT_TYPE, SplitOptions
-from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.model import Transfer, TransferState, state_at_rest
+from hoist.core.transfer.journal import (
+    JournalError,
+    JournalUnwritable,
+    TransferBusy,
+    TransferJournal,
+)
+from hoist.core.transfer.model import (
+    Transfer,
+    TransferState,
+    journal_transfers,
+    load_transfer,
+    state_at_rest,
+)
 from hoist.core.transfer.push import plan_file_push, plan_image_push, restart_changed_blobs
 from hoist.core.transfer.runs import discard_work, open_run
 from hoist.core.transfer.settings import apply_profile
@@ -169,12 +180,29 @@ def _settings(args: argparse.Namespace, host: str) -> UploadSettings:
     return settings
 
 
+async def _go_on_without_journal(exc: JournalUnwritable) -> bool:
+    """A push whose journal can't be written: say that resume won't be possible, ask on a
+    terminal, go on otherwise (a script's push is worth more than its resumability)."""
+    print(
+        f"hoist: {exc.message}. If this transfer is interrupted it cannot be resumed.",
+        file=sys.stderr,
+    )
+    if not sys.stdin.isatty():
+        print("hoist: going on without resume", file=sys.stderr)
+        return True
+    print("Go on without resume? [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = await asyncio.to_thread(sys.stdin.readline)
+    return answer.strip().lower() in ("y", "yes")
+
+
 async def _run(transfer: Transfer, args: argparse.Namespace, journal: TransferJournal) -> int:
+    """Run a transfer this process has claimed (`TransferJournal.claim`)."""
     printer = ProgressPrinter(_style(args.progress))
     async with _client(args, transfer.target, transfer.plain_http) as client:
         settings = _settings(args, transfer.target.api_host)
         # A download the window queued: `hoist resume` finishes it too.
         run = open_run(transfer, client, journal=journal, settings=settings, on_event=printer)
+        run.on_unwritable = _go_on_without_journal
         try:
             digest = await run.run()
         except TransferPaused:
@@ -246,7 +274,8 @@ async def cmd_push(args: argparse.Namespace) -> int:
         f"transfer {transfer.id}: {what}, {format_size(transfer.total)} to {transfer.target}",
         file=sys.stderr,
     )
-    return await _run(transfer, args, journal)
+    with journal.claim(transfer.id):
+        return await _run(transfer, args, journal)
 
 
 async def cmd_resume(args: argparse.Namespace) -> int:
@@ -257,31 +286,55 @@ async def cmd_resume(args: argparse.Namespace) -> int:
         return 0 if args.all else EXIT_USAGE
     status = 0
     for transfer_id in ids:
-        transfer = Transfer.from_json(journal.load(transfer_id))
-        if transfer.state == TransferState.DONE:
-            continue
-        if args.restart_changed:
-            for name in restart_changed_blobs(transfer):
-                print(f"{name}: the file changed; pushing its new content", file=sys.stderr)
-        print(f"resuming {transfer.id}: {transfer.target}", file=sys.stderr)
+        # Owned first, read second: what another Hoist wrote until it let go is what counts.
         try:
-            status = max(status, await _run(transfer, args, journal))
-        except HoistError as exc:
-            print(f"hoist: {transfer.id}: {exc.sentence()}", file=sys.stderr)
-            status = EXIT_FAILED
+            claim = journal.claim(transfer_id)
+        except TransferBusy as exc:
+            print(f"hoist: {exc.message}", file=sys.stderr)
+            status = status if args.all else EXIT_FAILED
+            continue
+        with claim:
+            try:
+                transfer = load_transfer(journal, transfer_id)
+            except JournalError as exc:  # one bad entry never stops the others
+                if not args.all:
+                    raise
+                print(f"hoist: skipped: {exc.sentence()}", file=sys.stderr)
+                continue
+            if transfer.state == TransferState.DONE:
+                continue
+            try:
+                if args.restart_changed:
+                    for name in restart_changed_blobs(transfer):
+                        print(f"{name}: the file changed; pushing its new content", file=sys.stderr)
+                print(f"resuming {transfer.id}: {transfer.target}", file=sys.stderr)
+                status = max(status, await _run(transfer, args, journal))
+            except HoistError as exc:
+                print(f"hoist: {transfer.id}: {exc.sentence()}", file=sys.stderr)
+                status = EXIT_FAILED
     return status
 
 
 async def cmd_cancel(args: argparse.Namespace) -> int:
     journal = TransferJournal()
-    transfer = Transfer.from_json(journal.load(args.id))
-    async with _client(args, transfer.target, transfer.plain_http) as client:
-        discarded = await discard_work(transfer, client)
-    for problem in discarded.sessions:  # say so, go on
-        print(problem, file=sys.stderr)
-    for problem in discarded.files:
-        print(f"hoist: {problem}", file=sys.stderr)
-    journal.remove(transfer.id)
+    path = journal.path(args.id)
+    with journal.claim(args.id):  # TransferBusy: a live Hoist's sessions are left alone
+        try:
+            transfer = load_transfer(journal, args.id)
+        except JournalError as exc:
+            if not path.is_symlink() and not path.exists():
+                raise
+            journal.remove(args.id)  # unreadable: nothing to discard but the entry itself
+            print(f"hoist: {exc.message}", file=sys.stderr)
+            print(f"removed {path}", file=sys.stderr)
+            return 0
+        async with _client(args, transfer.target, transfer.plain_http) as client:
+            discarded = await discard_work(transfer, client)
+        for problem in discarded.sessions:  # say so, go on
+            print(problem, file=sys.stderr)
+        for problem in discarded.files:
+            print(f"hoist: {problem}", file=sys.stderr)
+        journal.remove(transfer.id)
     print(f"cancelled {transfer.id}", file=sys.stderr)
     return 0
 
@@ -289,14 +342,17 @@ async def cmd_cancel(args: argparse.Namespace) -> int:
 async def cmd_transfers(args: argparse.Namespace) -> int:
     journal = TransferJournal()
     rows: list[dict[str, object]] = []
-    for transfer_id, entry in journal.entries():
-        if isinstance(entry, HoistError):
-            rows.append({"id": transfer_id, "state": "unreadable", "error": entry.sentence()})
+    for transfer_id, t in journal_transfers(journal):
+        if isinstance(t, HoistError):
+            rows.append({"id": transfer_id, "state": "unreadable", "error": t.sentence()})
             continue
-        t = Transfer.from_json(entry)
+        owner = journal.owner(transfer_id)
+        state = state_at_rest(t.state).value
+        if owner is None and t.state == TransferState.RUNNING:
+            state = "interrupted"  # its Hoist died (or was killed): resumable
         rows.append({
             "id": t.id, "kind": t.kind, "reference": str(t.target), "done": t.acknowledged,
-            "total": t.total, "state": state_at_rest(t.state).value, "error": t.error,
+            "total": t.total, "state": state, "error": t.error, "owner": owner,
             **({"destination": t.destination} if t.is_download else {}),
         })  # fmt: skip
     if args.json:
@@ -308,9 +364,10 @@ async def cmd_transfers(args: argparse.Namespace) -> int:
             continue
         done, total = int(str(r["done"])), int(str(r["total"]))
         where = f"{r['reference']} → {r['destination']}" if "destination" in r else r["reference"]
+        by = f" (pid {r['owner']})" if r["owner"] else ""
         print(
             f"{r['id']}  {where}  {format_size(done)} / {format_size(total)}  "
-            f"{r['state']}{'  ' + str(r['error']) if r['error'] else ''}"
+            f"{r['state']}{by}{'  ' + str(r['error']) if r['error'] else ''}"
         )
     return 0
 

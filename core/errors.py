@@ -7,6 +7,7 @@ errors are retried (as go-containerregistry's transport/error.go decides).
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 from dataclasses import dataclass
@@ -58,6 +59,18 @@ class InvalidSize(HoistError):
 
 class SourceError(HoistError):
     """A local file, folder or image can't be pushed as it is."""
+
+
+class StateFolderError(SourceError):
+    """Hoist's state folder can't take what a push keeps there (a full disk, no permission):
+    a packed folder, an image's generated config."""
+
+    hint = "Free some space there (or fix its permissions) and push again"
+
+
+def os_reason(exc: OSError) -> str:
+    """Why a file operation failed, in words ("the disk is full" for ENOSPC)."""
+    return "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
 
 
 class FileChanged(SourceError):

@@ -1,5 +1,5 @@
-"""Writing Hoist's own files (journal entries, learned profiles, the window's settings) so that a
-kill never tears them.
+"""Hoist's own files (journal entries, learned profiles, the window's settings): written so that
+a kill never tears them, read so that a damaged or hostile one can't block or flood Hoist.
 
 Each write goes to a temporary file in the same folder, is fsynced, then renamed over the old
 file (`os.replace` is atomic on POSIX and Windows), and the folder is fsynced so the rename itself
@@ -10,6 +10,7 @@ instant the file holds the old state or the new one. Files are mode 0600.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -35,3 +36,25 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.fsync(dirfd)
     finally:
         os.close(dirfd)
+
+
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of `path`, refusing what is not a regular file (a FIFO would block, a device
+    never end) or is larger than `limit`. Raises OSError, or ValueError with the reason."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("it is not a regular file")
+        if info.st_size > limit:
+            raise ValueError(f"it is larger than {limit} bytes")
+        chunks = []
+        size = 0
+        while chunk := os.read(fd, 1 << 20):
+            size += len(chunk)
+            if size > limit:
+                raise ValueError(f"it is larger than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

@@ -24,7 +24,7 @@ from hoist.core.oci.reference import Reference, parse_reference
 from hoist.core.registry.client import RegistryClient
 from hoist.core.registry.demo_registry import HOW_TO_ADD_A_REGISTRY, DemoRegistry
 from hoist.core.transfer.download import plan_download
-from hoist.core.transfer.journal import TransferJournal
+from hoist.core.transfer.journal import JournalUnwritable, TransferJournal
 from hoist.core.transfer.model import Transfer, TransferState
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from hoist.core.units import format_rate, format_size
@@ -283,6 +283,8 @@ class MainWindow(QMainWindow):
         self.registry_dialog: QDialog | None = None
         self.quit_dialog: QuitDialog | None = None
         self._quit_confirmed = False  # asked (or no need to): the next close quits
+        self.unjournaled_box: QDialog | None = None  # the open "go on without resume?" question
+        ctx.queue.journal_unwritable = self.ask_go_on_without_journal
         self.last_error = ""
         self.notifications: list[tuple[str, str]] = []
         self.setObjectName("main-window")
@@ -610,6 +612,29 @@ class MainWindow(QMainWindow):
             sys.excepthook(type(exc), exc, exc.__traceback__)
 
     # -- errors and notifications ------------------------------------------------------------
+
+    async def ask_go_on_without_journal(self, item: TransferItem, exc: JournalUnwritable) -> bool:
+        """Hoist can't save where a transfer stands (a full disk): ask whether to go on with it
+        all the same, knowing an interruption means starting over (the queue awaits this)."""
+        from hoist.gui.browse.pane import ConfirmDialog, wait_signal
+
+        box = ConfirmDialog(
+            "Transfer can't be resumed",
+            f"Go on with {item.transfer.name} without being able to resume it?",
+            f"{exc.message}. If it is interrupted (quit, crash, a network gone for good), it "
+            "starts over from the beginning.",
+            "&Go on",
+            parent=self,
+        )
+        box.setObjectName("confirm-unjournaled")
+        self.unjournaled_box = box
+        box.open()
+        try:
+            (result,) = await wait_signal(box.finished)
+            return bool(result == QDialog.DialogCode.Accepted)
+        finally:
+            self.unjournaled_box = None
+            box.deleteLater()
 
     def show_error(self, text: str) -> None:
         """Tell the user, without blocking: the message bar at the top (until dismissed)."""

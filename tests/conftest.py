@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -170,6 +172,35 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def config_dir(state_dir: Path) -> Path:
     """The HOIST_CONFIG_DIR set up by `state_dir`."""
     return state_dir.parent / "config"
+
+
+@pytest.fixture
+def full_state_dir(state_dir: Path) -> Iterator[Path]:
+    """`state_dir`, unable to take anything new: a real full 64 KiB tmpfs when the tests run
+    as root (ENOSPC), else read-only folders (EACCES). Request it before any fixture that
+    opens files there, so that it is unmounted after they close them."""
+    transfers = state_dir / "transfers"
+    if os.geteuid() != 0:
+        transfers.mkdir()
+        for folder in (transfers, state_dir):
+            folder.chmod(0o500)
+        try:
+            yield state_dir
+        finally:
+            for folder in (state_dir, transfers):
+                folder.chmod(0o700)
+        return
+    mount = ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(state_dir)]
+    subprocess.run(mount, check=True)
+    try:
+        transfers.mkdir()
+        with contextlib.suppress(OSError), open(state_dir / "filler", "wb") as filler:
+            while True:
+                filler.write(b"\0" * 4096)
+                filler.flush()
+        yield state_dir
+    finally:
+        subprocess.run(["umount", "--lazy", str(state_dir)], check=True)
 
 
 @pytest.fixture(params=["sendall", "sendfile"])

@@ -208,6 +208,15 @@ class Recorder:
         return self.payload_up() - manifests
 
 
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Wait (in a test without an event loop) until `predicate()`, or fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
 # -- running the engine --------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from hoist.core.errors import SourceError
+from hoist.core.errors import SourceError, StateFolderError, os_reason
 from hoist.core.oci.digest import Descriptor, sha256_bytes
 from hoist.core.oci.manifest import OCI_EMPTY, OCI_EMPTY_DATA, image_manifest
 from hoist.core.sources.content import FileRange
@@ -136,12 +136,36 @@ class _HashingWriter:
 
 
 def _pack_folder(folder: Path, staging: Path) -> ArtifactLayer:
-    """Pack `folder` into `staging/NAME.tar.gz` (sorted entries, so packing is repeatable)."""
+    """Pack `folder` into `staging/NAME.tar.gz` (sorted entries, so packing is repeatable).
+
+    Raises SourceError naming an unreadable file of the folder, or the state folder that
+    can't take the tar (a full disk).
+    """
+    out = staging / f"{folder.name}.tar.gz"
+    try:
+        hashing = _write_tar(folder, staging, out)
+    except OSError as exc:
+        out.unlink(missing_ok=True)
+        if exc.filename and not Path(exc.filename).is_relative_to(staging):
+            raise SourceError(f"{exc.filename} can't be read: {exc.strerror}") from exc
+        raise StateFolderError(  # packed once, so that a resume sends the very same bytes
+            f"Hoist cannot pack {folder} in its state folder {staging.parent.parent}: "
+            f"{os_reason(exc)}"
+        ) from exc
+    annotations = {
+        TITLE: folder.name,
+        ORAS_UNPACK: "true",
+        ORAS_DIGEST: "sha256:" + hashing.sha.hexdigest(),
+    }
+    return ArtifactLayer(folder.name, FileRange.whole(out), FOLDER_MEDIA_TYPE, annotations)
+
+
+def _write_tar(folder: Path, staging: Path, out: Path) -> _HashingWriter:
+    """Write `out` (tar.gz of `folder`); the writer holds the uncompressed tar's digest."""
     import gzip  # only folders need these: kept off every push's start-up
     import tarfile
 
     staging.mkdir(parents=True, exist_ok=True, mode=0o700)
-    out = staging / f"{folder.name}.tar.gz"
     with open(out, "wb") as raw:
         gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
         hashing = _HashingWriter(gz)  # type: ignore[arg-type]
@@ -155,12 +179,7 @@ def _pack_folder(folder: Path, staging: Path) -> ArtifactLayer:
         gz.close()
         raw.flush()
         os.fsync(raw.fileno())
-    annotations = {
-        TITLE: folder.name,
-        ORAS_UNPACK: "true",
-        ORAS_DIGEST: "sha256:" + hashing.sha.hexdigest(),
-    }
-    return ArtifactLayer(folder.name, FileRange.whole(out), FOLDER_MEDIA_TYPE, annotations)
+    return hashing
 
 
 def artifact_manifest(

@@ -72,7 +72,7 @@ from hoist.core.sources.artifact import (
     SPLIT_INDEX,
     SPLIT_OFFSET,
 )
-from hoist.core.transfer.journal import TransferJournal
+from hoist.core.transfer.journal import JournalUnwritable, TransferJournal
 from hoist.core.transfer.model import (
     DOWNLOAD,
     DownloadPart,
@@ -1247,7 +1247,7 @@ class DownloadRun(JournaledRun):
     async def _checkpoint(self) -> None:
         try:
             await self.save()
-        except OSError as exc:  # the download goes on; the next checkpoint may succeed
+        except (OSError, JournalUnwritable) as exc:  # the download goes on; the next may succeed
             log.error("journal checkpoint of %s failed: %s", self.transfer.id, exc)
 
     def _on_plan(self, parts: list[DownloadPart]) -> None:

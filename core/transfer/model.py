@@ -9,12 +9,13 @@ import base64
 import shutil
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from hoist.core.errors import HoistError
 from hoist.core.oci.reference import Reference, parse_reference
 from hoist.core.paths import state_dir
 from hoist.core.progress import BlobState, ProgressCallback, TransferEvent
@@ -22,7 +23,7 @@ from hoist.core.registry.client import RegistryClient
 from hoist.core.sources.artifact import (
     DEFAULT_ARTIFACT_TYPE,
 )
-from hoist.core.transfer.journal import TransferJournal
+from hoist.core.transfer.journal import JournalError, JournalUnwritable, TransferJournal
 from hoist.core.transfer.upload import (
     BlobRecord,
 )
@@ -218,6 +219,32 @@ class Transfer:
         )
 
 
+def load_transfer(journal: TransferJournal, transfer_id: str) -> Transfer:
+    """The transfer a journal entry holds. Raises JournalError naming the file when the entry
+    can't be read or is not a whole transfer (`{"version": 2}`), never KeyError or TypeError."""
+    doc = journal.load(transfer_id)
+    path = journal.path(transfer_id)
+    try:
+        transfer = Transfer.from_json(doc)
+    except KeyError as exc:
+        raise JournalError(f"{path} is not a whole transfer: {exc.args[0]!r} is missing") from exc
+    except (TypeError, ValueError, AttributeError, HoistError) as exc:
+        raise JournalError(f"{path} is not a whole transfer: {exc}") from exc
+    if transfer.id != transfer_id:
+        raise JournalError(f"{path} holds transfer {transfer.id!r}, not {transfer_id!r}")
+    return transfer
+
+
+def journal_transfers(journal: TransferJournal) -> Iterator[tuple[str, Transfer | JournalError]]:
+    """Every transfer of the journal, or the error naming the file that keeps it from being
+    read (for the caller to show and go on: one bad entry never stops Hoist)."""
+    for transfer_id in journal.ids():
+        try:
+            yield transfer_id, load_transfer(journal, transfer_id)
+        except JournalError as exc:
+            yield transfer_id, exc
+
+
 async def save_despite_cancellation(save: Callable[[], Awaitable[None]]) -> None:
     """Run a run's last journal write to its end even if the task is cancelled again meanwhile
     (Cancel pressed twice, Cancel then quit): a write that outlived its task could land after
@@ -257,7 +284,13 @@ class JournaledRun:
 
     Args:
         pause: set it to stop the run (where it can stop: see each kind of run).
+
+    `on_unwritable` is asked once when the journal can't be written (a full disk): True goes on
+    without it (the transfer can't be resumed if interrupted), False or no one to ask fails the
+    run with the JournalUnwritable sentence.
     """
+
+    on_unwritable: Callable[[JournalUnwritable], Awaitable[bool]] | None = None
 
     def __init__(
         self,
@@ -280,8 +313,15 @@ class JournaledRun:
         if self.journal is None:
             return
         async with self._save_lock:
+            if self.journal is None:  # given up while this save waited
+                return
             doc = self.transfer.to_json()
-            await asyncio.to_thread(self.journal.save, self.transfer.id, doc)
+            try:
+                await asyncio.to_thread(self.journal.save, self.transfer.id, doc)
+            except JournalUnwritable as exc:
+                if self.on_unwritable is None or not await self.on_unwritable(exc):
+                    raise
+                self.journal = None  # go on unjournaled, as the user chose
 
     async def run(self) -> str:
         """Run to the end; return the manifest digest. Raises TransferPaused or a HoistError."""

@@ -14,16 +14,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from hoist.core.bandwidth import BandwidthLimiter
 from hoist.core.errors import HoistError, SourceError
+from hoist.core.oci.reference import Reference
 from hoist.core.progress import BlobEvent, BlobState, Event, RateEstimator, TransferEvent
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.client import RegistryClient
-from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.model import Transfer, TransferState, state_at_rest
+from hoist.core.transfer.journal import (
+    JournalUnwritable,
+    TransferBusy,
+    TransferClaim,
+    TransferJournal,
+)
+from hoist.core.transfer.model import (
+    ARTIFACT,
+    Transfer,
+    TransferState,
+    journal_transfers,
+    load_transfer,
+    state_at_rest,
+)
 from hoist.core.transfer.push import restart_changed_blobs
 from hoist.core.transfer.runs import discard_work, open_run
 from hoist.core.transfer.upload import TransferPaused, UploadSettings
@@ -49,6 +63,10 @@ class TransferItem:
     saves_done: int = 0
     rate_estimator: RateEstimator = field(default_factory=RateEstimator)
     cancelling: asyncio.Future[None] | None = None
+    claim: TransferClaim | None = None  # held while this process runs or cancels it
+    owner: int | None = None  # the pid of another Hoist found working on it: left alone
+    interrupted: bool = False  # its Hoist died while it ran: resumable
+    unreadable: bool = False  # a journal entry that is no transfer: shown so it can be removed
     #: per blob, this run: (bytes acknowledged, bytes sent) at its last acknowledgement
     _acked_at: dict[str, tuple[int, int]] = field(default_factory=dict, init=False, repr=False)
     #: per blob, this run: bytes sent (its events' `sent`, which each run counts from 0)
@@ -142,6 +160,10 @@ class TransferItem:
     def status_text(self) -> str:
         """The state column: "uploading", "waiting for network, retry in 8 s", "failed: ..."."""
         state = self.state
+        if state == TransferState.PAUSED and self.owner:
+            return f"being uploaded by another Hoist (pid {self.owner}); left alone"
+        if state == TransferState.PAUSED and self.interrupted:
+            return "interrupted"
         if state == TransferState.FAILED:
             return f"failed: {self.transfer.error}" if self.transfer.error else "failed"
         if state == TransferState.PAUSING:
@@ -183,6 +205,8 @@ class TransferQueue:
         max_active: transfers uploading at once.
         client_factory: makes the client for a transfer's registry (the window's registry
             settings: TLS choices, credentials); by default a plain one from `credentials`.
+        journal_unwritable: asked when a transfer's journal can't be written (a full disk):
+            True runs it on without resume, False (or no one to ask) fails it with the sentence.
     """
 
     def __init__(
@@ -194,7 +218,10 @@ class TransferQueue:
         max_active: int = 2,
         limiter: BandwidthLimiter | None = None,
         client_factory: Callable[[Transfer], RegistryClient] | None = None,
+        journal_unwritable: Callable[[TransferItem, JournalUnwritable], Awaitable[bool]]
+        | None = None,
     ) -> None:
+        self.journal_unwritable = journal_unwritable
         self.journal = journal
         self.settings_factory = settings
         self.credentials = credentials
@@ -247,25 +274,50 @@ class TransferQueue:
     def load_journal(self, *, resume: bool = False) -> list[str]:
         """Add every transfer of an earlier run: paused, or queued when `resume`.
 
-        Returns the sentences of journal entries that could not be read (never hidden).
+        Returns the sentences of journal entries that could not be read (never hidden, and
+        never in the way of the others). A transfer another live Hoist owns is added paused
+        and left alone; one whose Hoist died while it ran is marked interrupted.
         """
         problems = []
         known = {item.id for item in self.items}
-        for transfer_id, entry in self.journal.entries():
+        for transfer_id, transfer in journal_transfers(self.journal):
             if transfer_id in known:
                 continue
-            if isinstance(entry, HoistError):
-                problems.append(f"{transfer_id}: {entry.sentence()}")
+            if isinstance(transfer, HoistError):
+                problems.append(transfer.sentence())
+                self.items.append(self._unreadable_item(transfer_id, transfer))
+                self._notify("added", self.items[-1])
                 continue
-            transfer = Transfer.from_json(entry)
             transfer.state = state_at_rest(transfer.state)
             item = TransferItem(transfer)
-            if transfer.state in (TransferState.RUNNING, TransferState.QUEUED):
+            owner = self.journal.owner(transfer_id)
+            if owner is not None and owner != os.getpid():
+                item.owner = owner
+                if transfer.state != TransferState.DONE:
+                    transfer.state = TransferState.PAUSED
+            elif transfer.state in (TransferState.RUNNING, TransferState.QUEUED):
+                item.interrupted = transfer.state == TransferState.RUNNING
                 transfer.state = TransferState.QUEUED if resume else TransferState.PAUSED
             self.items.append(item)
             self._notify("added", item)
         self._schedule()
         return problems
+
+    def _unreadable_item(self, transfer_id: str, error: HoistError) -> TransferItem:
+        """A failed row standing for a journal entry that can't be read, so that the window
+        can show it and Remove (or Cancel) can delete it; it never runs, and its file is never
+        written over."""
+        transfer = Transfer(
+            id=transfer_id,
+            target=Reference("", ""),
+            kind=ARTIFACT,
+            blobs=[],
+            sources=[str(self.journal.path(transfer_id))],
+            state=TransferState.FAILED,
+            error=error.sentence(),
+            destination="unreadable journal entry",
+        )
+        return TransferItem(transfer, unreadable=True)
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -287,9 +339,12 @@ class TransferQueue:
 
     def resume(self, transfer_id: str) -> None:
         item = self.get(transfer_id)
+        if item.unreadable:
+            return
         if item.state in (TransferState.PAUSED, TransferState.FAILED):
             item.transfer.state = TransferState.QUEUED
             item.transfer.error = ""
+            item.interrupted = False
             item.pause_event.clear()
             self._save(item)
             self._notify("changed", item)
@@ -300,7 +355,7 @@ class TransferQueue:
         (what the FileChanged sentence promises). Returns the blobs restarted."""
         item = self.get(transfer_id)
         restarted: list[str] = []
-        if item.state == TransferState.FAILED:
+        if item.state == TransferState.FAILED and not item.unreadable:
             try:
                 restarted = restart_changed_blobs(item.transfer)
             except HoistError as exc:
@@ -335,17 +390,27 @@ class TransferQueue:
 
     async def _cancel(self, item: TransferItem) -> None:
         transfer_id = item.id
+        if item.unreadable:  # nothing to discard but the entry itself
+            self.remove(transfer_id)
+            await self.flush()
+            return
         if item.task is not None and not item.task.done():
             item.task.cancel()
             try:
                 await item.task
             except (asyncio.CancelledError, Exception):
                 pass
-        discarded = await discard_work(item.transfer, self._client(item.transfer))
-        if discarded.sessions:
-            log.info("cancel %s: %s", transfer_id, "; ".join(discarded.sessions))
-        item.transfer.state = TransferState.CANCELLED
-        self.remove(transfer_id)
+        # Another live Hoist's upload sessions are never deleted under it (TransferBusy).
+        claim = await asyncio.to_thread(self.journal.claim, transfer_id)
+        try:
+            discarded = await discard_work(item.transfer, self._client(item.transfer))
+            if discarded.sessions:
+                log.info("cancel %s: %s", transfer_id, "; ".join(discarded.sessions))
+            item.transfer.state = TransferState.CANCELLED
+            self.remove(transfer_id)
+            await self.flush()  # the entry goes while the claim is still held
+        finally:
+            claim.release()
         if discarded.files:
             raise SourceError(
                 f"cancelled, but {'; '.join(discarded.files)}",
@@ -376,6 +441,8 @@ class TransferQueue:
         """Write the item's journal entry in a worker thread (an fsync can take long enough to
         stall the window). Writes of one item are ordered, and a write overtaken by a newer one
         is skipped. While the transfer runs, its TransferRun checkpoints it instead."""
+        if item.unreadable:
+            return
         item.saves_asked += 1
         number = item.saves_asked
         doc = item.transfer.to_json()
@@ -384,12 +451,19 @@ class TransferQueue:
             async with item.save_lock:
                 if number < item.saves_done:  # overtaken by a newer write, or removed
                     return
-                await asyncio.to_thread(self.journal.save, item.id, doc)
+                await asyncio.to_thread(self._save_unless_owned_elsewhere, item.id, doc)
                 item.saves_done = number
 
         task = asyncio.get_running_loop().create_task(write())
         self._writes.add(task)
         task.add_done_callback(self._write_done)
+
+    def _save_unless_owned_elsewhere(self, transfer_id: str, doc: dict[str, object]) -> None:
+        """Write an entry, unless another live Hoist owns it: what that one writes is newer
+        than this queue's copy."""
+        owner = self.journal.owner(transfer_id)
+        if owner is None or owner == os.getpid():
+            self.journal.save(transfer_id, doc)
 
     def _write_done(self, task: asyncio.Task[None]) -> None:
         self._writes.discard(task)
@@ -445,8 +519,33 @@ class TransferQueue:
             item.message = event.message
         self._notify("changed", item)
 
+    async def _claim(self, item: TransferItem) -> bool:
+        """Own the item's transfer before running it, and start from what the journal holds
+        now: another Hoist may have moved it on (a newer upload Location) since it was loaded.
+        False, with the item paused and saying why, when another live Hoist owns it."""
+        try:
+            item.claim = await asyncio.to_thread(self.journal.claim, item.id)
+        except TransferBusy as exc:
+            item.owner = exc.pid
+            item.transfer.state = TransferState.PAUSED
+            return False
+        item.owner = None
+        try:
+            fresh = await asyncio.to_thread(load_transfer, self.journal, item.id)
+        except HoistError:
+            return True  # not written yet (just added) or unreadable: this copy is the truth
+        if fresh.to_json() | {"state": ""} != item.transfer.to_json() | {"state": ""}:
+            fresh.state = item.transfer.state
+            vars(item.transfer).update(vars(fresh))
+        return True
+
     async def _run(self, item: TransferItem) -> None:
         item.run_started()
+        if not await self._claim(item):
+            item.task = None
+            self._notify("changed", item)
+            self._schedule()
+            return
         settings = self.settings_factory()
         settings.throttle = self.limiter.take
         run = open_run(
@@ -457,6 +556,13 @@ class TransferQueue:
             on_event=lambda e: self._on_event(item, e),
             pause=item.pause_event,
         )
+        ask = self.journal_unwritable
+        if ask is not None:
+
+            async def go_on(exc: JournalUnwritable) -> bool:
+                return await ask(item, exc)
+
+            run.on_unwritable = go_on
         try:
             await run.run()
         except TransferPaused:
@@ -477,6 +583,9 @@ class TransferQueue:
             item.transfer.error = f"internal error: {exc!r}"
             self._save(item)
         finally:
+            if item.claim is not None:
+                item.claim.release()
+                item.claim = None
             item.task = None
             self._notify("changed", item)
             self._schedule()

@@ -7,7 +7,7 @@ PATCH) shapes the other's next push too.
 
 from __future__ import annotations
 
-from hoist.core.registry.profile import ProfileStore
+from hoist.core.registry.profile import ProfileStore, ProfileUnwritable
 from hoist.core.transfer.upload import UploadSettings
 
 
@@ -22,7 +22,10 @@ def apply_profile(settings: UploadSettings, host: str, store: ProfileStore) -> U
         settings.chunked = False
 
     def learn(key: str, value: int | bool) -> None:
-        store.update(host, **{key: value})
+        try:
+            store.update(host, **{key: value})
+        except ProfileUnwritable as exc:  # a lesson lost costs re-learning, never the push
+            store.warn(exc.sentence())
 
     settings.on_limit = learn
     return settings

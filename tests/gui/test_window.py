@@ -959,3 +959,62 @@ def test_pausing_pushes_with_blobs_in_parallel_keeps_each_blob_s_progress(
     parts = [data[i : i + 2 * MiB] for i in range(0, len(data), 2 * MiB)]
     assert [layer["digest"] for layer in manifest["layers"]] == [sha256(p) for p in parts]
     assert manifest["layers"][0]["annotations"]["app.hoist.split.file.digest"] == sha256(data)
+
+
+# -- a state folder that never stops the window (issue 16) ------------------------------------
+
+
+def test_window_starts_beside_a_bad_journal_entry(
+    aio: Any, open_window: OpenWindow, state_dir: Path
+) -> None:
+    """`{"version":2}` in the journal: the window starts, says which file it could not read,
+    and shows it as a failed row that Remove deletes."""
+    bad = state_dir / "transfers" / "bare.json"
+    bad.parent.mkdir(exist_ok=True)
+    bad.write_text('{"version":2}')
+    window, ctx = open_window()
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        assert window.last_error is not None and str(bad) in window.last_error
+        (item,) = ctx.queue.items  # a row, so that it can be removed
+        assert cell(window, item, Column.NAME) == "bare.json"
+        assert cell(window, item, Column.STATUS).startswith(f"Failed: {bad}")
+        window.view.select_transfer(item.id)
+        await aio.until(lambda: window.view.qactions["remove"].isEnabled(), 2)
+        assert not window.view.qactions["resume"].isEnabled()
+        window.view.qactions["remove"].trigger()
+        await aio.until(lambda: not bad.exists(), 5, "the entry removed")
+        assert ctx.queue.items == []
+
+    aio.run(scenario())
+
+
+def test_full_state_folder_asks_before_going_on(
+    aio: Any,
+    full_state_dir: Path,
+    open_window: OpenWindow,
+    registry: RegistryProcess,
+    tmp_path: Path,
+) -> None:
+    """A push whose journal can't be written asks (a question dialog) whether to go on
+    without resume; "Go on" pushes it."""
+    data = os.urandom(MiB + 5)
+    path = tmp_path / "unjournaled.bin"
+    path.write_bytes(data)
+    window, ctx = open_window()
+
+    async def scenario() -> TransferItem:
+        await start(ctx, window)
+        host = ctx.settings.registries[0].host
+        item = ctx.queue.add(plan_file_push(parse_reference(f"{host}/gui/full:v1"), [path]))
+        await aio.until(lambda: window.unjournaled_box is not None, 20, "the question")
+        box: Any = window.unjournaled_box
+        assert "without being able to resume it" in box.text()
+        assert "cannot save the state of transfer" in box.informativeText()
+        box.confirm_button.click()
+        await aio.until(lambda: item.state == TransferState.DONE, 60, "the push")
+        return item
+
+    aio.run(scenario())
+    assert get_manifest(registry.url, "gui/full", "v1")["layers"][0]["digest"] == sha256(data)
