@@ -34,7 +34,7 @@ from .artifact import (
     plan_artifact,
 )
 from .content import FileIdentity, FileRange
-from .digest import hash_file_range
+from .digest import hash_file_range, sha256_bytes
 from .errors import FileChanged, HoistError
 from .journal import TransferJournal
 from .manifest import OCI_EMPTY_DATA
@@ -568,11 +568,8 @@ class TransferRun(JournaledRun):
         from .manifest import OCI_MANIFEST
 
         target = transfer.target
-        return await self._retrying(
-            lambda: self.client.put_manifest(
-                target.repository, target.tag or target.digest or "latest", data, OCI_MANIFEST
-            )
-        )
+        ref = target.tag or target.digest or "latest"
+        return await self._put_manifest(ref, data, OCI_MANIFEST, sha256_bytes(data))
 
     async def _push_image_manifests(self) -> str:
         """Children by digest, then the top one by the target's tag: byte for byte."""
@@ -580,19 +577,25 @@ class TransferRun(JournaledRun):
         target = transfer.target
         *children, top = transfer.manifests
         for manifest in children:
-            put = functools.partial(
-                self.client.put_manifest,
-                target.repository, manifest.digest, manifest.data, manifest.media_type,
-            )  # fmt: skip
-            await self._retrying(put)
+            await self._put_manifest(
+                manifest.digest, manifest.data, manifest.media_type, manifest.digest
+            )
         ref = target.tag or target.digest or top.digest
-        digest = await self._retrying(
-            lambda: self.client.put_manifest(target.repository, ref, top.data, top.media_type)
-        )
-        if digest != top.digest:
+        return await self._put_manifest(ref, top.data, top.media_type, top.digest)
+
+    async def _put_manifest(self, ref: str, data: bytes, media_type: str, expected: str) -> str:
+        """PUT a manifest; return its digest once the registry's answer agrees with the digest
+        of the bytes sent (`expected`): `REF@DIGEST` is printed and scripts pull by it, so it
+        must name what was pushed, not whatever the registry (or a proxy) claims."""
+        repository = self.transfer.target.repository
+        put = functools.partial(self.client.put_manifest, repository, ref, data, media_type)
+        digest = await self._retrying(put)
+        if digest != expected:
             raise HoistError(
-                f"the registry stored the manifest as {digest}, not {top.digest}",
-                hint="The registry rewrote the manifest; report this registry's behaviour",
+                f"the registry says it stored the manifest as {digest[:80]}, but the manifest "
+                f"sent has the digest {expected}",
+                hint="The registry (or a proxy in front of it) rewrote or misreported the "
+                "manifest; check with `hoist inspect` what the tag now holds",
             )
         return digest
 
