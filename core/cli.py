@@ -11,6 +11,7 @@ import asyncio
 import gc
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -235,16 +236,25 @@ async def cmd_push(args: argparse.Namespace) -> int:
                 hint=f"{paths[0]} is pushed as a file; leave them out",
             )
         split = SplitOptions(parse_size(args.part_size)) if args.split else None
-        transfer = await asyncio.to_thread(
-            plan_file_push,
-            target.with_tag(target.tag or "latest") if not target.digest else target,
-            paths,
-            artifact_type=args.artifact_type,
-            split=split,
-            chunk_size=chunk_size,
-            parallel=args.parallel or 1,
-            plain_http=plain_http,
-        )
+        stop = threading.Event()
+        try:
+            transfer = await asyncio.to_thread(
+                plan_file_push,
+                target.with_tag(target.tag or "latest") if not target.digest else target,
+                paths,
+                artifact_type=args.artifact_type,
+                split=split,
+                chunk_size=chunk_size,
+                parallel=args.parallel or 1,
+                plain_http=plain_http,
+                stop=stop,
+            )
+        except asyncio.CancelledError:
+            # Ctrl-C while a folder is packed: the packing thread stops and removes its
+            # archive before the process exits (asyncio.run waits for worker threads).
+            stop.set()
+            print("Stopped before anything was sent.", file=sys.stderr)
+            raise
     journal = TransferJournal()
     what = "image" if is_image else "artifact"
     print(

@@ -31,7 +31,6 @@ import hashlib
 import json
 import logging
 import os
-import posixpath
 import re
 import shutil
 import tarfile
@@ -55,6 +54,7 @@ from .artifact import (
     SPLIT_FILE_SIZE,
     SPLIT_INDEX,
     SPLIT_OFFSET,
+    folder_member_filter,
 )
 from .browse import (
     BlobInfo,
@@ -751,41 +751,6 @@ class _HashingReader:
             pass
 
 
-def _member_filter(
-    parts: tuple[str, ...],
-) -> Callable[[tarfile.TarInfo, str], tarfile.TarInfo | None]:
-    """tarfile's `data` filter, plus: every entry and link target lies inside the folder."""
-    prefix = "/".join(parts)
-
-    def inside(name: str) -> bool:
-        name = posixpath.normpath(name)
-        return name == prefix or name.startswith(prefix + "/")
-
-    def check(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
-        if not inside(member.name):
-            raise SourceError(
-                f"the folder {prefix!r} holds {member.name!r}, outside the folder",
-                hint="Nothing of this folder was kept; its archive is not what oras packs",
-            )
-        if member.issym() and (
-            posixpath.isabs(member.linkname)
-            or not inside(posixpath.join(posixpath.dirname(member.name), member.linkname))
-        ):
-            raise SourceError(
-                f"the folder {prefix!r} holds a link {member.name!r} to {member.linkname!r}, "
-                "outside the folder",
-                hint="Nothing of this folder was kept",
-            )
-        if member.islnk() and not inside(member.linkname):
-            raise SourceError(
-                f"the folder {prefix!r} holds a hard link to {member.linkname!r}, outside it",
-                hint="Nothing of this folder was kept",
-            )
-        return tarfile.data_filter(member, dest)
-
-    return check
-
-
 def _unpack(archive: Path, title: str, dest: Path, tar_digest: str | None) -> None:
     """Extract a folder layer into a staging folder inside `dest`, check the tar's digest,
     then move the folder into place (blocking: run in a worker thread)."""
@@ -806,7 +771,7 @@ def _unpack(archive: Path, title: str, dest: Path, tar_digest: str | None) -> No
             try:
                 with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
                     tar.errorlevel = 2
-                    tar.extractall(staging, filter=_member_filter(parts))
+                    tar.extractall(staging, filter=folder_member_filter(parts))
                 reader.drain()
             except tarfile.FilterError as exc:
                 raise SourceError(

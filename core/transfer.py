@@ -15,6 +15,7 @@ import asyncio
 import base64
 import functools
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -269,10 +270,19 @@ def plan_file_push(
     chunk_size: int = 0,
     parallel: int = 1,
     plain_http: bool | None = None,
+    stop: threading.Event | None = None,
 ) -> Transfer:
-    """A Transfer pushing files/folders as an artifact (blocking: packs folders)."""
+    """A Transfer pushing files/folders as an artifact (blocking: packs folders).
+
+    Set `stop` to end the packing at once (Ctrl-C, Cancel): it raises PackingStopped. Whatever
+    ends the planning early, nothing it staged is left in the state folder.
+    """
     transfer_id = new_transfer_id()
-    blobs = plan_artifact(paths, staging_dir(transfer_id), split)
+    try:
+        blobs = plan_artifact(paths, staging_dir(transfer_id), split, stop=stop)
+    except BaseException:
+        discard_staging(transfer_id)
+        raise
     return Transfer(
         id=transfer_id,
         target=target if target.tag or target.digest else target.with_tag("latest"),
