@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import gc
 import json
+import shlex
 import sys
 import threading
 import time
@@ -21,7 +22,7 @@ from . import __version__
 from .artifact import DEFAULT_ARTIFACT_TYPE, SplitOptions
 from .auth import Credentials
 from .bandwidth import BandwidthLimiter
-from .errors import HoistError, InvalidReference, SourceError
+from .errors import HoistError, InvalidReference, ReplaceRefused, SourceError
 from .journal import TransferJournal
 from .profile import ProfileStore, apply_profile
 from .progress import BlobEvent, BlobState, Event, TransferEvent
@@ -65,7 +66,7 @@ class ProgressPrinter:
             print(json.dumps(event.to_json()), file=self.stream, flush=True)
             return
         if isinstance(event, TransferEvent):
-            if event.message:
+            if event.message and event.state != "paused":  # the CLI says how to resume
                 self._line(f"{event.state}: {event.message}")
             return
         previous = self.blobs.get(event.blob)
@@ -189,7 +190,7 @@ async def _run(transfer: Transfer, args: argparse.Namespace, journal: TransferJo
             return EXIT_PAUSED
         except asyncio.CancelledError:
             printer.finish()
-            print(f"\nPaused. Resume with: hoist resume {transfer.id}", file=sys.stderr)
+            print(f"Paused. Resume with: hoist resume {transfer.id}", file=sys.stderr)
             raise
         finally:
             printer.finish()
@@ -435,12 +436,45 @@ async def cmd_pull(args: argparse.Namespace) -> int:
             result = await pull(
                 client, ref.repository, ref.manifest_ref, Path(args.output),
                 platform=args.platform, overwrite=args.overwrite, on_event=printer,
+                untitled=args.untitled,
             )  # fmt: skip
+        except ReplaceRefused as exc:
+            raise ReplaceRefused(
+                exc.message, exc.paths,
+                hint="Nothing was written; pull into another folder, or run again with "
+                "--force to replace them",
+            ) from exc  # fmt: skip
+        except asyncio.CancelledError:
+            printer.finish()
+            # A pull keeps no journal: its `.partial` files are its state, and the same
+            # command continues from them.
+            print(f"Paused. Resume with: {_pull_command(args)}", file=sys.stderr)
+            raise
         finally:
             printer.finish()
     for pulled in result.files:
         print(pulled.path)
+    if result.skipped:
+        count = len(result.skipped)
+        listed = ", ".join(result.skipped[:3]) + (" ..." if count > 3 else "")
+        what = (
+            f"{result.reference} has {count} layer{'s' if count > 1 else ''} without a file "
+            f"name (no org.opencontainers.image.title): {listed}"
+        )
+        how = "pull with --untitled to write them as sha256-HEX files"
+        if not result.files:
+            raise SourceError(f"{what}; nothing was written", hint=how[0].upper() + how[1:])
+        print(f"hoist: {what}, not written; {how}.", file=sys.stderr)
     return 0
+
+
+def _pull_command(args: argparse.Namespace) -> str:
+    """The `hoist pull` command that continues this one."""
+    words = ["hoist", "pull", args.ref, "-o", str(Path(args.output).absolute())]
+    words += ["--platform", args.platform] if args.platform else []
+    words += [flag for flag, on in (("--plain-http", args.plain_http), ("--force", args.overwrite),
+                                    ("--untitled", args.untitled)) if on]  # fmt: skip
+    return shlex.join(words)
 
 
 async def cmd_delete(args: argparse.Namespace) -> int:
@@ -569,7 +603,14 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("ref", metavar="REF")
     pull.add_argument("-o", "--output", default=".", help="folder to write into (default: .)")
     pull.add_argument("--platform", help="which platform of a multi-arch image")
-    pull.add_argument("--overwrite", action="store_true", help="replace existing folders")
+    pull.add_argument(
+        "--force", "--overwrite", dest="overwrite", action="store_true",
+        help="replace files and folders already there that differ (default: refuse)",
+    )  # fmt: skip
+    pull.add_argument(
+        "--untitled", action="store_true",
+        help="also write layers without a file name, as sha256-HEX files",
+    )  # fmt: skip
     pull.add_argument("--progress", choices=("auto", "bar", "plain", "json"), default="auto")
     access(pull)
 

@@ -38,7 +38,7 @@ from core.artifact import (
 from core.auth import Credentials
 from core.browse import ManifestKind
 from core.download import VerificationFailed, pull, pull_blob, safe_parts, target_path
-from core.errors import NotFound, RegistryError, SourceError
+from core.errors import NotFound, RegistryError, ReplaceRefused, SourceError
 from core.manifest import OCI_INDEX, OCI_MANIFEST
 from core.progress import BlobEvent, BlobState, Event
 from core.registry import RegistryClient
@@ -265,10 +265,13 @@ async def test_pull_again_keeps_verified_files(
     assert result.files[0].reused
     assert recorder.blob_gets() == []
     assert BlobState.EXISTS in {e.state for e in blob_events(events)}
-    # A changed file is replaced (as oras does).
+    # A changed file is the user's own (issue 16 #5): refused, and replaced only when asked.
     (out / "f.bin").write_bytes(b"x" * (200 * KiB))
     async with client_for(registry) as client:
-        result = await pull(client, "pull/again", "v1", out)
+        with pytest.raises(ReplaceRefused):
+            await pull(client, "pull/again", "v1", out)
+        assert (out / "f.bin").read_bytes() == b"x" * (200 * KiB)
+        result = await pull(client, "pull/again", "v1", out, overwrite=True)
     assert not result.files[0].reused
     assert (out / "f.bin").read_bytes() == src.read_bytes()
 
