@@ -53,6 +53,9 @@ class TransferItem:
     saves_done: int = 0
     rate_estimator: RateEstimator = field(default_factory=RateEstimator)
     cancelling: asyncio.Future[None] | None = None
+    #: The typed error the last run failed with, for the window to act on (a ReplaceRefused
+    #: download: ask whether to replace the files it names, then `replace_and_retry`).
+    failure: HoistError | None = None
 
     @property
     def id(self) -> str:
@@ -233,6 +236,7 @@ class TransferQueue:
         if item.state in (TransferState.PAUSED, TransferState.FAILED):
             item.transfer.state = TransferState.QUEUED
             item.transfer.error = ""
+            item.failure = None
             item.pause_event.clear()
             self._save(item)
             self._notify("changed", item)
@@ -253,6 +257,14 @@ class TransferQueue:
                 return []
         self.resume(transfer_id)
         return restarted
+
+    def replace_and_retry(self, transfer_id: str) -> None:
+        """Run a failed download again, now allowed to replace the files already in its
+        folder (the user said yes to the ReplaceRefused question)."""
+        item = self.get(transfer_id)
+        if item.transfer.is_download and item.state == TransferState.FAILED:
+            item.transfer.overwrite = True
+            self.resume(transfer_id)
 
     def pause_all(self) -> None:
         for item in self.items:
@@ -407,6 +419,7 @@ class TransferQueue:
         except asyncio.CancelledError:
             pass
         except HoistError as exc:
+            item.failure = exc
             # The run records its failure on the transfer; never leave one looking alive.
             if item.transfer.state in (TransferState.RUNNING, TransferState.QUEUED):
                 item.transfer.state = TransferState.FAILED

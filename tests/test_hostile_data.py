@@ -9,6 +9,7 @@ about a manifest's digest, a proxy answering 413 to a single-request PUT.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -408,6 +409,45 @@ async def test_pull_into_a_folder_raises_a_typed_error_the_window_can_ask_about(
         assert caught.value.paths == [out / "notes.txt"]
         assert (out / "notes.txt").read_bytes() == b"mine\n"
         await pull(client, "hostile/overwrite-core", "v1", out, overwrite=True)
+    assert (out / "notes.txt").read_bytes() == b"pushed\n"
+
+
+async def test_the_window_learns_which_files_a_download_would_replace(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """The queue keeps the typed error, so the window can ask; yes runs it again, replacing."""
+    from core.errors import ReplaceRefused
+    from core.journal import TransferJournal
+    from core.queue import TransferQueue
+    from core.transfer import TransferState, plan_download
+
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"pushed\n")
+    await push(registry.host, "hostile/overwrite-queue:v1", [notes])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_bytes(b"mine\n")
+    queue = TransferQueue(
+        TransferJournal(), client_factory=lambda t: RegistryClient(registry.host, plain_http=True)
+    )
+    ended = asyncio.Event()
+    queue.listeners.append(lambda kind, item: ended.set() if not item.running else None)
+    item = queue.add(plan_download(parse_reference(f"{registry.host}/hostile/overwrite-queue:v1"),
+                                   out))  # fmt: skip
+    try:
+        while item.state != TransferState.FAILED:
+            ended.clear()
+            await asyncio.wait_for(ended.wait(), 30)
+        assert isinstance(item.failure, ReplaceRefused)
+        assert item.failure.paths == [out / "notes.txt"]
+        assert (out / "notes.txt").read_bytes() == b"mine\n"
+        queue.replace_and_retry(item.id)
+        while item.state != TransferState.DONE:
+            ended.clear()
+            await asyncio.wait_for(ended.wait(), 30)
+    finally:
+        await queue.aclose()
+    assert item.failure is None
     assert (out / "notes.txt").read_bytes() == b"pushed\n"
 
 
