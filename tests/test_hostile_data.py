@@ -29,6 +29,7 @@ from support.proxy import FaultProxy, ProxyFactory, match
 from support.registry import RegistryProcess
 
 from core.artifact import TITLE
+from core.content import FileRange
 from core.errors import FileChanged, HoistError, SourceError
 from core.progress import BlobEvent, Event
 from core.reference import parse_reference
@@ -600,3 +601,67 @@ def test_ctrl_c_in_a_push_says_paused_once(
     assert proc.returncode == 130, err
     assert err.count("aused") == 1, err
     assert f"hoist resume {transfer_id}" in err
+
+
+def test_resent_counts_only_bytes_that_left_the_machine(tmp_path: Path) -> None:
+    """What was handed to the kernel is not what was sent: when a connection breaks, up to
+    4 MiB (tcp_wmem) still sat in the send queue, never crossed the network, and was counted
+    as sent, then as re-sent once the chunk went again (`resent` overstated by ~4 MiB).
+
+    A server that reads 7.5 MiB of the body and resets stands in for the registry (a real one
+    can't be made to stop reading with a small receive buffer); bytes counted may exceed
+    what it read only by what its small receive buffer held."""
+    import fcntl
+    import struct
+    import termios
+    import threading
+
+    from core.digest import SequentialHasher
+    from core.errors import NetworkError
+    from core.filebody import FileBodySender
+
+    path = tmp_path / "big.bin"
+    path.write_bytes(make_bytes(24 * MiB, seed=12))
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * KiB)
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    read = 0
+
+    def serve() -> None:
+        nonlocal read
+        conn, _ = server.accept()
+        with conn:
+            while read < 7 * MiB + 512 * KiB:
+                data = conn.recv(64 * KiB)
+                if not data:
+                    break
+                read += len(data)
+            # Reset once the client's send queue holds bytes that never crossed.
+            wait_until(lambda: queued(client[0]) >= 1 * MiB, "the client's send queue to fill")
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+
+    client: list[socket.socket] = []
+
+    def queued(sock: socket.socket) -> int:
+        raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+        return int(struct.unpack("i", raw)[0])
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    counted: list[int] = []
+    sender = FileBodySender(False, 10.0, "hoist-test")
+    url = httpx.URL(f"http://127.0.0.1:{server.getsockname()[1]}/v2/x/blobs/uploads/1")
+    try:
+        with pytest.raises(NetworkError):
+            sender.send(
+                "PATCH", url, {"Content-Type": "application/octet-stream"},
+                FileRange.whole(path), 0, 24 * MiB, SequentialHasher(), on_block=counted.append,
+                throttle=None, abort=threading.Event(), on_socket=client.append,
+            )  # fmt: skip
+    finally:
+        thread.join()
+        sender.close()
+        server.close()
+    assert read >= 7 * MiB + 512 * KiB
+    assert sum(counted) <= read + 256 * KiB, (sum(counted), read)
