@@ -1314,13 +1314,16 @@ async def pull_blob(
     on_event: ProgressCallback | None = None,
     transfer_id: str = "",
     retry: RetryPolicy | None = None,
+    overwrite: bool = False,
 ) -> PulledFile:
     """Download one blob by digest into `dest/name` (default `sha256-<hex>`), verified.
 
-    `size` skips the HEAD that otherwise learns it.
+    `size` skips the HEAD that otherwise learns it. A file already there with other bytes is
+    replaced only with `overwrite` (as in `pull`).
 
     Raises:
         NotFound: the registry has no such blob in this repository.
+        ReplaceRefused: another file is there by that name (nothing written).
     """
     _check_digest(digest, "the blob")
     filename = name or digest.replace(":", "-")
@@ -1335,10 +1338,12 @@ async def pull_blob(
             )
     if size == 0 and digest != EMPTY_SHA256:
         raise VerificationFailed(f"the registry says {digest} is empty, which it can't be")
+    parts = [_Part(filename, digest, size)]
+    there = {} if overwrite else await _files_there([_Job(filename, target, parts, digest, "blob")])
     _make_dest(dest)
     fetch = _FileFetch(
-        client, repository, target, [_Part(filename, digest, size)], whole_digest=digest,
-        kind="blob", on_event=on_event, transfer=transfer_id, retry=retry or RetryPolicy(),
+        client, repository, target, parts, whole_digest=digest, kind="blob", on_event=on_event,
+        transfer=transfer_id, retry=retry or RetryPolicy(), there=there.get(target),
     )  # fmt: skip
     fetch.pending()
     return await fetch.run()

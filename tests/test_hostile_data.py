@@ -413,6 +413,25 @@ async def test_pull_into_a_folder_raises_a_typed_error_the_window_can_ask_about(
     assert (out / "notes.txt").read_bytes() == b"pushed\n"
 
 
+async def test_pull_blob_refuses_to_replace_another_file(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    from core.download import pull_blob
+    from core.errors import ReplaceRefused
+
+    blob = make_bytes(3000, seed=5)
+    digest = str(put_blob(registry.url, "hostile/blob", blob)["digest"])
+    (tmp_path / "named.bin").write_bytes(b"mine")
+    async with RegistryClient(registry.host, plain_http=True) as client:
+        with pytest.raises(ReplaceRefused):
+            await pull_blob(client, "hostile/blob", digest, tmp_path, name="named.bin")
+        assert (tmp_path / "named.bin").read_bytes() == b"mine"
+        await pull_blob(client, "hostile/blob", digest, tmp_path, name="named.bin", overwrite=True)
+        assert (tmp_path / "named.bin").read_bytes() == blob
+        again = await pull_blob(client, "hostile/blob", digest, tmp_path, name="named.bin")
+    assert again.reused
+
+
 async def test_the_window_learns_which_files_a_download_would_replace(
     registry: RegistryProcess, state_dir: Path, tmp_path: Path
 ) -> None:
