@@ -436,7 +436,7 @@ async def cmd_pull(args: argparse.Namespace) -> int:
             result = await pull(
                 client, ref.repository, ref.manifest_ref, Path(args.output),
                 platform=args.platform, overwrite=args.overwrite, on_event=printer,
-                untitled=args.untitled,
+                untitled=args.untitled, tag=ref.tag,
             )  # fmt: skip
         except ReplaceRefused as exc:
             raise ReplaceRefused(

@@ -965,6 +965,7 @@ async def pull(
     on_file: Callable[[PulledFile], None] | None = None,
     keep_folders: Collection[Path] = (),
     untitled: bool = False,
+    tag: str | None = None,
 ) -> PullResult:
     """Download what `reference` names into the folder `dest`.
 
@@ -978,7 +979,8 @@ async def pull(
     silently; a pull into a home folder replaced `.bashrc`). An existing folder is replaced by
     a folder layer only with `overwrite` too. A pulled image joins an OCI layout already in
     `dest`: `index.json` keeps its other entries, each named by its tag in
-    `org.opencontainers.image.ref.name` (as skopeo's `oci:DIR:TAG` reads it). Layers without
+    `org.opencontainers.image.ref.name` (as skopeo's `oci:DIR:TAG` reads it): `tag`, or
+    `reference` when it is a tag. Layers without
     a title are left out (listed in `skipped`, as oras does), or, with `untitled`, written as
     `sha256-HEX` files. `on_plan` hears every blob to fetch, with its size and file,
     before the first byte is (a download's total is known only from the manifest), and
@@ -1028,7 +1030,7 @@ async def pull(
             there = await _files_there(jobs)
     else:
         jobs = planned = _image_jobs(dest, image.config, image.layers)
-        ref_name = None if is_digest(reference) else reference
+        ref_name = tag or (None if is_digest(reference) else reference)
         layout = await _settle(
             functools.partial(_Layout.read, dest, data.data, ref_name, overwrite)
         )
@@ -1433,6 +1435,7 @@ class DownloadRun(JournaledRun):
                 on_plan=self._on_plan,
                 on_file=self._on_file,
                 keep_folders=[Path(p) for p in transfer.completed],
+                tag=transfer.target.tag,
             )
         )
         paused = asyncio.ensure_future(self.pause.wait())

@@ -276,6 +276,12 @@ async def test_second_image_pulled_into_a_layout_keeps_the_first(
     index = json.loads((out / "index.json").read_bytes())
     entries = {m["annotations"][REF_NAME]: m["digest"] for m in index["manifests"]}
     assert entries == {"v1": sha(moved), "v2": sha(second)}
+    # Pinned by digest (as the window's downloads are), the tag still names the entry.
+    pinned = tmp_path / "pinned"
+    ref = f"{registry.host}/hostile/layout:v2@{sha(second)}"
+    assert hoist_cli("pull", ref, "-o", str(pinned)).returncode == 0
+    (entry,) = json.loads((pinned / "index.json").read_bytes())["manifests"]
+    assert entry["annotations"] == {REF_NAME: "v2"} and entry["digest"] == sha(second)
 
 
 async def test_a_layout_index_that_is_not_hoists_is_not_replaced(
