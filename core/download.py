@@ -1465,7 +1465,14 @@ class DownloadRun(JournaledRun):
         for part in transfer.parts:
             if not part.finished:
                 part.state, part.received = BlobState.DONE, part.size
-        self._state(TransferState.DONE, f"saved in {transfer.destination}")
+        message = f"saved in {transfer.destination}"
+        if result.skipped:  # as oras: a layer without a title has no file name to write
+            count = len(result.skipped)
+            message += (
+                f"; {count} layer{'s' if count > 1 else ''} without a file name "
+                f"(org.opencontainers.image.title) {'were' if count > 1 else 'was'} not written"
+            )
+        self._state(TransferState.DONE, message)
         await self.save_final()
         return result.digest
 

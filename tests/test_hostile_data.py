@@ -572,6 +572,24 @@ async def test_pull_of_layers_without_a_title_says_what_is_there(
         assert (out / sha(blob).replace(":", "-")).read_bytes() == blob
 
 
+async def test_a_download_in_the_window_says_untitled_layers_were_not_written(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    from core.download import DownloadRun
+    from core.progress import TransferEvent
+    from core.transfer import plan_download
+
+    put_untitled_artifact(registry.url, "hostile/untitled-window", "v1", [b"one", b"two"])
+    events: list[Event] = []
+    source = parse_reference(f"{registry.host}/hostile/untitled-window:v1")
+    async with RegistryClient(registry.host, plain_http=True) as client:
+        await DownloadRun(
+            plan_download(source, tmp_path / "out"), client, on_event=events.append
+        ).run()
+    (done,) = [e for e in events if isinstance(e, TransferEvent) and e.state == "done"]
+    assert "2 layers without a file name" in done.message
+
+
 @pytest.mark.slow
 def test_ctrl_c_in_a_pull_says_how_to_resume(
     registry: RegistryProcess, fault_proxy: ProxyFactory, state_dir: Path, tmp_path: Path
