@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -475,6 +476,31 @@ async def test_the_window_learns_which_files_a_download_would_replace(
         await queue.aclose()
     assert item.failure is None
     assert (out / "notes.txt").read_bytes() == b"pushed\n"
+
+
+def test_the_window_asks_before_a_download_replaces_files(qtbot: Any, tmp_path: Path) -> None:
+    """The question, shown once per refusal; the safe answer is the default; Replace calls
+    the queue's replace_and_retry with the transfer's id."""
+    from core.errors import ReplaceRefused
+    from core.queue import TransferItem
+    from core.transfer import TransferState, plan_download
+    from gui.replace_prompt import ReplaceAsker
+
+    replaced: list[str] = []
+    asker = ReplaceAsker(replaced.append)
+    item = TransferItem(plan_download(parse_reference("localhost:5000/a/b:v1"), tmp_path))
+    item.transfer.state = TransferState.FAILED
+    item.failure = ReplaceRefused("1 file would be replaced", [tmp_path / "notes.txt"])
+    asker("changed", item)
+    prompt = asker.prompt
+    assert prompt is not None and prompt.isVisible()
+    qtbot.addWidget(prompt)
+    assert str(tmp_path / "notes.txt") in prompt.files_label.text()
+    assert prompt.keep_button.isDefault()
+    asker("changed", item)  # the same refusal again (a repaint, a progress tick): no new question
+    assert asker.prompt is prompt
+    prompt.replace_button.click()
+    assert replaced == [item.id]
 
 
 # -- #6: the disk fills up while a folder is unpacked ---------------------------------------------
