@@ -12,7 +12,6 @@ import gc
 import json
 import shlex
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,7 +33,7 @@ from .transfer import (
     TransferState,
     discard_work,
     open_run,
-    plan_file_push,
+    plan_file_push_in_thread,
     plan_image_push,
     restart_changed_blobs,
 )
@@ -237,10 +236,8 @@ async def cmd_push(args: argparse.Namespace) -> int:
                 hint=f"{paths[0]} is pushed as a file; leave them out",
             )
         split = SplitOptions(parse_size(args.part_size)) if args.split else None
-        stop = threading.Event()
         try:
-            transfer = await asyncio.to_thread(
-                plan_file_push,
+            transfer = await plan_file_push_in_thread(
                 target.with_tag(target.tag or "latest") if not target.digest else target,
                 paths,
                 artifact_type=args.artifact_type,
@@ -248,12 +245,10 @@ async def cmd_push(args: argparse.Namespace) -> int:
                 chunk_size=chunk_size,
                 parallel=args.parallel or 1,
                 plain_http=plain_http,
-                stop=stop,
             )
         except asyncio.CancelledError:
             # Ctrl-C while a folder is packed: the packing thread stops and removes its
             # archive before the process exits (asyncio.run waits for worker threads).
-            stop.set()
             print("Stopped before anything was sent.", file=sys.stderr)
             raise
     journal = TransferJournal()

@@ -297,6 +297,20 @@ def plan_file_push(
     )
 
 
+async def plan_file_push_in_thread(
+    target: Reference, paths: list[Path], **options: Any
+) -> Transfer:
+    """plan_file_push in a worker thread, for the window and the command line: cancelling the
+    caller (Ctrl-C, closing the window) stops the packing too, and nothing it staged is left
+    behind (the thread removes the half-written archive as it stops)."""
+    stop = threading.Event()
+    try:
+        return await asyncio.to_thread(plan_file_push, target, paths, stop=stop, **options)
+    except asyncio.CancelledError:
+        stop.set()
+        raise
+
+
 def plan_image_push(
     target: Reference,
     path: Path,
@@ -717,4 +731,5 @@ __all__ = [
     "open_run",
     "plan_download",
     "plan_file_push",
+    "plan_file_push_in_thread",
 ]

@@ -35,7 +35,7 @@ from core.artifact import SplitOptions
 from core.errors import HoistError, SourceError
 from core.queue import TransferItem, TransferQueue
 from core.reference import Reference, parse_reference
-from core.transfer import Transfer, plan_file_push, plan_image_push
+from core.transfer import Transfer, plan_file_push_in_thread, plan_image_push
 from core.units import GiB, MiB, format_size, parse_size
 
 from .planning import (
@@ -472,8 +472,8 @@ class AddSheet(QDialog):
             split = None
             if self.split.isChecked():
                 split = SplitOptions(parse_size(self.part_size.currentText().replace(" ", "")))
-            return await asyncio.to_thread(
-                plan_file_push,
+            # Cancelled (the sheet or the window closed), the packing stops and leaves nothing.
+            return await plan_file_push_in_thread(
                 target,
                 list(self.choice.paths),
                 split=split,

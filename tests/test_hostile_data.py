@@ -734,3 +734,38 @@ def test_resent_counts_only_bytes_that_left_the_machine(tmp_path: Path) -> None:
         server.close()
     assert read >= 7 * MiB + 512 * KiB
     assert sum(counted) <= read + 256 * KiB, (sum(counted), read)
+
+
+@pytest.mark.slow
+async def test_cancelling_the_window_while_a_folder_is_packed_leaves_no_archive(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    """The window plans in a worker thread too: its task cancelled (the sheet or the window
+    closed), the packing stops and removes what it staged."""
+    from core.transfer import plan_file_push_in_thread
+
+    folder = tmp_path / "big"
+    folder.mkdir()
+    with open(folder / "random.bin", "wb") as f:
+        for _ in range(64):
+            f.write(os.urandom(MiB))
+    staging = state_dir / "staging"
+    planning = asyncio.ensure_future(
+        plan_file_push_in_thread(parse_reference("localhost:5000/hostile/packing:v1"), [folder])
+    )
+
+    def packing() -> bool:
+        return staging.exists() and any(p.stat().st_size > 0 for p in staging.rglob("*.tar.gz"))
+
+    while not packing():
+        assert not planning.done()
+        await asyncio.sleep(0.01)
+    planning.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await planning
+    # The thread stops at its next block and cleans up; without a stop it would pack on
+    # and leave the archive for ever.
+    deadline = time.monotonic() + 60
+    while list(staging.rglob("*")) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert list(staging.rglob("*")) == []
