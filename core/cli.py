@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import gc
 import json
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from typing import TextIO
 
 from hoist.core import __version__
 from hoist.core.bandwidth import BandwidthLimiter
-from hoist.core.errors import HoistError, InvalidReference, SourceError
+from hoist.core.errors import HoistError, InvalidReference, ReplaceRefused, SourceError
 from hoist.core.oci.reference import Reference, parse_reference, parse_registry
 from hoist.core.progress import BlobEvent, BlobState, Event, TransferEvent
 from hoist.core.registry.auth import Credentials
@@ -39,7 +40,11 @@ from hoist.core.transfer.model import (
     load_transfer,
     state_at_rest,
 )
-from hoist.core.transfer.push import plan_file_push, plan_image_push, restart_changed_blobs
+from hoist.core.transfer.push import (
+    plan_file_push_in_thread,
+    plan_image_push,
+    restart_changed_blobs,
+)
 from hoist.core.transfer.runs import discard_work, open_run
 from hoist.core.transfer.settings import apply_profile
 from hoist.core.transfer.upload import DEFAULT_CHUNK, TransferPaused, UploadSettings
@@ -70,7 +75,7 @@ class ProgressPrinter:
             print(json.dumps(event.to_json()), file=self.stream, flush=True)
             return
         if isinstance(event, TransferEvent):
-            if event.message:
+            if event.message and event.state != "paused":  # the CLI says how to resume
                 self._line(f"{event.state}: {event.message}")
             return
         previous = self.blobs.get(event.blob)
@@ -211,7 +216,7 @@ async def _run(transfer: Transfer, args: argparse.Namespace, journal: TransferJo
             return EXIT_PAUSED
         except asyncio.CancelledError:
             printer.finish()
-            print(f"\nPaused. Resume with: hoist resume {transfer.id}", file=sys.stderr)
+            print(f"Paused. Resume with: hoist resume {transfer.id}", file=sys.stderr)
             raise
         finally:
             printer.finish()
@@ -258,16 +263,21 @@ async def cmd_push(args: argparse.Namespace) -> int:
                 hint=f"{paths[0]} is pushed as a file; leave them out",
             )
         split = SplitOptions(parse_size(args.part_size)) if args.split else None
-        transfer = await asyncio.to_thread(
-            plan_file_push,
-            target.with_tag(target.tag or "latest") if not target.digest else target,
-            paths,
-            artifact_type=args.artifact_type,
-            split=split,
-            chunk_size=chunk_size,
-            parallel=args.parallel or 1,
-            plain_http=plain_http,
-        )
+        try:
+            transfer = await plan_file_push_in_thread(
+                target.with_tag(target.tag or "latest") if not target.digest else target,
+                paths,
+                artifact_type=args.artifact_type,
+                split=split,
+                chunk_size=chunk_size,
+                parallel=args.parallel or 1,
+                plain_http=plain_http,
+            )
+        except asyncio.CancelledError:
+            # Ctrl-C while a folder is packed: the packing thread stops and removes its
+            # archive before the process exits (asyncio.run waits for worker threads).
+            print("Stopped before anything was sent.", file=sys.stderr)
+            raise
     journal = TransferJournal()
     what = "image" if is_image else "artifact"
     print(
@@ -477,12 +487,45 @@ async def cmd_pull(args: argparse.Namespace) -> int:
             result = await pull(
                 client, ref.repository, ref.manifest_ref, Path(args.output),
                 platform=args.platform, overwrite=args.overwrite, on_event=printer,
+                untitled=args.untitled, tag=ref.tag,
             )  # fmt: skip
+        except ReplaceRefused as exc:
+            raise ReplaceRefused(
+                exc.message, exc.paths,
+                hint="Nothing was written; pull into another folder, or run again with "
+                "--force to replace them",
+            ) from exc  # fmt: skip
+        except asyncio.CancelledError:
+            printer.finish()
+            # A pull keeps no journal: its `.partial` files are its state, and the same
+            # command continues from them.
+            print(f"Paused. Resume with: {_pull_command(args)}", file=sys.stderr)
+            raise
         finally:
             printer.finish()
     for pulled in result.files:
         print(pulled.path)
+    if result.skipped:
+        count = len(result.skipped)
+        listed = ", ".join(result.skipped[:3]) + (" ..." if count > 3 else "")
+        what = (
+            f"{result.reference} has {count} layer{'s' if count > 1 else ''} without a file "
+            f"name (no org.opencontainers.image.title): {listed}"
+        )
+        how = "pull with --untitled to write them as sha256-HEX files"
+        if not result.files:
+            raise SourceError(f"{what}; nothing was written", hint=how[0].upper() + how[1:])
+        print(f"hoist: {what}, not written; {how}.", file=sys.stderr)
     return 0
+
+
+def _pull_command(args: argparse.Namespace) -> str:
+    """The `hoist pull` command that continues this one."""
+    words = ["hoist", "pull", args.ref, "-o", str(Path(args.output).absolute())]
+    words += ["--platform", args.platform] if args.platform else []
+    words += [flag for flag, on in (("--plain-http", args.plain_http), ("--force", args.overwrite),
+                                    ("--untitled", args.untitled)) if on]  # fmt: skip
+    return shlex.join(words)
 
 
 async def cmd_delete(args: argparse.Namespace) -> int:
@@ -611,7 +654,14 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("ref", metavar="REF")
     pull.add_argument("-o", "--output", default=".", help="folder to write into (default: .)")
     pull.add_argument("--platform", help="which platform of a multi-arch image")
-    pull.add_argument("--overwrite", action="store_true", help="replace existing folders")
+    pull.add_argument(
+        "--force", "--overwrite", dest="overwrite", action="store_true",
+        help="replace files and folders already there that differ (default: refuse)",
+    )  # fmt: skip
+    pull.add_argument(
+        "--untitled", action="store_true",
+        help="also write layers without a file name, as sha256-HEX files",
+    )  # fmt: skip
     pull.add_argument("--progress", choices=("auto", "bar", "plain", "json"), default="auto")
     access(pull)
 

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 
 import httpx
 
@@ -78,6 +79,45 @@ class FileChanged(SourceError):
         "The file changed since the upload began; restart this transfer to push the new content "
         "(Retry in the window, or `hoist resume ID --restart-changed`)"
     )
+
+
+class WriteFailed(SourceError):
+    """The local disk refused a write (permissions, a read-only folder): what was written
+    before stays, so that trying again continues from it."""
+
+    hint = "Check the permissions of the folder; what was written so far is kept"
+
+
+class DiskFull(WriteFailed):
+    """No space left (ENOSPC) or the quota is used up (EDQUOT)."""
+
+    hint = (
+        "Free some space and try again; what was downloaded is kept and the download "
+        "continues from it"
+    )
+
+
+def write_failed(exc: OSError, path: object) -> WriteFailed:
+    """The typed error for an OSError raised while writing `path` (raise it `from exc`)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(f"the disk is full: can't write {path}")
+    return WriteFailed(f"can't write {path}: {exc.strerror or exc}")
+
+
+class ReplaceRefused(SourceError):
+    """A download would replace files that are not Hoist's own (`.partial`) and differ from
+    what it brings. Nothing was written. The window asks whether to replace them and runs the
+    download again with `overwrite`; the command line says `--force`.
+
+    Attributes:
+        paths: the files that would be replaced.
+    """
+
+    hint = "Nothing was written; download into another folder, or allow replacing them"
+
+    def __init__(self, message: str, paths: list[Path], *, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.paths = paths
 
 
 class NetworkError(HoistError):

@@ -43,6 +43,7 @@ from hoist.gui.settings.store import (
     SettingsStore,
     make_client,
 )
+from hoist.gui.transfers.replace_prompt import ReplaceAsker
 from hoist.gui.transfers.transfer_list import (
     FILTERS,
     MENU_LAYOUT,
@@ -313,6 +314,9 @@ class MainWindow(QMainWindow):
 
         self.notifier = FinishNotifier(self._notify)
         ctx.queue.listeners.append(self.notifier)
+        # A download refused to replace files of the user's own: ask, and run it again if yes.
+        self.replace_asker = ReplaceAsker(ctx.queue.replace_and_retry, self)
+        ctx.queue.listeners.append(self.replace_asker)
         self.model.totals_changed.connect(self._update_totals)
         self.model.totals_changed.connect(self._update_global_actions)
         self.model.counts_changed.connect(self._update_filter_labels)
@@ -1115,8 +1119,9 @@ class MainWindow(QMainWindow):
         self._save_pending = self._save_pending or self._save_timer.isActive()
         self._save_timer.stop()  # `aclose` saves instead
         self.model.detach()
-        if self.notifier in self.ctx.queue.listeners:
-            self.ctx.queue.listeners.remove(self.notifier)
+        for listener in (self.notifier, self.replace_asker):
+            if listener in self.ctx.queue.listeners:
+                self.ctx.queue.listeners.remove(listener)
         if self.add_sheet is not None:
             self.add_sheet.reject()
         if self.tray is not None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hoist.core.errors import NotFound, RegistryError, SourceError
+from hoist.core.errors import NotFound, RegistryError, ReplaceRefused, SourceError
 from hoist.core.oci.manifest import OCI_INDEX, OCI_MANIFEST
 from hoist.core.progress import BlobEvent, BlobState, Event
 from hoist.core.registry.auth import Credentials
@@ -270,10 +270,13 @@ async def test_pull_again_keeps_verified_files(
     assert result.files[0].reused
     assert recorder.blob_gets() == []
     assert BlobState.EXISTS in {e.state for e in blob_events(events)}
-    # A changed file is replaced (as oras does).
+    # A changed file is the user's own (issue 16 #5): refused, and replaced only when asked.
     (out / "f.bin").write_bytes(b"x" * (200 * KiB))
     async with client_for(registry) as client:
-        result = await pull(client, "pull/again", "v1", out)
+        with pytest.raises(ReplaceRefused):
+            await pull(client, "pull/again", "v1", out)
+        assert (out / "f.bin").read_bytes() == b"x" * (200 * KiB)
+        result = await pull(client, "pull/again", "v1", out, overwrite=True)
     assert not result.files[0].reused
     assert (out / "f.bin").read_bytes() == src.read_bytes()
 

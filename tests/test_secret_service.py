@@ -158,7 +158,7 @@ def test_docker_hub_aliases_share_one_item(use_service: SecretService) -> None:
 def _hoist(
     service: SecretService, state_dir: Path, *args: str, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m core ARGS` with the service's bus and keyring's own backend detection."""
+    """`python -m hoist.core ARGS` with the service's bus and keyring's own backend detection."""
     env = {**os.environ, **ISOLATED_ENV, **service.env}
     env["DOCKER_CONFIG"] = str(service.home / ".docker")
     env["REGISTRY_AUTH_FILE"] = str(service.home / "auth.json")

@@ -33,9 +33,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
+from hoist.core.sources.content import FileRange
+
+try:
+    import fcntl
+    import termios
+
+    _TIOCOUTQ: int | None = termios.TIOCOUTQ
+except (ImportError, AttributeError):  # pragma: no cover - Windows
+    _TIOCOUTQ = None
 from hoist.core.errors import FileChanged, NetworkError
 from hoist.core.oci.digest import SequentialHasher
-from hoist.core.sources.content import FileRange
 
 #: Bytes read, hashed and sent per step (bench/push_throughput.py: 4 MiB costs less CPU than
 #: 1 MiB); under a rate cap, smaller steps keep the rate smooth.
@@ -146,12 +154,14 @@ class FileBodySender:
                 raise NetworkError(f"can't connect to {url.host}: {exc}") from exc
             on_socket(conn.sock)
             sent = [0]
+            counted = [0]  # bytes reported to on_block: those the peer's kernel acknowledged
             try:
                 self._write_head(conn.sock, method, url, headers, length)
                 if length:
                     self._write_body(
-                        conn.sock, source, start, end, hasher, on_block, throttle, abort, sent
-                    )
+                        conn.sock, source, start, end, hasher, on_block, throttle, abort, sent,
+                        counted,
+                    )  # fmt: skip
                 response, reusable = _read_response(conn.sock, method)
             except (BodyAborted, FileChanged, NetworkError):
                 conn.sock.close()  # a half-sent request: the connection can't be reused
@@ -167,6 +177,8 @@ class FileBodySender:
                 if conn.pooled and stale and not sent[0] and attempt == 1:
                     continue  # a kept-alive connection the server had closed: open a fresh one
                 raise NetworkError(f"connection to {url.host} broke: {exc}") from exc
+            if counted[0] < length:  # answered: every byte arrived
+                on_block(length - counted[0])
             self._release(conn, reusable)
             return response
         raise AssertionError("unreachable")
@@ -192,7 +204,12 @@ class FileBodySender:
         throttle: Callable[[int], None] | None,
         abort: threading.Event,
         sent: list[int],
+        counted: list[int],
     ) -> None:
+        """Read, hash and send the body. `on_block` hears only the bytes that left the
+        kernel's send queue (the peer acknowledged them): when the connection breaks, what
+        still sat there (up to 4 MiB, tcp_wmem) never crossed the network, and counting it
+        as sent would count it as re-sent once the chunk goes again."""
         buf = bytearray(min(BLOCK if throttle is None else THROTTLED_BLOCK, end - start))
         view = memoryview(buf)
         # sendfile to another machine over plain HTTP; else the hashed buffer (module docstring)
@@ -238,7 +255,22 @@ class FileBodySender:
                     raise
                 pos += n
                 sent[0] += n
-                on_block(n)
+                arrived = sent[0] - _unacknowledged(sock)
+                if arrived > counted[0]:
+                    on_block(arrived - counted[0])
+                    counted[0] = arrived
+
+
+def _unacknowledged(sock: socket.socket) -> int:
+    """Bytes in the socket's send queue the peer has not acknowledged (Linux SIOCOUTQ, which
+    is TIOCOUTQ); 0 where the kernel can't tell."""
+    if _TIOCOUTQ is None:
+        return 0
+    try:
+        raw = fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return max(0, int(struct.unpack("i", raw)[0]))
 
 
 @contextlib.contextmanager

@@ -19,14 +19,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 from hoist.core.errors import SourceError, StateFolderError, os_reason
 from hoist.core.oci.digest import Descriptor, sha256_bytes
 from hoist.core.oci.manifest import OCI_EMPTY, OCI_EMPTY_DATA, image_manifest
 from hoist.core.sources.content import FileRange
+
+if TYPE_CHECKING:
+    import tarfile
 
 DEFAULT_ARTIFACT_TYPE = "application/vnd.unknown.artifact.v1"  # what oras uses when none is set
 FILE_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"  # oras's default for files
@@ -64,11 +70,16 @@ class ArtifactLayer:
 
 
 def plan_artifact(
-    paths: list[Path], staging: Path, split: SplitOptions | None = None
+    paths: list[Path],
+    staging: Path,
+    split: SplitOptions | None = None,
+    *,
+    stop: threading.Event | None = None,
 ) -> list[ArtifactLayer]:
     """One layer per file (or per part, or a packed tar per folder), in order.
 
-    Blocking (it may pack a folder): call it in a worker thread.
+    Blocking (it may pack a folder): call it in a worker thread, and set `stop` to end the
+    packing at once (PackingStopped).
     """
     if not paths:
         raise SourceError("nothing to push: name at least one file or folder")
@@ -86,8 +97,9 @@ def plan_artifact(
             )
         titles.add(title)
         if path.is_dir():
-            records.append(_pack_folder(path, staging))
+            records.append(_pack_folder(path, staging, stop))
         elif path.is_file():
+            _check_readable(path)
             if split is not None and path.stat().st_size > split.part_size:
                 records.extend(_split(path, split.part_size))
             else:
@@ -97,6 +109,18 @@ def plan_artifact(
         else:
             raise SourceError(f"{path} is not a regular file or a folder")
     return records
+
+
+def _check_readable(path: Path) -> None:
+    """Refuse a file that can't be read now, rather than fail once the push has begun."""
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise SourceError(
+            f"can't read {path}: {exc.strerror or exc}",
+            hint="Nothing was pushed; check the file's permissions",
+        ) from exc
 
 
 def _split(path: Path, part_size: int) -> list[ArtifactLayer]:
@@ -120,14 +144,22 @@ def _split(path: Path, part_size: int) -> list[ArtifactLayer]:
     return out
 
 
-class _HashingWriter:
-    """A file-like object that hashes what goes through it (the uncompressed tar)."""
+class PackingStopped(Exception):
+    """The push was stopped (Ctrl-C, Cancel) while its folder was packed: nothing is kept."""
 
-    def __init__(self, inner: BinaryIO) -> None:
+
+class _HashingWriter:
+    """A file-like object that hashes what goes through it (the uncompressed tar), and stops
+    the packing as soon as `stop` is set (a 50 GB folder takes minutes to pack)."""
+
+    def __init__(self, inner: BinaryIO, stop: threading.Event | None = None) -> None:
         self.inner = inner
         self.sha = hashlib.sha256()
+        self.stop = stop
 
     def write(self, data: bytes) -> int:
+        if self.stop is not None and self.stop.is_set():
+            raise PackingStopped()
         self.sha.update(data)
         return self.inner.write(data)
 
@@ -135,15 +167,72 @@ class _HashingWriter:
         self.inner.flush()
 
 
-def _pack_folder(folder: Path, staging: Path) -> ArtifactLayer:
+def folder_member_filter(
+    parts: tuple[str, ...],
+) -> Callable[[tarfile.TarInfo, str], tarfile.TarInfo | None]:
+    """What a folder layer may hold, for `tarfile`'s `filter=`: tarfile's `data` filter (no
+    absolute paths, no devices or pipes, no links leaving the destination), plus: every entry
+    and link target lies inside the folder `parts`. A pull unpacks with it, and a push packs
+    nothing it refuses, so that nothing is pushed that can't be pulled back.
+
+    Raises:
+        SourceError, tarfile.FilterError: the member is refused.
+    """
+    import tarfile
+
+    prefix = "/".join(parts)
+
+    def inside(name: str) -> bool:
+        name = posixpath.normpath(name)
+        return name == prefix or name.startswith(prefix + "/")
+
+    def check(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+        if not inside(member.name):
+            raise SourceError(
+                f"the folder {prefix!r} holds {member.name!r}, outside the folder",
+                hint="Nothing of this folder was kept; its archive is not what oras packs",
+            )
+        if member.issym() and (
+            posixpath.isabs(member.linkname)
+            or not inside(posixpath.join(posixpath.dirname(member.name), member.linkname))
+        ):
+            raise SourceError(
+                f"the folder {prefix!r} holds a link {member.name!r} to {member.linkname!r}, "
+                "outside the folder",
+                hint="Nothing of this folder was kept",
+            )
+        if member.islnk() and not inside(member.linkname):
+            raise SourceError(
+                f"the folder {prefix!r} holds a hard link to {member.linkname!r}, outside it",
+                hint="Nothing of this folder was kept",
+            )
+        return tarfile.data_filter(member, dest)
+
+    return check
+
+
+def _pack_folder(folder: Path, staging: Path, stop: threading.Event | None = None) -> ArtifactLayer:
     """Pack `folder` into `staging/NAME.tar.gz` (sorted entries, so packing is repeatable).
 
-    Raises SourceError naming an unreadable file of the folder, or the state folder that
-    can't take the tar (a full disk).
+    Refuses, naming the path, what a pull could not restore (a link leading out of the folder
+    or by absolute path, a pipe, a device, a socket) and what can't be read, before anything
+    is pushed. The archive is removed when packing fails or is stopped.
+
+    Raises SourceError naming an unreadable file of the folder, or StateFolderError when the
+    state folder can't take the tar (a full disk).
     """
+    import gzip  # only folders need these: kept off every push's start-up
+
+    staging.mkdir(parents=True, exist_ok=True, mode=0o700)
     out = staging / f"{folder.name}.tar.gz"
     try:
-        hashing = _write_tar(folder, staging, out)
+        with open(out, "wb") as raw:
+            gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
+            hashing = _HashingWriter(gz, stop)  # type: ignore[arg-type]
+            _write_folder_tar(folder, hashing, staging)
+            gz.close()
+            raw.flush()
+            os.fsync(raw.fileno())
     except OSError as exc:
         out.unlink(missing_ok=True)
         if exc.filename and not Path(exc.filename).is_relative_to(staging):
@@ -152,6 +241,9 @@ def _pack_folder(folder: Path, staging: Path) -> ArtifactLayer:
             f"Hoist cannot pack {folder} in its state folder {staging.parent.parent}: "
             f"{os_reason(exc)}"
         ) from exc
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
     annotations = {
         TITLE: folder.name,
         ORAS_UNPACK: "true",
@@ -160,26 +252,77 @@ def _pack_folder(folder: Path, staging: Path) -> ArtifactLayer:
     return ArtifactLayer(folder.name, FileRange.whole(out), FOLDER_MEDIA_TYPE, annotations)
 
 
-def _write_tar(folder: Path, staging: Path, out: Path) -> _HashingWriter:
-    """Write `out` (tar.gz of `folder`); the writer holds the uncompressed tar's digest."""
-    import gzip  # only folders need these: kept off every push's start-up
+def _write_folder_tar(folder: Path, hashing: _HashingWriter, staging: Path) -> None:
     import tarfile
 
-    staging.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(out, "wb") as raw:
-        gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
-        hashing = _HashingWriter(gz)  # type: ignore[arg-type]
-        with tarfile.open(fileobj=hashing, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-            for root, dirs, files in os.walk(folder):
-                dirs.sort()
-                for name in [None, *sorted(files)]:
-                    full = Path(root) if name is None else Path(root) / name
-                    arcname = os.path.relpath(full, folder.parent)
-                    tar.add(full, arcname=arcname, recursive=False)
-        gz.close()
-        raw.flush()
-        os.fsync(raw.fileno())
-    return hashing
+    allowed = folder_member_filter((folder.name,))
+    probe = str(staging / ".unpack-check")  # never created: the filter only reasons on paths
+
+    def unreadable(exc: OSError) -> NoReturn:
+        raise SourceError(
+            f"can't read {exc.filename}: {exc.strerror or exc}",
+            hint="Nothing was pushed; make the folder readable, or leave that part out",
+        ) from exc
+
+    with tarfile.open(fileobj=hashing, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+        for root, dirs, files in os.walk(folder, onerror=unreadable):
+            dirs.sort()
+            # os.walk lists a link to a folder among the folders but never enters it: it is
+            # an entry of its own (a link), else it would silently be left out.
+            links = [d for d in dirs if os.path.islink(os.path.join(root, d))]
+            dirs[:] = [d for d in dirs if d not in links]
+            for name in [None, *sorted(files + links)]:
+                full = Path(root) if name is None else Path(root) / name
+                arcname = os.path.relpath(full, folder.parent)
+                try:
+                    info = tar.gettarinfo(str(full), arcname=arcname)
+                except OSError as exc:
+                    unreadable(exc)
+                _refuse_unrestorable(full, info, allowed, probe)
+                try:
+                    if info.isreg():
+                        with open(full, "rb") as f:
+                            tar.addfile(info, f)
+                    else:
+                        tar.addfile(info)
+                except OSError as exc:
+                    if exc.filename is None:
+                        exc.filename = str(full)
+                    unreadable(exc)
+
+
+def _refuse_unrestorable(
+    path: Path,
+    info: tarfile.TarInfo | None,
+    allowed: Callable[[tarfile.TarInfo, str], tarfile.TarInfo | None],
+    probe: str,
+) -> None:
+    """Raise SourceError naming `path` when a pull would refuse its entry (or tar can't hold
+    it at all: a socket)."""
+    import tarfile
+
+    hint = "Nothing was pushed; a pull could not restore it: move it out of the folder"
+    if info is None:
+        raise SourceError(f"{path} is a socket, which an archive can't hold", hint=hint)
+    if info.isfifo() or info.isdev():
+        what = "a named pipe (FIFO)" if info.isfifo() else "a device file"
+        raise SourceError(f"{path} is {what}, which a pull does not create", hint=hint)
+    if info.issym() and posixpath.isabs(info.linkname):
+        raise SourceError(
+            f"{path} is a link by absolute path ({info.linkname}); a pull only restores "
+            "relative links inside the folder",
+            hint="Nothing was pushed; make the link relative, or replace it with its target",
+        )
+    try:
+        allowed(info, probe)
+    except (SourceError, tarfile.FilterError) as exc:
+        target = f" to {info.linkname}" if info.issym() or info.islnk() else ""
+        raise SourceError(
+            f"{path} is a link{target} leading out of the folder"
+            if target
+            else f"{path} can't be restored by a pull ({exc})",
+            hint="Nothing was pushed; replace the link with what it points to, or remove it",
+        ) from exc
 
 
 def artifact_manifest(

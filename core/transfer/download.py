@@ -31,13 +31,13 @@ import hashlib
 import json
 import logging
 import os
-import posixpath
 import re
 import shutil
 import tarfile
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import AsyncGenerator, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,8 +45,17 @@ from types import ModuleType
 from typing import IO, Any, TypeVar
 
 import httpx
-from hoist.core.errors import HoistError, NetworkError, NotFound, RegistryError, SourceError
-from hoist.core.oci.digest import EMPTY_SHA256, READ_BLOCK, is_digest
+from hoist.core.errors import (
+    HoistError,
+    NetworkError,
+    NotFound,
+    RegistryError,
+    ReplaceRefused,
+    SourceError,
+    WriteFailed,
+    write_failed,
+)
+from hoist.core.oci.digest import EMPTY_SHA256, READ_BLOCK, is_digest, sha256_bytes
 from hoist.core.oci.manifest import OCI_INDEX
 from hoist.core.oci.reference import Reference
 from hoist.core.progress import BlobEvent, BlobState, Event, ProgressCallback, RateEstimator
@@ -71,6 +80,7 @@ from hoist.core.sources.artifact import (
     SPLIT_FILE_SIZE,
     SPLIT_INDEX,
     SPLIT_OFFSET,
+    folder_member_filter,
 )
 from hoist.core.transfer.journal import JournalUnwritable, TransferJournal
 from hoist.core.transfer.model import (
@@ -366,8 +376,10 @@ class _FileFetch:
         on_event: ProgressCallback | None,
         transfer: str,
         retry: RetryPolicy,
+        there: _Cursor | None = None,
     ) -> None:
         self.client = client
+        self.there = there  # the target already checked to hold these very bytes
         self.repository = repository
         self.target = target
         self.partial = _partial(target)
@@ -396,15 +408,12 @@ class _FileFetch:
 
         Raises:
             VerificationFailed: the bytes don't match the manifest.
-            SourceError: the disk refused (full, permissions).
+            WriteFailed: the disk refused (DiskFull, permissions); the `.partial` is kept.
         """
         try:
             return await self._run()
         except OSError as exc:
-            raise SourceError(
-                f"can't write {self.target}: {exc.strerror or exc}",
-                hint="Check the free space and permissions of the target folder",
-            ) from exc
+            raise write_failed(exc, self.target) from exc
 
     async def _run(self) -> PulledFile:
         digest = self.whole_digest or (self.parts[0].digest if len(self.parts) == 1 else "")
@@ -448,6 +457,10 @@ class _FileFetch:
     async def _already_there(self) -> _Cursor | None:
         """The verified cursor when the target already holds exactly these bytes (a pull run
         again), else None."""
+        if self.there is not None:
+            for part in self.parts:
+                self._report(self.there, part, BlobState.EXISTS, "already downloaded")
+            return self.there
         if (
             self.target.is_symlink()
             or not self.target.is_file()
@@ -753,41 +766,6 @@ class _HashingReader:
             pass
 
 
-def _member_filter(
-    parts: tuple[str, ...],
-) -> Callable[[tarfile.TarInfo, str], tarfile.TarInfo | None]:
-    """tarfile's `data` filter, plus: every entry and link target lies inside the folder."""
-    prefix = "/".join(parts)
-
-    def inside(name: str) -> bool:
-        name = posixpath.normpath(name)
-        return name == prefix or name.startswith(prefix + "/")
-
-    def check(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
-        if not inside(member.name):
-            raise SourceError(
-                f"the folder {prefix!r} holds {member.name!r}, outside the folder",
-                hint="Nothing of this folder was kept; its archive is not what oras packs",
-            )
-        if member.issym() and (
-            posixpath.isabs(member.linkname)
-            or not inside(posixpath.join(posixpath.dirname(member.name), member.linkname))
-        ):
-            raise SourceError(
-                f"the folder {prefix!r} holds a link {member.name!r} to {member.linkname!r}, "
-                "outside the folder",
-                hint="Nothing of this folder was kept",
-            )
-        if member.islnk() and not inside(member.linkname):
-            raise SourceError(
-                f"the folder {prefix!r} holds a hard link to {member.linkname!r}, outside it",
-                hint="Nothing of this folder was kept",
-            )
-        return tarfile.data_filter(member, dest)
-
-    return check
-
-
 def _unpack(archive: Path, title: str, dest: Path, tar_digest: str | None) -> None:
     """Extract a folder layer into a staging folder inside `dest`, check the tar's digest,
     then move the folder into place (blocking: run in a worker thread)."""
@@ -808,14 +786,21 @@ def _unpack(archive: Path, title: str, dest: Path, tar_digest: str | None) -> No
             try:
                 with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
                     tar.errorlevel = 2
-                    tar.extractall(staging, filter=_member_filter(parts))
+                    tar.extractall(staging, filter=folder_member_filter(parts))
                 reader.drain()
             except tarfile.FilterError as exc:
                 raise SourceError(
                     f"the folder {title!r} holds an unsafe entry ({exc})",
                     hint="Nothing of this folder was kept",
                 ) from exc
-            except (tarfile.TarError, OSError, EOFError) as exc:
+            except OSError as exc:
+                if exc.errno is None:  # gzip's BadGzipFile: the archive, not the disk
+                    raise VerificationFailed(
+                        f"the folder {title!r} is not a readable tar ({exc})"
+                    ) from exc
+                # The disk refused (full, permissions): the archive is fine and is kept.
+                raise write_failed(exc, exc.filename or target) from exc
+            except (tarfile.TarError, EOFError, zlib.error) as exc:
                 raise VerificationFailed(
                     f"the folder {title!r} is not a readable tar ({exc})"
                 ) from exc
@@ -888,9 +873,12 @@ def _split_job(dest: Path, name: str, layers: list[BlobInfo], manifest: dict[str
 
 
 def _artifact_jobs(
-    dest: Path, layers: list[BlobInfo], annotations: dict[str, str]
+    dest: Path, layers: list[BlobInfo], annotations: dict[str, str], untitled: bool = False
 ) -> tuple[list[_Job], list[str]]:
-    """Every file and folder of an artifact, all names checked before anything is written."""
+    """Every file and folder of an artifact, all names checked before anything is written.
+
+    A layer without a title is skipped (its digest listed), or with `untitled` written as a
+    file named after its digest (`sha256-HEX`), as `pull_blob` names a blob."""
     jobs: list[_Job] = []
     skipped: list[str] = []
     groups: dict[str, list[BlobInfo]] = {}
@@ -904,6 +892,8 @@ def _artifact_jobs(
             groups[split_name].append(layer)
             continue
         title = layer.title
+        if title is None and untitled:
+            title = layer.digest.replace(":", "-")
         if title is None:
             skipped.append(layer.digest)  # as oras: a layer without a name has no file
             continue
@@ -976,6 +966,8 @@ async def pull(
     on_plan: Callable[[list[DownloadPart]], None] | None = None,
     on_file: Callable[[PulledFile], None] | None = None,
     keep_folders: Collection[Path] = (),
+    untitled: bool = False,
+    tag: str | None = None,
 ) -> PullResult:
     """Download what `reference` names into the folder `dest`.
 
@@ -983,9 +975,16 @@ async def pull(
     image is written as an OCI layout (`oci-layout`, `index.json`, `blobs/sha256/...`) with
     `manifest.json` beside it. For an index, `platform` (`linux/amd64`) picks one manifest.
 
-    Files already there with the same bytes are kept; others are replaced, as oras does.
-    An existing folder is replaced by a folder layer only with `overwrite`, since it may hold
-    files of the user's own. `on_plan` hears every blob to fetch, with its size and file,
+    Files already there with the same bytes are kept. A file there with other bytes (or a
+    link, or anything else by that name) is the user's own: it is replaced only with
+    `overwrite`, else ReplaceRefused names it before anything is written (oras replaces them
+    silently; a pull into a home folder replaced `.bashrc`). An existing folder is replaced by
+    a folder layer only with `overwrite` too. A pulled image joins an OCI layout already in
+    `dest`: `index.json` keeps its other entries, each named by its tag in
+    `org.opencontainers.image.ref.name` (as skopeo's `oci:DIR:TAG` reads it): `tag`, or
+    `reference` when it is a tag. Layers without
+    a title are left out (listed in `skipped`, as oras does), or, with `untitled`, written as
+    `sha256-HEX` files. `on_plan` hears every blob to fetch, with its size and file,
     before the first byte is (a download's total is known only from the manifest), and
     `on_file` each file or folder as it is put in place. `keep_folders` are folders an earlier
     run of the same download unpacked: they are kept as they are, not refused as existing.
@@ -994,6 +993,8 @@ async def pull(
         SourceError: a title would escape `dest` (nothing written), a folder exists, or an
             index and no `platform`.
         VerificationFailed: received bytes don't match the manifest.
+        ReplaceRefused: files there would be replaced (nothing written).
+        WriteFailed: the disk refused (DiskFull); what was written is kept to resume from.
         RegistryError, NetworkError: from the registry.
     """
     policy = retry or RetryPolicy()
@@ -1009,8 +1010,10 @@ async def pull(
     image = parse_image(doc, what=what)
     result = PullResult(what, data.digest, kind)
     kept: list[PulledFile] = []
+    there: dict[Path, _Cursor] = {}
+    layout: _Layout | None = None
     if kind == ManifestKind.ARTIFACT:
-        jobs, result.skipped = _artifact_jobs(dest, image.layers, image.annotations)
+        jobs, result.skipped = _artifact_jobs(dest, image.layers, image.annotations, untitled)
         planned = list(jobs)
         jobs, kept = _kept_folders(dest, jobs, {str(p) for p in keep_folders})
         for job in jobs:
@@ -1025,13 +1028,20 @@ async def pull(
                     f"{final} is a folder, and the artifact has a file by that name",
                     hint="Nothing was written; move the folder away or pull elsewhere",
                 )
+        if not overwrite:
+            there = await _files_there(jobs)
     else:
         jobs = planned = _image_jobs(dest, image.config, image.layers)
+        ref_name = tag or (None if is_digest(reference) else reference)
+        layout = await _settle(
+            functools.partial(_Layout.read, dest, data.data, ref_name, overwrite)
+        )
     _make_dest(dest)
     fetches = [
         (job, _FileFetch(
             client, repository, job.target, job.parts, whole_digest=job.whole_digest,
             kind=job.kind, on_event=on_event, transfer=transfer_id, retry=policy,
+            there=there.get(job.target),
         ))
         for job in jobs
     ]  # fmt: skip
@@ -1056,12 +1066,14 @@ async def pull(
         final = dest.joinpath(*safe_parts(job.title))
         try:
             await _settle(functools.partial(_unpack, job.target, job.title, dest, job.tar_digest))
+        except WriteFailed:
+            raise  # the disk refused (full): the archive stays, and a new try unpacks it
         except HoistError:
             # The archive matched its digest but can't be unpacked safely: it never will be.
             await _settle(functools.partial(job.target.unlink, missing_ok=True))
             raise
         except OSError as exc:
-            raise SourceError(f"can't unpack the folder {final}: {exc.strerror or exc}") from exc
+            raise write_failed(exc, final) from exc
         try:
             await _settle(functools.partial(job.target.unlink, missing_ok=True))
         except OSError as exc:
@@ -1070,9 +1082,42 @@ async def pull(
 
     calls = [functools.partial(one, job, fetch) for job, fetch in fetches]
     result.files = kept + await gather_bounded(calls, max(1, parallel))
-    if kind != ManifestKind.ARTIFACT:
-        result.files.extend(await _write_layout(dest, data.data, data.media_type, data.digest))
+    if layout is not None:
+        result.files.extend(await layout.write(data.data, data.media_type, data.digest))
     return result
+
+
+async def _files_there(jobs: list[_Job]) -> dict[Path, _Cursor]:
+    """Check the files already where an artifact's files go, before anything is written.
+
+    Returns those holding exactly the artifact's bytes (kept as they are, not hashed again).
+
+    Raises:
+        ReplaceRefused: others are there (other bytes, a link, a pipe...): the user's own.
+    """
+    same: dict[Path, _Cursor] = {}
+    refused: list[Path] = []
+    for job in jobs:
+        if job.kind == "folder" or not os.path.lexists(job.target):
+            continue
+        size = sum(p.size for p in job.parts)
+        target = job.target
+        if target.is_symlink() or not target.is_file() or target.stat().st_size != size:
+            refused.append(target)
+            continue
+        cursor = await _scan_stoppable(target, job.parts, size)
+        if cursor.done and (not job.whole_digest or _cursor_digest(cursor) == job.whole_digest):
+            same[target] = cursor
+        else:
+            refused.append(target)
+    if refused:
+        names = ", ".join(str(p) for p in refused[:5]) + (" ..." if len(refused) > 5 else "")
+        raise ReplaceRefused(
+            f"{len(refused)} file{'s' if len(refused) > 1 else ''} already there would be "
+            f"replaced by the download's: {names}",
+            refused,
+        )
+    return same
 
 
 def _kept_folders(
@@ -1136,29 +1181,123 @@ def _image_jobs(dest: Path, config: BlobInfo | None, layers: list[BlobInfo]) -> 
     return jobs
 
 
-async def _write_layout(
-    dest: Path, manifest: bytes, media_type: str, digest: str
-) -> list[PulledFile]:
-    """`manifest.json`, and the manifest as a blob with `index.json` and `oci-layout` around it,
-    so that the folder is an OCI layout other tools read (skopeo `oci:DIR`)."""
-    algorithm, _, hexpart = digest.partition(":")
-    index = {
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [{"mediaType": media_type, "digest": digest, "size": len(manifest)}],
-    }
-    files = {
-        dest / "manifest.json": manifest,
-        dest / "blobs" / algorithm / hexpart: manifest,
-        dest / "oci-layout": b'{"imageLayoutVersion":"1.0.0"}',
-        dest / "index.json": json.dumps(index, separators=(",", ":")).encode(),
-    }
-    for path, body in files.items():
-        try:
-            await _settle(functools.partial(_replace_with, path, body))
-        except OSError as exc:
-            raise SourceError(f"can't write {path}: {exc.strerror or exc}") from exc
-    return [PulledFile(dest / "manifest.json", len(manifest), digest, "manifest")]
+#: `index.json` entry annotation naming the entry's tag (what `skopeo ... oci:DIR:TAG` reads).
+REF_NAME = "org.opencontainers.image.ref.name"
+#: An existing `index.json` is read up to this size (a layout's index lists a few entries).
+MAX_LAYOUT_INDEX = 4 * 1024 * 1024
+OCI_LAYOUT_FILE = b'{"imageLayoutVersion":"1.0.0"}'
+
+
+@dataclass
+class _Layout:
+    """The OCI layout an image is pulled into: what `index.json` lists already (other images
+    pulled there before are kept), and the entry the pulled image takes, named by its tag."""
+
+    dest: Path
+    ref_name: str | None
+    entries: list[dict[str, Any]]
+    replace_index: bool  # `index.json` is not an OCI index and the user allowed replacing it
+
+    @classmethod
+    def read(cls, dest: Path, manifest: bytes, ref_name: str | None, overwrite: bool) -> _Layout:
+        """Check, before anything is written, that the layout files already in `dest` are a
+        layout's (blocking).
+
+        Raises:
+            ReplaceRefused: `index.json`, `oci-layout` or `manifest.json` hold something else
+                and `overwrite` is not set.
+        """
+        refused: list[Path] = []
+        entries = _index_entries(dest / "index.json")
+        if entries is None:
+            refused.append(dest / "index.json")
+        layout_file = dest / "oci-layout"
+        if os.path.lexists(layout_file) and not _is_layout_marker(layout_file):
+            refused.append(layout_file)
+        beside = dest / "manifest.json"
+        if os.path.lexists(beside):
+            # Hoist writes the last pulled manifest there: one the index lists is its own.
+            listed = {str(e.get("digest")) for e in entries or []}
+            held = _small_file(beside)
+            if held is None or (held != manifest and sha256_bytes(held) not in listed):
+                refused.append(beside)
+        if refused and not overwrite:
+            raise ReplaceRefused(
+                f"{', '.join(str(p) for p in refused)} would be replaced: not part of an OCI "
+                "layout Hoist can add an image to",
+                refused,
+            )
+        return cls(dest, ref_name, entries or [], entries is None)
+
+    async def write(self, manifest: bytes, media_type: str, digest: str) -> list[PulledFile]:
+        """`manifest.json`, and the manifest as a blob with `index.json` (merged) and
+        `oci-layout` around it, so that the folder is an OCI layout other tools read."""
+        dest = self.dest
+        if not self.replace_index:  # read again: another pull may have added its entry since
+            now = await _settle(functools.partial(_index_entries, dest / "index.json"))
+            if now is not None:
+                self.entries = now
+        entry: dict[str, Any] = {"mediaType": media_type, "digest": digest, "size": len(manifest)}
+        if self.ref_name:
+            entry["annotations"] = {REF_NAME: self.ref_name}
+        kept = [e for e in self.entries if not self._replaced_by(e, digest)]
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [*kept, entry]}
+        algorithm, _, hexpart = digest.partition(":")
+        files = {
+            dest / "manifest.json": manifest,
+            dest / "blobs" / algorithm / hexpart: manifest,
+            dest / "index.json": json.dumps(index, separators=(",", ":")).encode(),
+        }
+        if not _is_layout_marker(dest / "oci-layout"):
+            files[dest / "oci-layout"] = OCI_LAYOUT_FILE
+        for path, body in files.items():
+            try:
+                await _settle(functools.partial(_replace_with, path, body))
+            except OSError as exc:
+                raise write_failed(exc, path) from exc
+        return [PulledFile(dest / "manifest.json", len(manifest), digest, "manifest")]
+
+    def _replaced_by(self, entry: dict[str, Any], digest: str) -> bool:
+        """An entry of the same tag (the tag moved), or the same image without a tag."""
+        annotations = entry.get("annotations")
+        name = annotations.get(REF_NAME) if isinstance(annotations, dict) else None
+        if self.ref_name:
+            return name == self.ref_name
+        return name is None and entry.get("digest") == digest
+
+
+def _small_file(path: Path, limit: int = MAX_LAYOUT_INDEX) -> bytes | None:
+    """A regular file's bytes when it is at most `limit` bytes, else None."""
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > limit:
+        return None
+    return path.read_bytes()
+
+
+def _index_entries(path: Path) -> list[dict[str, Any]] | None:
+    """The entries of the OCI index at `path` ([] when there is none), or None when what is
+    there is not an OCI index."""
+    if not os.path.lexists(path):
+        return []
+    data = _small_file(path)
+    try:
+        doc = json.loads(data) if data is not None else None
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict) or doc.get("schemaVersion") != 2:
+        return None
+    entries = doc.get("manifests")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        return None
+    return entries
+
+
+def _is_layout_marker(path: Path) -> bool:
+    data = _small_file(path, 4096)
+    try:
+        doc = json.loads(data) if data is not None else None
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and "imageLayoutVersion" in doc
 
 
 def _replace_with(path: Path, body: bytes) -> None:
@@ -1179,13 +1318,16 @@ async def pull_blob(
     on_event: ProgressCallback | None = None,
     transfer_id: str = "",
     retry: RetryPolicy | None = None,
+    overwrite: bool = False,
 ) -> PulledFile:
     """Download one blob by digest into `dest/name` (default `sha256-<hex>`), verified.
 
-    `size` skips the HEAD that otherwise learns it.
+    `size` skips the HEAD that otherwise learns it. A file already there with other bytes is
+    replaced only with `overwrite` (as in `pull`).
 
     Raises:
         NotFound: the registry has no such blob in this repository.
+        ReplaceRefused: another file is there by that name (nothing written).
     """
     _check_digest(digest, "the blob")
     filename = name or digest.replace(":", "-")
@@ -1200,10 +1342,12 @@ async def pull_blob(
             )
     if size == 0 and digest != EMPTY_SHA256:
         raise VerificationFailed(f"the registry says {digest} is empty, which it can't be")
+    parts = [_Part(filename, digest, size)]
+    there = {} if overwrite else await _files_there([_Job(filename, target, parts, digest, "blob")])
     _make_dest(dest)
     fetch = _FileFetch(
-        client, repository, target, [_Part(filename, digest, size)], whole_digest=digest,
-        kind="blob", on_event=on_event, transfer=transfer_id, retry=retry or RetryPolicy(),
+        client, repository, target, parts, whole_digest=digest, kind="blob", on_event=on_event,
+        transfer=transfer_id, retry=retry or RetryPolicy(), there=there.get(target),
     )  # fmt: skip
     fetch.pending()
     return await fetch.run()
@@ -1293,6 +1437,7 @@ class DownloadRun(JournaledRun):
                 on_plan=self._on_plan,
                 on_file=self._on_file,
                 keep_folders=[Path(p) for p in transfer.completed],
+                tag=transfer.target.tag,
             )
         )
         paused = asyncio.ensure_future(self.pause.wait())
@@ -1322,7 +1467,14 @@ class DownloadRun(JournaledRun):
         for part in transfer.parts:
             if not part.finished:
                 part.state, part.received = BlobState.DONE, part.size
-        self._state(TransferState.DONE, f"saved in {transfer.destination}")
+        message = f"saved in {transfer.destination}"
+        if result.skipped:  # as oras: a layer without a title has no file name to write
+            count = len(result.skipped)
+            message += (
+                f"; {count} layer{'s' if count > 1 else ''} without a file name "
+                f"(org.opencontainers.image.title) {'were' if count > 1 else 'was'} not written"
+            )
+        self._state(TransferState.DONE, message)
         await self.save_final()
         return result.digest
 

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from hoist.core.errors import FileChanged, HoistError
-from hoist.core.oci.digest import Descriptor, hash_file_range
+from hoist.core.oci.digest import Descriptor, hash_file_range, sha256_bytes
 from hoist.core.oci.manifest import OCI_EMPTY_DATA
 from hoist.core.oci.reference import Reference
 from hoist.core.progress import BlobState, ProgressCallback
@@ -66,10 +68,19 @@ def plan_file_push(
     chunk_size: int = 0,
     parallel: int = 1,
     plain_http: bool | None = None,
+    stop: threading.Event | None = None,
 ) -> Transfer:
-    """A Transfer pushing files/folders as an artifact (blocking: packs folders)."""
+    """A Transfer pushing files/folders as an artifact (blocking: packs folders).
+
+    Set `stop` to end the packing at once (Ctrl-C, Cancel): it raises PackingStopped. Whatever
+    ends the planning early, nothing it staged is left in the state folder.
+    """
     transfer_id = new_transfer_id()
-    layers = plan_artifact(paths, staging_dir(transfer_id), split)
+    try:
+        layers = plan_artifact(paths, staging_dir(transfer_id), split, stop=stop)
+    except BaseException:
+        discard_staging(transfer_id)
+        raise
     blobs = [fresh_record(x.name, x.source, x.media_type, x.annotations) for x in layers]
     return Transfer(
         id=transfer_id,
@@ -83,6 +94,20 @@ def plan_file_push(
         plain_http=plain_http,
         created_iso=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
+
+
+async def plan_file_push_in_thread(
+    target: Reference, paths: list[Path], **options: Any
+) -> Transfer:
+    """plan_file_push in a worker thread, for the window and the command line: cancelling the
+    caller (Ctrl-C, closing the window) stops the packing too, and nothing it staged is left
+    behind (the thread removes the half-written archive as it stops)."""
+    stop = threading.Event()
+    try:
+        return await asyncio.to_thread(plan_file_push, target, paths, stop=stop, **options)
+    except asyncio.CancelledError:
+        stop.set()
+        raise
 
 
 def plan_image_push(
@@ -305,11 +330,8 @@ class TransferRun(JournaledRun):
         from hoist.core.oci.manifest import OCI_MANIFEST
 
         target = transfer.target
-        return await self._retrying(
-            lambda: self.client.put_manifest(
-                target.repository, target.tag or target.digest or "latest", data, OCI_MANIFEST
-            )
-        )
+        ref = target.tag or target.digest or "latest"
+        return await self._put_manifest(ref, data, OCI_MANIFEST, sha256_bytes(data))
 
     async def _push_image_manifests(self) -> str:
         """Children by digest, then the top one by the target's tag: byte for byte."""
@@ -317,19 +339,25 @@ class TransferRun(JournaledRun):
         target = transfer.target
         *children, top = transfer.manifests
         for manifest in children:
-            put = functools.partial(
-                self.client.put_manifest,
-                target.repository, manifest.digest, manifest.data, manifest.media_type,
-            )  # fmt: skip
-            await self._retrying(put)
+            await self._put_manifest(
+                manifest.digest, manifest.data, manifest.media_type, manifest.digest
+            )
         ref = target.tag or target.digest or top.digest
-        digest = await self._retrying(
-            lambda: self.client.put_manifest(target.repository, ref, top.data, top.media_type)
-        )
-        if digest != top.digest:
+        return await self._put_manifest(ref, top.data, top.media_type, top.digest)
+
+    async def _put_manifest(self, ref: str, data: bytes, media_type: str, expected: str) -> str:
+        """PUT a manifest; return its digest once the registry's answer agrees with the digest
+        of the bytes sent (`expected`): `REF@DIGEST` is printed and scripts pull by it, so it
+        must name what was pushed, not whatever the registry (or a proxy) claims."""
+        repository = self.transfer.target.repository
+        put = functools.partial(self.client.put_manifest, repository, ref, data, media_type)
+        digest = await self._retrying(put)
+        if digest != expected:
             raise HoistError(
-                f"the registry stored the manifest as {digest}, not {top.digest}",
-                hint="The registry rewrote the manifest; report this registry's behaviour",
+                f"the registry says it stored the manifest as {digest[:80]}, but the manifest "
+                f"sent has the digest {expected}",
+                hint="The registry (or a proxy in front of it) rewrote or misreported the "
+                "manifest; check with `hoist inspect` what the tag now holds",
             )
         return digest
 

@@ -71,6 +71,9 @@ class TransferItem:
     _acked_at: dict[str, tuple[int, int]] = field(default_factory=dict, init=False, repr=False)
     #: per blob, this run: bytes sent (its events' `sent`, which each run counts from 0)
     _sent_this_run: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    #: The typed error the last run failed with, for the window to act on (a ReplaceRefused
+    #: download: ask whether to replace the files it names, then `replace_and_retry`).
+    failure: HoistError | None = None
 
     @property
     def id(self) -> str:
@@ -345,6 +348,7 @@ class TransferQueue:
             item.transfer.state = TransferState.QUEUED
             item.transfer.error = ""
             item.interrupted = False
+            item.failure = None
             item.pause_event.clear()
             self._save(item)
             self._notify("changed", item)
@@ -365,6 +369,14 @@ class TransferQueue:
                 return []
         self.resume(transfer_id)
         return restarted
+
+    def replace_and_retry(self, transfer_id: str) -> None:
+        """Run a failed download again, now allowed to replace the files already in its
+        folder (the user said yes to the ReplaceRefused question)."""
+        item = self.get(transfer_id)
+        if item.transfer.is_download and item.state == TransferState.FAILED:
+            item.transfer.overwrite = True
+            self.resume(transfer_id)
 
     def pause_all(self) -> None:
         for item in self.items:
@@ -570,6 +582,7 @@ class TransferQueue:
         except asyncio.CancelledError:
             pass
         except HoistError as exc:
+            item.failure = exc
             # The run records its failure on the transfer; never leave one looking alive.
             if item.transfer.state in (
                 TransferState.RUNNING, TransferState.QUEUED, TransferState.PAUSING

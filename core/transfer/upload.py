@@ -417,7 +417,7 @@ class BlobUpload:
 
     async def _upload(self) -> str:
         record = self.record
-        small = record.size <= self._chunk and record.acknowledged == 0
+        small = record.acknowledged == 0 and self._chunk_len(0) >= record.size
         if not record.location and (small or not self.settings.chunked):
             return await self._monolithic()
         if not record.location:
@@ -581,6 +581,9 @@ class BlobUpload:
         digest = self.hasher.digest()
         if record.digest and record.digest != digest:
             raise FileChanged(f"{record.source.path} no longer has digest {record.digest}")
+        # Every byte was read by now: a file edited meanwhile would commit a mix of old and new
+        # bytes that never existed on disk, which the registry's digest check can't catch.
+        record.source.check_unchanged(record.identity)
         self._finalize_started = time.monotonic()
         self._emit(BlobState.FINALIZING, "the registry is committing the blob")
         assert record.location
@@ -651,6 +654,9 @@ class BlobUpload:
             self._finalize_started = time.monotonic()
             try:
                 await self.client.finish_upload(status.location, digest, body, record.size)
+            except RequestTooLarge as exc:
+                await self._chunks_instead(exc, status.location)
+                return await self._upload()
             except (NetworkError, RegistryError) as exc:
                 if isinstance(exc, RegistryError) and not exc.temporary:
                     raise
@@ -662,7 +668,31 @@ class BlobUpload:
                 await self._wait(self.settings.retry.delay(1), "the upload broke")
                 continue
             break
+        # The PUT read the file once more: it must still be the file the digest was taken of.
+        record.source.check_unchanged(record.identity)
         return await self._done(digest)
+
+    async def _chunks_instead(self, exc: RequestTooLarge, location: str) -> None:
+        """A 413 to the single-request PUT (nginx's default `client_max_body_size` is 1 MiB):
+        send the blob in chunks of half its size (or less) in a new session instead, as the
+        413's hint promises, and remember the limit for this host. Raises `exc` when the chunk
+        was already smaller than the blob (a second 413 here) or can't shrink."""
+        record = self.record
+        smaller = max(min(self._chunk, record.size) // 2, self._min_chunk, SMALLEST_CHUNK)
+        if self._chunk < record.size or smaller >= record.size:
+            raise exc
+        try:
+            await self.client.cancel_upload(location)
+        except HoistError:
+            pass  # the proxy refused before the registry saw anything: the session just expires
+        self._chunk = smaller
+        record.chunk_size = smaller
+        self._learn("max_chunk", smaller)
+        self._emit(
+            BlobState.UPLOADING,
+            f"the registry refused the blob in one request; sending {smaller} byte chunks",
+        )
+        await self._open_session()
 
     async def _done(self, digest: str) -> str:
         record = self.record

@@ -18,7 +18,7 @@ from hoist.core.errors import HoistError, SourceError
 from hoist.core.oci.reference import Reference, parse_reference
 from hoist.core.sources.artifact import SplitOptions
 from hoist.core.transfer.model import Transfer
-from hoist.core.transfer.push import plan_file_push, plan_image_push
+from hoist.core.transfer.push import plan_file_push_in_thread, plan_image_push
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from hoist.core.units import GiB, MiB, format_size, parse_size
 from hoist.gui.add.planning import (
@@ -470,8 +470,8 @@ class AddSheet(QDialog):
             split = None
             if self.split.isChecked():
                 split = SplitOptions(parse_size(self.part_size.currentText().replace(" ", "")))
-            return await asyncio.to_thread(
-                plan_file_push,
+            # Cancelled (the sheet or the window closed), the packing stops and leaves nothing.
+            return await plan_file_push_in_thread(
                 target,
                 list(self.choice.paths),
                 split=split,
