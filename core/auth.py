@@ -106,8 +106,13 @@ class Token:
     lifetime: float
 
     def fresh(self, now: float) -> bool:
-        """Still good for a while: refresh when less than 10 % of the lifetime (≥ 5 s) is left."""
-        return now < self.expires_at - max(5.0, 0.1 * self.lifetime)
+        """Still good for a while: refresh when less than 10 % of the lifetime (≥ 5 s) is left.
+
+        The margin is at most half the lifetime, so a token that lives 5 s or less (some token
+        servers issue such) is still used after it was issued instead of never.
+        """
+        margin = min(max(5.0, 0.1 * self.lifetime), 0.5 * self.lifetime)
+        return now < self.expires_at - margin
 
 
 def scope_covers(granted: frozenset[str], needed: str) -> bool:
@@ -262,7 +267,9 @@ class RegistryAuth(httpx.Auth):
         elif not self._same_origin(request.url):
             request.headers.pop("Authorization", None)
         response = yield request
-        if response.status_code != 401:
+        if response.status_code != 401 or not self._same_origin(response.request.url):
+            # A redirect target on another host (object storage, a CDN) that asks for
+            # credentials names its own realm: the registry's credentials are not its to have.
             return
         # A streamed body (a chunk read from disk) can't be replayed here: the caller sees the
         # 401 and sends the chunk again with a fresh body; the new token is cached by then.
