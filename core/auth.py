@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from .errors import AuthenticationFailed, RegistryError, error_from_response
+from .errors import AuthenticationFailed, HoistError, RegistryError, error_from_response
 
 #: Tokens without `expires_in` live 60 s (distribution's token spec).
 DEFAULT_TOKEN_LIFETIME = 60.0
+#: A token answer is a small JSON document (JWTs of a few KiB); more is refused.
+MAX_TOKEN_ANSWER = 1024 * 1024
 _PATH_SCOPE = re.compile(r"^/v2/(.+?)/(blobs|manifests|tags|referrers)(/|$)")
 
 
@@ -290,6 +292,27 @@ class RegistryAuth(httpx.Auth):
                     return cached
             return await self._fetch_token(scopes)
 
+    async def _send_capped(self, request: httpx.Request) -> httpx.Response:
+        """Send a token request and read at most MAX_TOKEN_ANSWER bytes of the answer, within
+        the answer deadline: an endless answer from a realm must not fill memory."""
+        from .registry import ANSWER_DEADLINE, read_capped
+
+        response = await self.token_client.send(request, stream=True)
+        try:
+            body = await read_capped(
+                response, MAX_TOKEN_ANSWER, strict=True, deadline=ANSWER_DEADLINE
+            )
+        except RegistryError as exc:
+            raise RegistryError(
+                f"the token service at {request.url.host} answered more than "
+                f"{MAX_TOKEN_ANSWER} bytes, which is not a token",
+                status=response.status_code,
+                hint="The registry's auth service is misconfigured or a proxy answered instead",
+            ) from exc
+        return httpx.Response(
+            response.status_code, headers=response.headers, content=body, request=request
+        )
+
     async def _fetch_token(self, scopes: list[str]) -> Token:
         """Get a token from the realm: OAuth2 POST with a refresh token when we have one
         (falling back to GET on 404, as docker does), else GET with Basic credentials or none."""
@@ -311,7 +334,9 @@ class RegistryAuth(httpx.Auth):
                     "client_id": "hoist",
                     "scope": " ".join(scopes),
                 }
-                response = await self.token_client.post(realm_url, data=form)
+                response = await self._send_capped(
+                    self.token_client.build_request("POST", realm_url, data=form)
+                )
                 if response.status_code in (404, 405):
                     response = None
             if response is None:
@@ -323,15 +348,20 @@ class RegistryAuth(httpx.Auth):
                 if self.credentials and not self.credentials.is_identity_token:
                     headers["Authorization"] = self.credentials.basic_header()
                     params.append(("account", self.credentials.username))
-                response = await self.token_client.get(
-                    realm_url.copy_merge_params(httpx.QueryParams(params)), headers=headers
-                )
-        except httpx.HTTPError as exc:
+                response = await self._send_capped(
+                    self.token_client.build_request(
+                        "GET", realm_url.copy_merge_params(httpx.QueryParams(params)),
+                        headers=headers,
+                    )
+                )  # fmt: skip
+        except (httpx.HTTPError, HoistError) as exc:
+            if isinstance(exc, RegistryError):
+                raise
             from .errors import NetworkError
 
             raise NetworkError(f"can't reach the token service at {realm_url.host}") from exc
         if response.status_code >= 400:
-            err = error_from_response(response, response.content[:65536], what="token request")
+            err = error_from_response(response, response.content, what="token request")
             raise AuthenticationFailed(
                 err.message, status=response.status_code, code=err.code, details=err.details
             )
@@ -340,7 +370,7 @@ class RegistryAuth(httpx.Auth):
             value = doc.get("token") or doc.get("access_token")
             if not isinstance(value, str) or not value:
                 raise ValueError("no token")
-        except (ValueError, AttributeError) as exc:
+        except (ValueError, AttributeError, RecursionError) as exc:
             raise RegistryError(
                 "the token service answered something that is not a token",
                 status=response.status_code,

@@ -15,6 +15,8 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
+from .redaction import redact_urls
+
 #: Error bodies are read up to this many bytes: nginx and Cloudflare answer with HTML pages,
 #: and a hostile server may send megabytes.
 MAX_ERROR_BODY = 64 * 1024
@@ -29,6 +31,7 @@ class HoistError(Exception):
     hint = ""
 
     def __init__(self, message: str, *, hint: str = "") -> None:
+        message = redact_urls(message)  # errors are shown, logged and kept in the journal
         super().__init__(message)
         self.message = message
         if hint:
@@ -221,7 +224,7 @@ def error_from_response(response: httpx.Response, body: bytes, *, what: str = ""
     text = body[:MAX_ERROR_BODY].decode("utf-8", "replace")
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a hostile `[[[[...` body
         doc = None
     if isinstance(doc, dict) and isinstance(doc.get("errors"), list):
         for item in doc["errors"]:

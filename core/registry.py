@@ -17,7 +17,7 @@ import ssl
 import threading
 import time
 import urllib.request
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +43,67 @@ USER_AGENT = f"hoist/{__version__}"
 MAX_MANIFEST = 8 * 1024 * 1024
 #: Lists of repositories or tags, one page: generous but bounded.
 MAX_LIST_PAGE = 16 * 1024 * 1024
+#: Redirects followed for one request (httpx's default is 20): more is a loop.
+MAX_REDIRECTS = 10
+#: The longest Hoist waits for a whole bounded answer (headers, a manifest, a list, a token,
+#: an error page), however it trickles in: a server dripping a byte at a time never trips a
+#: per-read timeout.
+ANSWER_DEADLINE = 300.0
+
+
+class _CappedStream(httpx.AsyncByteStream):
+    """A body that ends after `limit` bytes: for the answers httpx reads whole by itself
+    (a redirect's body, a 401's body before the retry), which Hoist never needs in full."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, limit: int) -> None:
+        self.inner = inner
+        self.limit = limit
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        left = self.limit
+        async for part in self.inner:
+            yield part[:left]
+            left -= len(part)
+            if left <= 0:
+                return
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class BoundedTransport(httpx.AsyncBaseTransport):
+    """Wraps the real transport so that no answer is unbounded in size or time.
+
+    Headers must arrive within `deadline` seconds for requests whose body is in memory (a
+    streamed chunk's upload may take longer); redirect and 401 bodies are cut at 64 KiB,
+    since httpx reads them whole before following or retrying.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, deadline: float) -> None:
+        self.inner = inner
+        self.deadline = deadline
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if url.scheme not in ("http", "https"):
+            raise httpx.UnsupportedProtocol(f"refused a {url.scheme}:// URL", request=request)
+        if url.port is not None and not 0 < url.port < 65536:
+            raise httpx.InvalidURL(f"port {url.port} is out of range")
+        if isinstance(request.stream, httpx.ByteStream):
+            try:
+                async with asyncio.timeout(self.deadline):
+                    response = await self.inner.handle_async_request(request)
+            except TimeoutError as exc:
+                raise httpx.ReadTimeout("no complete answer in time", request=request) from exc
+        else:
+            response = await self.inner.handle_async_request(request)
+        if response.is_redirect or response.status_code == 401:
+            assert isinstance(response.stream, httpx.AsyncByteStream)
+            response.stream = _CappedStream(response.stream, MAX_ERROR_BODY)
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 @dataclass(frozen=True)
@@ -159,6 +220,7 @@ class RegistryClient:
     tls: TLSOptions = field(default_factory=TLSOptions)
     transport: httpx.AsyncBaseTransport | None = None
     timeout: float = 60.0
+    answer_deadline: float = ANSWER_DEADLINE
     _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
     _token_client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
     _base: httpx.URL | None = field(default=None, init=False, repr=False)
@@ -192,9 +254,13 @@ class RegistryClient:
             "headers": {"User-Agent": USER_AGENT},
             "verify": verify,
         }
-        if self.transport is not None:
-            common["transport"] = self.transport
+        inner = self.transport or httpx.AsyncHTTPTransport(verify=verify)
+        common["transport"] = BoundedTransport(inner, self.answer_deadline)
+        common["max_redirects"] = MAX_REDIRECTS
         self._token_client = httpx.AsyncClient(follow_redirects=True, **common)  # type: ignore[arg-type]
+        common["transport"] = BoundedTransport(
+            self.transport or httpx.AsyncHTTPTransport(verify=verify), self.answer_deadline
+        )
         base = httpx.URL(f"{scheme}://{self.host}")
         port = base.port or (443 if scheme == "https" else 80)
         assert base.host
@@ -238,12 +304,14 @@ class RegistryClient:
         there). Go's TLS server answers a plain request at once with `400 ... HTTP request to an
         HTTPS server`; a closed connection also means TLS."""
         try:
-            response = await client.get(self.url("/v2/"), auth=None)
+            request = client.build_request("GET", self.url("/v2/"))
+            response = await client.send(request, auth=None, stream=True)
+            body = await read_capped(response, MAX_ERROR_BODY, deadline=self.answer_deadline)
         except (httpx.RemoteProtocolError, httpx.ReadError):
             return True
-        except httpx.TransportError:
+        except (httpx.TransportError, NetworkError):
             return False  # down, or refusing: the real request will say so
-        return response.status_code == 400 and b"HTTPS" in response.content
+        return response.status_code == 400 and b"HTTPS" in body
 
     @property
     def base_url(self) -> httpx.URL:
@@ -291,6 +359,14 @@ class RegistryClient:
             response = await client.send(req, stream=True, follow_redirects=follow_redirects)
         except httpx.TimeoutException as exc:
             raise NetworkError(f"{what or method}: {self.host} did not answer in time") from exc
+        except (httpx.TooManyRedirects, httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise _unusable_redirect(what or method, exc) from None
+        except httpx.RemoteProtocolError as exc:
+            if "location header" in str(exc).lower():
+                raise _unusable_redirect(what or method, exc) from None
+            raise NetworkError(
+                f"{what or method}: connection to {self.host} failed ({exc})"
+            ) from exc
         except httpx.TransportError as exc:
             raise NetworkError(
                 f"{what or method}: connection to {self.host} failed ({exc})"
@@ -302,7 +378,7 @@ class RegistryClient:
             return response
         if response.status_code == 429:
             self.pacer.slow_down()
-        body = await read_capped(response, MAX_ERROR_BODY)
+        body = await read_capped(response, MAX_ERROR_BODY, deadline=self.answer_deadline)
         raise error_from_response(response, body, what=what)
 
     # -- simple operations ------------------------------------------------------------------
@@ -328,7 +404,7 @@ class RegistryClient:
         except NotFound:
             return None
         await drain(response)
-        return int(response.headers.get("Content-Length", "0"))
+        return header_count(response, "Content-Length")
 
     async def start_upload(
         self, repository: str, *, mount: str | None = None, from_repo: str | None = None
@@ -349,7 +425,7 @@ class RegistryClient:
         return UploadStatus(
             location=self._location(response),
             offset=0,
-            min_chunk=int(response.headers.get("OCI-Chunk-Min-Length", "0") or 0),
+            min_chunk=header_count(response, "OCI-Chunk-Min-Length"),
         )
 
     def _location(self, response: httpx.Response) -> str:
@@ -444,7 +520,7 @@ class RegistryClient:
                 response = await self.request(
                     method, url, headers=headers, content=stream, what=what, ok=ok
                 )
-                await response.aread()
+                await read_capped(response, MAX_ERROR_BODY, deadline=self.answer_deadline)
             finally:
                 await stream.aclose()
             return response
@@ -553,7 +629,7 @@ class RegistryClient:
             what="get manifest",
             ok=(200,),
         )
-        data = await read_capped(response, MAX_MANIFEST, strict=True)
+        data = await read_capped(response, MAX_MANIFEST, strict=True, deadline=self.answer_deadline)
         return ManifestData(
             data,
             response.headers.get("Content-Type", "").split(";")[0].strip(),
@@ -585,10 +661,12 @@ class RegistryClient:
 
     async def get_json(self, url: str | httpx.URL, *, what: str) -> tuple[object, httpx.Response]:
         response = await self.request("GET", url, what=what, ok=(200,))
-        data = await read_capped(response, MAX_LIST_PAGE, strict=True)
+        data = await read_capped(
+            response, MAX_LIST_PAGE, strict=True, deadline=self.answer_deadline
+        )
         try:
             return json.loads(data), response
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: `[[[[...` nested deep
             raise RegistryError(
                 f"{what}: the registry answered something that is not JSON",
                 status=response.status_code,
@@ -640,20 +718,78 @@ async def drain(response: httpx.Response) -> None:
     try:
         no_body = response.request.method == "HEAD"
         if no_body or int(response.headers.get("Content-Length") or 0) <= MAX_ERROR_BODY:
-            await response.aread()
-    except (httpx.HTTPError, ValueError):
+            # Capped: a body without Content-Length (chunked) may run on for ever.
+            async with asyncio.timeout(ANSWER_DEADLINE):
+                async for part in response.aiter_bytes():
+                    del part
+                    if response.num_bytes_downloaded > MAX_ERROR_BODY:
+                        break
+    except (httpx.HTTPError, ValueError, TimeoutError):
         pass  # the request succeeded; only the connection's reuse is lost
     finally:
         await response.aclose()
 
 
-async def read_capped(response: httpx.Response, limit: int, *, strict: bool = False) -> bytes:
-    """Read at most `limit` bytes of a body and close it.
+def header_count(response: httpx.Response, name: str) -> int:
+    """A header holding a count of bytes (`Content-Length`, `OCI-Chunk-Min-Length`): absent
+    is 0; anything but a plain non-negative number is the registry misbehaving."""
+    value = response.headers.get(name)
+    if value is None or not value.strip():
+        return 0
+    text = value.strip()
+    if not text.isdigit() or len(text) > 19:
+        raise RegistryError(
+            f"the registry answered with a {name} of {value[:40]!r}, which is not a size",
+            status=response.status_code,
+            hint="The registry or a proxy in front of it is misbehaving; tell its owner",
+        )
+    return int(text)
+
+
+def _unusable_redirect(what: str, exc: Exception) -> RegistryError:
+    """A redirect Hoist can't or won't follow: waiting would not change it, so not temporary.
+
+    A loop, a `Location` that is not a URL (or names a port over 65535), or one leading
+    outside http(s) such as `file://`.
+    """
+    if isinstance(exc, httpx.TooManyRedirects):
+        said = f"its redirects go round in a loop (more than {MAX_REDIRECTS})"
+    elif isinstance(exc, httpx.UnsupportedProtocol):
+        said = "it redirected to a URL that is not http(s), such as a file:// one"
+    else:
+        said = "it redirected with a Location header that is not a usable URL"
+    return RegistryError(
+        f"{what}: {said}",
+        status=0,
+        hint="The registry or a proxy in front of it is misconfigured; tell its owner",
+    )
+
+
+async def read_capped(
+    response: httpx.Response,
+    limit: int,
+    *,
+    strict: bool = False,
+    deadline: float = ANSWER_DEADLINE,
+) -> bytes:
+    """Read at most `limit` bytes of a body, within `deadline` seconds, and close it.
 
     `strict` (manifests, lists) raises when the body is longer than `limit` instead of cutting
-    it, which would turn "too large" into a confusing "not valid JSON".
+    it, which would turn "too large" into a confusing "not valid JSON". A body still coming
+    after `deadline` (a server dripping bytes) is a NetworkError, which is retried.
     """
     parts: list[bytes] = []
+    try:
+        async with asyncio.timeout(deadline):
+            await _read_into(response, parts, limit, strict)
+    except TimeoutError as exc:
+        raise NetworkError(f"the registry's answer did not end within {deadline:.0f} s") from exc
+    return b"".join(parts)[:limit]
+
+
+async def _read_into(
+    response: httpx.Response, parts: list[bytes], limit: int, strict: bool
+) -> None:
     total = 0
     try:
         async for part in response.aiter_bytes():
@@ -671,7 +807,6 @@ async def read_capped(response: httpx.Response, limit: int, *, strict: bool = Fa
         raise NetworkError("the connection broke while reading the registry's answer") from exc
     finally:
         await response.aclose()
-    return b"".join(parts)[:limit]
 
 
 def next_link(header: str | None, against: httpx.URL) -> httpx.URL | None:

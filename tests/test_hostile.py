@@ -7,6 +7,9 @@ server would answer that way. Kept in the suite so new code meets these cases to
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,7 +20,8 @@ from support.tokenserver import TokenServer
 from test_push import make_file
 
 from core.auth import Credentials
-from core.errors import HoistError
+from core.download import pull_blob
+from core.errors import HoistError, RegistryError
 from core.registry import RegistryClient
 
 KiB = 1024
@@ -87,3 +91,230 @@ async def test_tokens_living_five_seconds_are_used(
     assert digest.startswith("sha256:")
     result = hoist_cli("login", reg.host, "-u", "hoist", "--password-stdin", input="s3cret-pass\n")
     assert "Login succeeded" in result.stderr, result.stderr
+
+
+# -- endless answers (#14) -----------------------------------------------------------------------
+
+
+class Endless:
+    """An answer body that never ends (a hostile server): counts what was read of it."""
+
+    def __init__(self, block: bytes = b"[" * 65536, limit: int = 256 * 1024 * 1024) -> None:
+        self.block = block
+        self.limit = limit  # a safety stop so a failing test can't eat the machine
+        self.sent = 0
+
+    async def __aiter__(self):  # type: ignore[no-untyped-def]
+        while self.sent < self.limit:
+            self.sent += len(self.block)
+            yield self.block
+
+
+async def test_an_endless_token_answer_is_refused_early() -> None:
+    endless = Endless(b"x" * 65536)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "auth.example":
+            return httpx.Response(200, content=endless)
+        if "Authorization" in request.headers:
+            return httpx.Response(200)
+        return httpx.Response(
+            401, headers={"WWW-Authenticate": 'Bearer realm="https://auth.example/t"'}
+        )
+
+    async with RegistryClient(
+        "reg.example", credentials=Credentials("u", "p"), transport=httpx.MockTransport(handler)
+    ) as client:
+        with pytest.raises(RegistryError) as info:
+            await asyncio.wait_for(client.ping(), 20)
+    assert endless.sent <= 2 * 1024 * 1024
+    assert "token" in info.value.sentence()
+
+
+@pytest.mark.parametrize("status", [201, 307, 401])
+async def test_endless_replies_to_a_put_and_redirects_are_not_read_whole(status: int) -> None:
+    """A commit's reply, a redirect's body and a 401's body: none is read into memory whole."""
+    endless = Endless()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/v2/") and request.method == "PUT":
+            headers = {"Location": "/elsewhere"} if status == 307 else {}
+            return httpx.Response(status, headers=headers, content=endless)
+        return httpx.Response(200)
+
+    async with RegistryClient("reg.example", transport=httpx.MockTransport(handler)) as client:
+        try:
+            await asyncio.wait_for(
+                client.finish_upload("https://reg.example/v2/r/blobs/uploads/1", DIGEST, b"x", 1),
+                20,
+            )
+        except HoistError:
+            pass
+    assert endless.sent <= 2 * 1024 * 1024
+
+
+# -- what can't heal fails at once (#16), sentences not tracebacks (#18) -------------------------
+
+
+def _redirecting(location: str) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if "/blobs/" in request.url.path:
+            return httpx.Response(307, headers={"Location": location})
+        return httpx.Response(200)
+
+    return httpx.MockTransport(handler)
+
+
+@pytest.mark.parametrize(
+    ("location", "words"),
+    [
+        ("file:///etc/passwd", "file"),
+        ("/v2/r/blobs/" + DIGEST, "loop"),  # back to itself: a redirect loop
+        ("http://[::1", "Location"),
+        ("http://storage.example:99999/b", "Location"),
+    ],
+)
+async def test_unusable_redirects_fail_at_once_with_a_sentence(location: str, words: str) -> None:
+    async with RegistryClient("reg.example", transport=_redirecting(location)) as client:
+        with pytest.raises(RegistryError) as info:
+            await client.stream_blob("r", DIGEST)
+    assert not info.value.temporary
+    assert words.lower() in info.value.sentence().lower()
+
+
+async def test_a_pull_redirected_to_a_file_url_fails_at_once(tmp_path: Path) -> None:
+    """#16: before, the `file://` target was a network error and retried for 10 minutes."""
+    async with RegistryClient(
+        "reg.example", transport=_redirecting("file:///etc/passwd")
+    ) as client:
+        with pytest.raises(HoistError) as info:
+            await asyncio.wait_for(pull_blob(client, "r", DIGEST, tmp_path, size=10), 20)
+    assert not info.value.temporary
+
+
+async def test_a_blob_shorter_than_the_manifest_says_fails_at_once(tmp_path: Path) -> None:
+    """#16: a registry that sends a complete answer of the wrong size won't heal by waiting."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"short")
+
+    async with RegistryClient("reg.example", transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(HoistError) as info:
+            await asyncio.wait_for(pull_blob(client, "r", DIGEST, tmp_path, size=100), 20)
+    assert not info.value.temporary
+    assert "5" in info.value.message and "100" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000, b'{"errors":' * 50_000, b"\xff\xfe junk"],
+)
+async def test_deeply_nested_or_junk_error_bodies_are_sentences(body: bytes) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v2/":
+            return httpx.Response(200)
+        return httpx.Response(404, content=body)
+
+    async with RegistryClient("reg.example", transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(RegistryError) as info:
+            await client.get_manifest("r", "v1")
+        assert "404" in info.value.sentence()
+        with pytest.raises(RegistryError):
+            await client.get_json("/v2/r/tags/list", what="list tags")
+
+
+async def test_deeply_nested_json_in_a_success_answer_is_a_sentence() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"[" * 100_000)
+
+    async with RegistryClient("reg.example", transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(RegistryError) as info:
+            await client.get_json("/v2/r/tags/list", what="list tags")
+    assert "JSON" in info.value.sentence()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Content-Length": "lots"},
+        {"Content-Length": "-5"},
+    ],
+)
+async def test_junk_response_headers_are_sentences(headers: dict[str, str]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        response = httpx.Response(200)
+        response.headers.update(headers)
+        return response
+
+    async with RegistryClient("reg.example", transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(RegistryError) as info:
+            await client.blob_size("r", DIGEST)
+    assert "Content-Length" in info.value.sentence()
+
+
+# -- secrets in logs (#2) and the window's message bar (#21) -------------------------------------
+
+
+async def test_signed_redirect_queries_stay_out_of_the_log_and_errors(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    """#2: a CDN's pre-signed URL (signature in the query) is never written to the window's log
+    file nor put in an error."""
+    from gui.app import log_path, setup_logging
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "reg.example":
+            return httpx.Response(
+                307, headers={"Location": "https://cdn.example/b?X-Amz-Signature=SIGNED-SECRET"}
+            )
+        return httpx.Response(403, text="<Error>Request has expired</Error>")
+
+    root = logging.getLogger()
+    before = list(root.handlers), root.level
+    setup_logging()
+    try:
+        async with RegistryClient("reg.example", transport=httpx.MockTransport(handler)) as client:
+            with pytest.raises(HoistError) as info:
+                await client.stream_blob("r", DIGEST)
+    finally:
+        for handler_ in root.handlers:
+            if handler_ not in before[0]:
+                handler_.close()
+                root.removeHandler(handler_)
+        root.setLevel(before[1])
+    written = log_path().read_text()
+    assert "cdn.example" in written  # the request was logged, without its query
+    assert "SIGNED-SECRET" not in written
+    assert "X-Amz-Signature" not in info.value.sentence()
+    assert "SIGNED-SECRET" not in str(vars(info.value))
+
+
+@pytest.fixture
+def qasync_loop(qapp: object) -> Iterator[asyncio.AbstractEventLoop]:
+    import qasync
+
+    loop = qasync.QEventLoop(qapp)
+    asyncio.set_event_loop(loop)
+    try:
+        yield loop
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
+def test_registry_error_text_is_plain_text_in_the_message_bar(
+    qtbot: object, qasync_loop: asyncio.AbstractEventLoop, state_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """#21: a registry's error text is shown as it is, never rendered as HTML."""
+    from PySide6.QtCore import Qt
+
+    from gui.main_window import AppContext, MainWindow
+
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+    window = MainWindow(AppContext.create())
+    qtbot.addWidget(window)  # type: ignore[attr-defined]
+    text = 'push: registry answered 400 (<a href="http://evil.example">click</a> <b>now</b>)'
+    window.show_error(text)
+    assert window.message_label.text() == text
+    assert window.message_label.textFormat() == Qt.TextFormat.PlainText
