@@ -26,6 +26,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 from core import __version__
 from core.errors import HoistError
 from core.paths import state_dir
+from core.redaction import RedactingFilter
 
 from . import icons
 from .main_window import AppContext, MainWindow, MessageDialog, start_demo_registry
@@ -45,6 +46,7 @@ def setup_logging() -> None:
         log_path(), maxBytes=1_000_000, backupCount=2, encoding="utf-8"
     )
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())  # pre-signed redirect URLs carry secrets in the query
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
