@@ -672,8 +672,12 @@ async def inspect(
         )
         if info.created is None and kind != ManifestKind.ARTIFACT and image.config is not None:
             info.created = await _config_created(client, repository, image.config, info.warnings)
-    tool = "oras" if info.is_artifact else "docker"
-    info.pull_command = f"{tool} pull {what}"
+    plain = client.base_url.scheme == "http"
+    # oras speaks TLS unless told; docker needs the host in its insecure-registries instead.
+    tool = (
+        ("oras pull --plain-http" if plain else "oras pull") if info.is_artifact else "docker pull"
+    )
+    info.pull_command = f"{tool} {what}"
     if with_referrers:
         info.referrers = await referrers(client, repository, data.digest)
     return info

@@ -318,3 +318,91 @@ def test_registry_error_text_is_plain_text_in_the_message_bar(
     window.show_error(text)
     assert window.message_label.text() == text
     assert window.message_label.textFormat() == Qt.TextFormat.PlainText
+
+
+# -- arguments (#22), resume --all --password-stdin (#3), smaller things ------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["catalog", "127.0.0.1:9", "--page-size", "0"], "1 to"),
+        (["tags", "127.0.0.1:9/r", "--page-size", "-3"], "1 to"),
+        (["push", "127.0.0.1:9/r:v1", "F", "--split", "--part-size", "0"], "1 MiB to"),
+        (["push", "127.0.0.1:9/r:v1", "F", "--chunk-size", "1"], "64 KiB to"),
+        (["push", "127.0.0.1:9/r:v1", "F", "--chunk-size", "99999TiB"], "64 KiB to"),
+        (["push", "127.0.0.1:9/r:v1", "F", "--parallel", "-1"], "1 to"),
+        (["push", "127.0.0.1:9/r:v1", "F", "--limit-rate", "fast"], "rate"),
+        (["push", "127.0.0.1:9/Bad Name", "F"], "host[:port]/repository"),
+        (["inspect", "127.0.0.1:99999/r:v1"], "port"),
+    ],
+)
+def test_bad_arguments_are_usage_errors_naming_the_limits(
+    args: list[str], words: str, tmp_path: Path, state_dir: Path
+) -> None:
+    path = make_file(tmp_path / "f.bin", 10)
+    result = hoist_cli(*[str(path) if a == "F" else a for a in args])
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert words.lower() in result.stderr.lower(), result.stderr
+
+
+def test_resume_all_with_password_stdin_authenticates_every_transfer(
+    auth_registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """#3: stdin has one line; every transfer `resume --all` runs gets the password."""
+    from core.journal import TransferJournal
+    from core.reference import parse_reference
+    from core.transfer import plan_file_push
+
+    journal = TransferJournal()
+    for n in range(2):
+        path = make_file(tmp_path / f"f{n}.bin", 100 * KiB, seed=n)
+        ref = parse_reference(f"{auth_registry.host}/resume/all{n}:v1")
+        transfer = plan_file_push(ref, [path], chunk_size=64 * KiB)
+        journal.save(transfer.id, transfer.to_json())
+    user, password = auth_registry.credentials  # type: ignore[misc]
+    result = hoist_cli("resume", "--all", "-u", user, "--password-stdin", input=password + "\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("@sha256:") == 2, result.stdout
+
+
+def test_progress_line_says_no_zero_speed_and_counts_blobs_already_there() -> None:
+    import io
+
+    from core.cli import ProgressPrinter
+    from core.progress import BlobEvent, BlobState
+
+    out = io.StringIO()
+    printer = ProgressPrinter("plain", stream=out, interval=0)
+    printer(BlobEvent("t", "a", BlobState.EXISTS, 0, 0, 1024 * KiB))
+    printer.finish()
+    last = out.getvalue().splitlines()[-1]
+    assert last.startswith("done 1 MiB / 1 MiB (100.0%)"), last
+    assert "0 B/s" not in last and "done 0 B" not in last
+
+
+def test_catalog_error_does_not_promise_a_retry(registry_factory: object) -> None:
+    """The catalog command exits on a 5xx: its sentence must not say Hoist retries."""
+    import http.server
+    import threading
+
+    class Failing(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            code = 200 if self.path == "/v2/" else 503
+            self.send_response(code)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = hoist_cli("catalog", f"127.0.0.1:{server.server_address[1]}", "--plain-http")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 1
+    assert "503" in result.stderr and "Hoist retries" not in result.stderr, result.stderr
