@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from .errors import AuthenticationFailed, HoistError, RegistryError, error_from_response
+from .errors import (
+    ANSWER_DEADLINE,
+    AuthenticationFailed,
+    HoistError,
+    RegistryError,
+    error_from_response,
+)
 
 #: Tokens without `expires_in` live 60 s (distribution's token spec).
 DEFAULT_TOKEN_LIFETIME = 60.0
@@ -295,7 +301,7 @@ class RegistryAuth(httpx.Auth):
     async def _send_capped(self, request: httpx.Request) -> httpx.Response:
         """Send a token request and read at most MAX_TOKEN_ANSWER bytes of the answer, within
         the answer deadline: an endless answer from a realm must not fill memory."""
-        from .registry import ANSWER_DEADLINE, read_capped
+        from .registry import read_capped
 
         response = await self.token_client.send(request, stream=True)
         try:

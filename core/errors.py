@@ -20,6 +20,10 @@ from .redaction import redact_urls
 #: Error bodies are read up to this many bytes: nginx and Cloudflare answer with HTML pages,
 #: and a hostile server may send megabytes.
 MAX_ERROR_BODY = 64 * 1024
+#: The longest Hoist waits for a whole bounded answer (headers, a manifest, a list, a token, an
+#: error page, a chunk's reply), however it trickles in: a server dripping a byte at a time
+#: never trips a per-read timeout.
+ANSWER_DEADLINE = 300.0
 
 TEMPORARY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 TEMPORARY_CODES = frozenset({"TOOMANYREQUESTS", "UNAVAILABLE"})

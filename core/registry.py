@@ -28,6 +28,7 @@ from .auth import Credentials, RegistryAuth
 from .content import FileRange, Throttle, stream_range
 from .digest import SequentialHasher
 from .errors import (
+    ANSWER_DEADLINE,
     MAX_ERROR_BODY,
     HoistError,
     NetworkError,
@@ -45,10 +46,6 @@ MAX_MANIFEST = 8 * 1024 * 1024
 MAX_LIST_PAGE = 16 * 1024 * 1024
 #: Redirects followed for one request (httpx's default is 20): more is a loop.
 MAX_REDIRECTS = 10
-#: The longest Hoist waits for a whole bounded answer (headers, a manifest, a list, a token,
-#: an error page), however it trickles in: a server dripping a byte at a time never trips a
-#: per-read timeout.
-ANSWER_DEADLINE = 300.0
 
 
 class _CappedStream(httpx.AsyncByteStream):

@@ -15,13 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 from pushing import hoist_cli, push_paths
+from support.hostile import HostileServer, Script, drip
 from support.registry import RegistryProcess
 from support.tokenserver import TokenServer
 from test_push import make_file
 
 from core.auth import Credentials
 from core.download import pull_blob
-from core.errors import HoistError, RegistryError
+from core.errors import HoistError, NetworkError, RegistryError
 from core.registry import RegistryClient
 
 KiB = 1024
@@ -406,3 +407,89 @@ def test_catalog_error_does_not_promise_a_retry(registry_factory: object) -> Non
         server.server_close()
     assert result.returncode == 1
     assert "503" in result.stderr and "Hoist retries" not in result.stderr, result.stderr
+
+
+# -- servers that drip and stall (#15) ------------------------------------------------------------
+
+DRIP_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + b"X-Junk: " + b"a" * 4000
+
+
+async def _drip_headers(writer: asyncio.StreamWriter, line: str) -> None:
+    if line.startswith("GET /v2/ "):
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        return
+    await drip(writer, DRIP_HEAD, 0.05)  # a byte every 50 ms: never a 1 s silence
+
+
+async def _drip_body(writer: asyncio.StreamWriter, line: str) -> None:
+    if line.startswith("GET /v2/ "):
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        return
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n[")
+    await drip(writer, b" " * 100000, 0.05)
+
+
+@pytest.mark.parametrize("script", [_drip_headers, _drip_body], ids=["headers", "body"])
+async def test_a_dripping_answer_ends_in_a_timeout(script: Script) -> None:
+    """#15: a byte every 50 ms never trips a 1 s read timeout; the answer deadline ends it."""
+    with HostileServer(script) as server:
+        async with RegistryClient(
+            server.host, plain_http=True, timeout=1.0, answer_deadline=2.0
+        ) as client:
+            with pytest.raises(NetworkError) as info:
+                await asyncio.wait_for(client.get_manifest("r", "v1"), 20)
+    assert info.value.temporary
+
+
+async def test_a_chunk_reply_that_drips_ends_in_a_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#15: the reply to a PATCH sent straight from the file (core/filebody.py) drips."""
+    from core import filebody
+    from core.content import FileRange
+    from core.digest import SequentialHasher
+    from core.registry import FileBody
+
+    monkeypatch.setattr(filebody, "ANSWER_DEADLINE", 2.0)
+
+    async def script(writer: asyncio.StreamWriter, line: str) -> None:
+        if line.startswith("PATCH"):
+            await drip(writer, DRIP_HEAD, 0.05)
+
+    path = make_file(tmp_path / "a.bin", 1000)
+    with HostileServer(script) as server:
+        async with RegistryClient(server.host, plain_http=True, timeout=1.0) as client:
+            body = FileBody(FileRange.whole(path), SequentialHasher())
+            with pytest.raises(NetworkError):
+                await asyncio.wait_for(
+                    client.send_chunk(f"http://{server.host}/v2/r/blobs/uploads/1", body, 0, 1000),
+                    20,
+                )
+
+
+async def test_a_stalled_download_waits_for_the_network_then_gives_up(tmp_path: Path) -> None:
+    """#15: a blob that stalls after a few bytes: read timeout, "waiting for the network,
+    retry in N s", and the error once the policy gives up."""
+    from core.progress import BlobEvent, BlobState
+    from core.retry import RetryPolicy
+
+    async def script(writer: asyncio.StreamWriter, line: str) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
+        await writer.drain()
+        await asyncio.sleep(3600)
+
+    events: list[object] = []
+    with HostileServer(script) as server:
+        async with RegistryClient(server.host, plain_http=True, timeout=1.0) as client:
+            with pytest.raises(NetworkError):
+                await asyncio.wait_for(
+                    pull_blob(
+                        client, "r", DIGEST, tmp_path, size=100, on_event=events.append,
+                        retry=RetryPolicy(first=0.5, cap=1.0, give_up_after=4.0),
+                    ),
+                    60,
+                )  # fmt: skip
+    waiting = [e for e in events if isinstance(e, BlobEvent) and e.state == BlobState.WAITING]
+    assert waiting and "network" in waiting[0].message and waiting[0].retry_in is not None
