@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -493,3 +493,88 @@ async def test_a_stalled_download_waits_for_the_network_then_gives_up(tmp_path: 
                 )  # fmt: skip
     waiting = [e for e in events if isinstance(e, BlobEvent) and e.state == BlobState.WAITING]
     assert waiting and "network" in waiting[0].message and waiting[0].retry_in is not None
+
+
+# -- paging and large indexes (#17) -----------------------------------------------------------
+
+
+def _paging(next_cursor: Callable[[int], str], items: Callable[[int], list[str]]) -> tuple[
+    httpx.MockTransport, list[httpx.Request]
+]:  # fmt: skip
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) > 500:  # a safety stop for the code before the fix
+            return httpx.Response(500)
+        n = len(seen)
+        link = f'</v2/_catalog?n=2&last={next_cursor(n)}>; rel="next"'
+        return httpx.Response(200, json={"repositories": items(n)}, headers={"Link": link})
+
+    return httpx.MockTransport(handler), seen
+
+
+@pytest.mark.parametrize(
+    ("cursor", "items"),
+    [
+        (lambda n: f"c{n}", lambda n: ["a", "b"]),  # a new cursor each time, the same names
+        (lambda n: "x" * 1000 * n, lambda n: [f"r{n}"]),  # a cursor that grows and grows
+    ],
+    ids=["same-names", "growing-cursor"],
+)
+async def test_paging_stops_on_a_runaway_cursor(
+    cursor: Callable[[int], str], items: Callable[[int], list[str]]
+) -> None:
+    from core.browse import catalog_pages
+
+    transport, seen = _paging(cursor, items)
+    async with RegistryClient("reg.example", transport=transport) as client:
+        with pytest.raises(RegistryError) as info:
+            async for _page in catalog_pages(client, page_size=2):
+                pass
+    assert "paging" in info.value.sentence()
+    assert len(seen) <= 20
+
+
+async def test_inspecting_a_huge_index_fetches_only_what_is_shown() -> None:
+    """#17: a 20,000-entry index: the first children are sized, the rest listed unfetched."""
+    import hashlib
+    import json
+
+    from core.browse import MAX_SIZED_CHILDREN, inspect
+
+    child = json.dumps(
+        {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+         "config": {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2,
+                    "digest": "sha256:" + "4" * 64},
+         "layers": [], "annotations": {"org.opencontainers.image.created": "2024-01-01T00:00:00Z"}}
+    ).encode()  # fmt: skip
+    entries = [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "size": len(child),
+         "digest": "sha256:" + hashlib.sha256(child).hexdigest(),
+         "platform": {"os": "linux", "architecture": f"a{i}"}}
+        for i in range(20_000)
+    ]  # fmt: skip
+    index = json.dumps(
+        {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+         "manifests": entries}
+    ).encode()  # fmt: skip
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        kind = "application/vnd.oci.image.index.v1+json"
+        if request.url.path.endswith("/manifests/v1"):
+            return httpx.Response(200, content=index, headers={"Content-Type": kind})
+        if "/manifests/" in request.url.path:
+            kind = "application/vnd.oci.image.manifest.v1+json"
+            return httpx.Response(200, content=child, headers={"Content-Type": kind})
+        return httpx.Response(404)
+
+    async with RegistryClient("reg.example", transport=httpx.MockTransport(handler)) as client:
+        info = await inspect(client, "r", "v1", with_referrers=False)
+    assert len(info.platforms) == 20_000
+    assert len(seen) <= MAX_SIZED_CHILDREN + 5
+    assert info.platforms[0].content_size == 2
+    assert info.platforms[-1].content_size is None
+    assert any("not fetched" in w for w in info.warnings)
