@@ -91,6 +91,17 @@ def _count_flag(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _seconds_flag(text: str) -> float:
+    """An argparse type: a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is out of range: use 0 or more seconds")
+    return value
+
+
 def _rate_flag(text: str) -> str:
     """An argparse type: a rate (`20MiB/s`, 0 for none), kept as written."""
     try:
@@ -535,7 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
             f"(default {format_size(DEFAULT_CHUNK)}, adaptive)",
         )  # fmt: skip
         p.add_argument(
-            "--retry-for", type=float, default=600.0, metavar="SECONDS",
+            "--retry-for", type=_seconds_flag, default=600.0, metavar="SECONDS",
             help="give up after this long without progress (0: never; default 600)",
         )  # fmt: skip
         p.add_argument(

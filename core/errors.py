@@ -221,8 +221,15 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def error_from_response(response: httpx.Response, body: bytes, *, what: str = "") -> RegistryError:
-    """Turn an error response (body already read, at most MAX_ERROR_BODY) into a typed error."""
+def error_from_response(
+    response: httpx.Response, body: bytes, *, what: str = "", elsewhere: bool = False
+) -> RegistryError:
+    """Turn an error response (body already read, at most MAX_ERROR_BODY) into a typed error.
+
+    `elsewhere`: the answer came from the host a redirect led to (object storage, a CDN), not
+    from the registry: the error names that host, and its 401 or 403 is not the registry
+    refusing the user's credentials (which are never sent there).
+    """
     status = response.status_code
     details: list[ErrorDetail] = []
     text = body[:MAX_ERROR_BODY].decode("utf-8", "replace")
@@ -242,7 +249,10 @@ def error_from_response(response: httpx.Response, body: bytes, *, what: str = ""
     else:
         said = first_meaningful_line(text) or response.reason_phrase
     prefix = f"{what}: " if what else ""
-    message = f"{prefix}registry answered {status} ({said})"
+    who = (
+        f"{response.request.url.host}, where the registry redirected," if elsewhere else "registry"
+    )
+    message = f"{prefix}{who} answered {status} ({said})"
     request = response.request
     kwargs = dict(
         status=status,
@@ -253,6 +263,13 @@ def error_from_response(response: httpx.Response, body: bytes, *, what: str = ""
         url=str(request.url.copy_with(query=None)),
     )
     cls: type[RegistryError] = RegistryError
+    if elsewhere and status in (401, 403):
+        return RegistryError(
+            message,
+            hint="Hoist never sends the registry's credentials to another host; the registry or "
+            "its storage is misconfigured: tell the registry's owner",
+            **kwargs,  # type: ignore[arg-type]
+        )
     if code in ("BLOB_UPLOAD_UNKNOWN", "BLOB_UPLOAD_INVALID"):
         cls = UploadSessionLost
     elif status == 401:

@@ -322,7 +322,10 @@ class RegistryClient:
 
     def resolve(self, location: str, against: httpx.URL | None = None) -> str:
         """Resolve a Location (absolute or relative) and refuse anything but http(s)."""
-        resolved = (against or self.base_url).join(location)
+        try:
+            resolved = (against or self.base_url).join(location)
+        except httpx.InvalidURL:
+            resolved = httpx.URL()
         if resolved.scheme not in ("http", "https") or not resolved.host:
             raise RegistryError(
                 f"the registry gave an unusable upload location {location[:100]!r}",
@@ -359,8 +362,17 @@ class RegistryClient:
         except (httpx.TooManyRedirects, httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise _unusable_redirect(what or method, exc) from None
         except httpx.RemoteProtocolError as exc:
-            if "location header" in str(exc).lower():
+            said = str(exc).lower()
+            if "location header" in said:
                 raise _unusable_redirect(what or method, exc) from None
+            if not any(cut in said for cut in ("disconnect", "peer closed", "incomplete")):
+                # Not a cut connection (that heals): a server speaking broken HTTP, which won't.
+                raise RegistryError(
+                    f"{what or method}: {self.host} answered with something that is not valid "
+                    f"HTTP ({str(exc)[:100]})",
+                    status=0,
+                    hint="A server or proxy there speaks broken HTTP; tell the registry's owner",
+                ) from None
             raise NetworkError(
                 f"{what or method}: connection to {self.host} failed ({exc})"
             ) from exc
@@ -376,7 +388,8 @@ class RegistryClient:
         if response.status_code == 429:
             self.pacer.slow_down()
         body = await read_capped(response, MAX_ERROR_BODY, deadline=self.answer_deadline)
-        raise error_from_response(response, body, what=what)
+        elsewhere = _origin(response.request.url) != _origin(self.base_url)
+        raise error_from_response(response, body, what=what, elsewhere=elsewhere)
 
     # -- simple operations ------------------------------------------------------------------
 
@@ -725,6 +738,10 @@ async def drain(response: httpx.Response) -> None:
         pass  # the request succeeded; only the connection's reuse is lost
     finally:
         await response.aclose()
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int]:
+    return url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80)
 
 
 def header_count(response: httpx.Response, name: str) -> int:

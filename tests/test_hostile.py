@@ -578,3 +578,59 @@ async def test_inspecting_a_huge_index_fetches_only_what_is_shown() -> None:
     assert info.platforms[0].content_size == 2
     assert info.platforms[-1].content_size is None
     assert any("not fetched" in w for w in info.warnings)
+
+
+async def test_a_redirect_targets_refusal_names_that_host_not_a_login() -> None:
+    """#1: the 401 came from the storage host, so "log in to the registry" would be wrong."""
+    seen: list[httpx.Request] = []
+    async with RegistryClient(
+        "reg.example", credentials=Credentials("u", "pw"), transport=_other_host_challenges(seen)
+    ) as client:
+        await client.ping()
+        with pytest.raises(RegistryError) as info:
+            await client.stream_blob("repo", DIGEST)
+    sentence = info.value.sentence()
+    assert "storage.example" in sentence and "hoist login" not in sentence, sentence
+    assert not info.value.temporary
+
+
+async def test_a_junk_upload_location_is_a_sentence() -> None:
+    """#18: a `Location` that is not a URL, on the registry's own answer to POST."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(202, headers={"Location": "http://[::1"})
+
+    async with RegistryClient("reg.example", transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(RegistryError) as info:
+            await client.start_upload("r")
+    assert "location" in info.value.sentence().lower()
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\nthis line has no colon\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n",
+        b"HTTP/1.1 2000 Huh\r\nContent-Length: 0\r\n\r\n",
+    ],
+    ids=["no-colon", "negative-length", "bad-status"],
+)
+async def test_junk_http_on_the_wire_fails_at_once_with_a_sentence(head: bytes) -> None:
+    """#18: a server that speaks broken HTTP won't heal: no 10 minutes of retries."""
+
+    async def script(writer: asyncio.StreamWriter, line: str) -> None:
+        writer.write(head)
+        await writer.drain()
+
+    with HostileServer(script) as server:
+        async with RegistryClient(server.host, plain_http=True) as client:
+            with pytest.raises(RegistryError) as info:
+                await client.get_manifest("r", "v1")
+    assert not info.value.temporary
+    assert "HTTP" in info.value.sentence()
+
+
+def test_retry_for_must_not_be_negative(tmp_path: Path, state_dir: Path) -> None:
+    path = make_file(tmp_path / "f.bin", 10)
+    result = hoist_cli("push", "127.0.0.1:9/r:v1", str(path), "--retry-for", "-5")
+    assert result.returncode == 2 and "0 or more" in result.stderr, result.stderr
