@@ -19,13 +19,9 @@ def redact_urls(text: str) -> str:
     return _QUERY.sub(r"\1?…", text)
 
 
-class RedactingFilter(logging.Filter):
-    """A logging filter that writes every record's message with URL queries redacted
-    (httpx logs each request's full URL at INFO)."""
+class RedactingFormatter(logging.Formatter):
+    """A log formatter that writes every line with URL queries redacted: the message (httpx
+    logs each request's full URL at INFO) and any traceback below it alike."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = redact_urls(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_urls(super().format(record))

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 from core import __version__
 from core.errors import HoistError
 from core.paths import state_dir
-from core.redaction import RedactingFilter
+from core.redaction import RedactingFormatter
 
 from . import icons
 from .main_window import AppContext, MainWindow, MessageDialog, start_demo_registry
@@ -45,8 +45,8 @@ def setup_logging() -> None:
     handler = logging.handlers.RotatingFileHandler(
         log_path(), maxBytes=1_000_000, backupCount=2, encoding="utf-8"
     )
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter())  # pre-signed redirect URLs carry secrets in the query
+    # Pre-signed redirect URLs carry secrets in their query: the formatter cuts every query.
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)

@@ -634,3 +634,26 @@ def test_retry_for_must_not_be_negative(tmp_path: Path, state_dir: Path) -> None
     path = make_file(tmp_path / "f.bin", 10)
     result = hoist_cli("push", "127.0.0.1:9/r:v1", str(path), "--retry-for", "-5")
     assert result.returncode == 2 and "0 or more" in result.stderr, result.stderr
+
+
+def test_tracebacks_in_the_log_are_redacted_too(state_dir: Path) -> None:
+    """#2: a traceback whose exception text holds a signed URL is written without its query."""
+    from gui.app import log_path, setup_logging
+
+    root = logging.getLogger()
+    before = list(root.handlers), root.level
+    setup_logging()
+    try:
+        try:
+            raise RuntimeError("GET https://cdn.example/b?sig=SIGNED-SECRET failed")
+        except RuntimeError:
+            logging.getLogger("test").exception("something broke")
+    finally:
+        for handler_ in root.handlers:
+            if handler_ not in before[0]:
+                handler_.close()
+                root.removeHandler(handler_)
+        root.setLevel(before[1])
+    written = log_path().read_text()
+    assert "something broke" in written and "cdn.example/b?" in written
+    assert "SIGNED-SECRET" not in written
