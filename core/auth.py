@@ -303,7 +303,11 @@ class RegistryAuth(httpx.Auth):
         the answer deadline: an endless answer from a realm must not fill memory."""
         from .registry import read_capped
 
-        response = await self.token_client.send(request, stream=True)
+        try:
+            async with asyncio.timeout(ANSWER_DEADLINE):
+                response = await self.token_client.send(request, stream=True)
+        except TimeoutError as exc:
+            raise httpx.ReadTimeout("the token service did not answer in time") from exc
         try:
             body = await read_capped(
                 response, MAX_TOKEN_ANSWER, strict=True, deadline=ANSWER_DEADLINE

@@ -68,39 +68,25 @@ class _CappedStream(httpx.AsyncByteStream):
         await self.inner.aclose()
 
 
-class BoundedTransport(httpx.AsyncBaseTransport):
-    """Wraps the real transport so that no answer is unbounded in size or time.
+async def _refuse_unusable_urls(request: httpx.Request) -> None:
+    """Before each request (a redirect's too): only http(s), and a port that exists."""
+    url = request.url
+    if url.scheme not in ("http", "https"):
+        raise httpx.UnsupportedProtocol(f"refused a {url.scheme}:// URL", request=request)
+    if url.port is not None and not 0 < url.port < 65536:
+        raise httpx.InvalidURL(f"port {url.port} is out of range")
 
-    Headers must arrive within `deadline` seconds for requests whose body is in memory (a
-    streamed chunk's upload may take longer); redirect and 401 bodies are cut at 64 KiB,
-    since httpx reads them whole before following or retrying.
-    """
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, deadline: float) -> None:
-        self.inner = inner
-        self.deadline = deadline
+async def _cap_bodies_httpx_reads(response: httpx.Response) -> None:
+    """After each response: a redirect's or a 401's body is cut at 64 KiB, since httpx reads
+    it whole by itself before following the redirect or answering the challenge."""
+    if response.is_redirect or response.status_code == 401:
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _CappedStream(response.stream, MAX_ERROR_BODY)
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        if url.scheme not in ("http", "https"):
-            raise httpx.UnsupportedProtocol(f"refused a {url.scheme}:// URL", request=request)
-        if url.port is not None and not 0 < url.port < 65536:
-            raise httpx.InvalidURL(f"port {url.port} is out of range")
-        if isinstance(request.stream, httpx.ByteStream):
-            try:
-                async with asyncio.timeout(self.deadline):
-                    response = await self.inner.handle_async_request(request)
-            except TimeoutError as exc:
-                raise httpx.ReadTimeout("no complete answer in time", request=request) from exc
-        else:
-            response = await self.inner.handle_async_request(request)
-        if response.is_redirect or response.status_code == 401:
-            assert isinstance(response.stream, httpx.AsyncByteStream)
-            response.stream = _CappedStream(response.stream, MAX_ERROR_BODY)
-        return response
 
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+#: Event hooks for every client Hoist makes: no answer unbounded, no URL it must not follow.
+EVENT_HOOKS = {"request": [_refuse_unusable_urls], "response": [_cap_bodies_httpx_reads]}
 
 
 @dataclass(frozen=True)
@@ -251,13 +237,11 @@ class RegistryClient:
             "headers": {"User-Agent": USER_AGENT},
             "verify": verify,
         }
-        inner = self.transport or httpx.AsyncHTTPTransport(verify=verify)
-        common["transport"] = BoundedTransport(inner, self.answer_deadline)
+        if self.transport is not None:
+            common["transport"] = self.transport
         common["max_redirects"] = MAX_REDIRECTS
+        common["event_hooks"] = EVENT_HOOKS
         self._token_client = httpx.AsyncClient(follow_redirects=True, **common)  # type: ignore[arg-type]
-        common["transport"] = BoundedTransport(
-            self.transport or httpx.AsyncHTTPTransport(verify=verify), self.answer_deadline
-        )
         base = httpx.URL(f"{scheme}://{self.host}")
         port = base.port or (443 if scheme == "https" else 80)
         assert base.host
@@ -302,11 +286,12 @@ class RegistryClient:
         HTTPS server`; a closed connection also means TLS."""
         try:
             request = client.build_request("GET", self.url("/v2/"))
-            response = await client.send(request, auth=None, stream=True)
+            async with asyncio.timeout(self.answer_deadline):
+                response = await client.send(request, auth=None, stream=True)
             body = await read_capped(response, MAX_ERROR_BODY, deadline=self.answer_deadline)
         except (httpx.RemoteProtocolError, httpx.ReadError):
             return True
-        except (httpx.TransportError, NetworkError):
+        except (httpx.TransportError, NetworkError, TimeoutError):
             return False  # down, or refusing: the real request will say so
         return response.status_code == 400 and b"HTTPS" in body
 
@@ -355,8 +340,16 @@ class RegistryClient:
             url = self.url(url)
         req = client.build_request(method, url, headers=headers, content=content, params=params)
         await self.pacer.wait()
+        # Headers (after any redirects and a token) within the answer deadline, unless the
+        # request streams a body (a chunk through a proxy), whose upload may take longer.
+        deadline = None if isinstance(content, AsyncIterable) else self.answer_deadline
         try:
-            response = await client.send(req, stream=True, follow_redirects=follow_redirects)
+            async with asyncio.timeout(deadline):
+                response = await client.send(req, stream=True, follow_redirects=follow_redirects)
+        except TimeoutError as exc:
+            raise NetworkError(
+                f"{what or method}: {self.host} did not answer within {deadline:.0f} s"
+            ) from exc
         except httpx.TimeoutException as exc:
             raise NetworkError(f"{what or method}: {self.host} did not answer in time") from exc
         except (httpx.TooManyRedirects, httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
