@@ -353,6 +353,12 @@ class RegistryClient:
         except httpx.TimeoutException as exc:
             raise NetworkError(f"{what or method}: {self.host} did not answer in time") from exc
         except (httpx.TooManyRedirects, httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            if req.url.port is not None and not 0 < req.url.port < 65536:
+                raise RegistryError(  # the registry's own address, not a redirect
+                    f"{what or method}: port {req.url.port} of {self.host} does not exist",
+                    status=0,
+                    hint="Ports are 1 to 65535; check the registry's address",
+                ) from None
             raise _unusable_redirect(what or method, exc) from None
         except httpx.RemoteProtocolError as exc:
             said = str(exc).lower()

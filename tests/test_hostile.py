@@ -657,3 +657,11 @@ def test_tracebacks_in_the_log_are_redacted_too(state_dir: Path) -> None:
     written = log_path().read_text()
     assert "something broke" in written and "cdn.example/b?" in written
     assert "SIGNED-SECRET" not in written
+
+
+async def test_a_registry_address_with_port_over_65535_is_a_sentence() -> None:
+    """#18: the window's registry address (not parsed as a reference) names port 70000."""
+    async with RegistryClient("127.0.0.1:70000", plain_http=True) as client:
+        with pytest.raises(RegistryError) as info:
+            await client.ping()
+    assert "65535" in info.value.sentence() and not info.value.temporary
