@@ -665,3 +665,20 @@ async def test_a_registry_address_with_port_over_65535_is_a_sentence() -> None:
         with pytest.raises(RegistryError) as info:
             await client.ping()
     assert "65535" in info.value.sentence() and not info.value.temporary
+
+
+async def test_a_blob_with_the_wrong_digest_fails_at_once(tmp_path: Path) -> None:
+    """#16: the right size but other bytes: a permanent mismatch, never retried."""
+    requests: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(200, content=b"x" * 100)
+
+    async with RegistryClient("reg.example", transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(HoistError) as info:
+            await asyncio.wait_for(pull_blob(client, "r", DIGEST, tmp_path, size=100), 20)
+    assert not info.value.temporary
+    assert "digest" in info.value.sentence() or "match" in info.value.sentence()
+    assert len(requests) <= 2
+    assert not list(tmp_path.iterdir()) or all(p.suffix == ".partial" for p in tmp_path.iterdir())
