@@ -469,6 +469,7 @@ async def test_a_chunk_reply_that_drips_ends_in_a_timeout(
                 )
 
 
+@pytest.mark.slow
 async def test_a_stalled_download_waits_for_the_network_then_gives_up(tmp_path: Path) -> None:
     """#15: a blob that stalls after a few bytes: read timeout, "waiting for the network,
     retry in N s", and the error once the policy gives up."""
