@@ -19,7 +19,7 @@ from typing import TextIO
 
 from hoist.core import __version__
 from hoist.core.bandwidth import BandwidthLimiter
-from hoist.core.errors import HoistError, InvalidReference, ReplaceRefused, SourceError
+from hoist.core.errors import HoistError, InvalidReference, InvalidSize, ReplaceRefused, SourceError
 from hoist.core.oci.reference import Reference, parse_reference, parse_registry
 from hoist.core.progress import BlobEvent, BlobState, Event, TransferEvent
 from hoist.core.registry.auth import Credentials
@@ -48,11 +48,89 @@ from hoist.core.transfer.push import (
 from hoist.core.transfer.runs import discard_work, open_run
 from hoist.core.transfer.settings import apply_profile
 from hoist.core.transfer.upload import DEFAULT_CHUNK, TransferPaused, UploadSettings
-from hoist.core.units import GiB, format_duration, format_rate, format_size, parse_rate, parse_size
+from hoist.core.units import (
+    GiB,
+    KiB,
+    MiB,
+    format_duration,
+    format_rate,
+    format_size,
+    parse_rate,
+    parse_size,
+)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_PAUSED = 130
+
+_WHOLE = (BlobState.DONE, BlobState.EXISTS, BlobState.MOUNTED)
+#: Limits of the size and count flags, checked before anything starts.
+MIN_CHUNK = (
+    64 * KiB
+)  # registries need more than 1 byte per PATCH; tiny chunks cost a round trip each
+MAX_CHUNK = 4 * GiB
+MIN_PART = 1 * MiB
+MAX_PART = 1024 * GiB
+MAX_PARALLEL = 32
+MAX_PAGE_SIZE = 10_000
+#: Commands that don't retry by themselves: a temporary error's hint must not promise it.
+_NO_RETRY = frozenset({"catalog", "tags", "inspect", "delete", "login", "cancel"})
+
+
+def _size_flag(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a size between `low` and `high`, or a usage error naming them."""
+
+    def parse(text: str) -> int:
+        try:
+            value = parse_size(text)
+        except InvalidSize:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a size; write bytes or a unit, e.g. 16MiB, 1GiB"
+            ) from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"{text} is out of range: use {format_size(low)} to {format_size(high)}"
+            )
+        return value
+
+    return parse
+
+
+def _count_flag(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number between `low` and `high`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is out of range: use {low} to {high}")
+        return value
+
+    return parse
+
+
+def _seconds_flag(text: str) -> float:
+    """An argparse type: a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is out of range: use 0 or more seconds")
+    return value
+
+
+def _rate_flag(text: str) -> str:
+    """An argparse type: a rate (`20MiB/s`, 0 for none), kept as written."""
+    try:
+        parse_rate(text)
+    except InvalidSize:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a rate; write e.g. 20MiB/s, or 0 for no limit"
+        ) from None
+    return text
 
 
 class ProgressPrinter:
@@ -94,7 +172,8 @@ class ProgressPrinter:
 
     def _summary(self) -> str:
         total = sum(e.total for e in self.blobs.values())
-        acked = sum(e.acknowledged for e in self.blobs.values())
+        # A blob the registry already had (or mounted) counts as whole, not as 0 B.
+        acked = sum(e.total if e.state in _WHOLE else e.acknowledged for e in self.blobs.values())
         moving = (BlobState.UPLOADING, BlobState.DOWNLOADING)
         rate = sum(e.rate or 0 for e in self.blobs.values() if e.state in moving)
         pct = 100.0 * acked / total if total else 100.0
@@ -107,10 +186,8 @@ class ProgressPrinter:
         )  # fmt: skip
         resent = sum(e.resent for e in self.blobs.values())
         again = f" (re-sent {format_size(resent)})" if resent else ""
-        return (
-            f"{state} {format_size(acked)} / {format_size(total)} ({pct:.1f}%) "
-            f"{format_rate(rate)} ETA {format_duration(eta)}{again}"
-        )
+        speed = f" {format_rate(rate)} ETA {format_duration(eta)}" if rate > 0 else ""
+        return f"{state} {format_size(acked)} / {format_size(total)} ({pct:.1f}%){speed}{again}"
 
     def _draw(self) -> None:
         total = sum(e.total for e in self.blobs.values()) or 1
@@ -154,8 +231,10 @@ def _credentials(
 
     username = getattr(args, "username", None)
     if getattr(args, "password_stdin", False):
-        password = sys.stdin.readline().rstrip("\n")
-        return resolve_credentials(host, username, password), None
+        # Read once: `hoist resume --all` opens a client per transfer, and stdin has one line.
+        if getattr(args, "password", None) is None:
+            args.password = sys.stdin.readline().rstrip("\n")
+        return resolve_credentials(host, username, args.password), None
     return None, lambda: resolve_credentials(host, username)
 
 
@@ -173,7 +252,7 @@ def _settings(args: argparse.Namespace, host: str) -> UploadSettings:
     """Upload settings from the flags, the host's learned profile and the rate cap."""
     chunk = getattr(args, "chunk_size", None)
     settings = UploadSettings(
-        chunk_size=parse_size(chunk) if chunk else DEFAULT_CHUNK,
+        chunk_size=chunk if chunk else DEFAULT_CHUNK,
         adaptive=not chunk,  # the user's own chunk size is kept exactly
         retry=RetryPolicy(give_up_after=float(args.retry_for) if args.retry_for else None),
     )
@@ -236,7 +315,7 @@ async def cmd_push(args: argparse.Namespace) -> int:
     for path in paths:
         if not path.exists():
             raise SourceError(f"{path} does not exist", hint="Check the path and try again")
-    chunk_size = parse_size(args.chunk_size) if args.chunk_size else 0
+    chunk_size = args.chunk_size or 0
     plain_http = True if args.plain_http else None
     is_image = (
         not args.as_files
@@ -262,7 +341,7 @@ async def cmd_push(args: argparse.Namespace) -> int:
                 "--platform and --image-tag are for container images",
                 hint=f"{paths[0]} is pushed as a file; leave them out",
             )
-        split = SplitOptions(parse_size(args.part_size)) if args.split else None
+        split = SplitOptions(args.part_size) if args.split else None
         try:
             transfer = await plan_file_push_in_thread(
                 target.with_tag(target.tag or "latest") if not target.digest else target,
@@ -566,14 +645,16 @@ def build_parser() -> argparse.ArgumentParser:
             help="progress on stderr: bar (terminal), plain lines, or JSON lines",
         )  # fmt: skip
         p.add_argument(
-            "--chunk-size", help=f"bytes per PATCH (default {format_size(DEFAULT_CHUNK)})"
-        )
+            "--chunk-size", type=_size_flag(MIN_CHUNK, MAX_CHUNK),
+            help=f"bytes per PATCH, {format_size(MIN_CHUNK)} to {format_size(MAX_CHUNK)} "
+            f"(default {format_size(DEFAULT_CHUNK)}, adaptive)",
+        )  # fmt: skip
         p.add_argument(
-            "--retry-for", type=float, default=600.0, metavar="SECONDS",
+            "--retry-for", type=_seconds_flag, default=600.0, metavar="SECONDS",
             help="give up after this long without progress (0: never; default 600)",
         )  # fmt: skip
         p.add_argument(
-            "--limit-rate", metavar="RATE",
+            "--limit-rate", metavar="RATE", type=_rate_flag,
             help="cap the upload rate, e.g. 20MiB/s (default: the registry's profile, or none)",
         )  # fmt: skip
 
@@ -587,9 +668,12 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("paths", metavar="PATH", nargs="+")
     push.add_argument("--artifact-type", default=DEFAULT_ARTIFACT_TYPE)
     push.add_argument("--split", action="store_true", help="push large files as parts")
-    push.add_argument("--part-size", default=str(GiB), help="split part size (default 1GiB)")
     push.add_argument(
-        "--parallel", type=int, default=0,
+        "--part-size", type=_size_flag(MIN_PART, MAX_PART), default=GiB,
+        help="split part size, 1MiB to 1TiB (default 1GiB)",
+    )  # fmt: skip
+    push.add_argument(
+        "--parallel", type=_count_flag(1, MAX_PARALLEL), default=0,
         help="blobs at once within this push (default: 1 for files, 3 for images)",
     )  # fmt: skip
     push.add_argument("--as-files", action="store_true", help="push an image source as a file")
@@ -620,7 +704,9 @@ def build_parser() -> argparse.ArgumentParser:
     profile = sub.add_parser("profile", help="show or reset what Hoist learned about registries")
     profile.add_argument("registry", nargs="?")
     profile.add_argument("--reset", action="store_true", help="forget it (all, or one registry)")
-    profile.add_argument("--limit-rate", metavar="RATE", help="default upload cap (0: none)")
+    profile.add_argument(
+        "--limit-rate", metavar="RATE", type=_rate_flag, help="default upload cap (0: none)"
+    )
 
     login = sub.add_parser("login", help="check credentials and keep them in the keyring")
     login.add_argument("registry")
@@ -638,12 +724,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     catalog = sub.add_parser("catalog", help="list a registry's repositories, one per line")
     catalog.add_argument("registry")
-    catalog.add_argument("--page-size", type=int, default=100)
+    catalog.add_argument("--page-size", type=_count_flag(1, MAX_PAGE_SIZE), default=100)
     access(catalog)
 
     tags = sub.add_parser("tags", help="list a repository's tags, one per line")
     tags.add_argument("repository", metavar="REPO")
-    tags.add_argument("--page-size", type=int, default=100)
+    tags.add_argument("--page-size", type=_count_flag(1, MAX_PAGE_SIZE), default=100)
     access(tags)
 
     inspect = sub.add_parser("inspect", help="describe a manifest as JSON")
@@ -703,7 +789,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(COMMANDS[args.command](args))
     except KeyboardInterrupt:
         return EXIT_PAUSED
+    except (InvalidReference, InvalidSize) as exc:  # what was typed: a usage error
+        print(f"hoist: {exc.sentence()}", file=sys.stderr)
+        return EXIT_USAGE
     except HoistError as exc:
+        if exc.temporary and args.command in _NO_RETRY:
+            exc.hint = "The registry or the network had a temporary problem; try again shortly"
         print(f"hoist: {exc.sentence()}", file=sys.stderr)
         return EXIT_FAILED
     finally:

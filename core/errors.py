@@ -16,10 +16,15 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import httpx
+from hoist.core.redaction import redact_urls
 
 #: Error bodies are read up to this many bytes: nginx and Cloudflare answer with HTML pages,
 #: and a hostile server may send megabytes.
 MAX_ERROR_BODY = 64 * 1024
+#: The longest Hoist waits for a whole bounded answer (headers, a manifest, a list, a token, an
+#: error page, a chunk's reply), however it trickles in: a server dripping a byte at a time
+#: never trips a per-read timeout.
+ANSWER_DEADLINE = 300.0
 
 TEMPORARY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 TEMPORARY_CODES = frozenset({"TOOMANYREQUESTS", "UNAVAILABLE"})
@@ -31,6 +36,7 @@ class HoistError(Exception):
     hint = ""
 
     def __init__(self, message: str, *, hint: str = "") -> None:
+        message = redact_urls(message)  # errors are shown, logged and kept in the journal
         super().__init__(message)
         self.message = message
         if hint:
@@ -267,14 +273,21 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def error_from_response(response: httpx.Response, body: bytes, *, what: str = "") -> RegistryError:
-    """Turn an error response (body already read, at most MAX_ERROR_BODY) into a typed error."""
+def error_from_response(
+    response: httpx.Response, body: bytes, *, what: str = "", elsewhere: bool = False
+) -> RegistryError:
+    """Turn an error response (body already read, at most MAX_ERROR_BODY) into a typed error.
+
+    `elsewhere`: the answer came from the host a redirect led to (object storage, a CDN), not
+    from the registry: the error names that host, and its 401 or 403 is not the registry
+    refusing the user's credentials (which are never sent there).
+    """
     status = response.status_code
     details: list[ErrorDetail] = []
     text = body[:MAX_ERROR_BODY].decode("utf-8", "replace")
     try:
         doc = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a hostile `[[[[...` body
         doc = None
     if isinstance(doc, dict) and isinstance(doc.get("errors"), list):
         for item in doc["errors"]:
@@ -288,7 +301,10 @@ def error_from_response(response: httpx.Response, body: bytes, *, what: str = ""
     else:
         said = first_meaningful_line(text) or response.reason_phrase
     prefix = f"{what}: " if what else ""
-    message = f"{prefix}registry answered {status} ({said})"
+    who = (
+        f"{response.request.url.host}, where the registry redirected," if elsewhere else "registry"
+    )
+    message = f"{prefix}{who} answered {status} ({said})"
     request = response.request
     kwargs = dict(
         status=status,
@@ -299,6 +315,13 @@ def error_from_response(response: httpx.Response, body: bytes, *, what: str = ""
         url=str(request.url.copy_with(query=None)),
     )
     cls: type[RegistryError] = RegistryError
+    if elsewhere and status in (401, 403):
+        return RegistryError(
+            message,
+            hint="Hoist never sends the registry's credentials to another host; the registry or "
+            "its storage is misconfigured: tell the registry's owner",
+            **kwargs,  # type: ignore[arg-type]
+        )
     if code in ("BLOB_UPLOAD_UNKNOWN", "BLOB_UPLOAD_INVALID"):
         cls = UploadSessionLost
     elif status == 401:

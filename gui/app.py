@@ -26,6 +26,7 @@ from typing import Any
 from hoist.core import __version__
 from hoist.core.errors import HoistError
 from hoist.core.paths import state_dir
+from hoist.core.redaction import RedactingFormatter
 from hoist.gui.main_window import AppContext, MainWindow, MessageDialog, start_demo_registry
 from hoist.gui.widgets import icons
 from PySide6.QtCore import QObject, QTimer
@@ -53,7 +54,8 @@ def setup_logging() -> None:
     handler = logging.handlers.RotatingFileHandler(
         log_path(), maxBytes=1_000_000, backupCount=2, encoding="utf-8"
     )
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # Pre-signed redirect URLs carry secrets in their query: the formatter cuts every query.
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)

@@ -464,6 +464,7 @@ class MainWindow(QMainWindow):
         warn.setPixmap(icons.icon("failed").pixmap(16, 16))
         self.message_label = QLabel(self.message_bar)
         self.message_label.setObjectName("message")
+        self.message_label.setTextFormat(Qt.TextFormat.PlainText)  # registry text is not HTML
         self.message_label.setWordWrap(True)
         self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         dismiss = QPushButton("Dismiss", self.message_bar)

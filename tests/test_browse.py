@@ -435,7 +435,7 @@ async def test_inspect_an_artifact_pushed_by_hoist(
     ]  # fmt: skip
     assert info.total_size == 5000 + 5 + 2  # the files and the empty config
     assert info.created and info.created.endswith("Z")
-    assert info.pull_command == f"oras pull {registry.host}/browse/artifact:v1"
+    assert info.pull_command == f"oras pull --plain-http {registry.host}/browse/artifact:v1"
     assert info.referrers is None  # 2.8: no referrers API, and no sha256-<hex> tag
     doc = json.loads(json.dumps(info.to_json()))
     assert doc["kind"] == "oci-artifact"

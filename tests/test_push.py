@@ -197,12 +197,12 @@ def test_cli_errors_exit_nonzero_with_a_sentence(
 ) -> None:
     a = make_file(tmp_path / "a.bin", 10)
     bad = hoist_cli("push", "localhost:5000/Bad Name", str(a))
-    assert bad.returncode == 1
+    assert bad.returncode == 2  # usage (issue 16 #22)
     assert "hoist:" in bad.stderr and "Traceback" not in bad.stderr
     missing = hoist_cli("push", f"{registry.host}/cli/missing:v1", str(tmp_path / "nope"))
     assert missing.returncode == 1 and "does not exist" in missing.stderr
     size = hoist_cli("push", f"{registry.host}/cli/x:v1", str(a), "--chunk-size", "lots")
-    assert size.returncode == 1 and "not a size" in size.stderr
+    assert size.returncode == 2 and "not a size" in size.stderr  # usage (issue 16 #22)
 
 
 def test_cli_json_progress(registry: RegistryProcess, state_dir: Path, tmp_path: Path) -> None:

@@ -118,6 +118,9 @@ def parse_reference(text: str, *, default_tag: str | None = None) -> Reference:
         registry = DOCKER_HUB
     if not _DOMAIN.match(registry):
         raise InvalidReference(f"{original!r} has an invalid registry host {registry!r}")
+    port = registry.rpartition("]")[2].rpartition(":")[2] if ":" in registry else ""
+    if port and not 0 < int(port) < 65536:
+        raise InvalidReference(f"{original!r} names port {port}: ports are 1 to 65535")
     if not path:
         raise InvalidReference(f"{original!r} names no repository")
     for component in path.split("/"):

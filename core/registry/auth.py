@@ -19,10 +19,18 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
 import httpx
-from hoist.core.errors import AuthenticationFailed, RegistryError, error_from_response
+from hoist.core.errors import (
+    ANSWER_DEADLINE,
+    AuthenticationFailed,
+    HoistError,
+    RegistryError,
+    error_from_response,
+)
 
 #: Tokens without `expires_in` live 60 s (distribution's token spec).
 DEFAULT_TOKEN_LIFETIME = 60.0
+#: A token answer is a small JSON document (JWTs of a few KiB); more is refused.
+MAX_TOKEN_ANSWER = 1024 * 1024
 _PATH_SCOPE = re.compile(r"^/v2/(.+?)/(blobs|manifests|tags|referrers)(/|$)")
 
 
@@ -105,8 +113,13 @@ class Token:
     lifetime: float
 
     def fresh(self, now: float) -> bool:
-        """Still good for a while: refresh when less than 10 % of the lifetime (≥ 5 s) is left."""
-        return now < self.expires_at - max(5.0, 0.1 * self.lifetime)
+        """Still good for a while: refresh when less than 10 % of the lifetime (≥ 5 s) is left.
+
+        The margin is at most half the lifetime, so a token that lives 5 s or less (some token
+        servers issue such) is still used after it was issued instead of never.
+        """
+        margin = min(max(5.0, 0.1 * self.lifetime), 0.5 * self.lifetime)
+        return now < self.expires_at - margin
 
 
 def scope_covers(granted: frozenset[str], needed: str) -> bool:
@@ -261,7 +274,9 @@ class RegistryAuth(httpx.Auth):
         elif not self._same_origin(request.url):
             request.headers.pop("Authorization", None)
         response = yield request
-        if response.status_code != 401:
+        if response.status_code != 401 or not self._same_origin(response.request.url):
+            # A redirect target on another host (object storage, a CDN) that asks for
+            # credentials names its own realm: the registry's credentials are not its to have.
             return
         # A streamed body (a chunk read from disk) can't be replayed here: the caller sees the
         # 401 and sends the chunk again with a fresh body; the new token is cached by then.
@@ -281,6 +296,31 @@ class RegistryAuth(httpx.Auth):
                 if cached is not None:
                     return cached
             return await self._fetch_token(scopes)
+
+    async def _send_capped(self, request: httpx.Request) -> httpx.Response:
+        """Send a token request and read at most MAX_TOKEN_ANSWER bytes of the answer, within
+        the answer deadline: an endless answer from a realm must not fill memory."""
+        from hoist.core.registry.answers import read_capped
+
+        try:
+            async with asyncio.timeout(ANSWER_DEADLINE):
+                response = await self.token_client.send(request, stream=True)
+        except TimeoutError as exc:
+            raise httpx.ReadTimeout("the token service did not answer in time") from exc
+        try:
+            body = await read_capped(
+                response, MAX_TOKEN_ANSWER, strict=True, deadline=ANSWER_DEADLINE
+            )
+        except RegistryError as exc:
+            raise RegistryError(
+                f"the token service at {request.url.host} answered more than "
+                f"{MAX_TOKEN_ANSWER} bytes, which is not a token",
+                status=response.status_code,
+                hint="The registry's auth service is misconfigured or a proxy answered instead",
+            ) from exc
+        return httpx.Response(
+            response.status_code, headers=response.headers, content=body, request=request
+        )
 
     async def _fetch_token(self, scopes: list[str]) -> Token:
         """Get a token from the realm: OAuth2 POST with a refresh token when we have one
@@ -303,7 +343,9 @@ class RegistryAuth(httpx.Auth):
                     "client_id": "hoist",
                     "scope": " ".join(scopes),
                 }
-                response = await self.token_client.post(realm_url, data=form)
+                response = await self._send_capped(
+                    self.token_client.build_request("POST", realm_url, data=form)
+                )
                 if response.status_code in (404, 405):
                     response = None
             if response is None:
@@ -315,15 +357,20 @@ class RegistryAuth(httpx.Auth):
                 if self.credentials and not self.credentials.is_identity_token:
                     headers["Authorization"] = self.credentials.basic_header()
                     params.append(("account", self.credentials.username))
-                response = await self.token_client.get(
-                    realm_url.copy_merge_params(httpx.QueryParams(params)), headers=headers
-                )
-        except httpx.HTTPError as exc:
+                response = await self._send_capped(
+                    self.token_client.build_request(
+                        "GET", realm_url.copy_merge_params(httpx.QueryParams(params)),
+                        headers=headers,
+                    )
+                )  # fmt: skip
+        except (httpx.HTTPError, HoistError) as exc:
+            if isinstance(exc, RegistryError):
+                raise
             from hoist.core.errors import NetworkError
 
             raise NetworkError(f"can't reach the token service at {realm_url.host}") from exc
         if response.status_code >= 400:
-            err = error_from_response(response, response.content[:65536], what="token request")
+            err = error_from_response(response, response.content, what="token request")
             raise AuthenticationFailed(
                 err.message, status=response.status_code, code=err.code, details=err.details
             )
@@ -332,7 +379,7 @@ class RegistryAuth(httpx.Auth):
             value = doc.get("token") or doc.get("access_token")
             if not isinstance(value, str) or not value:
                 raise ValueError("no token")
-        except (ValueError, AttributeError) as exc:
+        except (ValueError, AttributeError, RecursionError) as exc:
             raise RegistryError(
                 "the token service answered something that is not a token",
                 status=response.status_code,

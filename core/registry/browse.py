@@ -40,13 +40,8 @@ from hoist.core.oci.manifest import (
     OCI_MANIFEST,
 )
 from hoist.core.oci.reference import DOCKER_HUB, DOCKER_HUB_API
-from hoist.core.registry.client import (
-    MAX_MANIFEST,
-    ManifestData,
-    RegistryClient,
-    next_link,
-    read_capped,
-)
+from hoist.core.registry.answers import read_capped
+from hoist.core.registry.client import MAX_MANIFEST, ManifestData, RegistryClient, next_link
 from hoist.core.sources.artifact import CREATED, TITLE
 
 DOCKER_SCHEMA1 = (
@@ -59,6 +54,11 @@ DOCKER_REFERENCE_TYPE = "vnd.docker.reference.type"
 INDEX_CONCURRENCY = 6
 #: A registry sending this many empty pages in a row, each with a new Link, is looping.
 MAX_EMPTY_PAGES = 50
+#: A next-page link longer than this is a runaway cursor (real ones are a name or a token).
+MAX_NEXT_LINK = 4096
+#: Children of an index whose manifests are fetched to size them: what a window or a terminal
+#: shows. The rest are listed from the index alone, so a 20,000-entry index costs one request.
+MAX_SIZED_CHILDREN = 64
 
 T = TypeVar("T")
 
@@ -118,6 +118,7 @@ async def _link_pages(
         raise ValueError("page_size must be at least 1")  # distribution answers n=0 with []
     url: str | httpx.URL = f"{path}?n={page_size}"
     seen: set[str] = set()
+    listed: set[str] = set()
     empty_run = 0
     first = True
     while True:
@@ -132,7 +133,22 @@ async def _link_pages(
         items = _string_list(doc, key, what)
         request_url = response.request.url
         seen.add(str(request_url))
-        following = next_link(response.headers.get("Link"), request_url)
+        broken = ""
+        try:
+            following = next_link(response.headers.get("Link"), request_url)
+        except httpx.InvalidURL:
+            following, broken = None, "a next-page link that is not a URL"
+        if following is not None and len(str(following)) > MAX_NEXT_LINK:
+            broken = f"a next-page link longer than {MAX_NEXT_LINK} characters"
+        elif following is not None and items and listed.issuperset(items):
+            broken = "a new next-page link with a page of names it had already listed"
+        listed.update(items)
+        if broken:
+            raise RegistryError(
+                f"{what}: the registry sent {broken}",
+                status=response.status_code,
+                hint="The registry's paging is broken (a runaway cursor); the list is incomplete",
+            )
         if following is not None:
             if not _same_origin(following, request_url):
                 raise RegistryError(
@@ -144,7 +160,8 @@ async def _link_pages(
                 raise RegistryError(
                     f"{what}: the registry's next-page link leads back to a page already read",
                     status=response.status_code,
-                    hint="The registry's paging is broken; the list is incomplete",
+                    hint="The registry's paging is broken (a repeated cursor); the list is "
+                    "incomplete",
                 )
             empty_run = 0 if items else empty_run + 1
             if empty_run >= MAX_EMPTY_PAGES:
@@ -571,14 +588,12 @@ def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return exc
 
 
-async def _child_info(
-    client: RegistryClient, repository: str, entry: object, index: int, what: str
-) -> tuple[PlatformInfo, list[str]]:
-    """Size (and date) of one child of an index, from its manifest and config."""
+def _child_listed(entry: object, index: int, what: str) -> PlatformInfo:
+    """One child of an index as the index itself describes it (no size of its content)."""
     descriptor = parse_descriptor(entry, what=what, where=f"manifest {index + 1}")
     raw = entry if isinstance(entry, dict) else {}
     artifact_type = raw.get("artifactType")
-    base = PlatformInfo(
+    return PlatformInfo(
         digest=descriptor.digest,
         media_type=descriptor.media_type,
         manifest_size=descriptor.size,
@@ -586,6 +601,14 @@ async def _child_info(
         artifact_type=artifact_type if isinstance(artifact_type, str) else None,
         annotations=descriptor.annotations,
     )
+
+
+async def _child_info(
+    client: RegistryClient, repository: str, entry: object, index: int, what: str
+) -> tuple[PlatformInfo, list[str]]:
+    """Size (and date) of one child of an index, from its manifest and config."""
+    base = _child_listed(entry, index, what)
+    descriptor = parse_descriptor(entry, what=what, where=f"manifest {index + 1}")
     warnings: list[str] = []
     try:
         data, doc = await fetch_manifest(client, repository, descriptor.digest)
@@ -621,10 +644,12 @@ async def inspect(
     *,
     with_referrers: bool = True,
     concurrency: int = INDEX_CONCURRENCY,
+    sized_children: int = MAX_SIZED_CHILDREN,
 ) -> ManifestInfo:
     """Fetch a manifest and describe it: kind, files or platforms, sizes, date, pull command.
 
-    For an index, each child manifest is fetched (at most `concurrency` at once) to size it;
+    For an index, the first `sized_children` child manifests are fetched (at most
+    `concurrency` at once) to size them, the rest only listed;
     for an image, its config is read for the `created` date when no annotation gives one.
 
     Raises:
@@ -656,11 +681,18 @@ async def inspect(
             raise _malformed(what, "`manifests` is not a list")
         calls = [
             functools.partial(_child_info, client, repository, entry, i, what)
-            for i, entry in enumerate(entries)
+            for i, entry in enumerate(entries[:sized_children])
         ]
         for platform, warnings in await gather_bounded(calls, max(1, concurrency)):
             info.platforms.append(platform)
             info.warnings.extend(warnings)
+        rest = entries[sized_children:]
+        info.platforms += [_child_listed(e, i, what) for i, e in enumerate(rest, sized_children)]
+        if rest:
+            info.warnings.append(
+                f"the index lists {len(entries)} manifests; the sizes of the {len(rest)} after "
+                f"the first {sized_children} were not fetched and are not counted"
+            )
         unique: dict[str, int] = {}
         for platform in info.platforms:
             if platform.content_size is not None:
@@ -677,8 +709,12 @@ async def inspect(
         )
         if info.created is None and kind != ManifestKind.ARTIFACT and image.config is not None:
             info.created = await _config_created(client, repository, image.config, info.warnings)
-    tool = "oras" if info.is_artifact else "docker"
-    info.pull_command = f"{tool} pull {what}"
+    plain = client.base_url.scheme == "http"
+    # oras speaks TLS unless told; docker needs the host in its insecure-registries instead.
+    tool = (
+        ("oras pull --plain-http" if plain else "oras pull") if info.is_artifact else "docker pull"
+    )
+    info.pull_command = f"{tool} {what}"
     if with_referrers:
         info.referrers = await referrers(client, repository, data.digest)
     return info

@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 from hoist.core import __version__
 from hoist.core.errors import (
+    ANSWER_DEADLINE,
     MAX_ERROR_BODY,
     HoistError,
     NetworkError,
@@ -33,6 +34,7 @@ from hoist.core.errors import (
 )
 from hoist.core.oci.digest import SequentialHasher
 from hoist.core.oci.reference import is_loopback_host
+from hoist.core.registry.answers import EVENT_HOOKS, drain, read_capped
 from hoist.core.registry.auth import Credentials, RegistryAuth
 from hoist.core.registry.filebody import BodyAborted, FileBodySender, RawResponse
 from hoist.core.sources.content import FileRange, Throttle, stream_range
@@ -42,6 +44,8 @@ USER_AGENT = f"hoist/{__version__}"
 MAX_MANIFEST = 8 * 1024 * 1024
 #: Lists of repositories or tags, one page: generous but bounded.
 MAX_LIST_PAGE = 16 * 1024 * 1024
+#: Redirects followed for one request (httpx's default is 20): more is a loop.
+MAX_REDIRECTS = 10
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,7 @@ class RegistryClient:
     tls: TLSOptions = field(default_factory=TLSOptions)
     transport: httpx.AsyncBaseTransport | None = None
     timeout: float = 60.0
+    answer_deadline: float = ANSWER_DEADLINE
     _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
     _token_client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
     _base: httpx.URL | None = field(default=None, init=False, repr=False)
@@ -193,6 +198,8 @@ class RegistryClient:
         }
         if self.transport is not None:
             common["transport"] = self.transport
+        common["max_redirects"] = MAX_REDIRECTS
+        common["event_hooks"] = EVENT_HOOKS
         self._token_client = httpx.AsyncClient(follow_redirects=True, **common)  # type: ignore[arg-type]
         base = httpx.URL(f"{scheme}://{self.host}")
         port = base.port or (443 if scheme == "https" else 80)
@@ -237,12 +244,15 @@ class RegistryClient:
         there). Go's TLS server answers a plain request at once with `400 ... HTTP request to an
         HTTPS server`; a closed connection also means TLS."""
         try:
-            response = await client.get(self.url("/v2/"), auth=None)
+            request = client.build_request("GET", self.url("/v2/"))
+            async with asyncio.timeout(self.answer_deadline):
+                response = await client.send(request, auth=None, stream=True)
+            body = await read_capped(response, MAX_ERROR_BODY, deadline=self.answer_deadline)
         except (httpx.RemoteProtocolError, httpx.ReadError):
             return True
-        except httpx.TransportError:
+        except (httpx.TransportError, NetworkError, TimeoutError):
             return False  # down, or refusing: the real request will say so
-        return response.status_code == 400 and b"HTTPS" in response.content
+        return response.status_code == 400 and b"HTTPS" in body
 
     @property
     def base_url(self) -> httpx.URL:
@@ -256,7 +266,10 @@ class RegistryClient:
 
     def resolve(self, location: str, against: httpx.URL | None = None) -> str:
         """Resolve a Location (absolute or relative) and refuse anything but http(s)."""
-        resolved = (against or self.base_url).join(location)
+        try:
+            resolved = (against or self.base_url).join(location)
+        except httpx.InvalidURL:
+            resolved = httpx.URL()
         if resolved.scheme not in ("http", "https") or not resolved.host:
             raise RegistryError(
                 f"the registry gave an unusable upload location {location[:100]!r}",
@@ -286,10 +299,41 @@ class RegistryClient:
             url = self.url(url)
         req = client.build_request(method, url, headers=headers, content=content, params=params)
         await self.pacer.wait()
+        # Headers (after any redirects and a token) within the answer deadline, unless the
+        # request streams a body (a chunk through a proxy), whose upload may take longer.
+        deadline = None if isinstance(content, AsyncIterable) else self.answer_deadline
         try:
-            response = await client.send(req, stream=True, follow_redirects=follow_redirects)
+            async with asyncio.timeout(deadline):
+                response = await client.send(req, stream=True, follow_redirects=follow_redirects)
+        except TimeoutError as exc:
+            raise NetworkError(
+                f"{what or method}: {self.host} did not answer within {deadline:.0f} s"
+            ) from exc
         except httpx.TimeoutException as exc:
             raise NetworkError(f"{what or method}: {self.host} did not answer in time") from exc
+        except (httpx.TooManyRedirects, httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            if req.url.port is not None and not 0 < req.url.port < 65536:
+                raise RegistryError(  # the registry's own address, not a redirect
+                    f"{what or method}: port {req.url.port} of {self.host} does not exist",
+                    status=0,
+                    hint="Ports are 1 to 65535; check the registry's address",
+                ) from None
+            raise _unusable_redirect(what or method, exc) from None
+        except httpx.RemoteProtocolError as exc:
+            said = str(exc).lower()
+            if "location header" in said:
+                raise _unusable_redirect(what or method, exc) from None
+            if not any(cut in said for cut in ("disconnect", "peer closed", "incomplete")):
+                # Not a cut connection (that heals): a server speaking broken HTTP, which won't.
+                raise RegistryError(
+                    f"{what or method}: {self.host} answered with something that is not valid "
+                    f"HTTP ({str(exc)[:100]})",
+                    status=0,
+                    hint="A server or proxy there speaks broken HTTP; tell the registry's owner",
+                ) from None
+            raise NetworkError(
+                f"{what or method}: connection to {self.host} failed ({exc})"
+            ) from exc
         except httpx.TransportError as exc:
             raise NetworkError(
                 f"{what or method}: connection to {self.host} failed ({exc})"
@@ -301,8 +345,9 @@ class RegistryClient:
             return response
         if response.status_code == 429:
             self.pacer.slow_down()
-        body = await read_capped(response, MAX_ERROR_BODY)
-        raise error_from_response(response, body, what=what)
+        body = await read_capped(response, MAX_ERROR_BODY, deadline=self.answer_deadline)
+        elsewhere = _origin(response.request.url) != _origin(self.base_url)
+        raise error_from_response(response, body, what=what, elsewhere=elsewhere)
 
     # -- simple operations ------------------------------------------------------------------
 
@@ -327,7 +372,7 @@ class RegistryClient:
         except NotFound:
             return None
         await drain(response)
-        return int(response.headers.get("Content-Length", "0"))
+        return header_count(response, "Content-Length")
 
     async def start_upload(
         self, repository: str, *, mount: str | None = None, from_repo: str | None = None
@@ -348,7 +393,7 @@ class RegistryClient:
         return UploadStatus(
             location=self._location(response),
             offset=0,
-            min_chunk=int(response.headers.get("OCI-Chunk-Min-Length", "0") or 0),
+            min_chunk=header_count(response, "OCI-Chunk-Min-Length"),
         )
 
     def _location(self, response: httpx.Response) -> str:
@@ -443,7 +488,7 @@ class RegistryClient:
                 response = await self.request(
                     method, url, headers=headers, content=stream, what=what, ok=ok
                 )
-                await response.aread()
+                await read_capped(response, MAX_ERROR_BODY, deadline=self.answer_deadline)
             finally:
                 await stream.aclose()
             return response
@@ -552,7 +597,7 @@ class RegistryClient:
             what="get manifest",
             ok=(200,),
         )
-        data = await read_capped(response, MAX_MANIFEST, strict=True)
+        data = await read_capped(response, MAX_MANIFEST, strict=True, deadline=self.answer_deadline)
         return ManifestData(
             data,
             response.headers.get("Content-Type", "").split(";")[0].strip(),
@@ -584,10 +629,12 @@ class RegistryClient:
 
     async def get_json(self, url: str | httpx.URL, *, what: str) -> tuple[object, httpx.Response]:
         response = await self.request("GET", url, what=what, ok=(200,))
-        data = await read_capped(response, MAX_LIST_PAGE, strict=True)
+        data = await read_capped(
+            response, MAX_LIST_PAGE, strict=True, deadline=self.answer_deadline
+        )
         try:
             return json.loads(data), response
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: `[[[[...` nested deep
             raise RegistryError(
                 f"{what}: the registry answered something that is not JSON",
                 status=response.status_code,
@@ -631,46 +678,43 @@ def parse_range_end(value: str | None) -> int:
     return end + 1 if end > 0 else 0
 
 
-async def drain(response: httpx.Response) -> None:
-    """Finish with a response whose body doesn't matter (the empty or tiny body of a 202, 201,
-    204): read it, so that httpx keeps the connection for the next request. Closing an unread
-    response drops the connection, and each request to an HTTPS registry then pays a new TCP
-    and TLS handshake. A large body is not worth reading: that connection is dropped."""
-    try:
-        no_body = response.request.method == "HEAD"
-        if no_body or int(response.headers.get("Content-Length") or 0) <= MAX_ERROR_BODY:
-            await response.aread()
-    except (httpx.HTTPError, ValueError):
-        pass  # the request succeeded; only the connection's reuse is lost
-    finally:
-        await response.aclose()
+def _origin(url: httpx.URL) -> tuple[str, str, int]:
+    return url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80)
 
 
-async def read_capped(response: httpx.Response, limit: int, *, strict: bool = False) -> bytes:
-    """Read at most `limit` bytes of a body and close it.
+def header_count(response: httpx.Response, name: str) -> int:
+    """A header holding a count of bytes (`Content-Length`, `OCI-Chunk-Min-Length`): absent
+    is 0; anything but a plain non-negative number is the registry misbehaving."""
+    value = response.headers.get(name)
+    if value is None or not value.strip():
+        return 0
+    text = value.strip()
+    if not text.isdigit() or len(text) > 19:
+        raise RegistryError(
+            f"the registry answered with a {name} of {value[:40]!r}, which is not a size",
+            status=response.status_code,
+            hint="The registry or a proxy in front of it is misbehaving; tell its owner",
+        )
+    return int(text)
 
-    `strict` (manifests, lists) raises when the body is longer than `limit` instead of cutting
-    it, which would turn "too large" into a confusing "not valid JSON".
+
+def _unusable_redirect(what: str, exc: Exception) -> RegistryError:
+    """A redirect Hoist can't or won't follow: waiting would not change it, so not temporary.
+
+    A loop, a `Location` that is not a URL (or names a port over 65535), or one leading
+    outside http(s) such as `file://`.
     """
-    parts: list[bytes] = []
-    total = 0
-    try:
-        async for part in response.aiter_bytes():
-            parts.append(part)
-            total += len(part)
-            if total > limit:
-                if strict:
-                    raise RegistryError(
-                        f"the registry's answer is larger than {limit} bytes",
-                        status=response.status_code,
-                        hint="Hoist refuses oversized manifests and lists",
-                    )
-                break
-    except httpx.TransportError as exc:
-        raise NetworkError("the connection broke while reading the registry's answer") from exc
-    finally:
-        await response.aclose()
-    return b"".join(parts)[:limit]
+    if isinstance(exc, httpx.TooManyRedirects):
+        said = f"its redirects go round in a loop (more than {MAX_REDIRECTS})"
+    elif isinstance(exc, httpx.UnsupportedProtocol):
+        said = "it redirected to a URL that is not http(s), such as a file:// one"
+    else:
+        said = "it redirected with a Location header that is not a usable URL"
+    return RegistryError(
+        f"{what}: {said}",
+        status=0,
+        hint="The registry or a proxy in front of it is misconfigured; tell its owner",
+    )
 
 
 def next_link(header: str | None, against: httpx.URL) -> httpx.URL | None:

@@ -29,6 +29,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -42,7 +43,7 @@ try:
     _TIOCOUTQ: int | None = termios.TIOCOUTQ
 except (ImportError, AttributeError):  # pragma: no cover - Windows
     _TIOCOUTQ = None
-from hoist.core.errors import FileChanged, NetworkError
+from hoist.core.errors import ANSWER_DEADLINE, FileChanged, NetworkError
 from hoist.core.oci.digest import SequentialHasher
 
 #: Bytes read, hashed and sent per step (bench/push_throughput.py: 4 MiB costs less CPU than
@@ -351,10 +352,20 @@ def _try_read_early_response(sock: socket.socket) -> RawResponse | None:
         return None
 
 
-def _recv_head(sock: socket.socket) -> tuple[bytes, bytes]:
+def _recv(sock: socket.socket, deadline: float) -> bytes:
+    """One recv that also keeps to the answer's deadline: a server dripping a byte now and
+    then never trips the socket's own per-read timeout."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the registry's answer did not end in time")
+    sock.settimeout(min(sock.gettimeout() or left, left))
+    return sock.recv(65536)
+
+
+def _recv_head(sock: socket.socket, deadline: float) -> tuple[bytes, bytes]:
     data = b""
     while b"\r\n\r\n" not in data:
-        part = sock.recv(65536)
+        part = _recv(sock, deadline)
         if not part:
             raise ConnectionResetError("the server closed the connection before answering")
         data += part
@@ -365,8 +376,22 @@ def _recv_head(sock: socket.socket) -> tuple[bytes, bytes]:
 
 
 def _read_response(sock: socket.socket, method: str) -> tuple[RawResponse, bool]:
-    """Read one HTTP/1.1 response. Returns it and whether the connection can be reused."""
-    head, rest = _recv_head(sock)
+    """Read one HTTP/1.1 response, within ANSWER_DEADLINE and bounded in size. Returns it and
+    whether the connection can be reused."""
+    timeout = sock.gettimeout()
+    try:
+        return _read_response_by(sock, method, time.monotonic() + ANSWER_DEADLINE)
+    except ValueError as exc:  # a status, length or chunk size that is not a number
+        raise NetworkError(f"the server's answer is not valid HTTP ({exc})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(timeout)
+
+
+def _read_response_by(
+    sock: socket.socket, method: str, deadline: float
+) -> tuple[RawResponse, bool]:
+    head, rest = _recv_head(sock, deadline)
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
@@ -383,13 +408,13 @@ def _read_response(sock: socket.socket, method: str) -> tuple[RawResponse, bool]
     if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
         return RawResponse(status, reason, headers, b""), reusable
     if "chunked" in lower.get("transfer-encoding", "").lower():
-        body, complete = _read_chunked(sock, rest)
+        body, complete = _read_chunked(sock, rest, deadline)
         return RawResponse(status, reason, headers, body), reusable and complete
     if "content-length" in lower:
         length = int(lower["content-length"])
         body = rest
         while len(body) < min(length, MAX_RESPONSE_BODY):
-            part = sock.recv(65536)
+            part = _recv(sock, deadline)
             if not part:
                 break
             body += part
@@ -399,19 +424,19 @@ def _read_response(sock: socket.socket, method: str) -> tuple[RawResponse, bool]
     body = rest
     with contextlib.suppress(OSError):
         while len(body) < MAX_RESPONSE_BODY:
-            part = sock.recv(65536)
+            part = _recv(sock, deadline)
             if not part:
                 break
             body += part
     return RawResponse(status, reason, headers, body[:MAX_RESPONSE_BODY]), False
 
 
-def _read_chunked(sock: socket.socket, data: bytes) -> tuple[bytes, bool]:
+def _read_chunked(sock: socket.socket, data: bytes, deadline: float) -> tuple[bytes, bool]:
     body = b""
     while True:
         while b"\r\n" not in data:
-            part = sock.recv(65536)
-            if not part:
+            part = _recv(sock, deadline)
+            if not part or len(data) > MAX_HEAD:
                 return body, False
             data += part
         size_line, _, data = data.partition(b"\r\n")
@@ -419,10 +444,12 @@ def _read_chunked(sock: socket.socket, data: bytes) -> tuple[bytes, bool]:
         if size == 0:
             return body, len(body) < MAX_RESPONSE_BODY
         while len(data) < size + 2:
-            part = sock.recv(65536)
+            part = _recv(sock, deadline)
             if not part:
                 return body, False
             data += part
+            if len(body) + len(data) > MAX_RESPONSE_BODY:  # a huge chunk: keep its start only
+                return (body + data)[:MAX_RESPONSE_BODY], False
         body += data[:size]
         data = data[size + 2 :]
         if len(body) > MAX_RESPONSE_BODY:

@@ -613,9 +613,11 @@ class _FileFetch:
         finally:
             await response.aclose()
         if cursor.in_part < part.size:
-            raise NetworkError(
-                f"{part.name}: the registry's answer ended after {cursor.in_part} of "
-                f"{part.size} bytes"
+            # The answer ended cleanly (a cut connection is a NetworkError above): the registry
+            # holds a different blob than the manifest names, and asking again won't change it.
+            raise VerificationFailed(
+                f"{part.name}: the registry's answer ended after {cursor.in_part} of the "
+                f"{part.size} bytes the manifest names"
             )
         damaged = await _settle(cursor.settle)
         if damaged is not None:

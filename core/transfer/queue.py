@@ -542,6 +542,9 @@ class TransferQueue:
             item.transfer.state = TransferState.PAUSED
             return False
         item.owner = None
+        # This queue's own writes of the item go first (a resume's, a replace_and_retry's):
+        # the journal must not hand back an older copy than the one in memory.
+        await self.flush()
         try:
             fresh = await asyncio.to_thread(load_transfer, self.journal, item.id)
         except HoistError:

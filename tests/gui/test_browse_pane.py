@@ -536,14 +536,14 @@ def test_artifact_details_list_files_with_sizes_copy_and_download(
         assert top["Kind"] == "OCI artifact"
         assert top["Digest"] == digest
         assert top["Size"].startswith(format_size(3000 + 8))
-        assert top["Pull command"] == f"oras pull {registry.host}/{repo}:v1"
+        assert top["Pull command"] == f"oras pull --plain-http {registry.host}/{repo}:v1"
         files = child_labels(model, starts_with(model, "Files (2)"))
         assert files == {"weights.bin": size_text(3000), "README.md": size_text(8)}
         assert pane.repo_view.currentIndex().data() == repo
         assert cell(pane, "v1", TagColumn.DIGEST) == f"sha256:{digest[7:19]}"
 
         pane.qactions["copy_pull"].trigger()
-        assert pane.copied == [f"oras pull {registry.host}/{repo}:v1"]  # type: ignore[attr-defined]
+        assert pane.copied == [f"oras pull --plain-http {registry.host}/{repo}:v1"]  # type: ignore[attr-defined]
 
         folder = tmp_path / "out"
         asked: list[str] = []
