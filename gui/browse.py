@@ -21,6 +21,7 @@ and awaited, never `exec()`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
@@ -278,7 +279,9 @@ async def wait_signal(signal: SignalInstance) -> tuple[Any, ...]:
     try:
         return await future
     finally:
-        signal.disconnect(done)
+        # The sender may be gone already (a dialog deleted on close): nothing to undo then.
+        with contextlib.suppress(RuntimeError):
+            signal.disconnect(done)
 
 
 def clipboard_copy(text: str) -> None:
@@ -1056,10 +1059,13 @@ class BrowsePane(QWidget):
         dialog = QFileDialog(self, caption)
         dialog.setFileMode(QFileDialog.FileMode.Directory)
         dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        # Not deleted on close: its answer is read after `finished`, then it is let go.
         dialog.open()
-        (result,) = await wait_signal(dialog.finished)
-        files = dialog.selectedFiles()
+        try:
+            (result,) = await wait_signal(dialog.finished)
+            files = dialog.selectedFiles()
+        finally:
+            dialog.deleteLater()
         if result != QFileDialog.DialogCode.Accepted or not files:
             return None
         return Path(files[0])

@@ -16,7 +16,7 @@ import pytest
 from pushing import get_manifest, push_paths
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QFileDialog
 from pytestqt.qtbot import QtBot
 from support.registry import RegistryProcess, free_port
 
@@ -694,3 +694,48 @@ def test_login_states_read_as_words() -> None:
     cache.remember("ghcr.io", Credentials("me", "secret"))
     assert cache.login_state(named) == "signed in as me"
     assert cache.login_state(RegistrySettings("Bad", "http://exa mple")) == "invalid address"
+
+
+# -- issue 17: the window, finished --------------------------------------------------------------
+
+
+# Qt's own file dialog asks the offscreen platform (tests only) for something it lacks.
+@pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+def test_browse_download_through_the_folder_dialog_writes_the_file(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """Browse → Download with the real folder dialog (it deletes itself on close): the file
+    arrives with its bytes."""
+    data = os.urandom(2 * MiB + 3)
+    source = tmp_path / "src" / "weights.bin"
+    source.parent.mkdir()
+    source.write_bytes(data)
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    repository = "gui/dialog-download"
+    window, ctx = open_window()
+
+    async def scenario() -> None:
+        await push_paths(registry.host, f"{repository}:v1", [source])
+        await start(ctx, window)
+        pane: Any = window.browse
+        window.show_in_browse(parse_reference(f"{registry.host}/{repository}:v1"))
+        await aio.until(lambda: pane.detail_model.info is not None, 20, "the details")
+        pane.qactions["download"].trigger()
+
+        def open_dialog() -> QFileDialog | None:
+            found = [d for d in pane.findChildren(QFileDialog) if d.isVisible()]
+            return found[0] if found else None
+
+        await aio.until(open_dialog, 10, "the folder dialog")
+        dialog = open_dialog()
+        assert dialog is not None
+        dialog.setDirectory(str(folder))
+        dialog.accept()
+        await aio.until(lambda: ctx.queue.items, 10, "the download in the queue")
+        [item] = ctx.queue.items
+        await aio.until(lambda: item.state == TransferState.DONE, 60, "the download")
+        assert cell(window, item, Column.TARGET) == str(folder)
+
+    aio.run(scenario())
+    assert (folder / "weights.bin").read_bytes() == data
