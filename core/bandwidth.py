@@ -11,6 +11,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from .content import Throttle
+
 
 class BandwidthLimiter:
     """Caps the bytes per second of everything that awaits `take()`.
@@ -69,3 +71,17 @@ class BandwidthLimiter:
                 except TimeoutError:
                     pass
                 self._refill()
+
+
+def all_limits(*throttles: Throttle | None) -> Throttle | None:
+    """One throttle that keeps to every given cap (the window's, a transfer's own, a host's):
+    a block goes once each of them lets it, so the lowest cap wins."""
+    chosen = [t for t in throttles if t is not None]
+    if len(chosen) <= 1:
+        return chosen[0] if chosen else None
+
+    async def take(n: int) -> None:
+        for throttle in chosen:
+            await throttle(n)
+
+    return take

@@ -19,14 +19,12 @@ from typing import TextIO
 from . import __version__
 from .artifact import DEFAULT_ARTIFACT_TYPE, SplitOptions
 from .auth import Credentials
-from .bandwidth import BandwidthLimiter
 from .errors import HoistError, InvalidReference, SourceError
 from .journal import TransferJournal
-from .profile import ProfileStore, apply_profile
+from .profile import ProfileStore, transfer_settings
 from .progress import BlobEvent, BlobState, Event, TransferEvent
 from .reference import Reference, parse_reference, parse_registry
 from .registry import RegistryClient
-from .retry import RetryPolicy
 from .transfer import (
     Transfer,
     TransferState,
@@ -161,17 +159,12 @@ def _client(
 def _settings(args: argparse.Namespace, host: str) -> UploadSettings:
     """Upload settings from the flags, the host's learned profile and the rate cap."""
     chunk = getattr(args, "chunk_size", None)
-    settings = UploadSettings(
-        chunk_size=parse_size(chunk) if chunk else DEFAULT_CHUNK,
-        adaptive=not chunk,  # the user's own chunk size is kept exactly
-        retry=RetryPolicy(give_up_after=float(args.retry_for) if args.retry_for else None),
+    return transfer_settings(
+        host,
+        chunk_size=parse_size(chunk) if chunk else None,
+        limit_rate=parse_rate(args.limit_rate) if args.limit_rate else None,
+        give_up_after=float(args.retry_for) if args.retry_for else None,
     )
-    store = ProfileStore()
-    apply_profile(settings, host, store)
-    rate = parse_rate(args.limit_rate) if args.limit_rate else store.get(host).limit_rate
-    if rate:
-        settings.throttle = BandwidthLimiter(rate).take
-    return settings
 
 
 async def _run(transfer: Transfer, args: argparse.Namespace, journal: TransferJournal) -> int:

@@ -14,9 +14,11 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .bandwidth import BandwidthLimiter
 from .journal import atomic_write
 from .paths import config_dir
-from .upload import UploadSettings
+from .retry import RetryPolicy
+from .upload import DEFAULT_CHUNK, UploadSettings
 
 
 @dataclass
@@ -90,4 +92,37 @@ def apply_profile(settings: UploadSettings, host: str, store: ProfileStore) -> U
         store.update(host, **{key: value})
 
     settings.on_limit = learn
+    return settings
+
+
+def transfer_settings(
+    host: str,
+    *,
+    chunk_size: int | None = None,
+    limit_rate: int | None = None,
+    give_up_after: float | None = None,
+    store: ProfileStore | None = None,
+) -> UploadSettings:
+    """The one place that decides how a transfer to `host` is sent; the CLI and the window
+    both call it, so a host's learned profile applies whichever the user runs.
+
+    Args:
+        host: the registry's API host (`Reference.api_host`), the key of its profile.
+        chunk_size: the user's own chunk size, kept exactly; None: adaptive from 64 MiB.
+        limit_rate: the user's cap for this transfer (bytes/s); None: the host's profile
+            cap, if any. 0: no cap of its own.
+        give_up_after: seconds of retrying before a transfer fails; None: retry until the
+            user pauses (the window shows the countdown).
+        store: the profiles (default: the user's config folder).
+    """
+    store = store or ProfileStore()
+    settings = UploadSettings(
+        chunk_size=chunk_size or DEFAULT_CHUNK,
+        adaptive=not chunk_size,
+        retry=RetryPolicy(give_up_after=give_up_after),
+    )
+    apply_profile(settings, host, store)
+    rate = store.get(host).limit_rate if limit_rate is None else limit_rate
+    if rate:
+        settings.throttle = BandwidthLimiter(rate).take
     return settings

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .auth import Credentials
-from .bandwidth import BandwidthLimiter
+from .bandwidth import BandwidthLimiter, all_limits
 from .errors import HoistError, SourceError
 from .journal import TransferJournal
 from .progress import BlobEvent, BlobState, Event, RateEstimator, TransferEvent
@@ -34,7 +34,8 @@ from .upload import TransferPaused, UploadSettings
 
 log = logging.getLogger(__name__)
 
-Listener = Callable[[str, "TransferItem"], None]  # ("added" | "changed" | "removed", item)
+#: ("added" | "changed" | "moved" | "removed", item)
+Listener = Callable[[str, "TransferItem"], None]
 
 
 @dataclass
@@ -53,6 +54,9 @@ class TransferItem:
     saves_done: int = 0
     rate_estimator: RateEstimator = field(default_factory=RateEstimator)
     cancelling: asyncio.Future[None] | None = None
+    #: This transfer's own cap (bytes/s; 0: none), on top of the window's (as download
+    #: managers allow); kept while the window runs, not in the journal.
+    limiter: BandwidthLimiter = field(default_factory=BandwidthLimiter)
 
     @property
     def id(self) -> str:
@@ -125,7 +129,8 @@ class TransferQueue:
 
     Args:
         journal: where transfers are kept across restarts.
-        settings: a factory for each transfer's UploadSettings (chunk size, retry policy).
+        settings: makes a transfer's UploadSettings (chunk size, retry policy, the host's
+            profile: `core.profile.transfer_settings`).
         credentials: looks up credentials for a registry host; called when a client is made, so
             it must not block (the window passes a cache it fills in worker threads).
         max_active: transfers uploading at once.
@@ -137,7 +142,7 @@ class TransferQueue:
         self,
         journal: TransferJournal,
         *,
-        settings: Callable[[], UploadSettings] = UploadSettings,
+        settings: Callable[[Transfer], UploadSettings] = lambda _transfer: UploadSettings(),
         credentials: Callable[[str], Credentials | None] | None = None,
         max_active: int = 2,
         limiter: BandwidthLimiter | None = None,
@@ -177,6 +182,25 @@ class TransferQueue:
     def max_active(self, value: int) -> None:
         self._max_active = max(1, value)
         self._schedule()
+
+    def set_rate_limit(self, transfer_id: str, rate: int) -> None:
+        """Give one transfer its own cap (bytes/s, 0: none); it applies to the next block."""
+        item = self.get(transfer_id)
+        item.limiter.rate = rate
+        self._notify("changed", item)
+
+    # -- order --------------------------------------------------------------------------------
+
+    def move(self, transfer_id: str, where: str) -> None:
+        """Reorder: `where` is "up", "down" or "top". Queued transfers start in list order."""
+        item = self.get(transfer_id)
+        index = self.items.index(item)
+        target = {"up": index - 1, "down": index + 1, "top": 0}[where]
+        target = max(0, min(target, len(self.items) - 1))
+        if target == index:
+            return
+        self.items.insert(target, self.items.pop(index))
+        self._notify("moved", item)
 
     # -- adding -------------------------------------------------------------------------------
 
@@ -390,8 +414,8 @@ class TransferQueue:
 
     async def _run(self, item: TransferItem) -> None:
         item.pause_event.clear()
-        settings = self.settings_factory()
-        settings.throttle = self.limiter.take
+        settings = self.settings_factory(item.transfer)
+        settings.throttle = all_limits(self.limiter.take, item.limiter.take, settings.throttle)
         run = open_run(
             item.transfer,
             self._client(item.transfer),

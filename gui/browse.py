@@ -21,7 +21,6 @@ and awaited, never `exec()`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,17 +32,14 @@ from PySide6.QtCore import (
     QModelIndex,
     QObject,
     QPoint,
-    QSize,
     Qt,
     QTimer,
     Signal,
-    SignalInstance,
 )
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
-    QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -85,10 +81,10 @@ from .browse_models import (
     report_task_failure,
     short_digest,
 )
-from .dialogs import lay_out_message
+from .dialogs import ConfirmDialog, wait_signal
 from .planning import CredentialCache, make_client
 from .settings import RegistrySettings
-from .theme import CELL_PADDING, PaddedDelegate, plain_buttons, title_font
+from .theme import CELL_PADDING, PaddedDelegate, title_font
 
 log = logging.getLogger(__name__)
 
@@ -265,23 +261,6 @@ def download_platform(info: ManifestInfo, selected_key: str = "") -> tuple[str |
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-async def wait_signal(signal: SignalInstance) -> tuple[Any, ...]:
-    """The arguments of the next emission of `signal`, awaited without a nested loop."""
-    future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
-
-    def done(*args: Any) -> None:
-        if not future.done():
-            future.set_result(args)
-
-    signal.connect(done)
-    try:
-        return await future
-    finally:
-        # The sender may be gone already (a dialog deleted on close): nothing to undo then.
-        with contextlib.suppress(RuntimeError):
-            signal.disconnect(done)
 
 
 def clipboard_copy(text: str) -> None:
@@ -1165,49 +1144,6 @@ class BrowsePane(QWidget):
         finally:
             self.confirm_box = None
             box.deleteLater()
-
-
-class ConfirmDialog(QDialog):
-    """A question, what it means, and a destructive button beside Cancel (the default).
-
-    Used instead of QMessageBox, which fixes its own size once shown (a jump on screen, and
-    a size hint the offscreen platform of the tests refuses), as main_window's MessageDialog.
-    """
-
-    def __init__(
-        self, title: str, text: str, informative: str, confirm: str, parent: QWidget | None = None
-    ) -> None:
-        super().__init__(parent)
-        self.setWindowTitle(title)
-        self.text_label = QLabel(text, self)
-        self.text_label.setObjectName("confirm-text")
-        self.text_label.setWordWrap(True)
-        font = self.text_label.font()
-        font.setBold(True)
-        self.text_label.setFont(font)
-        self.informative_label = QLabel(informative, self)
-        self.informative_label.setObjectName("confirm-informative")
-        self.informative_label.setWordWrap(True)
-        self.informative_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.buttons = QDialogButtonBox(self)
-        self.confirm_button = self.buttons.addButton(
-            confirm, QDialogButtonBox.ButtonRole.DestructiveRole
-        )
-        self.cancel_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
-        self.cancel_button.setDefault(True)
-        self.cancel_button.setFocus()
-        plain_buttons(self.buttons)
-        self.confirm_button.clicked.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
-        lay_out_message(
-            self, self.text_label, self.informative_label, self.buttons, minimum=QSize(420, 160)
-        )
-
-    def text(self) -> str:
-        return self.text_label.text()
-
-    def informativeText(self) -> str:
-        return self.informative_label.text()
 
 
 def _registry_key(registry: RegistrySettings | RegistryClient | None) -> object:

@@ -59,7 +59,7 @@ from core.units import format_rate, format_size
 
 from . import icons
 from .add_sheet import AddSheet
-from .dialogs import lay_out_message
+from .dialogs import ConfirmDialog, lay_out_message, wait_signal
 from .planning import (
     CredentialCache,
     SourceChoice,
@@ -68,7 +68,7 @@ from .planning import (
     make_client,
 )
 from .settings import DEMO_REGISTRY_NAME, RegistrySettings, Settings, SettingsStore
-from .settings_dialog import RateLimitBox, SettingsDialog
+from .settings_dialog import RateLimitBox, SettingsDialog, TransferRateDialog
 from .theme import PillTabBar, plain_buttons
 from .transfers import (
     FILTERS,
@@ -107,8 +107,8 @@ class AppContext:
         credentials = CredentialCache()
         ctx: AppContext
 
-        def upload_settings() -> Any:
-            return ctx.settings.upload_settings()
+        def upload_settings(transfer: Transfer) -> Any:
+            return ctx.settings.upload_settings(transfer.target.api_host)
 
         def client_for(transfer: Transfer) -> RegistryClient:
             """The transfer's registry as the user set it up (TLS choices, credentials)."""
@@ -291,7 +291,12 @@ class MainWindow(QMainWindow):
             show_in_browse=self.show_in_browse if self._browse_cls is not None else None,
             on_error=self.show_error,
             open_folder=open_folder,
+            confirm=self.confirm_cancel,
+            ask_rate=self.ask_transfer_rate,
         )
+        #: The open question (Cancel's), or the open rate dialog: tests answer them.
+        self.confirm_box: ConfirmDialog | None = None
+        self.rate_dialog: TransferRateDialog | None = None
         self.view = TransferView(self.model, self.controller)
 
         self._build_actions()
@@ -602,6 +607,29 @@ class MainWindow(QMainWindow):
             sys.excepthook(type(exc), exc, exc.__traceback__)
 
     # -- errors and notifications ------------------------------------------------------------
+
+    async def confirm_cancel(self, question: str, detail: str) -> bool:
+        """Cancel's question: what will be lost, with Keep (the default) beside Discard."""
+        box = ConfirmDialog("Cancel transfer", question, detail, "&Discard", parent=self)
+        box.setObjectName("confirm-cancel")
+        box.cancel_button.setText("&Keep")
+        self.confirm_box = box
+        try:
+            return await box.ask()
+        finally:
+            self.confirm_box = None
+
+    async def ask_transfer_rate(self, item: TransferItem) -> int | None:
+        """A transfer's own cap (bytes/s, 0: none), or None when the user cancels."""
+        dialog = TransferRateDialog(item.transfer.name, item.limiter.rate, self)
+        self.rate_dialog = dialog
+        dialog.open()
+        try:
+            (result,) = await wait_signal(dialog.finished)
+            return dialog.bytes_per_second() if result == QDialog.DialogCode.Accepted else None
+        finally:
+            self.rate_dialog = None
+            dialog.deleteLater()
 
     def show_error(self, text: str) -> None:
         """Tell the user, without blocking: the message bar at the top (until dismissed)."""

@@ -17,9 +17,9 @@ from typing import Any
 from core.errors import HoistError, InvalidReference
 from core.journal import atomic_write
 from core.paths import config_dir
+from core.profile import transfer_settings
 from core.reference import parse_registry
 from core.registry import TLSOptions
-from core.retry import RetryPolicy
 from core.units import MiB
 from core.upload import DEFAULT_CHUNK, UploadSettings
 
@@ -167,17 +167,16 @@ class Settings:
             n += 1
         return f"{wanted} ({n})"
 
-    def upload_settings(self) -> UploadSettings:
-        """UploadSettings for the next run of a transfer.
+    def upload_settings(self, host: str) -> UploadSettings:
+        """UploadSettings for the next run of a transfer to `host`: the same decision as the
+        command line's (`core.profile.transfer_settings`: the host's learned chunk limits
+        and cap apply), with the window's chunk size.
 
         The window retries for as long as the user lets it run (a laptop that loses Wi-Fi
         overnight resumes in the morning): the user sees the countdown and can pause.
         """
-        return UploadSettings(
-            chunk_size=self.chunk_size,
-            adaptive=self.chunk_size == DEFAULT_CHUNK,  # a chunk size the user set is kept
-            retry=RetryPolicy(give_up_after=None),
-        )
+        chunk = None if self.chunk_size == DEFAULT_CHUNK else self.chunk_size
+        return transfer_settings(host, chunk_size=chunk, give_up_after=None)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -53,6 +53,43 @@ class RateLimitBox(QDoubleSpinBox):
 
     def set_bytes_per_second(self, rate: int) -> None:
         self.setValue(rate / MiB)
+
+
+class TransferRateDialog(QDialog):
+    """One transfer's own upload cap, on top of the window's (as download managers allow).
+
+    `rate_box` holds the answer; `bytes_per_second()` reads it once accepted.
+    """
+
+    def __init__(self, name: str, rate: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("transfer-rate-dialog")
+        self.setWindowTitle("Rate limit")
+        self.rate_box = RateLimitBox(self)
+        self.rate_box.setObjectName("transfer-rate")
+        self.rate_box.setToolTip("This transfer's own upload limit (0: only the window's)")
+        self.rate_box.set_bytes_per_second(rate)
+        label = QLabel(f"Upload limit for {name}:", self)
+        label.setWordWrap(True)
+        label.setBuddy(self.rate_box)
+        note = QLabel("The window's limit still applies to all transfers together.", self)
+        note.setWordWrap(True)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        plain_buttons(buttons)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(label)
+        layout.addWidget(self.rate_box)
+        layout.addWidget(note)
+        layout.addWidget(buttons)
+        # Fixed limits before it is shown: the window never resizes itself afterwards.
+        self.setMinimumSize(QSize(360, 0).expandedTo(self.minimumSizeHint()))
+
+    def bytes_per_second(self) -> int:
+        return self.rate_box.bytes_per_second()
 
 
 def parse_chunk(text: str) -> int:

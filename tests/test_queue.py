@@ -20,7 +20,8 @@ from core.progress import BlobState
 from core.queue import TransferItem, TransferQueue
 from core.reference import parse_reference
 from core.retry import RetryPolicy
-from core.transfer import DownloadPart, TransferState, plan_download, plan_file_push
+from core.transfer import DownloadPart, Transfer, TransferState, plan_download, plan_file_push
+from core.units import MiB
 from core.upload import UploadSettings
 
 
@@ -57,7 +58,8 @@ async def test_refused_credentials_fail_the_transfer_with_a_sentence(
 ) -> None:
     """A 401 at the first contact used to leave the transfer 'running' for ever."""
     queue = TransferQueue(
-        TransferJournal(), settings=lambda: UploadSettings(retry=RetryPolicy(give_up_after=3))
+        TransferJournal(),
+        settings=lambda _transfer: UploadSettings(retry=RetryPolicy(give_up_after=3)),
     )
     path = make_file(tmp_path / "a.bin", 10_000)
     item = queue.add(plan_file_push(parse_reference(f"{auth_registry.host}/q/a:v1"), [path]))
@@ -95,9 +97,8 @@ async def test_a_pause_during_the_rehash_of_a_resumed_upload_is_prompt(
 ) -> None:
     """Resuming in a new process re-hashes the prefix the registry holds (about 1 s per GB): a
     pause meanwhile stops it at once, and the next resume still finishes the blob."""
-    MiB = 1024 * 1024
 
-    def settings() -> UploadSettings:
+    def settings(_transfer: Transfer) -> UploadSettings:
         return UploadSettings(chunk_size=MiB, adaptive=False)
 
     path = make_file(tmp_path / "r.bin", 24 * MiB, seed=21)
@@ -147,7 +148,7 @@ async def test_hoist_cancel_discards_a_push_s_session_and_a_download_s_partial_f
     MiB = 1024 * 1024
     path = make_file(tmp_path / "c.bin", 6 * MiB, seed=22)
     queue = TransferQueue(
-        TransferJournal(), settings=lambda: UploadSettings(chunk_size=MiB, adaptive=False)
+        TransferJournal(), settings=lambda _transfer: UploadSettings(chunk_size=MiB, adaptive=False)
     )
     pause_when(queue, lambda item: item.acknowledged >= 2 * MiB)
     push = queue.add(plan_file_push(parse_reference(f"{registry.host}/q/cli-cancel:v1"), [path]))
@@ -177,3 +178,58 @@ async def test_hoist_cancel_discards_a_push_s_session_and_a_download_s_partial_f
     assert TransferJournal().ids() == []
     assert httpx.get(blob.location).status_code == 404  # the session was deleted
     assert sorted(p.name for p in out.iterdir()) == ["kept.txt"]
+
+
+async def test_reordered_transfers_start_in_their_new_order(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """Move to top / up / down, as download managers allow: queued ones start in list order."""
+    queue = TransferQueue(TransferJournal(), max_active=1)
+    items = []
+    for i in range(3):
+        path = make_file(tmp_path / f"o{i}.bin", 20_000, seed=i)
+        target = parse_reference(f"{registry.host}/q/order-{i}:v1")
+        items.append(queue.add(plan_file_push(target, [path]), start=False))
+    moved: list[str] = []
+    queue.listeners.append(lambda kind, item: moved.append(item.id) if kind == "moved" else None)
+    first, second, third = items
+    queue.move(third.id, "top")
+    assert queue.items == [third, first, second]
+    queue.move(first.id, "down")
+    assert queue.items == [third, second, first]
+    queue.move(first.id, "down")  # already last: nothing moves
+    queue.move(second.id, "up")
+    assert queue.items == [second, third, first]
+    assert moved == [third.id, first.id, second.id]
+    try:
+        queue.resume_all()
+        assert second.running and not third.running and not first.running
+        for item in items:
+            await wait_for_end(item)
+    finally:
+        await queue.aclose()
+    assert [item.state for item in items] == [TransferState.DONE] * 3
+
+
+async def test_a_transfer_s_own_rate_limit_caps_it(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """One transfer may have its own cap below the window's (none here): 3 MiB at 1 MiB/s
+    takes at least 2 s however fast the machine is."""
+    queue = TransferQueue(
+        TransferJournal(), settings=lambda _transfer: UploadSettings(chunk_size=MiB, adaptive=False)
+    )
+    path = make_file(tmp_path / "capped.bin", 3 * MiB, seed=5)
+    item = queue.add(
+        plan_file_push(parse_reference(f"{registry.host}/q/capped:v1"), [path]), start=False
+    )
+    queue.set_rate_limit(item.id, MiB)
+    started = time.monotonic()
+    try:
+        queue.resume(item.id)
+        await wait_for_end(item)
+    finally:
+        await queue.aclose()
+    assert item.state == TransferState.DONE
+    assert time.monotonic() - started >= 2.0
+    assert queue.limiter.rate == 0  # the window's cap is untouched

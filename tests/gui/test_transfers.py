@@ -372,7 +372,7 @@ def controller_for(
 
 
 ENABLED = {
-    # state, running → the per-item actions that are enabled
+    # state, running → the per-item actions that are enabled (the only item can't move)
     (TransferState.RUNNING, True): {"pause", "cancel", "copy", "browse"},
     (TransferState.QUEUED, False): {"pause", "cancel", "remove", "copy", "browse"},
     (TransferState.PAUSED, False): {"resume", "cancel", "remove", "copy", "browse"},
@@ -484,11 +484,13 @@ def test_view_paints_and_builds_its_menu_from_data(
     labels = [a.text() if not a.isSeparator() else "-" for a in menu.actions()]
     assert labels == [
         "Pause", "Resume", "Retry", "-", "Cancel and delete the upload", "Remove from list",
+        "-", "Move to top", "Move up", "Move down", "Rate limit…",
         "-", "Copy reference", "Show in Browse",
     ]  # fmt: skip
     enabled = {a.text() for a in menu.actions() if a.isEnabled() and not a.isSeparator()}
     assert enabled == {
         "Retry", "Cancel and delete the upload", "Remove from list", "Copy reference",
+        "Move to top", "Move up", "Move down",  # the second of four
     }  # fmt: skip
     assert view.qactions["retry"].shortcut().toString() == SHORTCUTS["retry"]
 

@@ -16,18 +16,23 @@ import pytest
 from pushing import get_manifest, push_paths
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QFileDialog
 from pytestqt.qtbot import QtBot
 from support.registry import RegistryProcess, free_port
 
 from core import __version__, download
 from core.auth import Credentials
+from core.cli import _settings as cli_settings
+from core.cli import build_parser
 from core.demo_registry import DemoRegistry
 from core.errors import HoistError
+from core.profile import ProfileStore
 from core.queue import TransferItem
 from core.reference import parse_reference
 from core.transfer import TransferState, plan_file_push
 from core.units import MiB
+from core.upload import UploadSettings
 from gui.add_sheet import AddSheet, split_image_name
 from gui.app import error_sentence, install_excepthook, shutdown, start
 from gui.main_window import AppContext, MainWindow, MessageDialog
@@ -576,7 +581,7 @@ def test_settings_dialog_applies_at_once(open_window: OpenWindow, aio: Any) -> N
     assert problem is None
     assert (settings.chunk_size, settings.parallel_blobs) == (16 * MiB, 4)
     assert settings.resume_on_start and settings.registries[0].name == "Test registry"
-    assert ctx.settings.upload_settings().chunk_size == 16 * MiB
+    assert ctx.settings.upload_settings("localhost:5000").chunk_size == 16 * MiB
 
 
 def test_settings_dialog_refuses_a_bad_chunk_size(qtbot: QtBot) -> None:
@@ -739,3 +744,112 @@ def test_browse_download_through_the_folder_dialog_writes_the_file(
 
     aio.run(scenario())
     assert (folder / "weights.bin").read_bytes() == data
+
+
+def learned_part(settings: UploadSettings) -> tuple[object, ...]:
+    """What a host's profile decides (the retry policy differs on purpose: the window
+    retries until the user pauses)."""
+    s = settings
+    return (s.chunk_size, s.adaptive, s.max_chunk, s.min_chunk, s.chunked,
+            s.throttle is not None, s.on_limit is not None)  # fmt: skip
+
+
+def test_window_and_command_line_send_with_the_same_settings(
+    open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """A host's learned profile (chunk limits, no PATCH, a cap) applies in the window as in
+    `hoist push`: one function in core decides."""
+    ProfileStore().update(registry.host, max_chunk=8 * MiB, min_chunk=MiB, limit_rate=5 * MiB)
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x")
+    _window, ctx = open_window()
+    transfer = plan_file_push(parse_reference(f"{registry.host}/gui/profiled:v1"), [path])
+    args = build_parser().parse_args(["push", str(transfer.target), str(path)])
+    from_cli = cli_settings(args, transfer.target.api_host)
+    from_window = ctx.queue.settings_factory(transfer)
+    assert learned_part(from_window) == learned_part(from_cli)
+    assert (from_window.max_chunk, from_window.min_chunk) == (8 * MiB, MiB)
+    assert from_window.throttle is not None
+
+
+def test_cancel_asks_first_saying_what_is_lost_and_delete_never_cancels(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    path = tmp_path / "long.bin"
+    path.write_bytes(os.urandom(8 * MiB))
+    window, ctx = open_window()
+    view = window.view
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        item = await slow_transfer(window, ctx, path, "gui/cancelling")
+        await aio.until(lambda: item.acknowledged >= MiB, 20, "the first chunk")
+        view.select_transfer(item.id)
+        view.setFocus()
+        # Delete (remove from list) on a running transfer does nothing: no cancel, no loss.
+        QTest.keyClick(view, Qt.Key.Key_Delete)
+        assert item in ctx.queue.items and item.running
+        view.qactions["cancel"].trigger()
+        await aio.until(lambda: window.confirm_box is not None, 10, "the question")
+        box = window.confirm_box
+        assert box is not None
+        assert box.text() == "Cancel long.bin?"
+        assert "already uploaded is thrown away" in box.informativeText()
+        assert "Pause instead" in box.informativeText()
+        box.cancel_button.click()  # Keep
+        await aio.until(lambda: window.confirm_box is None, 10, "the answer")
+        await asyncio.sleep(0)
+        assert item in ctx.queue.items and item.running, "Keep keeps the transfer"
+        view.qactions["cancel"].trigger()
+        await aio.until(lambda: window.confirm_box is not None, 10, "the question again")
+        window.confirm_box.confirm_button.click()  # type: ignore[union-attr]
+        await aio.until(lambda: item not in ctx.queue.items, 20, "the cancel")
+
+    aio.run(scenario())
+
+
+def test_transfers_reorder_and_take_their_own_rate_limit_from_the_window(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path,
+    qtmodeltester: Any,
+) -> None:  # fmt: skip
+    window, ctx = open_window()
+    view = window.view
+    host = ctx.settings.registries[0].host
+
+    def names() -> list[str]:
+        model = window.view.proxy
+        return [model.index(r, Column.NAME).data() for r in range(model.rowCount())]
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        items = []
+        for i in range(3):
+            path = tmp_path / f"r{i}.bin"
+            path.write_bytes(os.urandom(1000 + i))
+            plan = plan_file_push(parse_reference(f"{host}/gui/order-{i}:v1"), [path])
+            items.append(ctx.queue.add(plan, start=False))
+        first, second, third = items
+        assert names() == ["r0.bin", "r1.bin", "r2.bin"]
+        view.select_transfer(third.id)
+        view.refresh_actions()
+        assert not view.qactions["move_down"].isEnabled()  # already last
+        view.qactions["move_top"].trigger()
+        assert names() == ["r2.bin", "r0.bin", "r1.bin"]
+        assert [i.id for i in view.selected_items()] == [third.id], "the selection follows"
+        view.qactions["move_down"].trigger()
+        assert names() == ["r0.bin", "r2.bin", "r1.bin"]
+        view.qactions["move_up"].trigger()
+        assert [i.id for i in ctx.queue.items] == [third.id, first.id, second.id]
+        qtmodeltester.check(window.model)
+        view.qactions["rate_limit"].trigger()
+        await aio.until(lambda: window.rate_dialog is not None, 10, "the rate dialog")
+        dialog = window.rate_dialog
+        assert dialog is not None
+        dialog.rate_box.setValue(1.5)
+        dialog.accept()
+        await aio.until(lambda: third.limiter.rate == round(1.5 * MiB), 10, "the new cap")
+        assert ctx.queue.limiter.rate == 0  # the window's cap is untouched
+        view.refresh_actions()
+        assert view.qactions["rate_limit"].text() == "Rate limit (1.5 MiB/s)…"
+
+    aio.run(scenario())
