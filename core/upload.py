@@ -18,6 +18,7 @@ Registry behaviours handled here, each named where it is handled:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .content import FileIdentity, FileRange, Throttle
-from .digest import SequentialHasher, hash_file_range
+from .digest import SequentialHasher, hash_file_range, sha256_bytes
 from .errors import (
     AuthenticationFailed,
     FileChanged,
@@ -36,6 +37,7 @@ from .errors import (
     RequestTooLarge,
     UploadSessionLost,
 )
+from .manifest import OCI_EMPTY_DATA
 from .progress import BlobEvent, BlobState, ProgressCallback, RateEstimator
 from .registry import FileBody, RegistryClient, UploadStatus
 from .retry import RetryPolicy, T, retry_temporary
@@ -693,12 +695,38 @@ def fresh_record(
     )
 
 
+async def check_push_access(client: RegistryClient, repository: str) -> None:
+    """Prove the credentials may push to `repository` before a long upload is planned
+    (packing a folder, hashing an image): registries check push rights when a session opens.
+
+    The session is then used, not left behind: it commits the 2-byte empty config `{}` (the
+    config of every artifact Hoist pushes; a tiny orphan for an image). A DELETE would not
+    do: distribution 2.8 answers 204 and keeps the session's folder, since it writes the
+    hash state back after the cancel.
+
+    Raises the registry's error (AuthenticationFailed, AccessDenied...), whose sentence says
+    what to do.
+    """
+    status = await client.start_upload(repository)
+    if status is None:  # pragma: no cover - only a mount answers 201
+        return
+    try:
+        await client.finish_upload(
+            status.location, sha256_bytes(OCI_EMPTY_DATA), OCI_EMPTY_DATA, len(OCI_EMPTY_DATA)
+        )
+    except HoistError:
+        with contextlib.suppress(HoistError):  # optional for registries; it expires anyway
+            await client.cancel_upload(status.location)
+        raise
+
+
 __all__ = [
     "DEFAULT_CHUNK",
     "BlobRecord",
     "BlobUpload",
     "TransferPaused",
     "UploadSettings",
+    "check_push_access",
     "fresh_record",
 ]
 

@@ -37,11 +37,11 @@ from core.queue import TransferItem, TransferQueue
 from core.reference import Reference, parse_reference
 from core.transfer import Transfer, plan_file_push, plan_image_push
 from core.units import GiB, MiB, format_size, parse_size
+from core.upload import check_push_access
 
 from .planning import (
     CredentialCache,
     SourceChoice,
-    check_push_access,
     image_support,
     make_client,
     short_digest,

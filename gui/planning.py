@@ -120,23 +120,6 @@ def reference_text(transfer: Transfer) -> str:
     return str(target)
 
 
-async def check_push_access(client: RegistryClient, repository: str) -> None:
-    """Prove the credentials may push to `repository`: open an upload session and cancel it.
-
-    A registry checks push rights when a session is opened, so this fails early, before a long
-    upload is planned (packing a folder, hashing an image). Raises the registry's error
-    (AuthenticationFailed, AccessDenied...) whose sentence says what to do.
-    """
-    status = await client.start_upload(repository)
-    if status is None:  # pragma: no cover - only a mount answers 201
-        return
-    try:
-        await client.cancel_upload(status.location)
-    except HoistError as exc:
-        # Some registries refuse DELETE of an upload (it is optional); the session expires.
-        log.info("could not cancel the probe upload: %s", exc.sentence())
-
-
 class CredentialCache:
     """Credentials per registry host, looked up in a worker thread and kept for the queue.
 
@@ -222,7 +205,6 @@ __all__ = [
     "CredentialCache",
     "SourceChoice",
     "blob_label",
-    "check_push_access",
     "classify_sources",
     "image_support",
     "is_image_source",

@@ -853,3 +853,26 @@ def test_transfers_reorder_and_take_their_own_rate_limit_from_the_window(
         assert view.qactions["rate_limit"].text() == "Rate limit (1.5 MiB/s)…"
 
     aio.run(scenario())
+
+
+def test_push_from_the_sheet_leaves_no_upload_session_behind(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """The sheet's push-permission check must not leave an empty session in the registry."""
+    path = tmp_path / "checked.bin"
+    path.write_bytes(os.urandom(100_000))
+    window, ctx = open_window()
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        drop(window, [path])
+        await aio.until(lambda: window.add_sheet is not None, 10, "the add sheet")
+        sheet = window.add_sheet
+        assert sheet is not None
+        await fill_and_push(aio, sheet, "gui/checked", "v1")
+        item = sheet.item
+        assert item is not None
+        await aio.until(lambda: item.state == TransferState.DONE, 30, "the push")
+
+    aio.run(scenario())
+    assert registry.upload_dirs("gui/checked") == []
