@@ -230,6 +230,17 @@ def open_folder(path: str) -> None:
         )
 
 
+#: The size the window opens at on a large screen.
+PREFERRED_SIZE = QSize(1100, 680)
+#: Room left for the window manager's frame and title bar.
+FRAME_ROOM = QSize(32, 48)
+
+
+def opening_size(available: QSize) -> QSize:
+    """The preferred size, or less on a small screen (a 1024×640 one holds the whole window)."""
+    return PREFERRED_SIZE.boundedTo(available - FRAME_ROOM)
+
+
 def browse_pane_factory() -> type[QWidget] | None:
     """gui.browse.BrowsePane when that module is present (it is written separately)."""
     try:
@@ -281,7 +292,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Hoist")
         self.setWindowIcon(icons.app_icon())
         self.setAcceptDrops(True)
-        self.resize(1100, 620)
+        self.resize(opening_size(self.screen().availableGeometry().size()))
 
         self.model = TransferModel(ctx.queue, self)
         self._browse_cls = browse_pane_factory()

@@ -38,6 +38,7 @@ from PySide6.QtGui import (
     QKeySequence,
     QPainter,
     QPalette,
+    QResizeEvent,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -1113,7 +1114,8 @@ class TransferView(QTreeView):
     def set_column_widths(self) -> None:
         """Widths that fit what the columns usually hold, measured in the view's font: a
         file name, a registry reference, "1.23 GiB / 4.56 GiB (27%)" on its bar, a rate, a
-        duration; the status takes the rest."""
+        duration; the status takes the rest. On a narrow window (a 1024×640 screen) the name
+        and target give up width first, so the status stays readable (`fit_columns`)."""
         fm = self.fontMetrics()
         pad = 2 * CELL_PADDING + 12  # and the style's own margins around a cell's text
 
@@ -1121,15 +1123,37 @@ class TransferView(QTreeView):
             return fm.horizontalAdvance(sample) + pad
 
         icon = self.iconSize().width() if self.iconSize().isValid() else 16
-        widths = {
+        self.preferred_widths = {
             Column.NAME: text("model-card.md, model.safetensors") + self.indentation() + icon,
             Column.TARGET: text("registry.example.com/team/models:v12"),
             Column.PROGRESS: text("1.23 GiB / 4.56 GiB (100%)") + 8,
             Column.SPEED: text("999 MiB/s"),
             Column.ETA: text("59m 59s"),
         }
-        for column, width in widths.items():
-            self.setColumnWidth(column, width)
+        #: The status column keeps at least this (a "waiting for network" line).
+        self.status_width = text("waiting for network, retry in 8 s")
+        self.minimum_widths = {
+            Column.NAME: text("model.safetensors") + self.indentation() + icon,
+            Column.TARGET: text("host/team/model:v1"),
+        }
+        self.fit_columns(self.viewport().width())
+
+    def fit_columns(self, width: int) -> None:
+        """Preferred widths when they leave the status its room, else narrower name and target
+        columns (never below their minimum: then the view scrolls sideways)."""
+        widths = dict(self.preferred_widths)
+        spare = width - sum(widths.values()) - self.status_width
+        if spare < 0:
+            for column in (Column.TARGET, Column.NAME):
+                give = min(-spare, widths[column] - self.minimum_widths[column])
+                widths[column] -= give
+                spare += give
+        for column, column_width in widths.items():
+            self.setColumnWidth(column, column_width)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.fit_columns(self.viewport().width())
 
     # -- selection ---------------------------------------------------------------------------
 

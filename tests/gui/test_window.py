@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 from pushing import get_manifest, push_paths
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QRect, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QScreen
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QFileDialog
+from PySide6.QtWidgets import QApplication, QFileDialog, QWidget
 from pytestqt.qtbot import QtBot
 from support.registry import RegistryProcess, free_port
 
@@ -876,3 +876,56 @@ def test_push_from_the_sheet_leaves_no_upload_session_behind(
 
     aio.run(scenario())
     assert registry.upload_dirs("gui/checked") == []
+
+
+SMALL_SCREEN = QRect(0, 0, 1024, 640)
+
+
+def shown_whole(widget: QWidget, window: MainWindow) -> bool:
+    """Whether `widget` is visible, inside the window, and not cut by any parent."""
+    if not widget.isVisible() or widget.width() <= 0:
+        return False
+    rect = QRect(widget.mapTo(window, QPoint(0, 0)), widget.size())
+    if not window.rect().contains(rect):
+        return False
+    parent = widget.parentWidget()
+    while parent is not None and parent is not window:
+        if not QRect(parent.mapTo(window, QPoint(0, 0)), parent.size()).contains(rect):
+            return False
+        parent = parent.parentWidget()
+    return True
+
+
+def test_window_fits_a_1024_by_640_screen(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 1024×640 nothing named in the issue is cut or off-screen: Edit registry, the rate
+    limit's arrows, the Status column, Browse's Delete, the first-start banner's Not now."""
+    monkeypatch.setattr(QScreen, "availableGeometry", lambda _self: SMALL_SCREEN)
+    window, ctx = open_window(registries=False)  # the first-start banner shows
+    assert SMALL_SCREEN.contains(QRect(QPoint(0, 0), window.frameGeometry().size())), (
+        "it opens at a size the screen holds"
+    )
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        window.resize(SMALL_SCREEN.size())
+        await aio.until(lambda: window.size() == SMALL_SCREEN.size(), 5, "the resize")
+        await aio.until(lambda: window.banner.isVisible(), 5, "the banner")
+        await asyncio.sleep(0)
+        assert shown_whole(window.banner_close, window), "Not now"
+        assert shown_whole(window.rate_box, window), "the rate limit"
+        edit = window.toolbar.widgetForAction(window.edit_registry_action)
+        assert edit is not None and shown_whole(edit, window), "Edit registry"
+        view = window.view
+        header = view.header()
+        status_left = header.sectionViewportPosition(Column.STATUS)
+        room = view.viewport().width() - status_left
+        assert room >= view.fontMetrics().horizontalAdvance("waiting for network, retry in 8 s")
+        window.tabs.setCurrentWidget(window.browse)
+        await aio.until(lambda: window.browse.isVisible(), 5, "Browse")
+        pane: Any = window.browse
+        assert shown_whole(pane.delete_button, window), "Browse's Delete"
+        assert shown_whole(pane.download_button, window), "Browse's Download"
+
+    aio.run(scenario())
