@@ -27,22 +27,30 @@ class HoistError(Exception):
     """Base of every error Hoist raises on purpose."""
 
     hint = ""
+    #: What to do next in the window's words, where `hint` names a command (the window
+    #: never tells its user to run one); "" when `hint` reads right in both.
+    window_hint = ""
 
-    def __init__(self, message: str, *, hint: str = "") -> None:
+    def __init__(self, message: str, *, hint: str = "", window_hint: str = "") -> None:
         super().__init__(message)
         self.message = message
         if hint:
             self.hint = hint
+            self.window_hint = window_hint
+        elif window_hint:
+            self.window_hint = window_hint
 
     @property
     def temporary(self) -> bool:
         return False
 
-    def sentence(self) -> str:
-        """The message and what to do next, as one line for a person."""
-        if not self.hint:
+    def sentence(self, *, window: bool = False) -> str:
+        """The message and what to do next, as one line for a person; `window`: in the
+        words of the window rather than the command line."""
+        hint = (self.window_hint or self.hint) if window else self.hint
+        if not hint:
             return self.message
-        return f"{self.message}. {self.hint}".rstrip(". ") + "."
+        return f"{self.message}. {hint}".rstrip(". ") + "."
 
 
 class InvalidReference(HoistError):
@@ -65,6 +73,7 @@ class FileChanged(SourceError):
         "The file changed since the upload began; restart this transfer to push the new content "
         "(Retry in the window, or `hoist resume ID --restart-changed`)"
     )
+    window_hint = "The file changed since the upload began; Retry pushes its new content"
 
 
 class NetworkError(HoistError):
@@ -110,7 +119,11 @@ class RegistryError(HoistError):
         method: str = "",
         url: str = "",
     ) -> None:
-        super().__init__(message, hint=hint or _hint_for(status, code))
+        super().__init__(
+            message,
+            hint=hint or _hint_for(status, code),
+            window_hint="" if hint else _window_hint_for(status, code),
+        )
         self.status = status
         self.code = code
         self.details = details
@@ -157,6 +170,18 @@ class RangeNotSatisfiable(RegistryError):
 
 class RequestTooLarge(RegistryError):
     """413 from the registry or a proxy in front of it: the chunk must be smaller."""
+
+
+#: A refused login, in the window's words (its registry dialog is where credentials change).
+WINDOW_LOGIN_HINT = (
+    "Check the username and password: choose the registry and Edit registry… (File menu)"
+)
+
+
+def _window_hint_for(status: int, code: str) -> str:
+    if status == 401 or code == "UNAUTHORIZED":
+        return WINDOW_LOGIN_HINT
+    return ""
 
 
 def _hint_for(status: int, code: str) -> str:

@@ -136,6 +136,7 @@ class TransferQueue:
         max_active: transfers uploading at once.
         client_factory: makes the client for a transfer's registry (the window's registry
             settings: TLS choices, credentials); by default a plain one from `credentials`.
+        window_words: a failure is written in the window's words (`HoistError.sentence`).
     """
 
     def __init__(
@@ -147,8 +148,10 @@ class TransferQueue:
         max_active: int = 2,
         limiter: BandwidthLimiter | None = None,
         client_factory: Callable[[Transfer], RegistryClient] | None = None,
+        window_words: bool = False,
     ) -> None:
         self.journal = journal
+        self.window_words = window_words
         self.settings_factory = settings
         self.credentials = credentials
         self._max_active = max_active
@@ -271,7 +274,7 @@ class TransferQueue:
             try:
                 restarted = restart_changed_blobs(item.transfer)
             except HoistError as exc:
-                item.transfer.error = exc.sentence()
+                item.transfer.error = exc.sentence(window=self.window_words)
                 self._save(item)
                 self._notify("changed", item)
                 return []
@@ -434,7 +437,8 @@ class TransferQueue:
             # The run records its failure on the transfer; never leave one looking alive.
             if item.transfer.state in (TransferState.RUNNING, TransferState.QUEUED):
                 item.transfer.state = TransferState.FAILED
-                item.transfer.error = exc.sentence()
+            if item.transfer.state == TransferState.FAILED:
+                item.transfer.error = exc.sentence(window=self.window_words)
                 self._save(item)
         except Exception as exc:  # a bug: show it on the transfer, never lose it
             log.exception("transfer %s crashed", item.id)

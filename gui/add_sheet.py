@@ -371,7 +371,10 @@ class AddSheet(QDialog):
         try:
             images = await asyncio.to_thread(list_images, self.choice.paths[0])
         except (HoistError, OSError) as exc:
-            text = exc.sentence() if isinstance(exc, HoistError) else f"can't read it: {exc}"
+            if isinstance(exc, HoistError):
+                text = exc.sentence(window=True)
+            else:
+                text = f"can't read it: {exc}"
             self.show_message(text)
             self.image_tag.clear()
             self.image_tag.addItem("(unreadable)", None)
@@ -446,7 +449,7 @@ class AddSheet(QDialog):
             self.queued.emit(self.item)
             self.accept()
         except HoistError as exc:
-            self.show_message(exc.sentence())
+            self.show_message(exc.sentence(window=True))
         finally:
             self._task = None
             self._set_busy(False)

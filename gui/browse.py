@@ -597,15 +597,20 @@ class BrowsePane(QWidget):
     # -- registry ----------------------------------------------------------------------------
 
     def set_registry(
-        self, registry: RegistrySettings | RegistryClient | None, display_name: str = ""
+        self,
+        registry: RegistrySettings | RegistryClient | None,
+        display_name: str = "",
+        *,
+        reconnect: bool = False,
     ) -> None:
         """Browse `registry`: a settings entry (the pane opens and closes its own client,
         with the credentials the cache knows), a client the caller owns, or None.
 
-        Choosing the registry already shown keeps where the user was.
+        Choosing the registry already shown keeps where the user was, unless `reconnect`
+        (its credentials changed: a new client signs in with them).
         """
         key = _registry_key(registry)
-        if key is not None and key == self._registry_key:
+        if key is not None and key == self._registry_key and not reconnect:
             name = display_name or getattr(registry, "name", "")
             if name and name != self.registry_name and self.client is not None:
                 self.registry_name = name  # renamed: same connection, new title
@@ -660,7 +665,7 @@ class BrowsePane(QWidget):
                 client, owned = make_client(registry, credentials), True
             except HoistError as exc:
                 self._show_title()
-                self.show_message(exc.sentence(), error=True)
+                self.show_message(exc.sentence(window=True), error=True)
                 return
         self.client, self._owns_client = client, owned
         self._show_title()
@@ -677,8 +682,8 @@ class BrowsePane(QWidget):
         try:
             await client.ping()
         except HoistError as exc:
-            self.show_message(f"{exc.sentence()} Press {SHORTCUTS['refresh']} to try again.",
-                              error=True)  # fmt: skip
+            again = f"Press {SHORTCUTS['refresh']} to try again."
+            self.show_message(f"{exc.sentence(window=True)} {again}", error=True)
             return
         if client is self.client:
             self._start_catalog()
@@ -817,7 +822,7 @@ class BrowsePane(QWidget):
         try:
             ref = parse_reference(text)
         except InvalidReference as exc:
-            self.show_message(exc.sentence(), error=True)
+            self.show_message(exc.sentence(window=True), error=True)
             return
         client = self.client
         if client is None:
@@ -924,7 +929,7 @@ class BrowsePane(QWidget):
         try:
             info = await inspect(client, repository, reference)
         except HoistError as exc:
-            self.detail_title.setText(exc.sentence())
+            self.detail_title.setText(exc.sentence(window=True))
             return
         finally:
             self.refresh_actions()
@@ -1117,10 +1122,10 @@ class BrowsePane(QWidget):
                 deleted.append(digest)
             self.show_message(delete_outcome(plan, deleted))
         except DeleteRefused as exc:
-            self._delete_refused = exc.sentence()
-            self.show_message(exc.sentence(), error=True)
+            self._delete_refused = exc.sentence(window=True)
+            self.show_message(exc.sentence(window=True), error=True)
         except HoistError as exc:
-            self.show_message(exc.sentence(), error=True)
+            self.show_message(exc.sentence(window=True), error=True)
         finally:
             self._deleting = False
             removed = [t for d in deleted for t in plan.digests[d]] if plan else []

@@ -336,10 +336,10 @@ class RepositoryModel(QAbstractListModel):
     def _error(self, exc: HoistError) -> None:
         if isinstance(exc, CatalogUnavailable):
             self.unavailable = True
-            self.error = exc.sentence()
+            self.error = exc.sentence(window=True)
             self.catalogUnavailable.emit(self.error)
         else:
-            self.error = exc.sentence()
+            self.error = exc.sentence(window=True)
             self.failed.emit(self.error)
 
     def canFetchMore(self, parent: Index = ROOT) -> bool:
@@ -558,7 +558,7 @@ class TagModel(QAbstractTableModel):
             self.feeder.fetch()
 
     def _error(self, exc: HoistError) -> None:
-        self.error = exc.sentence()
+        self.error = exc.sentence(window=True)
         self.failed.emit(self.error)
 
     def canFetchMore(self, parent: Index = ROOT) -> bool:
@@ -631,7 +631,7 @@ class TagModel(QAbstractTableModel):
                 detail.state = DetailState.DONE
             except HoistError as exc:
                 detail.state = DetailState.FAILED
-                detail.error = exc.sentence()
+                detail.error = exc.sentence(window=True)
             except asyncio.CancelledError:
                 detail.state = DetailState.UNKNOWN
                 raise

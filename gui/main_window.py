@@ -127,6 +127,7 @@ class AppContext:
             max_active=settings.max_active,
             limiter=BandwidthLimiter(settings.rate_limit),
             client_factory=client_for,
+            window_words=True,
         )
         ctx = cls(settings, store, queue, credentials)
         if problem:
@@ -612,7 +613,7 @@ class MainWindow(QMainWindow):
             return
         exc = task.exception()
         if isinstance(exc, HoistError):
-            self.show_error(exc.sentence())
+            self.show_error(exc.sentence(window=True))
         elif exc is not None:
             # A bug: the excepthook shows a sentence and logs the traceback.
             sys.excepthook(type(exc), exc, exc.__traceback__)
@@ -768,6 +769,17 @@ class MainWindow(QMainWindow):
         self.update_demo_banner()
         self._registry_chosen(self.registry_combo.currentIndex())
         self.save_settings()
+        if entry.valid:
+            self.spawn(self._use_new_credentials(entry))
+
+    async def _use_new_credentials(self, entry: RegistrySettings) -> None:
+        """Credentials change where they are used, at once: Browse reconnects with them, and
+        transfers that start from now on open new connections."""
+        await self.ctx.credentials.refresh(entry)
+        await self.ctx.queue.forget_clients()
+        set_registry = getattr(self.browse, "set_registry", None)
+        if callable(set_registry) and self.ctx.settings.selected == entry:
+            set_registry(entry, reconnect=True)
 
     def decline_demo(self) -> None:
         self.ctx.settings.demo_declined = True

@@ -187,8 +187,8 @@ def _resolve(host: str, username: str | None) -> tuple[Credentials | None, str]:
     try:
         return resolve_credentials(host, username), ""
     except HoistError as exc:
-        log.info("credentials for %s: %s", host, exc.sentence())
-        return None, exc.sentence()
+        log.info("credentials for %s: %s", host, exc.sentence(window=True))
+        return None, exc.sentence(window=True)
 
 
 def make_client(registry: RegistrySettings, credentials: Credentials | None) -> RegistryClient:

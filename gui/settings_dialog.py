@@ -303,7 +303,7 @@ class SettingsDialog(QDialog):
         try:
             parse_chunk(self.chunk.currentText())
         except HoistError as exc:
-            return f"Chunk size: {exc.sentence()}"
+            return f"Chunk size: {exc.sentence(window=True)}"
         names: set[str] = set()
         for reg in self._registries:
             if not reg.url:
@@ -311,7 +311,7 @@ class SettingsDialog(QDialog):
             try:
                 parse_registry(reg.url)
             except InvalidReference as exc:
-                return f"Registry {reg.name!r}: {exc.sentence()}"
+                return f"Registry {reg.name!r}: {exc.sentence(window=True)}"
             if reg.name in names:
                 return f"Two registries are named {reg.name!r}; rename one of them."
             names.add(reg.name)

@@ -870,7 +870,7 @@ class TransferController:
         except KeyError:
             pass  # removed meanwhile
         except HoistError as exc:
-            self.on_error(exc.sentence())
+            self.on_error(exc.sentence(window=True))
 
     def remove(self, items: Iterable[TransferItem]) -> None:
         for item in list(items):
@@ -879,7 +879,7 @@ class TransferController:
             except KeyError:
                 pass
             except HoistError as exc:
-                self.on_error(exc.sentence())
+                self.on_error(exc.sentence(window=True))
 
     def copy_reference(self, items: Sequence[TransferItem]) -> None:
         self.copy_text("\n".join(reference_text(item.transfer) for item in items))
@@ -898,7 +898,7 @@ class TransferController:
             try:
                 self.open_folder_cb(item.transfer.destination)
             except HoistError as exc:
-                self.on_error(exc.sentence())
+                self.on_error(exc.sentence(window=True))
 
     def move(self, items: Sequence[TransferItem], where: str) -> None:
         """Move the chosen transfers up, down or to the top, keeping their own order."""

@@ -494,10 +494,9 @@ def test_failed_transfer_reads_as_a_sentence(
     item = aio.run(scenario())
     status = cell(window, item, Column.STATUS)
     assert status.startswith(f"Failed: {path} changed size ({4 * MiB} → {4 * MiB + 1} bytes).")
-    assert status.endswith(
-        "restart this transfer to push the new content "
-        "(Retry in the window, or `hoist resume ID --restart-changed`)."
-    )
+    # In the window's words: Retry, never a command to run.
+    assert status.endswith("The file changed since the upload began; Retry pushes its new content.")
+    assert "hoist" not in status
     assert "Traceback" not in status
     assert view.qactions["retry"].isEnabled() and not view.qactions["resume"].isEnabled()
     window.filter_bar.setCurrentIndex(3)
@@ -927,5 +926,66 @@ def test_window_fits_a_1024_by_640_screen(
         pane: Any = window.browse
         assert shown_whole(pane.delete_button, window), "Browse's Delete"
         assert shown_whole(pane.download_button, window), "Browse's Download"
+
+    aio.run(scenario())
+
+
+def test_enter_in_add_registry_saves_without_an_error(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Enter in the address field saves the registry; the dialog's background check (it
+    reads the fields) must not outlive the dialog ("QLineEdit already deleted")."""
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    window, ctx = open_window(registries=False)
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        window.add_registry()
+        dialog: Any = window.registry_dialog
+        assert dialog is not None
+        await aio.until(lambda: dialog.keyring_checked, 10, "the dialog's first check")
+        tasks = dialog.tasks
+        dialog.url_edit.setFocus()
+        dialog.url_edit.setText(f"http://{registry.host}")
+        QTest.keyClick(dialog.url_edit, Qt.Key.Key_Return)
+        await aio.until(lambda: ctx.settings.registries, 10, "the saved registry")
+        await aio.until(lambda: not tasks, 10, "the dialog's tasks")
+        await asyncio.sleep(0)
+
+    aio.run(scenario())
+    assert [r.host for r in ctx.settings.registries] == [registry.host]
+    assert not window.message_bar.isVisible(), window.message_label.text()
+
+
+def test_a_corrected_password_takes_effect_in_browse_at_once(
+    aio: Any, open_window: OpenWindow, auth_registry: RegistryProcess,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A wrong password corrected in the registry dialog applies to Browse without choosing
+    another registry; the window's messages speak of the window, never `hoist login`."""
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    window, ctx = open_window(registries=False)
+    user, password = auth_registry.credentials or ("", "")
+    entry = RegistrySettings("Team", f"http://{auth_registry.host}", user)
+    ctx.settings.registries.append(entry)
+    ctx.settings.selected_registry = "Team"
+    ctx.credentials.remember(auth_registry.host, Credentials(user, "wrong-password"))
+    pane: Any = window.browse
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        window.show_selected_registry()
+        await aio.until(lambda: not pane.message.isHidden(), 20, "the refusal")
+        said = pane.message.text()
+        assert "hoist login" not in said and "Edit registry" in said, said
+        window.edit_registry()
+        dialog: Any = window.registry_dialog
+        assert dialog is not None
+        await aio.until(lambda: dialog.keyring_checked, 10, "the dialog's first check")
+        dialog.password_edit.setText(password)
+        dialog.save_button.click()
+        await aio.until(lambda: pane.message.isHidden(), 20, "Browse reconnected")
+        await aio.until(lambda: pane.repo_model.complete, 20, "the catalog")
 
     aio.run(scenario())
