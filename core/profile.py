@@ -18,7 +18,11 @@ from .bandwidth import BandwidthLimiter
 from .journal import atomic_write
 from .paths import config_dir
 from .retry import RetryPolicy
+from .units import GiB, format_size
 from .upload import DEFAULT_CHUNK, UploadSettings
+
+#: Files larger than this get split mode offered where a cut upload restarts from byte 0.
+SPLIT_THRESHOLD = 8 * GiB
 
 
 @dataclass
@@ -126,3 +130,26 @@ def transfer_settings(
     if rate:
         settings.throttle = BandwidthLimiter(rate).take
     return settings
+
+
+def split_advice(name: str, size: int, profile: RegistryProfile, part_size: int) -> str:
+    """The sentence offering split mode for a file, or "" when it isn't worth it.
+
+    Offered when the file is larger than SPLIT_THRESHOLD and the registry keeps nothing of
+    an upload cut mid-chunk (learned: `resumable` False; not yet learned: distribution 2.x
+    and Harbor, the most common, keep nothing). Says what split mode gives and costs.
+    """
+    if size <= SPLIT_THRESHOLD or profile.resumable:
+        return ""
+    why = (
+        "this registry keeps nothing of an upload cut mid-chunk"
+        if profile.resumable is False
+        else "registries like distribution 2 and Harbor keep nothing of an upload cut mid-chunk"
+    )
+    return (
+        f"{name} is {format_size(size)} and {why}: after a lost session it would start again "
+        f"from the beginning. Split mode sends it as {format_size(part_size)} parts, so a cut "
+        "costs at most one part, and parts can go in parallel. The cost: the registry holds "
+        "parts (`oras pull` gives them; Hoist's download joins them, as `cat NAME.part* > "
+        "NAME` does)."
+    )

@@ -9,6 +9,7 @@ hashing an image in a worker thread) → add to the queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Coroutine
 from pathlib import Path
@@ -33,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from core.artifact import SplitOptions
 from core.errors import HoistError, SourceError
+from core.profile import ProfileStore, RegistryProfile, split_advice
 from core.queue import TransferItem, TransferQueue
 from core.reference import Reference, parse_reference
 from core.transfer import Transfer, plan_file_push, plan_image_push
@@ -46,14 +48,13 @@ from .planning import (
     make_client,
     short_digest,
     suggest_repository,
+    suggest_tag,
 )
 from .settings import RegistrySettings, Settings
 from .theme import plain_buttons
 
 log = logging.getLogger(__name__)
 
-#: Files larger than this get split mode proposed (a lost session then costs one part).
-SPLIT_SUGGEST = 8 * GiB
 PART_CHOICES = (256 * MiB, 1 * GiB, 4 * GiB)
 ALL_PLATFORMS = "All platforms"
 
@@ -110,6 +111,9 @@ class AddSheet(QDialog):
         self._task: asyncio.Task[None] | None = None
         self._overwrite_ok = False
         self._images: list[Any] = []
+        self._image_tag = ""  # the tag the chosen image names itself with
+        #: What Hoist learned of each host (a small file): whether a cut upload is kept.
+        self.profiles: dict[str, RegistryProfile] = ProfileStore().all()
         self.setObjectName("add-sheet")
         self.setWindowTitle("Push image" if self.is_image else "Push files")
         self.setWindowModality(Qt.WindowModality.WindowModal)
@@ -183,10 +187,17 @@ class AddSheet(QDialog):
         split_row.addWidget(part_label)
         split_row.addWidget(self.part_size)
         split_row.addStretch(1)
+        self.split_note = QLabel(self)
+        self.split_note.setObjectName("split-advice")
+        self.split_note.setWordWrap(True)
+        self.split_note.hide()
+        self._file_sizes: list[tuple[str, int]] = []
         if not self.is_image:
             form.addRow("", split_row)
-            big = any(p.is_file() and p.stat().st_size > SPLIT_SUGGEST for p in paths)
-            self.split.setChecked(big)
+            for p in paths:
+                with contextlib.suppress(OSError):
+                    if p.is_file():
+                        self._file_sizes.append((p.name, p.stat().st_size))
         else:
             for w in (self.split, part_label, self.part_size):
                 w.hide()
@@ -242,6 +253,7 @@ class AddSheet(QDialog):
         layout.addWidget(self.summary)
         layout.addSpacing(6)
         layout.addLayout(form)
+        layout.addWidget(self.split_note)
         layout.addWidget(self.exists_box)
         layout.addWidget(self.message)
         layout.addWidget(self.busy_label)
@@ -285,11 +297,26 @@ class AddSheet(QDialog):
         return self.settings.registry(str(name)) if name is not None else None
 
     def _registry_changed(self) -> None:
+        """The repository remembered for this registry, a tag from the source's own name
+        (never an earlier push's tag: it would overwrite that push), and split mode offered
+        when this registry would restart a cut upload of a very large file."""
         reg = self.current_registry()
         first = self.choice.paths[0] if self.choice.paths else Path("files")
         self.repository.setText((reg.last_repository if reg else "") or suggest_repository(first))
-        self.tag.setText((reg.last_tag if reg else "") or "latest")
+        self.tag.setText(self._image_tag or suggest_tag(first))
+        self._advise_split(reg)
         self._target_edited()
+
+    def _advise_split(self, reg: RegistrySettings | None) -> None:
+        advice = ""
+        if reg is not None and reg.valid and self._file_sizes:
+            name, size = max(self._file_sizes, key=lambda pair: pair[1])
+            part = parse_size(self.part_size.currentText().replace(" ", ""))
+            advice = split_advice(name, size, self.profiles.get(reg.host, RegistryProfile()), part)
+        self.split.setChecked(bool(advice))
+        self.split_note.setText(advice)
+        self.split_note.setVisible(bool(advice))
+        self._fit()
 
     def _target_edited(self) -> None:
         self._overwrite_ok = False
@@ -404,7 +431,8 @@ class AddSheet(QDialog):
         reg = self.current_registry()
         if repo and not (reg and reg.last_repository):
             self.repository.setText(repo)
-        if tag and not (reg and reg.last_tag):
+        self._image_tag = tag
+        if tag:
             self.tag.setText(tag)
 
     def start_push(self) -> None:

@@ -94,6 +94,23 @@ def suggest_repository(path: Path) -> str:
     return name or "files"
 
 
+_VERSION = re.compile(r"(?<![a-z0-9])(?:v?\d+(?:\.\d+)+|v\d+)(?![a-z0-9])", re.IGNORECASE)
+
+
+def suggest_tag(path: Path) -> str:
+    """A tag from a file's name: its last version (`llama-3.1.gguf` → `3.1`, `model-v2.bin`
+    → `v2`), else `latest`. Never an earlier push's tag, which would overwrite that push."""
+    stem = path.name
+    for suffix in (".tar.gz", ".tgz", ".tar", ".oci"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    else:
+        stem = Path(stem).stem or stem
+    found = _VERSION.findall(stem)
+    return found[-1].lower() if found else "latest"
+
+
 def blob_label(record: BlobRecord, index: int, transfer: Transfer) -> str:
     """A child row's name: a file's title, a split part, "config", or "layer N"."""
     if transfer.kind != "image":
@@ -212,4 +229,5 @@ __all__ = [
     "reference_text",
     "short_digest",
     "suggest_repository",
+    "suggest_tag",
 ]

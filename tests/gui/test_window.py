@@ -27,7 +27,7 @@ from core.cli import _settings as cli_settings
 from core.cli import build_parser
 from core.demo_registry import DemoRegistry
 from core.errors import HoistError
-from core.profile import ProfileStore
+from core.profile import SPLIT_THRESHOLD, ProfileStore
 from core.queue import TransferItem
 from core.reference import parse_reference
 from core.transfer import TransferState, plan_file_push
@@ -36,7 +36,7 @@ from core.upload import UploadSettings
 from gui.add_sheet import AddSheet, split_image_name
 from gui.app import error_sentence, install_excepthook, shutdown, start
 from gui.main_window import AppContext, MainWindow, MessageDialog
-from gui.planning import CredentialCache, suggest_repository
+from gui.planning import CredentialCache, suggest_repository, suggest_tag
 from gui.settings import RegistrySettings, Settings, SettingsStore
 from gui.transfers import Column
 
@@ -987,5 +987,68 @@ def test_a_corrected_password_takes_effect_in_browse_at_once(
         dialog.save_button.click()
         await aio.until(lambda: pane.message.isHidden(), 20, "Browse reconnected")
         await aio.until(lambda: pane.repo_model.complete, 20, "the catalog")
+
+    aio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("file", "tag"),
+    [("llama-3.1.gguf", "3.1"), ("model-v2.bin", "v2"), ("ubuntu-22.04.tar", "22.04"),
+     ("weights.safetensors", "latest"), ("data-2024-05-01.csv", "latest"),
+     ("Model-V10.bin", "v10"), ("llama3.bin", "latest")],
+)  # fmt: skip
+def test_tag_suggested_from_a_file_name(file: str, tag: str) -> None:
+    assert suggest_tag(Path(file)) == tag
+
+
+def test_the_sheet_suggests_this_registry_s_repository_and_the_file_s_tag(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """Never the last push's tag for a different file (it would overwrite that push)."""
+    versioned = tmp_path / "llama-3.1.gguf"
+    versioned.write_bytes(b"a")
+    plain = tmp_path / "notes.txt"
+    plain.write_bytes(b"b")
+    window, ctx = open_window()
+    reg = ctx.settings.registries[0]
+    reg.last_repository, reg.last_tag = "team/models", "v9"
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        for path, tag in ((versioned, "3.1"), (plain, "latest")):
+            sheet = await window.open_add_sheet([path])
+            assert (sheet.repository.text(), sheet.tag.text()) == ("team/models", tag)
+            sheet.reject()
+
+    aio.run(scenario())
+
+
+def test_split_mode_is_offered_for_a_very_large_file_where_a_cut_restarts(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    huge = tmp_path / "disk.qcow2"
+    with huge.open("wb") as f:  # sparse: no disk space used
+        f.truncate(SPLIT_THRESHOLD + 1)
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"x" * 1000)
+    window, ctx = open_window()
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        ProfileStore().update(registry.host, resumable=False)
+        sheet = await window.open_add_sheet([huge])
+        assert sheet.split.isChecked()
+        assert not sheet.split_note.isHidden()
+        advice = sheet.split_note.text()
+        assert "this registry keeps nothing of an upload cut mid-chunk" in advice
+        assert "a cut costs at most one part" in advice and "The cost:" in advice
+        sheet.reject()
+        sheet = await window.open_add_sheet([small])
+        assert not sheet.split.isChecked() and sheet.split_note.isHidden()
+        sheet.reject()
+        ProfileStore().update(registry.host, resumable=True)  # it keeps cut uploads
+        sheet = await window.open_add_sheet([huge])
+        assert not sheet.split.isChecked() and sheet.split_note.isHidden()
+        sheet.reject()
 
     aio.run(scenario())
