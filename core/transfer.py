@@ -538,9 +538,17 @@ class TransferRun(JournaledRun):
             for record in pending:
                 await one(record)
             return
-        async with asyncio.TaskGroup() as group:
-            for record in pending:
-                group.create_task(one(record))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for record in pending:
+                    group.create_task(one(record))
+        except BaseExceptionGroup as group_error:
+            # Blobs in flight each stop with TransferPaused on a pause: that is a pause. Any
+            # other error is the one to report (the callers handle Hoist's typed errors).
+            leaves = _leaf_errors(group_error)
+            raise next(
+                (e for e in leaves if not isinstance(e, TransferPaused)), leaves[0]
+            ) from None
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """For idempotent steps (the config blob and manifest PUTs): the blobs' retry policy."""
@@ -685,6 +693,14 @@ def restart_changed_blobs(transfer: Transfer) -> list[str]:
         blob.annotations.pop(SPLIT_FILE_DIGEST, None)
         restarted.append(blob.name)
     return restarted
+
+
+def _leaf_errors(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    """The exceptions of a (possibly nested) exception group, in order."""
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaf_errors(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
 
 
 __all__ = [

@@ -71,6 +71,7 @@ from .settings import DEMO_REGISTRY_NAME, RegistrySettings, Settings, SettingsSt
 from .settings_dialog import RateLimitBox, SettingsDialog, TransferRateDialog
 from .theme import PillTabBar, plain_buttons
 from .transfers import (
+    ACCELERATORS,
     FILTERS,
     MENU_LAYOUT,
     SHORTCUTS,
@@ -80,6 +81,7 @@ from .transfers import (
     clipboard_copy,
     filter_label,
     transfer_actions,
+    with_accelerator,
 )
 
 log = logging.getLogger(__name__)
@@ -231,6 +233,18 @@ def open_folder(path: str) -> None:
         )
 
 
+HOW_RESUMING_WORKS = (
+    "Hoist sends a file in chunks and writes down, after every chunk, what the registry "
+    "acknowledged. After a pause, a lost network, or a restart of Hoist or the computer, it "
+    "asks the registry where the upload stands and continues from there, after re-reading "
+    "the part already sent to check it (about a second per GiB).\n\n"
+    "Some registries (distribution 2, Harbor) keep nothing of a chunk cut in the middle: "
+    "that upload starts again from the beginning. Split mode, offered for very large files, "
+    "limits what a cut costs to one part.\n\n"
+    "Downloads resume from their .partial files in the download folder. Cancel throws away "
+    "what was sent; Pause keeps it."
+)
+
 #: The size the window opens at on a large screen.
 PREFERRED_SIZE = QSize(1100, 680)
 #: Room left for the window manager's frame and title bar.
@@ -365,41 +379,47 @@ class MainWindow(QMainWindow):
 
     def _build_actions(self) -> None:
         self.add_files_action = self._action(
-            "Add files…", self.pick_files, "Ctrl+O", "add-files",
+            "Add &files…", self.pick_files, "Ctrl+O", "add-files",
             "Push files (or drop them on the window)",
         )  # fmt: skip
         self.add_folder_action = self._action(
-            "Add folder…", self.pick_folder, "Ctrl+Shift+O", None, "Push a folder as a tar.gz"
+            "Add f&older…", self.pick_folder, "Ctrl+Shift+O", None, "Push a folder as a tar.gz"
         )
         self.add_image_action = self._action(
-            "Add image…", self.pick_image, "Ctrl+I", "add-image",
+            "Add &image…", self.pick_image, "Ctrl+I", "add-image",
             "Push a container image (docker save tarball, OCI archive or layout)",
         )  # fmt: skip
         self.add_image_action.setEnabled(image_support())
         self.add_layout_action = self._action(
-            "Add image folder (OCI layout)…", self.pick_image_folder, None, None
+            "Add image folder (OCI &layout)…", self.pick_image_folder, None, None
         )
         self.add_layout_action.setEnabled(image_support())
         self.pause_all_action = self._action(
-            "Pause all", self.controller.pause_all, SHORTCUTS["pause_all"], "pause"
+            with_accelerator("Pause all", ACCELERATORS["pause_all"]),
+            self.controller.pause_all, SHORTCUTS["pause_all"], "pause",
         )
         self.resume_all_action = self._action(
-            "Resume all", self.controller.resume_all, SHORTCUTS["resume_all"], "resume"
+            with_accelerator("Resume all", ACCELERATORS["resume_all"]),
+            self.controller.resume_all, SHORTCUTS["resume_all"], "resume"
         )
         self.settings_action = self._action(
-            "Settings…", self.open_settings, QKeySequence.StandardKey.Preferences, "settings"
+            "&Settings…", self.open_settings, QKeySequence.StandardKey.Preferences, "settings"
         )
         if self.settings_action.shortcut().isEmpty():
             self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
         self.add_registry_action = self._action(
-            "Add registry…", self.add_registry, None, None,
+            "Add &registry…", self.add_registry, None, None,
             "Add a registry (its password goes to the system keyring)",
         )  # fmt: skip
         self.edit_registry_action = self._action(
-            "Edit registry…", self.edit_registry, None, None, "Address, username, password, TLS"
+            "&Edit registry…", self.edit_registry, None, None, "Address, username, password, TLS"
         )
-        self.about_action = self._action("About Hoist", self.about)
-        self.quit_action = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.about_action = self._action("&About Hoist", self.about)
+        self.resuming_help_action = self._action("&How resuming works", self.resuming_help)
+        self.keys_help_action = self._action(
+            "&Keyboard shortcuts", self.keys_help, QKeySequence.StandardKey.HelpContents
+        )
+        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.view.global_actions = {
             "pause_all": self.pause_all_action,
             "resume_all": self.resume_all_action,
@@ -564,6 +584,9 @@ class MainWindow(QMainWindow):
         transfers_menu.addAction(self.pause_all_action)
         transfers_menu.addAction(self.resume_all_action)
         help_menu = menus.addMenu("&Help")
+        help_menu.addAction(self.resuming_help_action)
+        help_menu.addAction(self.keys_help_action)
+        help_menu.addSeparator()
         help_menu.addAction(self.about_action)
 
     def _build_status_bar(self) -> None:
@@ -865,6 +888,12 @@ class MainWindow(QMainWindow):
     def _sheet_closed(self, sheet: AddSheet) -> None:
         if self.add_sheet is sheet:
             self.add_sheet = None
+        if sheet.item is not None:
+            # Qt gave focus back to where it was before the sheet (the filter bar): the new
+            # row is where the next key goes (Ctrl+P, Ctrl+R, Shift+Del).
+            self.tabs.setCurrentIndex(0)
+            self.view.select_transfer(sheet.item.id)
+            self.view.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _queued(self, item: TransferItem) -> None:
         self.tabs.setCurrentIndex(0)
@@ -1030,6 +1059,36 @@ class MainWindow(QMainWindow):
         return super().eventFilter(watched, event)
 
     # -- misc --------------------------------------------------------------------------------
+
+    def resuming_help(self) -> MessageDialog:
+        box = MessageDialog("How resuming works", "How Hoist resumes", self,
+                            informative=HOW_RESUMING_WORKS,
+                            pixmap=icons.app_icon().pixmap(48, 48))  # fmt: skip
+        box.open()
+        return box
+
+    def keys_help(self) -> MessageDialog:
+        lines = [f"{keys}\t{what}" for keys, what in self.keyboard_map()]
+        box = MessageDialog("Keyboard shortcuts", "Keyboard shortcuts", self,
+                            informative="\n".join(lines),
+                            pixmap=icons.app_icon().pixmap(48, 48))  # fmt: skip
+        box.open()
+        return box
+
+    def keyboard_map(self) -> list[tuple[str, str]]:
+        """(keys, what they do) for every action with a shortcut: window, Transfers, Browse."""
+        out: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        panes: list[QWidget] = [self, self.view, self.browse]
+        for widget in panes:
+            for action in widget.actions():
+                keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+                what = action.text().replace("&", "")
+                if keys and what and (keys, what) not in out and keys + what not in seen:
+                    seen.add(keys + what)
+                    where = "Browse: " if widget is self.browse else ""
+                    out.append((keys, where + what))
+        return out
 
     def about(self) -> MessageDialog:
         box = MessageDialog(

@@ -798,6 +798,21 @@ SHORTCUTS = {
 }
 
 
+#: The letter each action's menu item is chosen by (Alt+letter in the open menu), unique
+#: within the Transfers menu.
+ACCELERATORS = {
+    "pause": "p", "resume": "r", "retry": "y", "cancel": "c", "remove": "m",
+    "move_top": "t", "move_up": "u", "move_down": "d", "rate_limit": "l",
+    "copy": "o", "browse": "b", "open_folder": "f", "pause_all": "a", "resume_all": "e",
+}  # fmt: skip
+
+
+def with_accelerator(label: str, letter: str) -> str:
+    """`label` with `&` before the first `letter` (any case): "Re&try"."""
+    at = label.lower().find(letter.lower())
+    return f"{label[:at]}&{label[at:]}" if at >= 0 else label
+
+
 class TransferController:
     """What the actions do, over the queue (no Qt: the window passes clipboard and browse).
 
@@ -1186,7 +1201,7 @@ class TransferView(QTreeView):
         for key, spec in self.actions_data().items():
             action = self.qactions.get(key)
             if action is not None:
-                action.setText(spec.label)
+                action.setText(with_accelerator(spec.label, ACCELERATORS[key]))
                 action.setEnabled(spec.enabled)
         # Only downloads have a folder to open: the action is shown when one is selected.
         downloads = any(item.transfer.is_download for item in self.selected_items())
@@ -1230,6 +1245,7 @@ def status_icon(name: str) -> QIcon:
 
 
 __all__ = [
+    "ACCELERATORS",
     "FILTERS",
     "HEADERS",
     "ITEM_ACTIONS",
@@ -1252,4 +1268,5 @@ __all__ = [
     "filter_label",
     "matches_filter",
     "transfer_actions",
+    "with_accelerator",
 ]

@@ -14,6 +14,7 @@ from pushing import hoist_cli
 from support.registry import RegistryProcess
 from test_push import make_file
 
+from core.bandwidth import BandwidthLimiter
 from core.digest import SequentialHasher
 from core.journal import TransferJournal
 from core.progress import BlobState
@@ -233,3 +234,24 @@ async def test_a_transfer_s_own_rate_limit_caps_it(
     assert item.state == TransferState.DONE
     assert time.monotonic() - started >= 2.0
     assert queue.limiter.rate == 0  # the window's cap is untouched
+
+
+async def test_pausing_blobs_sent_in_parallel_pauses_the_transfer(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """Each blob in flight stops with TransferPaused: the transfer is paused, not failed
+    with "internal error: ExceptionGroup(...)"."""
+    queue = TransferQueue(
+        TransferJournal(),
+        settings=lambda _transfer: UploadSettings(chunk_size=MiB, adaptive=False),
+        limiter=BandwidthLimiter(2 * MiB),
+    )
+    paths = [make_file(tmp_path / f"p{i}.bin", 4 * MiB, seed=30 + i) for i in range(2)]
+    target = parse_reference(f"{registry.host}/q/parallel-pause:v1")
+    item = queue.add(plan_file_push(target, paths, parallel=2))
+    pause_when(queue, lambda item: item.acknowledged >= MiB)
+    try:
+        await wait_for(item, TransferState.PAUSED, TransferState.FAILED)
+    finally:
+        await queue.aclose()
+    assert item.state == TransferState.PAUSED, item.transfer.error

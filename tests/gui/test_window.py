@@ -636,7 +636,7 @@ def test_window_areas_menus_and_about(qtbot: QtBot, open_window: OpenWindow) -> 
     assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Transfers", "Browse"]
     menus = [a.text() for a in window.menuBar().actions()]
     assert menus == ["&File", "&Transfers", "&Help"]
-    toolbar = [a.text() for a in window.toolbar.actions() if a.text()]
+    toolbar = [a.text().replace("&", "") for a in window.toolbar.actions() if a.text()]
     for label in ("Add files…", "Add image…", "Pause all", "Resume all", "Settings…"):
         assert label in toolbar
     assert window.registry_combo.currentText().startswith("Test registry — ")
@@ -849,7 +849,7 @@ def test_transfers_reorder_and_take_their_own_rate_limit_from_the_window(
         await aio.until(lambda: third.limiter.rate == round(1.5 * MiB), 10, "the new cap")
         assert ctx.queue.limiter.rate == 0  # the window's cap is untouched
         view.refresh_actions()
-        assert view.qactions["rate_limit"].text() == "Rate limit (1.5 MiB/s)…"
+        assert view.qactions["rate_limit"].text() == "Rate &limit (1.5 MiB/s)…"
 
     aio.run(scenario())
 
@@ -1052,3 +1052,61 @@ def test_split_mode_is_offered_for_a_very_large_file_where_a_cut_restarts(
         sheet.reject()
 
     aio.run(scenario())
+
+
+def test_keyboard_works_right_after_the_add_sheet_and_menus_have_accelerators(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """After the sheet queues a push, focus is on the new row: Ctrl+P pauses it at once."""
+    path = tmp_path / "keys.bin"
+    path.write_bytes(os.urandom(6 * MiB))
+    window, ctx = open_window()
+    ctx.settings.chunk_size = 1 * MiB
+    window.rate_box.setValue(1.0)  # slow enough to pause while it runs
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        window.windowHandle().requestActivate()
+        await aio.until(window.isActiveWindow, 5, "the window to be active")
+        window.filter_bar.setFocus()  # where focus was before (the issue's "All" filter)
+        sheet = await window.open_add_sheet([path])
+        await fill_and_push(aio, sheet, "gui/keys", "v1")
+        item = sheet.item
+        assert item is not None
+        await aio.until(lambda: window.add_sheet is None, 10, "the sheet to close")
+        # A window manager activates the window again once the sheet is gone (the offscreen
+        # platform does not): the keyboard goes to the window's focus widget.
+        window.windowHandle().requestActivate()
+        await aio.until(window.isActiveWindow, 5, "the window active again")
+        await aio.until(lambda: QApplication.focusWidget() is window.view, 5, "focus on the list")
+        assert [i.id for i in window.view.selected_items()] == [item.id]
+        await aio.until(lambda: item.running, 10, "the push to start")
+        QTest.keyClick(window.view, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)
+        await aio.until(lambda: item.state == TransferState.PAUSED and not item.running, 20)
+
+    aio.run(scenario())
+    menus = [a.menu() for a in window.menuBar().actions() if a.menu() is not None]
+    for menu in menus:
+        menu.aboutToShow.emit()
+        texts = [a.text() for a in menu.actions() if not a.isSeparator() and a.isVisible()]
+        missing = [t for t in texts if "&" not in t]
+        assert not missing, f"{menu.title()}: no accelerator for {missing}"
+        letters = [t[t.index("&") + 1].lower() for t in texts]
+        assert len(set(letters)) == len(letters), f"{menu.title()}: {texts}"
+
+
+def test_help_explains_resuming_and_lists_the_keys(qtbot: QtBot, open_window: OpenWindow) -> None:
+    window, _ctx = open_window()
+    help_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Help")
+    items = [a.text() for a in help_menu.actions() if not a.isSeparator()]
+    assert items == ["&How resuming works", "&Keyboard shortcuts", "&About Hoist"]
+    box = window.resuming_help()
+    assert "asks the registry where the upload stands" in box.informative_label.text()
+    assert "Split mode" in box.informative_label.text()
+    box.close()
+    keys = dict((what, keys) for keys, what in window.keyboard_map())
+    assert keys["Pause"] == "Ctrl+P" and keys["Move to top"] == "Ctrl+Home"
+    assert keys["Browse: Filter repositories"] == "Ctrl+F"
+    box = window.keys_help()
+    assert "Ctrl+Shift+P\tPause all" in box.informative_label.text()
+    box.close()
