@@ -66,7 +66,7 @@ from core.browse import (
 )
 from core.digest import is_digest
 from core.errors import HoistError, InvalidReference
-from core.reference import parse_reference
+from core.reference import Reference, parse_reference
 from core.registry import RegistryClient
 
 from .browse_models import (
@@ -786,6 +786,14 @@ class BrowsePane(QWidget):
         if not text or self.client is None:
             return
         self.show_reference(f"{self.client.host}/{text}")
+
+    def note_pushed(self, target: Reference) -> None:
+        """A push to `target` finished: on the registry shown here, read the catalog (and
+        the open repository's tags) again, so what was pushed is listed."""
+        client = self.client
+        if client is None or client.host not in (target.registry, target.api_host):
+            return
+        self.refresh()
 
     def open_repository(self, name: str, *, force: bool = False) -> None:
         """List `name`'s tags (selecting it in the list when it is there)."""

@@ -334,6 +334,8 @@ class MainWindow(QMainWindow):
 
         self.notifier = FinishNotifier(self._notify)
         ctx.queue.listeners.append(self.notifier)
+        self._pushes_done: set[str] = set()
+        ctx.queue.listeners.append(self._refresh_browse_after_push)
         self.model.totals_changed.connect(self._update_totals)
         self.model.totals_changed.connect(self._update_global_actions)
         self.model.counts_changed.connect(self._update_filter_labels)
@@ -885,6 +887,21 @@ class MainWindow(QMainWindow):
         self.sheet_opened.emit(sheet)
         return sheet
 
+    def _refresh_browse_after_push(self, kind: str, item: TransferItem) -> None:
+        """Once a push is done, Browse lists it (the catalog and tags it shows are re-read)."""
+        transfer = item.transfer
+        if kind == "removed":
+            self._pushes_done.discard(item.id)
+            return
+        if kind != "changed" or transfer.is_download or item.state != TransferState.DONE:
+            return
+        if item.id in self._pushes_done:
+            return
+        self._pushes_done.add(item.id)
+        note_pushed = getattr(self.browse, "note_pushed", None)
+        if callable(note_pushed):
+            note_pushed(transfer.target)
+
     def _sheet_closed(self, sheet: AddSheet) -> None:
         if self.add_sheet is sheet:
             self.add_sheet = None
@@ -1136,8 +1153,9 @@ class MainWindow(QMainWindow):
         self._save_pending = self._save_pending or self._save_timer.isActive()
         self._save_timer.stop()  # `aclose` saves instead
         self.model.detach()
-        if self.notifier in self.ctx.queue.listeners:
-            self.ctx.queue.listeners.remove(self.notifier)
+        for listener in (self.notifier, self._refresh_browse_after_push):
+            if listener in self.ctx.queue.listeners:
+                self.ctx.queue.listeners.remove(listener)
         if self.add_sheet is not None:
             self.add_sheet.reject()
         if self.tray is not None:

@@ -1110,3 +1110,41 @@ def test_help_explains_resuming_and_lists_the_keys(qtbot: QtBot, open_window: Op
     box = window.keys_help()
     assert "Ctrl+Shift+P\tPause all" in box.informative_label.text()
     box.close()
+
+
+def test_browse_lists_a_push_once_it_is_done(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """No "This registry holds no repositories yet" beside a repository just pushed: the
+    catalog and the open repository's tags are read again when a push ends."""
+    path = tmp_path / "fresh.bin"
+    path.write_bytes(os.urandom(5000))
+    repository = f"gui/fresh-{os.getpid()}"
+    window, ctx = open_window()
+    pane: Any = window.browse
+
+    async def scenario() -> None:
+        await push_paths(registry.host, f"{repository}:v1", [path])
+        await start(ctx, window)
+        window.show_selected_registry()
+        await aio.until(lambda: pane.client is not None, 10, "Browse connected")
+        pane.open_repository(repository)
+        await aio.until(lambda: pane.tag_model.complete, 10, "the tags")
+        assert pane.tag_model.tags() == ["v1"]
+        other = f"{repository}-other"
+        # The filter reads pages until it finds matches (the shared registry holds many).
+        pane.repo_filter.setText(repository)
+
+        def listed() -> list[str]:
+            proxy = pane.repo_proxy
+            return [proxy.index(r, 0).data() for r in range(proxy.rowCount())]
+
+        await aio.until(lambda: listed() == [repository], 20, "the filtered catalog")
+        host = ctx.settings.registries[0].host
+        for ref in (f"{host}/{repository}:v2", f"{host}/{other}:v1"):
+            item = ctx.queue.add(plan_file_push(parse_reference(ref), [path]))
+            await aio.until(lambda item=item: item.state == TransferState.DONE, 30, ref)
+        await aio.until(lambda: listed() == [repository, other], 20, "the new repository")
+        await aio.until(lambda: pane.tag_model.tags() == ["v1", "v2"], 20, "the new tag")
+
+    aio.run(scenario())
