@@ -78,6 +78,7 @@ from .browse_models import (
     TagColumn,
     TagModel,
     TagSortProxy,
+    counted,
     report_task_failure,
     short_digest,
 )
@@ -108,6 +109,8 @@ SHORTCUTS = {
     "download": "Ctrl+D",
     "delete": "Del",
 }
+#: Actions whose keys work anywhere in the window while Browse is shown.
+WINDOW_WIDE = ("refresh", "filter")
 #: Order of the tag list's context menu.
 MENU_LAYOUT = (("copy_pull", "download"), ("delete",), ("refresh",))
 
@@ -531,7 +534,13 @@ class BrowsePane(QWidget):
             action = QAction(self)
             action.setObjectName(f"browse-{key}")
             action.setShortcut(QKeySequence(SHORTCUTS[key]))
-            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            # Ctrl+F and F5 work wherever focus is while Browse shows (just after choosing
+            # its tab, say); the others act on what has focus in the pane.
+            action.setShortcutContext(
+                Qt.ShortcutContext.WindowShortcut
+                if key in WINDOW_WIDE
+                else Qt.ShortcutContext.WidgetWithChildrenShortcut
+            )
             action.triggered.connect(lambda _checked=False, k=key: self.trigger(k))
             self.addAction(action)
             self.qactions[key] = action
@@ -559,7 +568,7 @@ class BrowsePane(QWidget):
 
         selection = self.tag_view.selectionModel()
         selection.currentRowChanged.connect(self._tag_current_changed)
-        selection.selectionChanged.connect(lambda *_: self.refresh_actions())
+        selection.selectionChanged.connect(lambda *_: self._tag_selection_changed())
         self.tag_view.customContextMenuRequested.connect(self._tag_menu)
         self.tag_view.horizontalHeader().sortIndicatorChanged.connect(self._sort_changed)
         self.tag_view.verticalScrollBar().valueChanged.connect(self._schedule_visible)
@@ -765,13 +774,18 @@ class BrowsePane(QWidget):
         shown = self.repo_proxy.rowCount()
         more = "" if model.complete else "; more load as you scroll"
         if model.loading:
-            text = f"{loaded} repositories, loading more…" if loaded else "Loading repositories…"
+            text = (
+                f"{counted(loaded, 'repository', 'repositories')}, loading more…"
+                if loaded
+                else "Loading repositories…"
+            )
         elif self.repo_filter.text().strip():
-            text = f"{shown} of {loaded} repositories match{more}"
+            match = "matches" if shown == 1 else "match"
+            text = f"{shown} of {counted(loaded, 'repository', 'repositories')} {match}{more}"
         elif loaded == 0 and model.complete and not model.error:
             text = "This registry holds no repositories yet"
         else:
-            text = f"{loaded} repositories{more}"
+            text = f"{counted(loaded, 'repository', 'repositories')}{more}"
         self.repo_status.setText(text)
 
     def _repository_chosen(self, current: QModelIndex, *_: Any) -> None:
@@ -876,9 +890,19 @@ class BrowsePane(QWidget):
     def _tag_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if not current.isValid():
             return
+        selection = self.tag_view.selectionModel()
+        if selection.hasSelection() and not selection.isRowSelected(current.row()):
+            return  # Ctrl+click took it out of the selection: details follow the selection
         tag = self.tag_model.tag_at(self.tag_proxy.mapToSource(current).row())
         if tag and tag != self._detail_tag:
             self.show_details(tag)
+
+    def _tag_selection_changed(self) -> None:
+        """The details and Delete act on the same tag: with one tag selected, its details."""
+        selected = self.selected_tags()
+        if len(selected) == 1 and selected[0] != self._detail_tag:
+            self.show_details(selected[0])
+        self.refresh_actions()
 
     def _sort_changed(self, column: int, _order: Qt.SortOrder) -> None:
         if column in (TagColumn.SIZE, TagColumn.CREATED) and self.tag_model.rowCount():
@@ -915,7 +939,7 @@ class BrowsePane(QWidget):
         elif count == 0 and model.complete and not model.error:
             text = f"{self.repository} has no tags"
         else:
-            text = f"{count} tags{more}"
+            text = f"{counted(count, 'tag', 'tags')}{more}"
         self.tag_status.setText(text)
 
     # -- details -----------------------------------------------------------------------------

@@ -117,6 +117,11 @@ def created_sort_key(text: str | None) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.%f") if when else ""
 
 
+def counted(count: int, one: str, many: str) -> str:
+    """"1 tag", "2 tags": a count with its noun in the right number."""
+    return f"{count} {one if count == 1 else many}"
+
+
 def short_digest(digest: str | None) -> str:
     if not digest:
         return ""
