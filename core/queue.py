@@ -30,6 +30,7 @@ from .transfer import (
     open_run,
     restart_changed_blobs,
 )
+from .units import format_size
 from .upload import TransferPaused, UploadSettings
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ class TransferItem:
     #: This transfer's own cap (bytes/s; 0: none), on top of the window's (as download
     #: managers allow); kept while the window runs, not in the journal.
     limiter: BandwidthLimiter = field(default_factory=BandwidthLimiter)
+    #: Why progress last moved backwards (a blob started again), for the status line.
+    setback: str = ""
 
     @property
     def id(self) -> str:
@@ -121,7 +124,10 @@ class TransferItem:
         ):
             return "finalizing"
         resent = sum(e.resent for e in self.blobs.values())
-        return f"uploading (re-sent {resent} bytes)" if resent else "uploading"
+        if not resent:
+            return "uploading"
+        why = f"; {self.setback}" if self.setback else ""
+        return f"uploading (re-sent {format_size(resent)}{why})"
 
 
 class TransferQueue:
@@ -408,6 +414,9 @@ class TransferQueue:
 
     def _on_event(self, item: TransferItem, event: Event) -> None:
         if isinstance(event, BlobEvent):
+            before = item.blobs.get(event.blob)
+            if before is not None and event.acknowledged < before.acknowledged:
+                item.setback = event.message or "the registry lost part of the upload"
             item.blobs[event.blob] = event
             item.rate_estimator.add(item.acknowledged)
             item.message = event.message or item.message

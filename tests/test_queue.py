@@ -17,7 +17,7 @@ from test_push import make_file
 from core.bandwidth import BandwidthLimiter
 from core.digest import SequentialHasher
 from core.journal import TransferJournal
-from core.progress import BlobState
+from core.progress import BlobEvent, BlobState
 from core.queue import TransferItem, TransferQueue
 from core.reference import parse_reference
 from core.retry import RetryPolicy
@@ -255,3 +255,23 @@ async def test_pausing_blobs_sent_in_parallel_pauses_the_transfer(
     finally:
         await queue.aclose()
     assert item.state == TransferState.PAUSED, item.transfer.error
+
+
+def test_status_line_says_re_sent_bytes_in_sizes_and_why_progress_went_back(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    """"re-sent 1 MiB", not "re-sent 1048576 bytes"; a bar that moves backwards says why."""
+    path = make_file(tmp_path / "s.bin", 4 * MiB, seed=40)
+    transfer = plan_file_push(parse_reference("localhost:5000/q/status:v1"), [path])
+    transfer.state = TransferState.RUNNING
+    queue = TransferQueue(TransferJournal())
+    item = TransferItem(transfer)
+    why = "the registry dropped the upload session: starting this blob again from the beginning"
+    events = [
+        BlobEvent(transfer.id, "s.bin", BlobState.UPLOADING, 2 * MiB, 2 * MiB, 4 * MiB),
+        BlobEvent(transfer.id, "s.bin", BlobState.UPLOADING, 2 * MiB, 0, 4 * MiB, message=why),
+        BlobEvent(transfer.id, "s.bin", BlobState.UPLOADING, 3 * MiB, MiB, 4 * MiB, resent=MiB),
+    ]
+    for event in events:
+        queue._on_event(item, event)
+    assert item.status_text() == f"uploading (re-sent 1 MiB; {why})"

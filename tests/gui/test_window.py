@@ -1148,3 +1148,30 @@ def test_browse_lists_a_push_once_it_is_done(
         await aio.until(lambda: pane.tag_model.tags() == ["v1", "v2"], 20, "the new tag")
 
     aio.run(scenario())
+
+
+def test_filter_counts_follow_state_changes(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    window, ctx = open_window()
+    host = ctx.settings.registries[0].host
+
+    def labels() -> list[str]:
+        return [window.filter_bar.tabText(i) for i in range(window.filter_bar.count())]
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        items = []
+        for i in range(2):
+            path = tmp_path / f"c{i}.bin"
+            path.write_bytes(os.urandom(3000))
+            plan = plan_file_push(parse_reference(f"{host}/gui/counts-{i}:v1"), [path])
+            items.append(ctx.queue.add(plan, start=False))
+        expected = ["All (2)", "Active (0)", "Paused (2)", "Failed (0)", "Done (0)"]
+        await aio.until(lambda: labels() == expected, 5, "two paused")
+        ctx.queue.resume(items[0].id)
+        await aio.until(lambda: items[0].state == TransferState.DONE, 30, "the push")
+        expected = ["All (2)", "Active (0)", "Paused (1)", "Failed (0)", "Done (1)"]
+        await aio.until(lambda: labels() == expected, 5, f"the counts, now {labels()}")
+
+    aio.run(scenario())
