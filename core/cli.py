@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from . import __version__
-from .artifact import DEFAULT_ARTIFACT_TYPE, SplitOptions
+from .artifact import DEFAULT_ARTIFACT_TYPE, SplitOptions, check_sources
 from .auth import Credentials
 from .errors import HoistError, InvalidReference, SourceError
 from .journal import TransferJournal
@@ -198,9 +198,7 @@ async def cmd_push(args: argparse.Namespace) -> int:
 
     target = parse_reference(args.ref)
     paths = [Path(p) for p in args.paths]
-    for path in paths:
-        if not path.exists():
-            raise SourceError(f"{path} does not exist", hint="Check the path and try again")
+    await asyncio.to_thread(check_sources, paths)
     chunk_size = parse_size(args.chunk_size) if args.chunk_size else 0
     plain_http = True if args.plain_http else None
     is_image = (

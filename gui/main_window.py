@@ -47,6 +47,7 @@ from PySide6.QtWidgets import (
 )
 
 from core import __version__
+from core.artifact import check_sources
 from core.bandwidth import BandwidthLimiter
 from core.demo_registry import HOW_TO_ADD_A_REGISTRY, DemoRegistry
 from core.errors import HoistError
@@ -860,6 +861,7 @@ class MainWindow(QMainWindow):
             self.spawn(self.open_add_sheet(paths, kind=kind))
 
     async def open_add_sheet(self, paths: list[Path], *, kind: str | None = None) -> AddSheet:
+        await asyncio.to_thread(check_sources, paths)  # a missing path is refused by name
         choice = await asyncio.to_thread(classify_sources, paths)
         if kind == "image" and choice.kind != "image":
             raise HoistError(

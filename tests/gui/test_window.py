@@ -1175,3 +1175,28 @@ def test_filter_counts_follow_state_changes(
         await aio.until(lambda: labels() == expected, 5, f"the counts, now {labels()}")
 
     aio.run(scenario())
+
+
+def test_a_dropped_path_that_is_not_there_is_refused_at_once_by_name(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    gone = tmp_path / "vanished.bin"
+    locked = tmp_path / "locked.bin"
+    locked.write_bytes(b"secret")
+    locked.chmod(0)
+    window, ctx = open_window()
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        drop(window, [gone])
+        await aio.until(lambda: window.message_bar.isVisible(), 10, "the refusal")
+        assert window.add_sheet is None, "no sheet for a path that is not there"
+        assert window.message_label.text().startswith(f"{gone} does not exist.")
+        window.dismiss_error()
+        if os.geteuid() != 0:  # root reads anything: only the missing path applies
+            drop(window, [locked])
+            await aio.until(lambda: window.message_bar.isVisible(), 10, "the refusal")
+            assert "can't read locked.bin: permission denied" in window.message_label.text()
+            assert window.add_sheet is None
+
+    aio.run(scenario())
