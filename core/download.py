@@ -67,7 +67,14 @@ from .browse import (
     reference_text,
 )
 from .digest import EMPTY_SHA256, READ_BLOCK, is_digest
-from .errors import HoistError, NetworkError, NotFound, RegistryError, SourceError
+from .errors import (
+    HoistError,
+    NetworkError,
+    NotFound,
+    RegistryError,
+    RegistryNotAnswering,
+    SourceError,
+)
 from .journal import TransferJournal
 from .manifest import OCI_INDEX
 from .progress import BlobEvent, BlobState, Event, ProgressCallback, RateEstimator
@@ -517,11 +524,12 @@ class _FileFetch:
                 limit = self.retry.give_up_after
                 if limit is not None and time.monotonic() - started + wait > limit:
                     raise
-                reason = (
-                    "waiting for the network"
-                    if isinstance(exc, NetworkError)
-                    else "the registry had a temporary problem"
-                )
+                if isinstance(exc, RegistryNotAnswering):
+                    reason = "the registry is not answering"
+                elif isinstance(exc, NetworkError):
+                    reason = "waiting for the network"
+                else:
+                    reason = "the registry had a temporary problem"
                 await self._wait(reporter, cursor.in_part, wait, reason)
         self._report(cursor, part, BlobState.DONE)  # this part is in and verified
 

@@ -86,6 +86,26 @@ class NetworkError(HoistError):
         return True
 
 
+class RegistryNotAnswering(NetworkError):
+    """The registry's host refused the connection: the network works, but nothing listens
+    there (the registry is stopped, restarting, or on another port). Temporary, retried."""
+
+    hint = "The registry is not answering: check that it runs at that address and port"
+
+
+def connection_refused(exc: BaseException) -> bool:
+    """Whether a transport error was a refused connection (ECONNREFUSED anywhere in its
+    cause chain: httpx wraps it in two ConnectErrors and an OSError)."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class CredentialsError(HoistError):
     """Credentials could not be read or stored (no keyring backend, a broken helper)."""
 

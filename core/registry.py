@@ -33,6 +33,8 @@ from .errors import (
     NetworkError,
     NotFound,
     RegistryError,
+    RegistryNotAnswering,
+    connection_refused,
     error_from_response,
 )
 from .filebody import BodyAborted, FileBodySender, RawResponse
@@ -292,6 +294,10 @@ class RegistryClient:
         except httpx.TimeoutException as exc:
             raise NetworkError(f"{what or method}: {self.host} did not answer in time") from exc
         except httpx.TransportError as exc:
+            if connection_refused(exc):
+                raise RegistryNotAnswering(
+                    f"{what or method}: {self.host} refused the connection"
+                ) from exc
             raise NetworkError(
                 f"{what or method}: connection to {self.host} failed ({exc})"
             ) from exc

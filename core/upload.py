@@ -34,6 +34,7 @@ from .errors import (
     NetworkError,
     RangeNotSatisfiable,
     RegistryError,
+    RegistryNotAnswering,
     RequestTooLarge,
     UploadSessionLost,
 )
@@ -557,7 +558,9 @@ class BlobUpload:
         )
 
     async def _wait_out(self, seconds: float, error: HoistError) -> None:
-        if isinstance(error, NetworkError):
+        if isinstance(error, RegistryNotAnswering):
+            reason = "the registry is not answering"
+        elif isinstance(error, NetworkError):
             reason = "waiting for the network"
         elif isinstance(error, RegistryError) and error.status == 429:
             reason = "the registry asked us to slow down"

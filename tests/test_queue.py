@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
-from pushing import hoist_cli
-from support.registry import RegistryProcess
+from pushing import hoist_cli, push_paths
+from support.registry import RegistryFactory, RegistryProcess
 from test_push import make_file
 
 from core.bandwidth import BandwidthLimiter
 from core.digest import SequentialHasher
 from core.journal import TransferJournal
-from core.progress import BlobEvent, BlobState
+from core.progress import BlobEvent, BlobState, Event
 from core.queue import TransferItem, TransferQueue
 from core.reference import parse_reference
 from core.retry import RetryPolicy
@@ -275,3 +276,44 @@ def test_status_line_says_re_sent_bytes_in_sizes_and_why_progress_went_back(
     for event in events:
         queue._on_event(item, event)
     assert item.status_text() == f"uploading (re-sent 1 MiB; {why})"
+
+
+class KillOnceAcknowledged(list[Event]):
+    """Events, kept as they come; the first time MiB is acknowledged the registry is killed
+    and brought back half a second later (nothing listens on its port meanwhile)."""
+
+    def __init__(self, registry: RegistryProcess) -> None:
+        super().__init__()
+        self.registry = registry
+        self.killed = threading.Event()
+
+    def append(self, event: Event) -> None:
+        super().append(event)
+        if isinstance(event, BlobEvent) and event.acknowledged >= MiB and not self.killed.is_set():
+            self.killed.set()
+            self.registry.kill()
+
+            def restart() -> None:
+                time.sleep(0.5)
+                self.registry.restart()
+
+            threading.Thread(target=restart, daemon=True).start()
+
+
+async def test_a_registry_refusing_connections_is_not_answering_not_a_lost_network(
+    registry_factory: RegistryFactory, state_dir: Path, tmp_path: Path
+) -> None:
+    """"Waiting for network" only when the network is gone: a refused connection (nothing
+    listens at the address) says the registry is not answering."""
+    registry = registry_factory(http_secret="window-test")
+    path = make_file(tmp_path / "r.bin", 3 * MiB, seed=50)
+    events = KillOnceAcknowledged(registry)
+    settings = UploadSettings(
+        chunk_size=MiB, adaptive=False, retry=RetryPolicy(first=0.2, cap=0.5, give_up_after=30)
+    )
+    await push_paths(registry.host, "q/refused:v1", [path], events=events, settings=settings)
+    assert events.killed.is_set()
+    said = [e.message for e in events if e.message]
+    # (The PATCH in flight when it died broke mid-way: that one reads as the network.)
+    refused = said.index("the registry is not answering")
+    assert not any("network" in m for m in said[refused:]), said
