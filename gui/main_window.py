@@ -23,6 +23,7 @@ from PySide6.QtGui import (
     QCloseEvent,
     QDesktopServices,
     QDragEnterEvent,
+    QDragLeaveEvent,
     QDragMoveEvent,
     QDropEvent,
     QKeySequence,
@@ -508,6 +509,16 @@ class MainWindow(QMainWindow):
         outer.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
 
+        self.drop_highlight = QLabel("Drop to push: a sheet asks where to", self)
+        self.drop_highlight.setObjectName("drop-highlight")
+        self.drop_highlight.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.drop_highlight.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.drop_highlight.setStyleSheet(
+            "#drop-highlight { border: 2px dashed palette(highlight); border-radius: 8px;"
+            " background: palette(base); color: palette(highlight); font-size: 16pt; }"
+        )
+        self.drop_highlight.hide()
+
     def _make_browse_pane(self) -> QWidget:
         cls = self._browse_cls
         if cls is not None:
@@ -969,8 +980,21 @@ class MainWindow(QMainWindow):
         if mime.hasUrls() and self._local_paths(mime.urls()):
             event.setDropAction(Qt.DropAction.CopyAction)
             event.accept()
+            self._show_drop_highlight(True)
         else:
             event.ignore()
+
+    def dragLeaveEvent(self, event: QDragLeaveEvent) -> None:
+        self._show_drop_highlight(False)
+        super().dragLeaveEvent(event)
+
+    def _show_drop_highlight(self, on: bool) -> None:
+        """While files are dragged over the window, say that dropping them pushes them."""
+        if on:
+            area = self.centralWidget()
+            self.drop_highlight.setGeometry(area.geometry().adjusted(6, 6, -6, -6))
+            self.drop_highlight.raise_()
+        self.drop_highlight.setVisible(on)
 
     def dragMoveEvent(self, event: QDragMoveEvent) -> None:
         if event.mimeData().hasUrls():
@@ -978,6 +1002,7 @@ class MainWindow(QMainWindow):
             event.accept()
 
     def dropEvent(self, event: QDropEvent) -> None:
+        self._show_drop_highlight(False)
         paths = self._local_paths(event.mimeData().urls())
         if not paths:
             event.ignore()

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from pushing import get_manifest, push_paths
 from PySide6.QtCore import QMimeData, QPoint, QPointF, QRect, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QScreen
+from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDropEvent, QScreen
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QFileDialog, QWidget
 from pytestqt.qtbot import QtBot
@@ -1202,3 +1202,25 @@ def test_a_dropped_path_that_is_not_there_is_refused_at_once_by_name(
             assert window.add_sheet is None
 
     aio.run(scenario())
+
+
+def test_dragging_files_over_the_window_highlights_it(
+    open_window: OpenWindow, tmp_path: Path
+) -> None:
+    path = tmp_path / "dragged.bin"
+    path.write_bytes(b"x")
+    window, _ctx = open_window()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    center = QPointF(window.rect().center())
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier)  # fmt: skip
+    try:
+        enter = QDragEnterEvent(center, *args)
+    except TypeError:
+        enter = QDragEnterEvent(center.toPoint(), *args)
+    QApplication.sendEvent(window, enter)
+    assert window.drop_highlight.isVisible()
+    assert window.rect().contains(window.drop_highlight.geometry())
+    QApplication.sendEvent(window, QDragLeaveEvent())
+    assert not window.drop_highlight.isVisible()
