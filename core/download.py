@@ -66,6 +66,7 @@ from .browse import (
     parse_image,
     reference_text,
 )
+from .content import Throttle
 from .digest import EMPTY_SHA256, READ_BLOCK, is_digest
 from .errors import (
     HoistError,
@@ -371,8 +372,10 @@ class _FileFetch:
         on_event: ProgressCallback | None,
         transfer: str,
         retry: RetryPolicy,
+        throttle: Throttle | None = None,
     ) -> None:
         self.client = client
+        self.throttle = throttle
         self.repository = repository
         self.target = target
         self.partial = _partial(target)
@@ -578,6 +581,8 @@ class _FileFetch:
                 _check_content_range(response, have, part)
             async with contextlib.aclosing(_body(response, part)) as chunks:
                 async for chunk in chunks:
+                    if self.throttle is not None:  # this download's own cap
+                        await self.throttle(len(chunk))
                     reporter.received += len(chunk)
                     self.fetched += len(chunk)
                     if skip:
@@ -979,6 +984,7 @@ async def pull(
     on_event: ProgressCallback | None = None,
     transfer_id: str = "",
     retry: RetryPolicy | None = None,
+    throttle: Throttle | None = None,
     on_plan: Callable[[list[DownloadPart]], None] | None = None,
     on_file: Callable[[PulledFile], None] | None = None,
     keep_folders: Collection[Path] = (),
@@ -1038,6 +1044,7 @@ async def pull(
         (job, _FileFetch(
             client, repository, job.target, job.parts, whole_digest=job.whole_digest,
             kind=job.kind, on_event=on_event, transfer=transfer_id, retry=policy,
+            throttle=throttle,
         ))
         for job in jobs
     ]  # fmt: skip
@@ -1240,6 +1247,7 @@ class DownloadRun(JournaledRun):
         *,
         journal: TransferJournal | None = None,
         retry: RetryPolicy | None = None,
+        throttle: Throttle | None = None,
         on_event: ProgressCallback | None = None,
         pause: asyncio.Event | None = None,
     ) -> None:
@@ -1247,6 +1255,7 @@ class DownloadRun(JournaledRun):
             raise ValueError(f"transfer {transfer.id} is a push, not a download")
         super().__init__(transfer, client, journal=journal, on_event=on_event, pause=pause)
         self.retry = retry or RetryPolicy()
+        self.throttle = throttle
         self._last_save = 0.0
         self._saving: asyncio.Task[None] | None = None
 
@@ -1296,6 +1305,7 @@ class DownloadRun(JournaledRun):
                 on_event=self._on_event,
                 transfer_id=transfer.id,
                 retry=self.retry,
+                throttle=self.throttle,
                 on_plan=self._on_plan,
                 on_file=self._on_file,
                 keep_folders=[Path(p) for p in transfer.completed],

@@ -427,7 +427,10 @@ class TransferQueue:
     async def _run(self, item: TransferItem) -> None:
         item.pause_event.clear()
         settings = self.settings_factory(item.transfer)
-        settings.throttle = all_limits(self.limiter.take, item.limiter.take, settings.throttle)
+        if item.transfer.is_download:  # the upload caps don't apply; its own cap does
+            settings.throttle = all_limits(item.limiter.take)
+        else:
+            settings.throttle = all_limits(self.limiter.take, item.limiter.take, settings.throttle)
         run = open_run(
             item.transfer,
             self._client(item.transfer),

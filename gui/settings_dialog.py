@@ -56,7 +56,8 @@ class RateLimitBox(QDoubleSpinBox):
 
 
 class TransferRateDialog(QDialog):
-    """One transfer's own upload cap, on top of the window's (as download managers allow).
+    """One transfer's own rate cap (a push's or a download's), as download managers allow;
+    the window's upload cap still applies to pushes on top of it.
 
     `rate_box` holds the answer; `bytes_per_second()` reads it once accepted.
     """
@@ -67,12 +68,12 @@ class TransferRateDialog(QDialog):
         self.setWindowTitle("Rate limit")
         self.rate_box = RateLimitBox(self)
         self.rate_box.setObjectName("transfer-rate")
-        self.rate_box.setToolTip("This transfer's own upload limit (0: only the window's)")
+        self.rate_box.setToolTip("This transfer's own rate limit (0: none of its own)")
         self.rate_box.set_bytes_per_second(rate)
-        label = QLabel(f"Upload limit for {name}:", self)
+        label = QLabel(f"Rate limit for {name}:", self)
         label.setWordWrap(True)
         label.setBuddy(self.rate_box)
-        note = QLabel("The window's limit still applies to all transfers together.", self)
+        note = QLabel("The window's upload limit still applies to all pushes together.", self)
         note.setWordWrap(True)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self

@@ -1029,8 +1029,7 @@ def transfer_actions(
         "rate_limit": ActionSpec(
             rate_limit_label(chosen), SHORTCUTS["rate_limit"],
             lambda: controller.set_rate_limit(chosen),
-            bool(chosen) and controller.ask_rate is not None
-            and not any(item.transfer.is_download for item in chosen),
+            bool(chosen) and controller.ask_rate is not None,
         ),
         "copy": ActionSpec(
             "Copy reference", SHORTCUTS["copy"], lambda: controller.copy_reference(chosen),

@@ -261,7 +261,7 @@ async def test_pausing_blobs_sent_in_parallel_pauses_the_transfer(
 def test_status_line_says_re_sent_bytes_in_sizes_and_why_progress_went_back(
     state_dir: Path, tmp_path: Path
 ) -> None:
-    """"re-sent 1 MiB", not "re-sent 1048576 bytes"; a bar that moves backwards says why."""
+    """ "re-sent 1 MiB", not "re-sent 1048576 bytes"; a bar that moves backwards says why."""
     path = make_file(tmp_path / "s.bin", 4 * MiB, seed=40)
     transfer = plan_file_push(parse_reference("localhost:5000/q/status:v1"), [path])
     transfer.state = TransferState.RUNNING
@@ -303,7 +303,7 @@ class KillOnceAcknowledged(list[Event]):
 async def test_a_registry_refusing_connections_is_not_answering_not_a_lost_network(
     registry_factory: RegistryFactory, state_dir: Path, tmp_path: Path
 ) -> None:
-    """"Waiting for network" only when the network is gone: a refused connection (nothing
+    """ "Waiting for network" only when the network is gone: a refused connection (nothing
     listens at the address) says the registry is not answering."""
     registry = registry_factory(http_secret="window-test")
     path = make_file(tmp_path / "r.bin", 3 * MiB, seed=50)
@@ -317,3 +317,27 @@ async def test_a_registry_refusing_connections_is_not_answering_not_a_lost_netwo
     # (The PATCH in flight when it died broke mid-way: that one reads as the network.)
     refused = said.index("the registry is not answering")
     assert not any("network" in m for m in said[refused:]), said
+
+
+async def test_a_download_s_own_rate_limit_caps_it_and_the_upload_cap_does_not(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """Download managers let one download have its own cap: 3 MiB at 1 MiB/s takes at least
+    2 s; the window's upload cap (set very low here) does not slow a download."""
+    path = make_file(tmp_path / "d.bin", 3 * MiB, seed=60)
+    digest, _ = await push_paths(registry.host, "q/capped-download:v1", [path])
+    queue = TransferQueue(TransferJournal(), limiter=BandwidthLimiter(1))  # 1 B/s for uploads
+    plan = plan_download(
+        parse_reference(f"{registry.host}/q/capped-download@{digest}"), tmp_path / "out"
+    )
+    item = queue.add(plan, start=False)
+    queue.set_rate_limit(item.id, MiB)
+    started = time.monotonic()
+    try:
+        queue.resume(item.id)
+        await wait_for_end(item, seconds=30)
+    finally:
+        await queue.aclose()
+    assert item.state == TransferState.DONE, item.transfer.error
+    assert time.monotonic() - started >= 2.0
+    assert (tmp_path / "out" / "d.bin").read_bytes() == path.read_bytes()
