@@ -755,6 +755,13 @@ class BrowsePane(QWidget):
         if text:
             self.statusMessage.emit(text)
 
+    def show_download_progress(self, text: str) -> None:
+        """How a download started here goes, in the pane only (the window's status bar has
+        the totals; it is not told again at every step)."""
+        self.message.setText(text)
+        self.message.setProperty("error", False)
+        self.message.setVisible(bool(text))
+
     # -- repositories ------------------------------------------------------------------------
 
     def _catalog_unavailable(self, sentence: str) -> None:

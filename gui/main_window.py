@@ -253,6 +253,23 @@ PREFERRED_SIZE = QSize(1100, 680)
 FRAME_ROOM = QSize(32, 48)
 
 
+def browse_download_text(item: TransferItem, percent: int) -> str:
+    """What Browse says of a download it started, as it goes."""
+    transfer = item.transfer
+    name, folder = transfer.name, transfer.destination
+    state = item.state
+    if state == TransferState.DONE:
+        return f"Downloaded {name} to {folder}"
+    if state == TransferState.FAILED:
+        return f"The download of {name} failed: {transfer.error}. Retry it in Transfers."
+    if state == TransferState.PAUSED:
+        return f"The download of {name} is paused at {percent}%: resume it in Transfers"
+    if not item.total:
+        return f"Downloading {name} to {folder}: reading the manifest"
+    done = f"{format_size(item.acknowledged)} of {format_size(item.total)} ({percent}%)"
+    return f"Downloading {name} to {folder}: {done}; see Transfers"
+
+
 def opening_size(available: QSize) -> QSize:
     """The preferred size, or less on a small screen (a 1024×640 one holds the whole window)."""
     return PREFERRED_SIZE.boundedTo(available - FRAME_ROOM)
@@ -338,6 +355,9 @@ class MainWindow(QMainWindow):
         ctx.queue.listeners.append(self.notifier)
         self._pushes_done: set[str] = set()
         ctx.queue.listeners.append(self._refresh_browse_after_push)
+        #: Downloads Browse started → the (state, percent) it shows for each.
+        self._browse_downloads: dict[str, tuple[str, int]] = {}
+        ctx.queue.listeners.append(self._follow_browse_download)
         self.model.totals_changed.connect(self._update_totals)
         self.model.totals_changed.connect(self._update_global_actions)
         self.model.counts_changed.connect(self._update_filter_labels)
@@ -540,7 +560,7 @@ class MainWindow(QMainWindow):
                     status.connect(lambda text: self.statusBar().showMessage(text, 10000))
                 requested = getattr(pane, "downloadRequested", None)
                 if requested is not None:
-                    requested.connect(self.queue_download)
+                    requested.connect(self.download_from_browse)
                 return pane
         label = QLabel(
             "Browsing registries is not available in this build. Pushed artifacts can be "
@@ -849,6 +869,30 @@ class MainWindow(QMainWindow):
         show = getattr(self.browse, "show_reference", None)
         if callable(show):
             show(str(ref))
+
+    def download_from_browse(self, reference: str, folder: str, platform: str = "") -> None:
+        """Queue Browse's download, and show in Browse how it goes."""
+        item = self.queue_download(reference, folder, platform)
+        self._browse_downloads[item.id] = ("", -1)
+        self._follow_browse_download("changed", item)
+
+    def _follow_browse_download(self, kind: str, item: TransferItem) -> None:
+        """A queue listener: Browse says how its downloads go (when the percent changes)."""
+        if item.id not in self._browse_downloads:
+            return
+        if kind == "removed":
+            del self._browse_downloads[item.id]
+            return
+        show = getattr(self.browse, "show_download_progress", None)
+        if not callable(show):
+            return
+        total = item.total
+        percent = 100 * item.acknowledged // total if total else 0
+        step = (item.state.value, percent)
+        if self._browse_downloads[item.id] == step:
+            return
+        self._browse_downloads[item.id] = step
+        show(browse_download_text(item, percent))
 
     def queue_download(self, reference: str, folder: str, platform: str = "") -> TransferItem:
         """Queue a download the Browse area asked for: it runs, pauses and resumes in
@@ -1180,7 +1224,9 @@ class MainWindow(QMainWindow):
         self._save_pending = self._save_pending or self._save_timer.isActive()
         self._save_timer.stop()  # `aclose` saves instead
         self.model.detach()
-        for listener in (self.notifier, self._refresh_browse_after_push):
+        for listener in (
+            self.notifier, self._refresh_browse_after_push, self._follow_browse_download
+        ):
             if listener in self.ctx.queue.listeners:
                 self.ctx.queue.listeners.remove(listener)
         if self.add_sheet is not None:

@@ -742,6 +742,9 @@ def test_browse_download_through_the_folder_dialog_writes_the_file(
         [item] = ctx.queue.items
         await aio.until(lambda: item.state == TransferState.DONE, 60, "the download")
         assert cell(window, item, Column.TARGET) == str(folder)
+        # Browse says how the download it started went.
+        said = f"Downloaded {item.transfer.name} to {folder}"
+        await aio.until(lambda: pane.message.text() == said, 5, "Browse's sentence")
 
     aio.run(scenario())
     assert (folder / "weights.bin").read_bytes() == data
