@@ -90,7 +90,10 @@ class RegistryNotAnswering(NetworkError):
     """The registry's host refused the connection: the network works, but nothing listens
     there (the registry is stopped, restarting, or on another port). Temporary, retried."""
 
-    hint = "The registry is not answering: check that it runs at that address and port"
+    hint = (
+        "The registry is not answering: check that the registry is running at that address "
+        "and port"
+    )
 
 
 def connection_refused(exc: BaseException) -> bool:

@@ -457,7 +457,7 @@ def test_unreachable_registry_is_a_sentence_in_the_sheet(
     text = sheet.message.text()
     # Refused: the network works, the registry is not answering (not "check the network").
     assert f"127.0.0.1:{port} refused the connection" in text
-    assert "The registry is not answering: check that it runs at that address and port" in text
+    assert "The registry is not answering: check that the registry is running" in text
     assert "network" not in text
     assert "Traceback" not in text and 'File "' not in text
     assert sheet.item is None and not ctx.queue.items
