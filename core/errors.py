@@ -91,8 +91,7 @@ class RegistryNotAnswering(NetworkError):
     there (the registry is stopped, restarting, or on another port). Temporary, retried."""
 
     hint = (
-        "The registry is not answering: check that the registry is running at that address "
-        "and port"
+        "The registry is not answering: check that the registry is running at that address and port"
     )
 
 
