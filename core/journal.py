@@ -26,6 +26,10 @@ JOURNAL_VERSION = 2  # 2: downloads (kind "download"), which version 1 would run
 
 class JournalError(HoistError):
     hint = "The transfer's saved state is unreadable; remove it with `hoist cancel ID`"
+    window_hint = (
+        "The transfer's saved state is unreadable, so it is not listed; its file is in the "
+        "journal folder (the transfers folder of Hoist's state folder)"
+    )
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -236,7 +236,7 @@ class TransferQueue:
             if transfer_id in known:
                 continue
             if isinstance(entry, HoistError):
-                problems.append(f"{transfer_id}: {entry.sentence()}")
+                problems.append(f"{transfer_id}: {entry.sentence(window=self.window_words)}")
                 continue
             transfer = Transfer.from_json(entry)
             item = TransferItem(transfer)

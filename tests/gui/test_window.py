@@ -1227,3 +1227,16 @@ def test_dragging_files_over_the_window_highlights_it(
     assert window.rect().contains(window.drop_highlight.geometry())
     QApplication.sendEvent(window, QDragLeaveEvent())
     assert not window.drop_highlight.isVisible()
+
+
+def test_an_unreadable_journal_entry_is_said_in_the_window_s_words(
+    aio: Any, open_window: OpenWindow, state_dir: Path
+) -> None:
+    window, ctx = open_window()
+    broken = ctx.queue.journal.path("20260101-000000-abcdef")
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_text("{not json")
+    aio.run(start(ctx, window))
+    text = window.message_label.text()
+    assert text.startswith("20260101-000000-abcdef: the journal of 20260101-000000-abcdef is")
+    assert "hoist" not in text and "not listed" in text
