@@ -203,6 +203,7 @@ class AddSheet(QDialog):
                 w.hide()
         self.part_size.setEnabled(self.split.isChecked())
         self.split.toggled.connect(self.part_size.setEnabled)
+        self.part_size.currentTextChanged.connect(lambda _text: self._part_size_changed())
 
         # "The tag already exists" (shown after the HEAD check).
         self.exists_box = QFrame(self)
@@ -308,15 +309,25 @@ class AddSheet(QDialog):
         self._target_edited()
 
     def _advise_split(self, reg: RegistrySettings | None) -> None:
-        advice = ""
-        if reg is not None and reg.valid and self._file_sizes:
-            name, size = max(self._file_sizes, key=lambda pair: pair[1])
-            part = parse_size(self.part_size.currentText().replace(" ", ""))
-            advice = split_advice(name, size, self.profiles.get(reg.host, RegistryProfile()), part)
+        advice = self._split_advice(reg)
         self.split.setChecked(bool(advice))
         self.split_note.setText(advice)
         self.split_note.setVisible(bool(advice))
         self._fit()
+
+    def _split_advice(self, reg: RegistrySettings | None) -> str:
+        if reg is None or not reg.valid or not self._file_sizes:
+            return ""
+        name, size = max(self._file_sizes, key=lambda pair: pair[1])
+        try:
+            part = parse_size(self.part_size.currentText().replace(" ", ""))
+        except HoistError:
+            part = PART_CHOICES[1]  # being typed: the advice names the default part size
+        return split_advice(name, size, self.profiles.get(reg.host, RegistryProfile()), part)
+
+    def _part_size_changed(self) -> None:
+        if not self.split_note.isHidden():
+            self.split_note.setText(self._split_advice(self.current_registry()))
 
     def _target_edited(self) -> None:
         self._overwrite_ok = False

@@ -1047,6 +1047,9 @@ def test_split_mode_is_offered_for_a_very_large_file_where_a_cut_restarts(
         advice = sheet.split_note.text()
         assert "this registry keeps nothing of an upload cut mid-chunk" in advice
         assert "a cut costs at most one part" in advice and "The cost:" in advice
+        assert "as 1 GiB parts" in advice
+        sheet.part_size.setCurrentIndex(0)
+        assert "as 256 MiB parts" in sheet.split_note.text()
         sheet.reject()
         sheet = await window.open_add_sheet([small])
         assert not sheet.split.isChecked() and sheet.split_note.isHidden()
