@@ -1109,6 +1109,7 @@ class TransferView(QTreeView):
         header.setStretchLastSection(True)
         header.setHighlightSections(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self._fitted: dict[int, int] = {}  # the widths `fit_columns` set last
         self.set_column_widths()
         self.qactions: dict[str, QAction] = {}
         #: pause all / resume all, owned by the window, shown in the context menu too.
@@ -1164,10 +1165,13 @@ class TransferView(QTreeView):
                 spare += give
         for column, column_width in widths.items():
             self.setColumnWidth(column, column_width)
+        self._fitted = {column: self.columnWidth(column) for column in widths}
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
-        self.fit_columns(self.viewport().width())
+        # Widths the user dragged stay as they are; only fitted ones follow the window.
+        if all(self.columnWidth(c) == w for c, w in self._fitted.items()):
+            self.fit_columns(self.viewport().width())
 
     # -- selection ---------------------------------------------------------------------------
 
