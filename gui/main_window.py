@@ -591,6 +591,12 @@ class MainWindow(QMainWindow):
         self.registry_combo = QComboBox(bar)
         self.registry_combo.setObjectName("registry-selector")
         self.registry_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        # A long name is elided rather than pushing Edit registry off a 1024-pixel screen.
+        self.registry_combo.setMaximumWidth(
+            self.registry_combo.fontMetrics().horizontalAdvance("Team registry — signed in as ")
+            + 120
+        )
+        self.registry_combo.currentTextChanged.connect(self.registry_combo.setToolTip)
         self.registry_combo.activated.connect(self._registry_chosen)
         bar.addWidget(self.registry_combo)
         bar.addAction(self.edit_registry_action)

@@ -931,6 +931,16 @@ def test_window_fits_a_1024_by_640_screen(
         pane: Any = window.browse
         assert shown_whole(pane.delete_button, window), "Browse's Delete"
         assert shown_whole(pane.download_button, window), "Browse's Download"
+        # A long registry name (and its login state) in the selector leaves Edit registry.
+        long_name = "Team registry at registry.example.com (production mirror)"
+        ctx.settings.registries.append(RegistrySettings(long_name, f"http://{registry.host}"))
+        ctx.settings.selected_registry = long_name
+        window.refresh_registries()
+        window.update_demo_banner()
+        await aio.until(lambda: long_name in window.registry_combo.currentText(), 5, "it")
+        await asyncio.sleep(0)
+        edit = window.toolbar.widgetForAction(window.edit_registry_action)
+        assert edit is not None and shown_whole(edit, window), "Edit registry, long name"
 
     aio.run(scenario())
 
