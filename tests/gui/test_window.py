@@ -788,11 +788,17 @@ def test_cancel_asks_first_saying_what_is_lost_and_delete_never_cancels(
         await start(ctx, window)
         item = await slow_transfer(window, ctx, path, "gui/cancelling")
         await aio.until(lambda: item.acknowledged >= MiB, 20, "the first chunk")
+        window.windowHandle().requestActivate()
+        await aio.until(window.isActiveWindow, 5, "the window active")
         view.select_transfer(item.id)
         view.setFocus()
         # Delete (remove from list) on a running transfer does nothing: no cancel, no loss.
+        view.refresh_actions()
+        assert view.qactions["remove"].shortcut().toString() == "Del"
+        assert not view.qactions["remove"].isEnabled()
         QTest.keyClick(view, Qt.Key.Key_Delete)
-        assert item in ctx.queue.items and item.running
+        await asyncio.sleep(0)
+        assert item in ctx.queue.items and item.running and window.confirm_box is None
         view.qactions["cancel"].trigger()
         await aio.until(lambda: window.confirm_box is not None, 10, "the question")
         box = window.confirm_box
