@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+
+#: Something a sender awaits before each block of `n` bytes (a rate cap's `take`).
+Throttle = Callable[[int], Awaitable[None]]
 
 
 class BandwidthLimiter:
@@ -69,3 +72,17 @@ class BandwidthLimiter:
                 except TimeoutError:
                     pass
                 self._refill()
+
+
+def all_limits(*throttles: Throttle | None) -> Throttle | None:
+    """One throttle that keeps to every given cap (the window's, a transfer's own, a host's):
+    a block goes once each of them lets it, so the lowest cap wins."""
+    chosen = [t for t in throttles if t is not None]
+    if len(chosen) <= 1:
+        return chosen[0] if chosen else None
+
+    async def take(n: int) -> None:
+        for throttle in chosen:
+            await throttle(n)
+
+    return take

@@ -18,15 +18,13 @@ from pathlib import Path
 from typing import TextIO
 
 from hoist.core import __version__
-from hoist.core.bandwidth import BandwidthLimiter
 from hoist.core.errors import HoistError, InvalidReference, InvalidSize, ReplaceRefused, SourceError
 from hoist.core.oci.reference import Reference, parse_reference, parse_registry
 from hoist.core.progress import BlobEvent, BlobState, Event, TransferEvent
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.client import RegistryClient
 from hoist.core.registry.profile import ProfileStore
-from hoist.core.retry import RetryPolicy
-from hoist.core.sources.artifact import DEFAULT_ARTIFACT_TYPE, SplitOptions
+from hoist.core.sources.artifact import DEFAULT_ARTIFACT_TYPE, SplitOptions, check_sources
 from hoist.core.transfer.journal import (
     JournalError,
     JournalUnwritable,
@@ -46,7 +44,7 @@ from hoist.core.transfer.push import (
     restart_changed_blobs,
 )
 from hoist.core.transfer.runs import discard_work, open_run
-from hoist.core.transfer.settings import apply_profile
+from hoist.core.transfer.settings import transfer_settings
 from hoist.core.transfer.upload import DEFAULT_CHUNK, TransferPaused, UploadSettings
 from hoist.core.units import (
     GiB,
@@ -251,17 +249,12 @@ def _client(
 def _settings(args: argparse.Namespace, host: str) -> UploadSettings:
     """Upload settings from the flags, the host's learned profile and the rate cap."""
     chunk = getattr(args, "chunk_size", None)
-    settings = UploadSettings(
-        chunk_size=chunk if chunk else DEFAULT_CHUNK,
-        adaptive=not chunk,  # the user's own chunk size is kept exactly
-        retry=RetryPolicy(give_up_after=float(args.retry_for) if args.retry_for else None),
+    return transfer_settings(
+        host,
+        chunk_size=chunk or None,
+        limit_rate=parse_rate(args.limit_rate) if args.limit_rate else None,
+        give_up_after=float(args.retry_for) if args.retry_for else None,
     )
-    store = ProfileStore()
-    apply_profile(settings, host, store)
-    rate = parse_rate(args.limit_rate) if args.limit_rate else store.get(host).limit_rate
-    if rate:
-        settings.throttle = BandwidthLimiter(rate).take
-    return settings
 
 
 async def _go_on_without_journal(exc: JournalUnwritable) -> bool:
@@ -312,9 +305,7 @@ async def cmd_push(args: argparse.Namespace) -> int:
 
     target = parse_reference(args.ref)
     paths = [Path(p) for p in args.paths]
-    for path in paths:
-        if not path.exists():
-            raise SourceError(f"{path} does not exist", hint="Check the path and try again")
+    await asyncio.to_thread(check_sources, paths)
     chunk_size = args.chunk_size or 0
     plain_http = True if args.plain_http else None
     is_image = (

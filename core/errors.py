@@ -34,23 +34,31 @@ class HoistError(Exception):
     """Base of every error Hoist raises on purpose."""
 
     hint = ""
+    #: What to do next in the window's words, where `hint` names a command (the window
+    #: never tells its user to run one); "" when `hint` reads right in both.
+    window_hint = ""
 
-    def __init__(self, message: str, *, hint: str = "") -> None:
+    def __init__(self, message: str, *, hint: str = "", window_hint: str = "") -> None:
         message = redact_urls(message)  # errors are shown, logged and kept in the journal
         super().__init__(message)
         self.message = message
         if hint:
             self.hint = hint
+            self.window_hint = window_hint
+        elif window_hint:
+            self.window_hint = window_hint
 
     @property
     def temporary(self) -> bool:
         return False
 
-    def sentence(self) -> str:
-        """The message and what to do next, as one line for a person."""
-        if not self.hint:
+    def sentence(self, *, window: bool = False) -> str:
+        """The message and what to do next, as one line for a person; `window`: in the
+        words of the window rather than the command line."""
+        hint = (self.window_hint or self.hint) if window else self.hint
+        if not hint:
             return self.message
-        return f"{self.message}. {self.hint}".rstrip(". ") + "."
+        return f"{self.message}. {hint}".rstrip(". ") + "."
 
 
 class InvalidReference(HoistError):
@@ -85,6 +93,7 @@ class FileChanged(SourceError):
         "The file changed since the upload began; restart this transfer to push the new content "
         "(Retry in the window, or `hoist resume ID --restart-changed`)"
     )
+    window_hint = "The file changed since the upload began; Retry pushes its new content"
 
 
 class WriteFailed(SourceError):
@@ -136,6 +145,28 @@ class NetworkError(HoistError):
         return True
 
 
+class RegistryNotAnswering(NetworkError):
+    """The registry's host refused the connection: the network works, but nothing listens
+    there (the registry is stopped, restarting, or on another port). Temporary, retried."""
+
+    hint = (
+        "The registry is not answering: check that the registry is running at that address and port"
+    )
+
+
+def connection_refused(exc: BaseException) -> bool:
+    """Whether a transport error was a refused connection (ECONNREFUSED anywhere in its
+    cause chain: httpx wraps it in two ConnectErrors and an OSError)."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class CredentialsError(HoistError):
     """Credentials could not be read or stored (no keyring backend, a broken helper)."""
 
@@ -169,7 +200,11 @@ class RegistryError(HoistError):
         method: str = "",
         url: str = "",
     ) -> None:
-        super().__init__(message, hint=hint or _hint_for(status, code))
+        super().__init__(
+            message,
+            hint=hint or _hint_for(status, code),
+            window_hint="" if hint else _window_hint_for(status, code),
+        )
         self.status = status
         self.code = code
         self.details = details
@@ -216,6 +251,18 @@ class RangeNotSatisfiable(RegistryError):
 
 class RequestTooLarge(RegistryError):
     """413 from the registry or a proxy in front of it: the chunk must be smaller."""
+
+
+#: A refused login, in the window's words (its registry dialog is where credentials change).
+WINDOW_LOGIN_HINT = (
+    "Check the username and password: choose the registry and Edit registry… (File menu)"
+)
+
+
+def _window_hint_for(status: int, code: str) -> str:
+    if status == 401 or code == "UNAUTHORIZED":
+        return WINDOW_LOGIN_HINT
+    return ""
 
 
 def _hint_for(status: int, code: str) -> str:

@@ -65,7 +65,7 @@ def error_sentence(exc: BaseException) -> str:
     """What the user reads about an error: a HoistError's sentence, or a plain account of a
     bug with what to do next. Never a traceback."""
     if isinstance(exc, HoistError):
-        return exc.sentence()
+        return exc.sentence(window=True)
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     what = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
     return (
@@ -161,7 +161,7 @@ async def start(ctx: AppContext, window: MainWindow) -> None:
         try:
             await start_demo_registry(ctx)
         except HoistError as exc:
-            window.show_error(exc.sentence())
+            window.show_error(exc.sentence(window=True))
         window.refresh_registries()
     valid = [r for r in ctx.settings.registries if r.valid]
     await asyncio.gather(*(ctx.credentials.refresh(r) for r in valid))

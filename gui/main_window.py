@@ -23,6 +23,7 @@ from hoist.core.errors import HoistError
 from hoist.core.oci.reference import Reference, parse_reference
 from hoist.core.registry.client import RegistryClient
 from hoist.core.registry.demo_registry import HOW_TO_ADD_A_REGISTRY, DemoRegistry
+from hoist.core.sources.artifact import check_sources
 from hoist.core.transfer.download import plan_download
 from hoist.core.transfer.journal import JournalUnwritable, TransferJournal
 from hoist.core.transfer.model import Transfer, TransferState
@@ -35,7 +36,7 @@ from hoist.gui.add.planning import (
     image_support,
 )
 from hoist.gui.add.sheet import AddSheet
-from hoist.gui.settings.dialog import RateLimitBox, SettingsDialog
+from hoist.gui.settings.dialog import RateLimitBox, SettingsDialog, TransferRateDialog
 from hoist.gui.settings.store import (
     DEMO_REGISTRY_NAME,
     RegistrySettings,
@@ -45,6 +46,7 @@ from hoist.gui.settings.store import (
 )
 from hoist.gui.transfers.replace_prompt import ReplaceAsker
 from hoist.gui.transfers.transfer_list import (
+    ACCELERATORS,
     FILTERS,
     MENU_LAYOUT,
     SHORTCUTS,
@@ -54,9 +56,10 @@ from hoist.gui.transfers.transfer_list import (
     clipboard_copy,
     filter_label,
     transfer_actions,
+    with_accelerator,
 )
 from hoist.gui.widgets import icons
-from hoist.gui.widgets.dialogs import QuitDialog, lay_out_message
+from hoist.gui.widgets.dialogs import ConfirmDialog, QuitDialog, lay_out_message, wait_signal
 from hoist.gui.widgets.theme import PillTabBar, plain_buttons
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
@@ -64,6 +67,7 @@ from PySide6.QtGui import (
     QCloseEvent,
     QDesktopServices,
     QDragEnterEvent,
+    QDragLeaveEvent,
     QDragMoveEvent,
     QDropEvent,
     QKeySequence,
@@ -112,8 +116,8 @@ class AppContext:
         credentials = CredentialCache()
         ctx: AppContext
 
-        def upload_settings() -> Any:
-            return ctx.settings.upload_settings()
+        def upload_settings(transfer: Transfer) -> Any:
+            return ctx.settings.upload_settings(transfer.target.api_host)
 
         def client_for(transfer: Transfer) -> RegistryClient:
             """The transfer's registry as the user set it up (TLS choices, credentials)."""
@@ -132,6 +136,7 @@ class AppContext:
             max_active=settings.max_active,
             limiter=BandwidthLimiter(settings.rate_limit),
             client_factory=client_for,
+            window_words=True,
         )
         ctx = cls(settings, store, queue, credentials)
         if problem:
@@ -235,6 +240,46 @@ def open_folder(path: str) -> None:
         )
 
 
+HOW_RESUMING_WORKS = (
+    "Hoist sends a file in chunks and writes down, after every chunk, what the registry "
+    "acknowledged. After a pause, a lost network, or a restart of Hoist or the computer, it "
+    "asks the registry where the upload stands and continues from there, after re-reading "
+    "the part already sent to check it (about a second per GiB).\n\n"
+    "Some registries (distribution 2, Harbor) keep nothing of a chunk cut in the middle: "
+    "that upload starts again from the beginning. Split mode, offered for very large files, "
+    "limits what a cut costs to one part.\n\n"
+    "Downloads resume from their .partial files in the download folder. Cancel throws away "
+    "what was sent; Pause keeps it."
+)
+
+#: The size the window opens at on a large screen.
+PREFERRED_SIZE = QSize(1100, 680)
+#: Room left for the window manager's frame and title bar.
+FRAME_ROOM = QSize(32, 48)
+
+
+def browse_download_text(item: TransferItem, percent: int) -> str:
+    """What Browse says of a download it started, as it goes."""
+    transfer = item.transfer
+    name, folder = transfer.name, transfer.destination
+    state = item.state
+    if state == TransferState.DONE:
+        return f"Downloaded {name} to {folder}"
+    if state == TransferState.FAILED:
+        return f"The download of {name} failed: {transfer.error}. Retry it in Transfers."
+    if state == TransferState.PAUSED:
+        return f"The download of {name} is paused at {percent}%: resume it in Transfers"
+    if not item.total:
+        return f"Downloading {name} to {folder}: reading the manifest"
+    done = f"{format_size(item.acknowledged)} of {format_size(item.total)} ({percent}%)"
+    return f"Downloading {name} to {folder}: {done}; see Transfers"
+
+
+def opening_size(available: QSize) -> QSize:
+    """The preferred size, or less on a small screen (a 1024×640 one holds the whole window)."""
+    return PREFERRED_SIZE.boundedTo(available - FRAME_ROOM)
+
+
 def browse_pane_factory() -> type[QWidget] | None:
     """hoist.gui.browse.pane.BrowsePane when that module is present (it is written separately)."""
     try:
@@ -292,7 +337,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Hoist")
         self.setWindowIcon(icons.app_icon())
         self.setAcceptDrops(True)
-        self.resize(1100, 620)
+        self.resize(opening_size(self.screen().availableGeometry().size()))
 
         self.model = TransferModel(ctx.queue, self)
         self._browse_cls = browse_pane_factory()
@@ -302,7 +347,12 @@ class MainWindow(QMainWindow):
             show_in_browse=self.show_in_browse if self._browse_cls is not None else None,
             on_error=self.show_error,
             open_folder=open_folder,
+            confirm=self.confirm_cancel,
+            ask_rate=self.ask_transfer_rate,
         )
+        #: The open question (Cancel's), or the open rate dialog: tests answer them.
+        self.confirm_box: ConfirmDialog | None = None
+        self.rate_dialog: TransferRateDialog | None = None
         self.view = TransferView(self.model, self.controller)
 
         self._build_actions()
@@ -317,6 +367,11 @@ class MainWindow(QMainWindow):
         # A download refused to replace files of the user's own: ask, and run it again if yes.
         self.replace_asker = ReplaceAsker(ctx.queue.replace_and_retry, self)
         ctx.queue.listeners.append(self.replace_asker)
+        self._pushes_done: set[str] = set()
+        ctx.queue.listeners.append(self._refresh_browse_after_push)
+        #: Downloads Browse started → the (state, percent) it shows for each.
+        self._browse_downloads: dict[str, tuple[str, int]] = {}
+        ctx.queue.listeners.append(self._follow_browse_download)
         self.model.totals_changed.connect(self._update_totals)
         self.model.totals_changed.connect(self._update_global_actions)
         self.model.counts_changed.connect(self._update_filter_labels)
@@ -362,41 +417,51 @@ class MainWindow(QMainWindow):
 
     def _build_actions(self) -> None:
         self.add_files_action = self._action(
-            "Add files…", self.pick_files, "Ctrl+O", "add-files",
+            "Add &files…", self.pick_files, "Ctrl+O", "add-files",
             "Push files (or drop them on the window)",
         )  # fmt: skip
         self.add_folder_action = self._action(
-            "Add folder…", self.pick_folder, "Ctrl+Shift+O", None, "Push a folder as a tar.gz"
+            "Add f&older…", self.pick_folder, "Ctrl+Shift+O", None, "Push a folder as a tar.gz"
         )
         self.add_image_action = self._action(
-            "Add image…", self.pick_image, "Ctrl+I", "add-image",
+            "Add &image…", self.pick_image, "Ctrl+I", "add-image",
             "Push a container image (docker save tarball, OCI archive or layout)",
         )  # fmt: skip
         self.add_image_action.setEnabled(image_support())
         self.add_layout_action = self._action(
-            "Add image folder (OCI layout)…", self.pick_image_folder, None, None
+            "Add image folder (OCI &layout)…", self.pick_image_folder, None, None
         )
         self.add_layout_action.setEnabled(image_support())
         self.pause_all_action = self._action(
-            "Pause all", self.controller.pause_all, SHORTCUTS["pause_all"], "pause"
+            with_accelerator("Pause all", ACCELERATORS["pause_all"]),
+            self.controller.pause_all,
+            SHORTCUTS["pause_all"],
+            "pause",
         )
         self.resume_all_action = self._action(
-            "Resume all", self.controller.resume_all, SHORTCUTS["resume_all"], "resume"
+            with_accelerator("Resume all", ACCELERATORS["resume_all"]),
+            self.controller.resume_all,
+            SHORTCUTS["resume_all"],
+            "resume",
         )
         self.settings_action = self._action(
-            "Settings…", self.open_settings, QKeySequence.StandardKey.Preferences, "settings"
+            "&Settings…", self.open_settings, QKeySequence.StandardKey.Preferences, "settings"
         )
         if self.settings_action.shortcut().isEmpty():
             self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
         self.add_registry_action = self._action(
-            "Add registry…", self.add_registry, None, None,
+            "Add &registry…", self.add_registry, None, None,
             "Add a registry (its password goes to the system keyring)",
         )  # fmt: skip
         self.edit_registry_action = self._action(
-            "Edit registry…", self.edit_registry, None, None, "Address, username, password, TLS"
+            "&Edit registry…", self.edit_registry, None, None, "Address, username, password, TLS"
         )
-        self.about_action = self._action("About Hoist", self.about)
-        self.quit_action = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.about_action = self._action("&About Hoist", self.about)
+        self.resuming_help_action = self._action("&How resuming works", self.resuming_help)
+        self.keys_help_action = self._action(
+            "&Keyboard shortcuts", self.keys_help, QKeySequence.StandardKey.HelpContents
+        )
+        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.view.global_actions = {
             "pause_all": self.pause_all_action,
             "resume_all": self.resume_all_action,
@@ -483,6 +548,16 @@ class MainWindow(QMainWindow):
         outer.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
 
+        self.drop_highlight = QLabel("Drop to push: a sheet asks where to", self)
+        self.drop_highlight.setObjectName("drop-highlight")
+        self.drop_highlight.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.drop_highlight.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.drop_highlight.setStyleSheet(
+            "#drop-highlight { border: 2px dashed palette(highlight); border-radius: 8px;"
+            " background: palette(base); color: palette(highlight); font-size: 16pt; }"
+        )
+        self.drop_highlight.hide()
+
     def _make_browse_pane(self) -> QWidget:
         cls = self._browse_cls
         if cls is not None:
@@ -504,7 +579,7 @@ class MainWindow(QMainWindow):
                     status.connect(lambda text: self.statusBar().showMessage(text, 10000))
                 requested = getattr(pane, "downloadRequested", None)
                 if requested is not None:
-                    requested.connect(self.queue_download)
+                    requested.connect(self.download_from_browse)
                 return pane
         label = QLabel(
             "Browsing registries is not available in this build. Pushed artifacts can be "
@@ -535,6 +610,12 @@ class MainWindow(QMainWindow):
         self.registry_combo = QComboBox(bar)
         self.registry_combo.setObjectName("registry-selector")
         self.registry_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        # A long name is elided rather than pushing Edit registry off a 1024-pixel screen.
+        self.registry_combo.setMaximumWidth(
+            self.registry_combo.fontMetrics().horizontalAdvance("Team registry — signed in as ")
+            + 120
+        )
+        self.registry_combo.currentTextChanged.connect(self.registry_combo.setToolTip)
         self.registry_combo.activated.connect(self._registry_chosen)
         bar.addWidget(self.registry_combo)
         bar.addAction(self.edit_registry_action)
@@ -562,6 +643,9 @@ class MainWindow(QMainWindow):
         transfers_menu.addAction(self.pause_all_action)
         transfers_menu.addAction(self.resume_all_action)
         help_menu = menus.addMenu("&Help")
+        help_menu.addAction(self.resuming_help_action)
+        help_menu.addAction(self.keys_help_action)
+        help_menu.addSeparator()
         help_menu.addAction(self.about_action)
 
     def _build_status_bar(self) -> None:
@@ -611,7 +695,7 @@ class MainWindow(QMainWindow):
             return
         exc = task.exception()
         if isinstance(exc, HoistError):
-            self.show_error(exc.sentence())
+            self.show_error(exc.sentence(window=True))
         elif exc is not None:
             # A bug: the excepthook shows a sentence and logs the traceback.
             sys.excepthook(type(exc), exc, exc.__traceback__)
@@ -621,8 +705,6 @@ class MainWindow(QMainWindow):
     async def ask_go_on_without_journal(self, item: TransferItem, exc: JournalUnwritable) -> bool:
         """Hoist can't save where a transfer stands (a full disk): ask whether to go on with it
         all the same, knowing an interruption means starting over (the queue awaits this)."""
-        from hoist.gui.browse.pane import ConfirmDialog, wait_signal
-
         box = ConfirmDialog(
             "Transfer can't be resumed",
             f"Go on with {item.transfer.name} without being able to resume it?",
@@ -640,6 +722,29 @@ class MainWindow(QMainWindow):
         finally:
             self.unjournaled_box = None
             box.deleteLater()
+
+    async def confirm_cancel(self, question: str, detail: str) -> bool:
+        """Cancel's question: what will be lost, with Keep (the default) beside Discard."""
+        box = ConfirmDialog("Cancel transfer", question, detail, "&Discard", parent=self)
+        box.setObjectName("confirm-cancel")
+        box.cancel_button.setText("&Keep")
+        self.confirm_box = box
+        try:
+            return await box.ask()
+        finally:
+            self.confirm_box = None
+
+    async def ask_transfer_rate(self, item: TransferItem) -> int | None:
+        """A transfer's own cap (bytes/s, 0: none), or None when the user cancels."""
+        dialog = TransferRateDialog(item.transfer.name, item.limiter.rate, self)
+        self.rate_dialog = dialog
+        dialog.open()
+        try:
+            (result,) = await wait_signal(dialog.finished)
+            return dialog.bytes_per_second() if result == QDialog.DialogCode.Accepted else None
+        finally:
+            self.rate_dialog = None
+            dialog.deleteLater()
 
     def show_error(self, text: str) -> None:
         """Tell the user, without blocking: the message bar at the top (until dismissed)."""
@@ -767,6 +872,17 @@ class MainWindow(QMainWindow):
         self.update_demo_banner()
         self._registry_chosen(self.registry_combo.currentIndex())
         self.save_settings()
+        if entry.valid:
+            self.spawn(self._use_new_credentials(entry))
+
+    async def _use_new_credentials(self, entry: RegistrySettings) -> None:
+        """Credentials change where they are used, at once: Browse reconnects with them, and
+        transfers that start from now on open new connections."""
+        await self.ctx.credentials.refresh(entry)
+        await self.ctx.queue.forget_clients()
+        set_registry = getattr(self.browse, "set_registry", None)
+        if callable(set_registry) and self.ctx.settings.selected == entry:
+            set_registry(entry, reconnect=True)
 
     def decline_demo(self) -> None:
         self.ctx.settings.demo_declined = True
@@ -800,6 +916,30 @@ class MainWindow(QMainWindow):
         if callable(show):
             show(str(ref))
 
+    def download_from_browse(self, reference: str, folder: str, platform: str = "") -> None:
+        """Queue Browse's download, and show in Browse how it goes."""
+        item = self.queue_download(reference, folder, platform)
+        self._browse_downloads[item.id] = ("", -1)
+        self._follow_browse_download("changed", item)
+
+    def _follow_browse_download(self, kind: str, item: TransferItem) -> None:
+        """A queue listener: Browse says how its downloads go (when the percent changes)."""
+        if item.id not in self._browse_downloads:
+            return
+        if kind == "removed":
+            del self._browse_downloads[item.id]
+            return
+        show = getattr(self.browse, "show_download_progress", None)
+        if not callable(show):
+            return
+        total = item.total
+        percent = 100 * item.acknowledged // total if total else 0
+        step = (item.state.value, percent)
+        if self._browse_downloads[item.id] == step:
+            return
+        self._browse_downloads[item.id] = step
+        show(browse_download_text(item, percent))
+
     def queue_download(self, reference: str, folder: str, platform: str = "") -> TransferItem:
         """Queue a download the Browse area asked for: it runs, pauses and resumes in
         Transfers like a push, and the journal keeps it across restarts."""
@@ -822,6 +962,7 @@ class MainWindow(QMainWindow):
             self.spawn(self.open_add_sheet(paths, kind=kind))
 
     async def open_add_sheet(self, paths: list[Path], *, kind: str | None = None) -> AddSheet:
+        await asyncio.to_thread(check_sources, paths)  # a missing path is refused by name
         choice = await asyncio.to_thread(classify_sources, paths)
         if kind == "image" and choice.kind != "image":
             raise HoistError(
@@ -849,9 +990,30 @@ class MainWindow(QMainWindow):
         self.sheet_opened.emit(sheet)
         return sheet
 
+    def _refresh_browse_after_push(self, kind: str, item: TransferItem) -> None:
+        """Once a push is done, Browse lists it (the catalog and tags it shows are re-read)."""
+        transfer = item.transfer
+        if kind == "removed":
+            self._pushes_done.discard(item.id)
+            return
+        if kind != "changed" or transfer.is_download or item.state != TransferState.DONE:
+            return
+        if item.id in self._pushes_done:
+            return
+        self._pushes_done.add(item.id)
+        note_pushed = getattr(self.browse, "note_pushed", None)
+        if callable(note_pushed):
+            note_pushed(transfer.target)
+
     def _sheet_closed(self, sheet: AddSheet) -> None:
         if self.add_sheet is sheet:
             self.add_sheet = None
+        if sheet.item is not None:
+            # Qt gave focus back to where it was before the sheet (the filter bar): the new
+            # row is where the next key goes (Ctrl+P, Ctrl+R, Shift+Del).
+            self.tabs.setCurrentIndex(0)
+            self.view.select_transfer(sheet.item.id)
+            self.view.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _queued(self, item: TransferItem) -> None:
         self.tabs.setCurrentIndex(0)
@@ -908,8 +1070,21 @@ class MainWindow(QMainWindow):
         if mime.hasUrls() and self._local_paths(mime.urls()):
             event.setDropAction(Qt.DropAction.CopyAction)
             event.accept()
+            self._show_drop_highlight(True)
         else:
             event.ignore()
+
+    def dragLeaveEvent(self, event: QDragLeaveEvent) -> None:
+        self._show_drop_highlight(False)
+        super().dragLeaveEvent(event)
+
+    def _show_drop_highlight(self, on: bool) -> None:
+        """While files are dragged over the window, say that dropping them pushes them."""
+        area = self.centralWidget()
+        if on and area is not None:
+            self.drop_highlight.setGeometry(area.geometry().adjusted(6, 6, -6, -6))
+            self.drop_highlight.raise_()
+        self.drop_highlight.setVisible(on)
 
     def dragMoveEvent(self, event: QDragMoveEvent) -> None:
         if event.mimeData().hasUrls():
@@ -917,6 +1092,7 @@ class MainWindow(QMainWindow):
             event.accept()
 
     def dropEvent(self, event: QDropEvent) -> None:
+        self._show_drop_highlight(False)
         paths = self._local_paths(event.mimeData().urls())
         if not paths:
             event.ignore()
@@ -1017,6 +1193,36 @@ class MainWindow(QMainWindow):
         return super().eventFilter(watched, event)
 
     # -- misc --------------------------------------------------------------------------------
+
+    def resuming_help(self) -> MessageDialog:
+        box = MessageDialog("How resuming works", "How Hoist resumes", self,
+                            informative=HOW_RESUMING_WORKS,
+                            pixmap=icons.app_icon().pixmap(48, 48))  # fmt: skip
+        box.open()
+        return box
+
+    def keys_help(self) -> MessageDialog:
+        lines = [f"{keys}\t{what}" for keys, what in self.keyboard_map()]
+        box = MessageDialog("Keyboard shortcuts", "Keyboard shortcuts", self,
+                            informative="\n".join(lines),
+                            pixmap=icons.app_icon().pixmap(48, 48))  # fmt: skip
+        box.open()
+        return box
+
+    def keyboard_map(self) -> list[tuple[str, str]]:
+        """(keys, what they do) for every action with a shortcut: window, Transfers, Browse."""
+        out: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        panes: list[QWidget] = [self, self.view, self.browse]
+        for widget in panes:
+            for action in widget.actions():
+                keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+                what = action.text().replace("&", "")
+                if keys and what and (keys, what) not in out and keys + what not in seen:
+                    seen.add(keys + what)
+                    where = "Browse: " if widget is self.browse else ""
+                    out.append((keys, where + what))
+        return out
 
     def about(self) -> MessageDialog:
         box = MessageDialog(
@@ -1120,7 +1326,12 @@ class MainWindow(QMainWindow):
         self._save_pending = self._save_pending or self._save_timer.isActive()
         self._save_timer.stop()  # `aclose` saves instead
         self.model.detach()
-        for listener in (self.notifier, self.replace_asker):
+        for listener in (
+            self.notifier,
+            self.replace_asker,
+            self._refresh_browse_after_push,
+            self._follow_browse_download,
+        ):
             if listener in self.ctx.queue.listeners:
                 self.ctx.queue.listeners.remove(listener)
         if self.add_sheet is not None:

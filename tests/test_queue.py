@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,16 +15,17 @@ import pytest
 from hoist.core.bandwidth import BandwidthLimiter
 from hoist.core.oci.digest import SequentialHasher
 from hoist.core.oci.reference import parse_reference
-from hoist.core.progress import BlobEvent, BlobState, RateEstimator
+from hoist.core.progress import BlobEvent, BlobState, Event, RateEstimator
 from hoist.core.retry import RetryPolicy
 from hoist.core.transfer.download import plan_download
 from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.model import DownloadPart, TransferState
+from hoist.core.transfer.model import DownloadPart, Transfer, TransferState
 from hoist.core.transfer.push import plan_file_push
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from hoist.core.transfer.upload import UploadSettings
-from pushing import hoist_cli
-from support.registry import RegistryProcess
+from hoist.core.units import MiB
+from pushing import hoist_cli, push_paths
+from support.registry import RegistryFactory, RegistryProcess
 from test_push import make_file
 
 
@@ -60,7 +62,8 @@ async def test_refused_credentials_fail_the_transfer_with_a_sentence(
 ) -> None:
     """A 401 at the first contact used to leave the transfer 'running' for ever."""
     queue = TransferQueue(
-        TransferJournal(), settings=lambda: UploadSettings(retry=RetryPolicy(give_up_after=3))
+        TransferJournal(),
+        settings=lambda _transfer: UploadSettings(retry=RetryPolicy(give_up_after=3)),
     )
     path = make_file(tmp_path / "a.bin", 10_000)
     item = queue.add(plan_file_push(parse_reference(f"{auth_registry.host}/q/a:v1"), [path]))
@@ -98,9 +101,8 @@ async def test_a_pause_during_the_rehash_of_a_resumed_upload_is_prompt(
 ) -> None:
     """Resuming in a new process re-hashes the prefix the registry holds (about 1 s per GB): a
     pause meanwhile stops it at once, and the next resume still finishes the blob."""
-    MiB = 1024 * 1024
 
-    def settings() -> UploadSettings:
+    def settings(_transfer: Transfer) -> UploadSettings:
         return UploadSettings(chunk_size=MiB, adaptive=False)
 
     path = make_file(tmp_path / "r.bin", 24 * MiB, seed=21)
@@ -150,7 +152,7 @@ async def test_hoist_cancel_discards_a_push_s_session_and_a_download_s_partial_f
     MiB = 1024 * 1024
     path = make_file(tmp_path / "c.bin", 6 * MiB, seed=22)
     queue = TransferQueue(
-        TransferJournal(), settings=lambda: UploadSettings(chunk_size=MiB, adaptive=False)
+        TransferJournal(), settings=lambda _transfer: UploadSettings(chunk_size=MiB, adaptive=False)
     )
     pause_when(queue, lambda item: item.acknowledged >= 2 * MiB)
     push = queue.add(plan_file_push(parse_reference(f"{registry.host}/q/cli-cancel:v1"), [path]))
@@ -186,7 +188,7 @@ def throttled_queue(rate: int, chunk: int) -> TransferQueue:
     """A queue whose uploads go through the shared rate limit, so a chunk takes a known time."""
     return TransferQueue(
         TransferJournal(),
-        settings=lambda: UploadSettings(chunk_size=chunk, adaptive=False),
+        settings=lambda _transfer: UploadSettings(chunk_size=chunk, adaptive=False),
         limiter=BandwidthLimiter(rate),
     )
 
@@ -371,3 +373,164 @@ async def test_closing_with_a_grace_waits_for_the_chunk_in_flight_but_no_longer(
     saved = TransferJournal().load(item.id)
     assert saved["state"] == "queued"
     assert saved["blobs"][0]["acknowledged"] == 4 * MiB
+
+
+async def test_reordered_transfers_start_in_their_new_order(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """Move to top / up / down, as download managers allow: queued ones start in list order."""
+    queue = TransferQueue(TransferJournal(), max_active=1)
+    items = []
+    for i in range(3):
+        path = make_file(tmp_path / f"o{i}.bin", 20_000, seed=i)
+        target = parse_reference(f"{registry.host}/q/order-{i}:v1")
+        items.append(queue.add(plan_file_push(target, [path]), start=False))
+    moved: list[str] = []
+    queue.listeners.append(lambda kind, item: moved.append(item.id) if kind == "moved" else None)
+    first, second, third = items
+    queue.move(third.id, "top")
+    assert queue.items == [third, first, second]
+    queue.move(first.id, "down")
+    assert queue.items == [third, second, first]
+    queue.move(first.id, "down")  # already last: nothing moves
+    queue.move(second.id, "up")
+    assert queue.items == [second, third, first]
+    assert moved == [third.id, first.id, second.id]
+    try:
+        queue.resume_all()
+        assert second.running and not third.running and not first.running
+        for item in items:
+            await wait_for_end(item)
+    finally:
+        await queue.aclose()
+    assert [item.state for item in items] == [TransferState.DONE] * 3
+
+
+async def test_a_transfer_s_own_rate_limit_caps_it(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """One transfer may have its own cap below the window's (none here): 3 MiB at 1 MiB/s
+    takes at least 2 s however fast the machine is."""
+    queue = TransferQueue(
+        TransferJournal(), settings=lambda _transfer: UploadSettings(chunk_size=MiB, adaptive=False)
+    )
+    path = make_file(tmp_path / "capped.bin", 3 * MiB, seed=5)
+    item = queue.add(
+        plan_file_push(parse_reference(f"{registry.host}/q/capped:v1"), [path]), start=False
+    )
+    queue.set_rate_limit(item.id, MiB)
+    started = time.monotonic()
+    try:
+        queue.resume(item.id)
+        await wait_for_end(item)
+    finally:
+        await queue.aclose()
+    assert item.state == TransferState.DONE
+    assert time.monotonic() - started >= 2.0
+    assert queue.limiter.rate == 0  # the window's cap is untouched
+
+
+async def test_pausing_blobs_sent_in_parallel_pauses_the_transfer(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """Each blob in flight stops with TransferPaused: the transfer is paused, not failed
+    with "internal error: ExceptionGroup(...)"."""
+    queue = TransferQueue(
+        TransferJournal(),
+        settings=lambda _transfer: UploadSettings(chunk_size=MiB, adaptive=False),
+        limiter=BandwidthLimiter(2 * MiB),
+    )
+    paths = [make_file(tmp_path / f"p{i}.bin", 4 * MiB, seed=30 + i) for i in range(2)]
+    target = parse_reference(f"{registry.host}/q/parallel-pause:v1")
+    item = queue.add(plan_file_push(target, paths, parallel=2))
+    pause_when(queue, lambda item: item.acknowledged >= MiB)
+    try:
+        await wait_for(item, TransferState.PAUSED, TransferState.FAILED)
+    finally:
+        await queue.aclose()
+    assert item.state == TransferState.PAUSED, item.transfer.error
+
+
+def test_status_line_says_re_sent_bytes_in_sizes_and_why_progress_went_back(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    """ "re-sent 1 MiB", not "re-sent 1048576 bytes"; a bar that moves backwards says why."""
+    path = make_file(tmp_path / "s.bin", 4 * MiB, seed=40)
+    transfer = plan_file_push(parse_reference("localhost:5000/q/status:v1"), [path])
+    transfer.state = TransferState.RUNNING
+    queue = TransferQueue(TransferJournal())
+    item = TransferItem(transfer)
+    why = "the registry dropped the upload session: starting this blob again from the beginning"
+    events = [
+        BlobEvent(transfer.id, "s.bin", BlobState.UPLOADING, 2 * MiB, 2 * MiB, 4 * MiB),
+        BlobEvent(transfer.id, "s.bin", BlobState.UPLOADING, 2 * MiB, 0, 4 * MiB, message=why),
+        BlobEvent(transfer.id, "s.bin", BlobState.UPLOADING, 3 * MiB, MiB, 4 * MiB, resent=MiB),
+    ]
+    for event in events:
+        queue._on_event(item, event)
+    assert item.status_text() == f"uploading (re-sent 1 MiB; {why})"
+
+
+class KillOnceAcknowledged(list[Event]):
+    """Events, kept as they come; the first time MiB is acknowledged the registry is killed
+    and brought back half a second later (nothing listens on its port meanwhile)."""
+
+    def __init__(self, registry: RegistryProcess) -> None:
+        super().__init__()
+        self.registry = registry
+        self.killed = threading.Event()
+
+    def append(self, event: Event) -> None:
+        super().append(event)
+        if isinstance(event, BlobEvent) and event.acknowledged >= MiB and not self.killed.is_set():
+            self.killed.set()
+            self.registry.kill()
+
+            def restart() -> None:
+                time.sleep(0.5)
+                self.registry.restart()
+
+            threading.Thread(target=restart, daemon=True).start()
+
+
+async def test_a_registry_refusing_connections_is_not_answering_not_a_lost_network(
+    registry_factory: RegistryFactory, state_dir: Path, tmp_path: Path
+) -> None:
+    """ "Waiting for network" only when the network is gone: a refused connection (nothing
+    listens at the address) says the registry is not answering."""
+    registry = registry_factory(http_secret="window-test")
+    path = make_file(tmp_path / "r.bin", 3 * MiB, seed=50)
+    events = KillOnceAcknowledged(registry)
+    settings = UploadSettings(
+        chunk_size=MiB, adaptive=False, retry=RetryPolicy(first=0.2, cap=0.5, give_up_after=30)
+    )
+    await push_paths(registry.host, "q/refused:v1", [path], events=events, settings=settings)
+    assert events.killed.is_set()
+    said = [e.message for e in events if e.message]
+    # (The PATCH in flight when it died broke mid-way: that one reads as the network.)
+    refused = said.index("the registry is not answering")
+    assert not any("network" in m for m in said[refused:]), said
+
+
+async def test_a_download_s_own_rate_limit_caps_it_and_the_upload_cap_does_not(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """Download managers let one download have its own cap: 3 MiB at 1 MiB/s takes at least
+    2 s; the window's upload cap (set very low here) does not slow a download."""
+    path = make_file(tmp_path / "d.bin", 3 * MiB, seed=60)
+    digest, _ = await push_paths(registry.host, "q/capped-download:v1", [path])
+    queue = TransferQueue(TransferJournal(), limiter=BandwidthLimiter(1))  # 1 B/s for uploads
+    plan = plan_download(
+        parse_reference(f"{registry.host}/q/capped-download@{digest}"), tmp_path / "out"
+    )
+    item = queue.add(plan, start=False)
+    queue.set_rate_limit(item.id, MiB)
+    started = time.monotonic()
+    try:
+        queue.resume(item.id)
+        await wait_for_end(item, seconds=30)
+    finally:
+        await queue.aclose()
+    assert item.state == TransferState.DONE, item.transfer.error
+    assert time.monotonic() - started >= 2.0
+    assert (tmp_path / "out" / "d.bin").read_bytes() == path.read_bytes()

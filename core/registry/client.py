@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 from hoist.core import __version__
+from hoist.core.bandwidth import Throttle
 from hoist.core.errors import (
     ANSWER_DEADLINE,
     MAX_ERROR_BODY,
@@ -30,6 +31,8 @@ from hoist.core.errors import (
     NetworkError,
     NotFound,
     RegistryError,
+    RegistryNotAnswering,
+    connection_refused,
     error_from_response,
 )
 from hoist.core.oci.digest import SequentialHasher
@@ -37,7 +40,7 @@ from hoist.core.oci.reference import is_loopback_host
 from hoist.core.registry.answers import EVENT_HOOKS, drain, read_capped
 from hoist.core.registry.auth import Credentials, RegistryAuth
 from hoist.core.registry.filebody import BodyAborted, FileBodySender, RawResponse
-from hoist.core.sources.content import FileRange, Throttle, stream_range
+from hoist.core.sources.content import FileRange, stream_range
 
 USER_AGENT = f"hoist/{__version__}"
 #: Manifests are small (registries accept at least 4 MB); refuse to read more than this.
@@ -335,6 +338,10 @@ class RegistryClient:
                 f"{what or method}: connection to {self.host} failed ({exc})"
             ) from exc
         except httpx.TransportError as exc:
+            if connection_refused(exc):
+                raise RegistryNotAnswering(
+                    f"{what or method}: {self.host} refused the connection"
+                ) from exc
             raise NetworkError(
                 f"{what or method}: connection to {self.host} failed ({exc})"
             ) from exc

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from hoist.core.bandwidth import Throttle
 from hoist.core.errors import FileChanged, SourceError
 from hoist.core.oci.digest import READ_BLOCK, SequentialHasher
 
@@ -67,9 +68,6 @@ class FileRange:
     @classmethod
     def from_json(cls, doc: dict[str, object]) -> FileRange:
         return cls(Path(str(doc["path"])), int(str(doc["offset"])), int(str(doc["length"])))
-
-
-Throttle = Callable[[int], Awaitable[None]]
 
 
 async def stream_range(

@@ -45,11 +45,13 @@ from types import ModuleType
 from typing import IO, Any, TypeVar
 
 import httpx
+from hoist.core.bandwidth import Throttle
 from hoist.core.errors import (
     HoistError,
     NetworkError,
     NotFound,
     RegistryError,
+    RegistryNotAnswering,
     ReplaceRefused,
     SourceError,
     WriteFailed,
@@ -377,9 +379,11 @@ class _FileFetch:
         transfer: str,
         retry: RetryPolicy,
         there: _Cursor | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         self.client = client
         self.there = there  # the target already checked to hold these very bytes
+        self.throttle = throttle
         self.repository = repository
         self.target = target
         self.partial = _partial(target)
@@ -532,11 +536,12 @@ class _FileFetch:
                 limit = self.retry.give_up_after
                 if limit is not None and time.monotonic() - started + wait > limit:
                     raise
-                reason = (
-                    "waiting for the network"
-                    if isinstance(exc, NetworkError)
-                    else "the registry had a temporary problem"
-                )
+                if isinstance(exc, RegistryNotAnswering):
+                    reason = "the registry is not answering"
+                elif isinstance(exc, NetworkError):
+                    reason = "waiting for the network"
+                else:
+                    reason = "the registry had a temporary problem"
                 await self._wait(reporter, cursor.in_part, wait, reason)
         self._report(cursor, part, BlobState.DONE)  # this part is in and verified
 
@@ -585,6 +590,8 @@ class _FileFetch:
                 _check_content_range(response, have, part)
             async with contextlib.aclosing(_body(response, part)) as chunks:
                 async for chunk in chunks:
+                    if self.throttle is not None:  # this download's own cap
+                        await self.throttle(len(chunk))
                     reporter.received += len(chunk)
                     self.fetched += len(chunk)
                     if skip:
@@ -965,6 +972,7 @@ async def pull(
     on_event: ProgressCallback | None = None,
     transfer_id: str = "",
     retry: RetryPolicy | None = None,
+    throttle: Throttle | None = None,
     on_plan: Callable[[list[DownloadPart]], None] | None = None,
     on_file: Callable[[PulledFile], None] | None = None,
     keep_folders: Collection[Path] = (),
@@ -1044,6 +1052,7 @@ async def pull(
             client, repository, job.target, job.parts, whole_digest=job.whole_digest,
             kind=job.kind, on_event=on_event, transfer=transfer_id, retry=policy,
             there=there.get(job.target),
+            throttle=throttle,
         ))
         for job in jobs
     ]  # fmt: skip
@@ -1380,6 +1389,7 @@ class DownloadRun(JournaledRun):
         *,
         journal: TransferJournal | None = None,
         retry: RetryPolicy | None = None,
+        throttle: Throttle | None = None,
         on_event: ProgressCallback | None = None,
         pause: asyncio.Event | None = None,
     ) -> None:
@@ -1387,6 +1397,7 @@ class DownloadRun(JournaledRun):
             raise ValueError(f"transfer {transfer.id} is a push, not a download")
         super().__init__(transfer, client, journal=journal, on_event=on_event, pause=pause)
         self.retry = retry or RetryPolicy()
+        self.throttle = throttle
         self._last_save = 0.0
         self._saving: asyncio.Task[None] | None = None
 
@@ -1436,6 +1447,7 @@ class DownloadRun(JournaledRun):
                 on_event=self._on_event,
                 transfer_id=transfer.id,
                 retry=self.retry,
+                throttle=self.throttle,
                 on_plan=self._on_plan,
                 on_file=self._on_file,
                 keep_folders=[Path(p) for p in transfer.completed],

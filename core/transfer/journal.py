@@ -39,10 +39,8 @@ _PROBE_WAIT = 1.0
 
 
 class JournalError(HoistError):
-    hint = (
-        "The transfer's saved state is unreadable; remove it (Remove in the window, "
-        "`hoist cancel ID` on the command line)"
-    )
+    hint = "The transfer's saved state is unreadable; remove it with `hoist cancel ID`"
+    window_hint = "The transfer's saved state is unreadable; remove it with Remove"
 
 
 class JournalUnwritable(HoistError):

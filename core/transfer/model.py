@@ -316,8 +316,13 @@ class JournaledRun:
             if self.journal is None:  # given up while this save waited
                 return
             doc = self.transfer.to_json()
+            journal, transfer_id = self.journal, self.transfer.id
             try:
-                await asyncio.to_thread(self.journal.save, self.transfer.id, doc)
+                # A cancel can't stop the worker thread: wait for its write, so that it can
+                # never land after a Cancel has removed the entry.
+                await save_despite_cancellation(
+                    lambda: asyncio.to_thread(journal.save, transfer_id, doc)
+                )
             except JournalUnwritable as exc:
                 if self.on_unwritable is None or not await self.on_unwritable(exc):
                     raise

@@ -291,9 +291,17 @@ class TransferRun(JournaledRun):
             except TransferPaused as exc:
                 paused.append(exc)
 
-        async with asyncio.TaskGroup() as group:
-            for record in pending:
-                group.create_task(pausable(record))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for record in pending:
+                    group.create_task(pausable(record))
+        except BaseExceptionGroup as group_error:
+            # A blob failed: the others were cancelled. Report that error itself (the
+            # callers handle Hoist's typed errors), never the group.
+            leaves = _leaf_errors(group_error)
+            raise next(
+                (e for e in leaves if not isinstance(e, TransferPaused)), leaves[0]
+            ) from None
         if paused:
             raise paused[0]  # one TransferPaused for the transfer, never an ExceptionGroup
 
@@ -402,3 +410,11 @@ def restart_changed_blobs(transfer: Transfer) -> list[str]:
         blob.annotations.pop(SPLIT_FILE_DIGEST, None)
         restarted.append(blob.name)
     return restarted
+
+
+def _leaf_errors(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    """The exceptions of a (possibly nested) exception group, in order."""
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaf_errors(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out

@@ -18,7 +18,7 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from hoist.core.bandwidth import BandwidthLimiter
+from hoist.core.bandwidth import BandwidthLimiter, all_limits
 from hoist.core.errors import HoistError, SourceError
 from hoist.core.oci.reference import Reference
 from hoist.core.progress import BlobEvent, BlobState, Event, RateEstimator, TransferEvent
@@ -41,10 +41,12 @@ from hoist.core.transfer.model import (
 from hoist.core.transfer.push import restart_changed_blobs
 from hoist.core.transfer.runs import discard_work, open_run
 from hoist.core.transfer.upload import TransferPaused, UploadSettings
+from hoist.core.units import format_size
 
 log = logging.getLogger(__name__)
 
-Listener = Callable[[str, "TransferItem"], None]  # ("added" | "changed" | "removed", item)
+#: ("added" | "changed" | "moved" | "removed", item)
+Listener = Callable[[str, "TransferItem"], None]
 
 
 @dataclass
@@ -74,6 +76,11 @@ class TransferItem:
     #: The typed error the last run failed with, for the window to act on (a ReplaceRefused
     #: download: ask whether to replace the files it names, then `replace_and_retry`).
     failure: HoistError | None = None
+    #: This transfer's own cap (bytes/s; 0: none), on top of the window's (as download
+    #: managers allow); kept while the window runs, not in the journal.
+    limiter: BandwidthLimiter = field(default_factory=BandwidthLimiter)
+    #: Why progress last moved backwards (a blob started again), for the status line.
+    setback: str = ""
 
     @property
     def id(self) -> str:
@@ -194,7 +201,10 @@ class TransferItem:
         ):
             return "finalizing"
         resent = sum(e.resent for e in self.blobs.values())
-        return f"uploading (re-sent {resent} bytes)" if resent else "uploading"
+        if not resent:
+            return "uploading"
+        why = f"; {self.setback}" if self.setback else ""
+        return f"uploading (re-sent {format_size(resent)}{why})"
 
 
 class TransferQueue:
@@ -202,7 +212,8 @@ class TransferQueue:
 
     Args:
         journal: where transfers are kept across restarts.
-        settings: a factory for each transfer's UploadSettings (chunk size, retry policy).
+        settings: makes a transfer's UploadSettings (chunk size, retry policy, the host's
+            profile: `hoist.core.transfer.settings.transfer_settings`).
         credentials: looks up credentials for a registry host; called when a client is made, so
             it must not block (the window passes a cache it fills in worker threads).
         max_active: transfers uploading at once.
@@ -210,22 +221,25 @@ class TransferQueue:
             settings: TLS choices, credentials); by default a plain one from `credentials`.
         journal_unwritable: asked when a transfer's journal can't be written (a full disk):
             True runs it on without resume, False (or no one to ask) fails it with the sentence.
+        window_words: a failure is written in the window's words (`HoistError.sentence`).
     """
 
     def __init__(
         self,
         journal: TransferJournal,
         *,
-        settings: Callable[[], UploadSettings] = UploadSettings,
+        settings: Callable[[Transfer], UploadSettings] = lambda _transfer: UploadSettings(),
         credentials: Callable[[str], Credentials | None] | None = None,
         max_active: int = 2,
         limiter: BandwidthLimiter | None = None,
         client_factory: Callable[[Transfer], RegistryClient] | None = None,
         journal_unwritable: Callable[[TransferItem, JournalUnwritable], Awaitable[bool]]
         | None = None,
+        window_words: bool = False,
     ) -> None:
         self.journal_unwritable = journal_unwritable
         self.journal = journal
+        self.window_words = window_words
         self.settings_factory = settings
         self.credentials = credentials
         self._max_active = max_active
@@ -260,6 +274,25 @@ class TransferQueue:
         self._max_active = max(1, value)
         self._schedule()
 
+    def set_rate_limit(self, transfer_id: str, rate: int) -> None:
+        """Give one transfer its own cap (bytes/s, 0: none); it applies to the next block."""
+        item = self.get(transfer_id)
+        item.limiter.rate = rate
+        self._notify("changed", item)
+
+    # -- order --------------------------------------------------------------------------------
+
+    def move(self, transfer_id: str, where: str) -> None:
+        """Reorder: `where` is "up", "down" or "top". Queued transfers start in list order."""
+        item = self.get(transfer_id)
+        index = self.items.index(item)
+        target = {"up": index - 1, "down": index + 1, "top": 0}[where]
+        target = max(0, min(target, len(self.items) - 1))
+        if target == index:
+            return
+        self.items.insert(target, self.items.pop(index))
+        self._notify("moved", item)
+
     # -- adding -------------------------------------------------------------------------------
 
     def add(self, transfer: Transfer, *, start: bool = True) -> TransferItem:
@@ -287,7 +320,7 @@ class TransferQueue:
             if transfer_id in known:
                 continue
             if isinstance(transfer, HoistError):
-                problems.append(transfer.sentence())
+                problems.append(transfer.sentence(window=self.window_words))
                 self.items.append(self._unreadable_item(transfer_id, transfer))
                 self._notify("added", self.items[-1])
                 continue
@@ -363,7 +396,7 @@ class TransferQueue:
             try:
                 restarted = restart_changed_blobs(item.transfer)
             except HoistError as exc:
-                item.transfer.error = exc.sentence()
+                item.transfer.error = exc.sentence(window=self.window_words)
                 self._save(item)
                 self._notify("changed", item)
                 return []
@@ -485,7 +518,10 @@ class TransferQueue:
     async def flush(self) -> None:
         """Wait for pending journal writes (before quitting)."""
         while self._writes:
-            await asyncio.gather(*list(self._writes), return_exceptions=True)
+            # asyncio.wait, not gather: a flush that is itself cancelled (a run cancelled
+            # while it waits) must not cancel the writes; their threads would write anyway,
+            # after a cancel had removed the entry.
+            await asyncio.wait(list(self._writes))
 
     def _client(self, transfer: Transfer) -> RegistryClient:
         key = (transfer.target.api_host, transfer.plain_http)
@@ -525,6 +561,9 @@ class TransferQueue:
 
     def _on_event(self, item: TransferItem, event: Event) -> None:
         if isinstance(event, BlobEvent):
+            before = item.blobs.get(event.blob)
+            if before is not None and event.acknowledged < before.acknowledged:
+                item.setback = event.message or "the registry lost part of the upload"
             item.observe(event)
             item.message = event.message or item.message
         elif isinstance(event, TransferEvent):
@@ -535,6 +574,9 @@ class TransferQueue:
         """Own the item's transfer before running it, and start from what the journal holds
         now: another Hoist may have moved it on (a newer upload Location) since it was loaded.
         False, with the item paused and saying why, when another live Hoist owns it."""
+        # This queue's own writes of the item go first (a resume's, a replace_and_retry's):
+        # the journal must not hand back an older copy than the one in memory.
+        await self.flush()
         try:
             item.claim = await asyncio.to_thread(self.journal.claim, item.id)
         except TransferBusy as exc:
@@ -542,9 +584,6 @@ class TransferQueue:
             item.transfer.state = TransferState.PAUSED
             return False
         item.owner = None
-        # This queue's own writes of the item go first (a resume's, a replace_and_retry's):
-        # the journal must not hand back an older copy than the one in memory.
-        await self.flush()
         try:
             fresh = await asyncio.to_thread(load_transfer, self.journal, item.id)
         except HoistError:
@@ -561,8 +600,11 @@ class TransferQueue:
             self._notify("changed", item)
             self._schedule()
             return
-        settings = self.settings_factory()
-        settings.throttle = self.limiter.take
+        settings = self.settings_factory(item.transfer)
+        if item.transfer.is_download:  # the upload caps don't apply; its own cap does
+            settings.throttle = all_limits(item.limiter.take)
+        else:
+            settings.throttle = all_limits(self.limiter.take, item.limiter.take, settings.throttle)
         run = open_run(
             item.transfer,
             self._client(item.transfer),
@@ -591,7 +633,8 @@ class TransferQueue:
                 TransferState.RUNNING, TransferState.QUEUED, TransferState.PAUSING
             ):  # fmt: skip
                 item.transfer.state = TransferState.FAILED
-                item.transfer.error = exc.sentence()
+            if item.transfer.state == TransferState.FAILED:
+                item.transfer.error = exc.sentence(window=self.window_words)
                 self._save(item)
         except Exception as exc:  # a bug: show it on the transfer, never lose it
             log.exception("transfer %s crashed", item.id)

@@ -39,10 +39,11 @@ def open_run(
             DownloadRun,  # with browsing: loaded only when a download runs
         )
 
-        retry = (settings or UploadSettings()).retry
+        chosen = settings or UploadSettings()
         return DownloadRun(
-            transfer, client, journal=journal, retry=retry, on_event=on_event, pause=pause
-        )
+            transfer, client, journal=journal, retry=chosen.retry, throttle=chosen.throttle,
+            on_event=on_event, pause=pause,
+        )  # fmt: skip
     return TransferRun(
         transfer, client, journal=journal, settings=settings, on_event=on_event, pause=pause
     )

@@ -18,12 +18,14 @@ Registry behaviours handled here, each named where it is handled:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hoist.core.bandwidth import Throttle
 from hoist.core.errors import (
     AuthenticationFailed,
     FileChanged,
@@ -31,14 +33,16 @@ from hoist.core.errors import (
     NetworkError,
     RangeNotSatisfiable,
     RegistryError,
+    RegistryNotAnswering,
     RequestTooLarge,
     UploadSessionLost,
 )
-from hoist.core.oci.digest import SequentialHasher, hash_file_range
+from hoist.core.oci.digest import SequentialHasher, hash_file_range, sha256_bytes
+from hoist.core.oci.manifest import OCI_EMPTY_DATA
 from hoist.core.progress import BlobEvent, BlobState, ProgressCallback, RateEstimator
 from hoist.core.registry.client import FileBody, RegistryClient, UploadStatus
 from hoist.core.retry import RetryPolicy, T, retry_temporary
-from hoist.core.sources.content import FileIdentity, FileRange, Throttle
+from hoist.core.sources.content import FileIdentity, FileRange
 from hoist.core.units import MiB
 
 #: The default chunk: see README "Chunk size". Big enough that per-request overhead is noise
@@ -555,7 +559,9 @@ class BlobUpload:
         )
 
     async def _wait_out(self, seconds: float, error: HoistError) -> None:
-        if isinstance(error, NetworkError):
+        if isinstance(error, RegistryNotAnswering):
+            reason = "the registry is not answering"
+        elif isinstance(error, NetworkError):
             reason = "waiting for the network"
         elif isinstance(error, RegistryError) and error.status == 429:
             reason = "the registry asked us to slow down"
@@ -723,12 +729,38 @@ def fresh_record(
     )
 
 
+async def check_push_access(client: RegistryClient, repository: str) -> None:
+    """Prove the credentials may push to `repository` before a long upload is planned
+    (packing a folder, hashing an image): registries check push rights when a session opens.
+
+    The session is then used, not left behind: it commits the 2-byte empty config `{}` (the
+    config of every artifact Hoist pushes; a tiny orphan for an image). A DELETE would not
+    do: distribution 2.8 answers 204 and keeps the session's folder, since it writes the
+    hash state back after the cancel.
+
+    Raises the registry's error (AuthenticationFailed, AccessDenied...), whose sentence says
+    what to do.
+    """
+    status = await client.start_upload(repository)
+    if status is None:  # pragma: no cover - only a mount answers 201
+        return
+    try:
+        await client.finish_upload(
+            status.location, sha256_bytes(OCI_EMPTY_DATA), OCI_EMPTY_DATA, len(OCI_EMPTY_DATA)
+        )
+    except HoistError:
+        with contextlib.suppress(HoistError):  # optional for registries; it expires anyway
+            await client.cancel_upload(status.location)
+        raise
+
+
 __all__ = [
     "DEFAULT_CHUNK",
     "BlobRecord",
     "BlobUpload",
     "TransferPaused",
     "UploadSettings",
+    "check_push_access",
     "fresh_record",
 ]
 

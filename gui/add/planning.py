@@ -16,7 +16,6 @@ from pathlib import Path
 from hoist.core.errors import HoistError
 from hoist.core.oci.reference import Reference
 from hoist.core.registry.auth import Credentials
-from hoist.core.registry.client import RegistryClient
 from hoist.core.transfer.model import Transfer
 from hoist.core.transfer.upload import BlobRecord
 from hoist.gui.settings.store import RegistrySettings
@@ -93,6 +92,23 @@ def suggest_repository(path: Path) -> str:
     return name or "files"
 
 
+_VERSION = re.compile(r"(?<![a-z0-9])(?:v?\d+(?:\.\d+)+|v\d+)(?![a-z0-9])", re.IGNORECASE)
+
+
+def suggest_tag(path: Path) -> str:
+    """A tag from a file's name: its last version (`llama-3.1.gguf` → `3.1`, `model-v2.bin`
+    → `v2`), else `latest`. Never an earlier push's tag, which would overwrite that push."""
+    stem = path.name
+    for suffix in (".tar.gz", ".tgz", ".tar", ".oci"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    else:
+        stem = Path(stem).stem or stem
+    found = _VERSION.findall(stem)
+    return found[-1].lower() if found else "latest"
+
+
 def blob_label(record: BlobRecord, index: int, transfer: Transfer) -> str:
     """A child row's name: a file's title, a split part, "config", or "layer N"."""
     if transfer.kind != "image":
@@ -117,23 +133,6 @@ def reference_text(transfer: Transfer) -> str:
     if transfer.result and not transfer.is_download:  # a download's target is what it fetched
         return str(Reference(target.registry, target.repository, target.tag, transfer.result))
     return str(target)
-
-
-async def check_push_access(client: RegistryClient, repository: str) -> None:
-    """Prove the credentials may push to `repository`: open an upload session and cancel it.
-
-    A registry checks push rights when a session is opened, so this fails early, before a long
-    upload is planned (packing a folder, hashing an image). Raises the registry's error
-    (AuthenticationFailed, AccessDenied...) whose sentence says what to do.
-    """
-    status = await client.start_upload(repository)
-    if status is None:  # pragma: no cover - only a mount answers 201
-        return
-    try:
-        await client.cancel_upload(status.location)
-    except HoistError as exc:
-        # Some registries refuse DELETE of an upload (it is optional); the session expires.
-        log.info("could not cancel the probe upload: %s", exc.sentence())
 
 
 class CredentialCache:
@@ -203,19 +202,19 @@ def _resolve(host: str, username: str | None) -> tuple[Credentials | None, str]:
     try:
         return resolve_credentials(host, username), ""
     except HoistError as exc:
-        log.info("credentials for %s: %s", host, exc.sentence())
-        return None, exc.sentence()
+        log.info("credentials for %s: %s", host, exc.sentence(window=True))
+        return None, exc.sentence(window=True)
 
 
 __all__ = [
     "CredentialCache",
     "SourceChoice",
     "blob_label",
-    "check_push_access",
     "classify_sources",
     "image_support",
     "is_image_source",
     "reference_text",
     "short_digest",
     "suggest_repository",
+    "suggest_tag",
 ]

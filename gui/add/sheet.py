@@ -9,6 +9,7 @@ hashing an image in a worker thread) → add to the queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Coroutine
 from pathlib import Path
@@ -16,18 +17,21 @@ from typing import Any
 
 from hoist.core.errors import HoistError, SourceError
 from hoist.core.oci.reference import Reference, parse_reference
+from hoist.core.registry.profile import ProfileStore, RegistryProfile
 from hoist.core.sources.artifact import SplitOptions
 from hoist.core.transfer.model import Transfer
 from hoist.core.transfer.push import plan_file_push_in_thread, plan_image_push
 from hoist.core.transfer.queue import TransferItem, TransferQueue
+from hoist.core.transfer.settings import split_advice
+from hoist.core.transfer.upload import check_push_access
 from hoist.core.units import GiB, MiB, format_size, parse_size
 from hoist.gui.add.planning import (
     CredentialCache,
     SourceChoice,
-    check_push_access,
     image_support,
     short_digest,
     suggest_repository,
+    suggest_tag,
 )
 from hoist.gui.settings.store import RegistrySettings, Settings, make_client
 from hoist.gui.widgets.theme import plain_buttons
@@ -50,8 +54,6 @@ from PySide6.QtWidgets import (
 
 log = logging.getLogger(__name__)
 
-#: Files larger than this get split mode proposed (a lost session then costs one part).
-SPLIT_SUGGEST = 8 * GiB
 PART_CHOICES = (256 * MiB, 1 * GiB, 4 * GiB)
 ALL_PLATFORMS = "All platforms"
 
@@ -108,6 +110,9 @@ class AddSheet(QDialog):
         self._task: asyncio.Task[None] | None = None
         self._overwrite_ok = False
         self._images: list[Any] = []
+        self._image_tag = ""  # the tag the chosen image names itself with
+        #: What Hoist learned of each host (a small file): whether a cut upload is kept.
+        self.profiles: dict[str, RegistryProfile] = ProfileStore().all()
         self.setObjectName("add-sheet")
         self.setWindowTitle("Push image" if self.is_image else "Push files")
         self.setWindowModality(Qt.WindowModality.WindowModal)
@@ -181,15 +186,23 @@ class AddSheet(QDialog):
         split_row.addWidget(part_label)
         split_row.addWidget(self.part_size)
         split_row.addStretch(1)
+        self.split_note = QLabel(self)
+        self.split_note.setObjectName("split-advice")
+        self.split_note.setWordWrap(True)
+        self.split_note.hide()
+        self._file_sizes: list[tuple[str, int]] = []
         if not self.is_image:
             form.addRow("", split_row)
-            big = any(p.is_file() and p.stat().st_size > SPLIT_SUGGEST for p in paths)
-            self.split.setChecked(big)
+            for p in paths:
+                with contextlib.suppress(OSError):
+                    if p.is_file():
+                        self._file_sizes.append((p.name, p.stat().st_size))
         else:
             for w in (self.split, part_label, self.part_size):
                 w.hide()
         self.part_size.setEnabled(self.split.isChecked())
         self.split.toggled.connect(self.part_size.setEnabled)
+        self.part_size.currentTextChanged.connect(lambda _text: self._part_size_changed())
 
         # "The tag already exists" (shown after the HEAD check).
         self.exists_box = QFrame(self)
@@ -240,6 +253,7 @@ class AddSheet(QDialog):
         layout.addWidget(self.summary)
         layout.addSpacing(6)
         layout.addLayout(form)
+        layout.addWidget(self.split_note)
         layout.addWidget(self.exists_box)
         layout.addWidget(self.message)
         layout.addWidget(self.busy_label)
@@ -283,11 +297,36 @@ class AddSheet(QDialog):
         return self.settings.registry(str(name)) if name is not None else None
 
     def _registry_changed(self) -> None:
+        """The repository remembered for this registry, a tag from the source's own name
+        (never an earlier push's tag: it would overwrite that push), and split mode offered
+        when this registry would restart a cut upload of a very large file."""
         reg = self.current_registry()
         first = self.choice.paths[0] if self.choice.paths else Path("files")
         self.repository.setText((reg.last_repository if reg else "") or suggest_repository(first))
-        self.tag.setText((reg.last_tag if reg else "") or "latest")
+        self.tag.setText(self._image_tag or suggest_tag(first))
+        self._advise_split(reg)
         self._target_edited()
+
+    def _advise_split(self, reg: RegistrySettings | None) -> None:
+        advice = self._split_advice(reg)
+        self.split.setChecked(bool(advice))
+        self.split_note.setText(advice)
+        self.split_note.setVisible(bool(advice))
+        self._fit()
+
+    def _split_advice(self, reg: RegistrySettings | None) -> str:
+        if reg is None or not reg.valid or not self._file_sizes:
+            return ""
+        name, size = max(self._file_sizes, key=lambda pair: pair[1])
+        try:
+            part = parse_size(self.part_size.currentText().replace(" ", ""))
+        except HoistError:
+            part = PART_CHOICES[1]  # being typed: the advice names the default part size
+        return split_advice(name, size, self.profiles.get(reg.host, RegistryProfile()), part)
+
+    def _part_size_changed(self) -> None:
+        if not self.split_note.isHidden():
+            self.split_note.setText(self._split_advice(self.current_registry()))
 
     def _target_edited(self) -> None:
         self._overwrite_ok = False
@@ -369,7 +408,10 @@ class AddSheet(QDialog):
         try:
             images = await asyncio.to_thread(list_images, self.choice.paths[0])
         except (HoistError, OSError) as exc:
-            text = exc.sentence() if isinstance(exc, HoistError) else f"can't read it: {exc}"
+            if isinstance(exc, HoistError):
+                text = exc.sentence(window=True)
+            else:
+                text = f"can't read it: {exc}"
             self.show_message(text)
             self.image_tag.clear()
             self.image_tag.addItem("(unreadable)", None)
@@ -399,7 +441,8 @@ class AddSheet(QDialog):
         reg = self.current_registry()
         if repo and not (reg and reg.last_repository):
             self.repository.setText(repo)
-        if tag and not (reg and reg.last_tag):
+        self._image_tag = tag
+        if tag:
             self.tag.setText(tag)
 
     def start_push(self) -> None:
@@ -444,7 +487,7 @@ class AddSheet(QDialog):
             self.queued.emit(self.item)
             self.accept()
         except HoistError as exc:
-            self.show_message(exc.sentence())
+            self.show_message(exc.sentence(window=True))
         finally:
             self._task = None
             self._set_busy(False)

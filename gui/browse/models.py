@@ -117,6 +117,11 @@ def created_sort_key(text: str | None) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.%f") if when else ""
 
 
+def counted(count: int, one: str, many: str) -> str:
+    """ "1 tag", "2 tags": a count with its noun in the right number."""
+    return f"{count} {one if count == 1 else many}"
+
+
 def short_digest(digest: str | None) -> str:
     if not digest:
         return ""
@@ -326,10 +331,10 @@ class RepositoryModel(QAbstractListModel):
     def _error(self, exc: HoistError) -> None:
         if isinstance(exc, CatalogUnavailable):
             self.unavailable = True
-            self.error = exc.sentence()
+            self.error = exc.sentence(window=True)
             self.catalogUnavailable.emit(self.error)
         else:
-            self.error = exc.sentence()
+            self.error = exc.sentence(window=True)
             self.failed.emit(self.error)
 
     def canFetchMore(self, parent: Index = ROOT) -> bool:
@@ -548,7 +553,7 @@ class TagModel(QAbstractTableModel):
             self.feeder.fetch()
 
     def _error(self, exc: HoistError) -> None:
-        self.error = exc.sentence()
+        self.error = exc.sentence(window=True)
         self.failed.emit(self.error)
 
     def canFetchMore(self, parent: Index = ROOT) -> bool:
@@ -621,7 +626,7 @@ class TagModel(QAbstractTableModel):
                 detail.state = DetailState.DONE
             except HoistError as exc:
                 detail.state = DetailState.FAILED
-                detail.error = exc.sentence()
+                detail.error = exc.sentence(window=True)
             except asyncio.CancelledError:
                 detail.state = DetailState.UNKNOWN
                 raise

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 
 from hoist.core.errors import HoistError, InvalidReference
 from hoist.core.oci.digest import is_digest
-from hoist.core.oci.reference import parse_reference
+from hoist.core.oci.reference import Reference, parse_reference
 from hoist.core.registry.browse import (
     DeleteRefused,
     ManifestInfo,
@@ -50,28 +50,26 @@ from hoist.gui.browse.models import (
     TagColumn,
     TagModel,
     TagSortProxy,
+    counted,
     short_digest,
 )
 from hoist.gui.settings.store import RegistrySettings, make_client
-from hoist.gui.widgets.dialogs import lay_out_message
+from hoist.gui.widgets.dialogs import ConfirmDialog, wait_signal
 from hoist.gui.widgets.tasks import report_task_failure
-from hoist.gui.widgets.theme import CELL_PADDING, PaddedDelegate, plain_buttons, title_font
+from hoist.gui.widgets.theme import CELL_PADDING, PaddedDelegate, title_font
 from PySide6.QtCore import (
     QEvent,
     QModelIndex,
     QObject,
     QPoint,
-    QSize,
     Qt,
     QTimer,
     Signal,
-    SignalInstance,
 )
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
-    QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -110,6 +108,8 @@ SHORTCUTS = {
     "download": "Ctrl+D",
     "delete": "Del",
 }
+#: Actions whose keys work anywhere in the window while Browse is shown.
+WINDOW_WIDE = ("refresh", "filter")
 #: Order of the tag list's context menu.
 MENU_LAYOUT = (("copy_pull", "download"), ("delete",), ("refresh",))
 
@@ -263,21 +263,6 @@ def download_platform(info: ManifestInfo, selected_key: str = "") -> tuple[str |
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-async def wait_signal(signal: SignalInstance) -> tuple[Any, ...]:
-    """The arguments of the next emission of `signal`, awaited without a nested loop."""
-    future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
-
-    def done(*args: Any) -> None:
-        if not future.done():
-            future.set_result(args)
-
-    signal.connect(done)
-    try:
-        return await future
-    finally:
-        signal.disconnect(done)
 
 
 def clipboard_copy(text: str) -> None:
@@ -548,7 +533,13 @@ class BrowsePane(QWidget):
             action = QAction(self)
             action.setObjectName(f"browse-{key}")
             action.setShortcut(QKeySequence(SHORTCUTS[key]))
-            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            # Ctrl+F and F5 work wherever focus is while Browse shows (just after choosing
+            # its tab, say); the others act on what has focus in the pane.
+            action.setShortcutContext(
+                Qt.ShortcutContext.WindowShortcut
+                if key in WINDOW_WIDE
+                else Qt.ShortcutContext.WidgetWithChildrenShortcut
+            )
             action.triggered.connect(lambda _checked=False, k=key: self.trigger(k))
             self.addAction(action)
             self.qactions[key] = action
@@ -576,7 +567,7 @@ class BrowsePane(QWidget):
 
         selection = self.tag_view.selectionModel()
         selection.currentRowChanged.connect(self._tag_current_changed)
-        selection.selectionChanged.connect(lambda *_: self.refresh_actions())
+        selection.selectionChanged.connect(lambda *_: self._tag_selection_changed())
         self.tag_view.customContextMenuRequested.connect(self._tag_menu)
         self.tag_view.horizontalHeader().sortIndicatorChanged.connect(self._sort_changed)
         self.tag_view.verticalScrollBar().valueChanged.connect(self._schedule_visible)
@@ -614,15 +605,20 @@ class BrowsePane(QWidget):
     # -- registry ----------------------------------------------------------------------------
 
     def set_registry(
-        self, registry: RegistrySettings | RegistryClient | None, display_name: str = ""
+        self,
+        registry: RegistrySettings | RegistryClient | None,
+        display_name: str = "",
+        *,
+        reconnect: bool = False,
     ) -> None:
         """Browse `registry`: a settings entry (the pane opens and closes its own client,
         with the credentials the cache knows), a client the caller owns, or None.
 
-        Choosing the registry already shown keeps where the user was.
+        Choosing the registry already shown keeps where the user was, unless `reconnect`
+        (its credentials changed: a new client signs in with them).
         """
         key = _registry_key(registry)
-        if key is not None and key == self._registry_key:
+        if key is not None and key == self._registry_key and not reconnect:
             name = display_name or getattr(registry, "name", "")
             if name and name != self.registry_name and self.client is not None:
                 self.registry_name = name  # renamed: same connection, new title
@@ -677,7 +673,7 @@ class BrowsePane(QWidget):
                 client, owned = make_client(registry, credentials), True
             except HoistError as exc:
                 self._show_title()
-                self.show_message(exc.sentence(), error=True)
+                self.show_message(exc.sentence(window=True), error=True)
                 return
         self.client, self._owns_client = client, owned
         self._show_title()
@@ -694,8 +690,8 @@ class BrowsePane(QWidget):
         try:
             await client.ping()
         except HoistError as exc:
-            self.show_message(f"{exc.sentence()} Press {SHORTCUTS['refresh']} to try again.",
-                              error=True)  # fmt: skip
+            again = f"Press {SHORTCUTS['refresh']} to try again."
+            self.show_message(f"{exc.sentence(window=True)} {again}", error=True)
             return
         if client is self.client:
             self._start_catalog()
@@ -758,6 +754,13 @@ class BrowsePane(QWidget):
         if text:
             self.statusMessage.emit(text)
 
+    def show_download_progress(self, text: str) -> None:
+        """How a download started here goes, in the pane only (the window's status bar has
+        the totals; it is not told again at every step)."""
+        self.message.setText(text)
+        self.message.setProperty("error", False)
+        self.message.setVisible(bool(text))
+
     # -- repositories ------------------------------------------------------------------------
 
     def _catalog_unavailable(self, sentence: str) -> None:
@@ -777,13 +780,18 @@ class BrowsePane(QWidget):
         shown = self.repo_proxy.rowCount()
         more = "" if model.complete else "; more load as you scroll"
         if model.loading:
-            text = f"{loaded} repositories, loading more…" if loaded else "Loading repositories…"
+            text = (
+                f"{counted(loaded, 'repository', 'repositories')}, loading more…"
+                if loaded
+                else "Loading repositories…"
+            )
         elif self.repo_filter.text().strip():
-            text = f"{shown} of {loaded} repositories match{more}"
+            match = "matches" if shown == 1 else "match"
+            text = f"{shown} of {counted(loaded, 'repository', 'repositories')} {match}{more}"
         elif loaded == 0 and model.complete and not model.error:
             text = "This registry holds no repositories yet"
         else:
-            text = f"{loaded} repositories{more}"
+            text = f"{counted(loaded, 'repository', 'repositories')}{more}"
         self.repo_status.setText(text)
 
     def _repository_chosen(self, current: QModelIndex, *_: Any) -> None:
@@ -798,6 +806,14 @@ class BrowsePane(QWidget):
         if not text or self.client is None:
             return
         self.show_reference(f"{self.client.host}/{text}")
+
+    def note_pushed(self, target: Reference) -> None:
+        """A push to `target` finished: on the registry shown here, read the catalog (and
+        the open repository's tags) again, so what was pushed is listed."""
+        client = self.client
+        if client is None or client.host not in (target.registry, target.api_host):
+            return
+        self.refresh()
 
     def open_repository(self, name: str, *, force: bool = False) -> None:
         """List `name`'s tags (selecting it in the list when it is there)."""
@@ -834,7 +850,7 @@ class BrowsePane(QWidget):
         try:
             ref = parse_reference(text)
         except InvalidReference as exc:
-            self.show_message(exc.sentence(), error=True)
+            self.show_message(exc.sentence(window=True), error=True)
             return
         client = self.client
         if client is None:
@@ -880,9 +896,19 @@ class BrowsePane(QWidget):
     def _tag_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if not current.isValid():
             return
+        selection = self.tag_view.selectionModel()
+        if selection.hasSelection() and not selection.isRowSelected(current.row()):
+            return  # Ctrl+click took it out of the selection: details follow the selection
         tag = self.tag_model.tag_at(self.tag_proxy.mapToSource(current).row())
         if tag and tag != self._detail_tag:
             self.show_details(tag)
+
+    def _tag_selection_changed(self) -> None:
+        """The details and Delete act on the same tag: with one tag selected, its details."""
+        selected = self.selected_tags()
+        if len(selected) == 1 and selected[0] != self._detail_tag:
+            self.show_details(selected[0])
+        self.refresh_actions()
 
     def _sort_changed(self, column: int, _order: Qt.SortOrder) -> None:
         if column in (TagColumn.SIZE, TagColumn.CREATED) and self.tag_model.rowCount():
@@ -919,7 +945,7 @@ class BrowsePane(QWidget):
         elif count == 0 and model.complete and not model.error:
             text = f"{self.repository} has no tags"
         else:
-            text = f"{count} tags{more}"
+            text = f"{counted(count, 'tag', 'tags')}{more}"
         self.tag_status.setText(text)
 
     # -- details -----------------------------------------------------------------------------
@@ -941,7 +967,7 @@ class BrowsePane(QWidget):
         try:
             info = await inspect(client, repository, reference)
         except HoistError as exc:
-            self.detail_title.setText(exc.sentence())
+            self.detail_title.setText(exc.sentence(window=True))
             return
         finally:
             self.refresh_actions()
@@ -1055,10 +1081,13 @@ class BrowsePane(QWidget):
         dialog = QFileDialog(self, caption)
         dialog.setFileMode(QFileDialog.FileMode.Directory)
         dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        # Not deleted on close: its answer is read after `finished`, then it is let go.
         dialog.open()
-        (result,) = await wait_signal(dialog.finished)
-        files = dialog.selectedFiles()
+        try:
+            (result,) = await wait_signal(dialog.finished)
+            files = dialog.selectedFiles()
+        finally:
+            dialog.deleteLater()
         if result != QFileDialog.DialogCode.Accepted or not files:
             return None
         return Path(files[0])
@@ -1131,10 +1160,10 @@ class BrowsePane(QWidget):
                 deleted.append(digest)
             self.show_message(delete_outcome(plan, deleted))
         except DeleteRefused as exc:
-            self._delete_refused = exc.sentence()
-            self.show_message(exc.sentence(), error=True)
+            self._delete_refused = exc.sentence(window=True)
+            self.show_message(exc.sentence(window=True), error=True)
         except HoistError as exc:
-            self.show_message(exc.sentence(), error=True)
+            self.show_message(exc.sentence(window=True), error=True)
         finally:
             self._deleting = False
             removed = [t for d in deleted for t in plan.digests[d]] if plan else []
@@ -1158,49 +1187,6 @@ class BrowsePane(QWidget):
         finally:
             self.confirm_box = None
             box.deleteLater()
-
-
-class ConfirmDialog(QDialog):
-    """A question, what it means, and a destructive button beside Cancel (the default).
-
-    Used instead of QMessageBox, which fixes its own size once shown (a jump on screen, and
-    a size hint the offscreen platform of the tests refuses), as main_window's MessageDialog.
-    """
-
-    def __init__(
-        self, title: str, text: str, informative: str, confirm: str, parent: QWidget | None = None
-    ) -> None:
-        super().__init__(parent)
-        self.setWindowTitle(title)
-        self.text_label = QLabel(text, self)
-        self.text_label.setObjectName("confirm-text")
-        self.text_label.setWordWrap(True)
-        font = self.text_label.font()
-        font.setBold(True)
-        self.text_label.setFont(font)
-        self.informative_label = QLabel(informative, self)
-        self.informative_label.setObjectName("confirm-informative")
-        self.informative_label.setWordWrap(True)
-        self.informative_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.buttons = QDialogButtonBox(self)
-        self.confirm_button = self.buttons.addButton(
-            confirm, QDialogButtonBox.ButtonRole.DestructiveRole
-        )
-        self.cancel_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
-        self.cancel_button.setDefault(True)
-        self.cancel_button.setFocus()
-        plain_buttons(self.buttons)
-        self.confirm_button.clicked.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
-        lay_out_message(
-            self, self.text_label, self.informative_label, self.buttons, minimum=QSize(420, 160)
-        )
-
-    def text(self) -> str:
-        return self.text_label.text()
-
-    def informativeText(self) -> str:
-        return self.informative_label.text()
 
 
 def _registry_key(registry: RegistrySettings | RegistryClient | None) -> object:

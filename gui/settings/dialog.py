@@ -9,7 +9,7 @@ from hoist.core.oci.reference import parse_registry
 from hoist.core.units import MiB, format_size, parse_size
 from hoist.gui.settings.store import MAX_AT_ONCE, MAX_CHUNK, MIN_CHUNK, RegistrySettings, Settings
 from hoist.gui.widgets.theme import plain_buttons
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -51,6 +51,44 @@ class RateLimitBox(QDoubleSpinBox):
 
     def set_bytes_per_second(self, rate: int) -> None:
         self.setValue(rate / MiB)
+
+
+class TransferRateDialog(QDialog):
+    """One transfer's own rate cap (a push's or a download's), as download managers allow;
+    the window's upload cap still applies to pushes on top of it.
+
+    `rate_box` holds the answer; `bytes_per_second()` reads it once accepted.
+    """
+
+    def __init__(self, name: str, rate: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("transfer-rate-dialog")
+        self.setWindowTitle("Rate limit")
+        self.rate_box = RateLimitBox(self)
+        self.rate_box.setObjectName("transfer-rate")
+        self.rate_box.setToolTip("This transfer's own rate limit (0: none of its own)")
+        self.rate_box.set_bytes_per_second(rate)
+        label = QLabel(f"Rate limit for {name}:", self)
+        label.setWordWrap(True)
+        label.setBuddy(self.rate_box)
+        note = QLabel("The window's upload limit still applies to all pushes together.", self)
+        note.setWordWrap(True)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        plain_buttons(buttons)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(label)
+        layout.addWidget(self.rate_box)
+        layout.addWidget(note)
+        layout.addWidget(buttons)
+        # Fixed limits before it is shown: the window never resizes itself afterwards.
+        self.setMinimumSize(QSize(360, 0).expandedTo(self.minimumSizeHint()))
+
+    def bytes_per_second(self) -> int:
+        return self.rate_box.bytes_per_second()
 
 
 def parse_chunk(text: str) -> int:
@@ -268,7 +306,7 @@ class SettingsDialog(QDialog):
         try:
             parse_chunk(self.chunk.currentText())
         except HoistError as exc:
-            return f"Chunk size: {exc.sentence()}"
+            return f"Chunk size: {exc.sentence(window=True)}"
         names: set[str] = set()
         for reg in self._registries:
             if not reg.url:
@@ -276,7 +314,7 @@ class SettingsDialog(QDialog):
             try:
                 parse_registry(reg.url)
             except InvalidReference as exc:
-                return f"Registry {reg.name!r}: {exc.sentence()}"
+                return f"Registry {reg.name!r}: {exc.sentence(window=True)}"
             if reg.name in names:
                 return f"Two registries are named {reg.name!r}; rename one of them."
             names.add(reg.name)

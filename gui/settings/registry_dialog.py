@@ -142,7 +142,7 @@ def connection_sentence(result: ProbeResult) -> str:
         return f"{exc.message}. {ADDRESS_HINT}"
     if isinstance(exc, RegistryError) and exc.status == 404:
         return f"{host} answered, but not as a registry (404 at /v2/): check the address and port"
-    return exc.sentence()
+    return exc.sentence(window=True)
 
 
 async def probe_registry(entry: RegistrySettings, credentials: Credentials | None) -> ProbeResult:
@@ -345,6 +345,18 @@ class RegistryDialog(QDialog):
             self._checked_once = True
             self.spawn(self.refresh_keyring_state())
 
+    def done(self, result: int) -> None:
+        """Closing ends the background checks: they read fields that go with the dialog
+        (Enter saves while the address field's check is still running)."""
+        try:
+            current = asyncio.current_task()  # save() closes the dialog from its own task
+        except RuntimeError:  # no running loop
+            current = None
+        for task in list(self.tasks):
+            if task is not current:
+                task.cancel()
+        super().done(result)
+
     # -- fields ------------------------------------------------------------------------------
 
     def registry_settings(self) -> RegistrySettings:
@@ -396,7 +408,7 @@ class RegistryDialog(QDialog):
                 try:
                     stored = await asyncio.to_thread(stored_username, host)
                 except CredentialsError as exc:
-                    problem = exc.sentence()
+                    problem = exc.sentence(window=True)
             typed_user = self.username_edit.text().strip()
             if stored is not None and not typed_user:
                 self.username_edit.setText(stored)
@@ -467,7 +479,7 @@ class RegistryDialog(QDialog):
                     try:
                         await asyncio.to_thread(store_credentials, entry.host, credentials)
                     except CredentialsError as exc:
-                        self._show_problem(exc.sentence())
+                        self._show_problem(exc.sentence(window=True))
                         return False
                     self.password_stored = True
                     self.session_credentials = None

@@ -21,8 +21,8 @@ from hoist.core.oci.reference import parse_registry
 from hoist.core.paths import config_dir
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.client import RegistryClient, TLSOptions
-from hoist.core.retry import RetryPolicy
 from hoist.core.statefile import atomic_write
+from hoist.core.transfer.settings import transfer_settings
 from hoist.core.transfer.upload import DEFAULT_CHUNK, UploadSettings
 from hoist.core.units import MiB
 
@@ -173,17 +173,16 @@ class Settings:
             n += 1
         return f"{wanted} ({n})"
 
-    def upload_settings(self) -> UploadSettings:
-        """UploadSettings for the next run of a transfer.
+    def upload_settings(self, host: str) -> UploadSettings:
+        """UploadSettings for the next run of a transfer to `host`: the same decision as the
+        command line's (`hoist.core.transfer.settings.transfer_settings`: the host's learned
+        chunk limits and cap apply), with the window's chunk size.
 
         The window retries for as long as the user lets it run (a laptop that loses Wi-Fi
         overnight resumes in the morning): the user sees the countdown and can pause.
         """
-        return UploadSettings(
-            chunk_size=self.chunk_size,
-            adaptive=self.chunk_size == DEFAULT_CHUNK,  # a chunk size the user set is kept
-            retry=RetryPolicy(give_up_after=None),
-        )
+        chunk = None if self.chunk_size == DEFAULT_CHUNK else self.chunk_size
+        return transfer_settings(host, chunk_size=chunk, give_up_after=None)
 
     def to_json(self) -> dict[str, Any]:
         return {

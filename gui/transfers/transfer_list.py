@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from enum import IntEnum
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -48,6 +48,7 @@ from PySide6.QtGui import (
     QKeySequence,
     QPainter,
     QPalette,
+    QResizeEvent,
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -390,6 +391,22 @@ class TransferModel(QAbstractItemModel):
             self.totals_changed.emit()
         elif kind == "changed":
             self._mark(item.id)
+        elif kind == "moved":
+            self._move(item)
+
+    def _move(self, item: TransferItem) -> None:
+        """Follow the queue's new order (rows keep their keys, so children stay attached)."""
+        if item.id not in self._items:
+            return
+        old = self._ids.index(item.id)
+        order = [i.id for i in self.queue.items if i.id in self._items]
+        new = order.index(item.id)
+        if new == old:
+            return
+        # Qt's destination is the row before which the moved row lands, counted before it goes.
+        self.beginMoveRows(QModelIndex(), old, old, QModelIndex(), new + 1 if new > old else new)
+        self._ids.insert(new, self._ids.pop(old))
+        self.endMoveRows()
 
     def _mark(self, transfer_id: str) -> None:
         self._dirty.add(transfer_id)
@@ -773,11 +790,16 @@ class ActionSpec(NamedTuple):
 MENU_LAYOUT = (
     ("pause", "resume", "retry"),
     ("cancel", "remove"),
+    ("move_top", "move_up", "move_down", "rate_limit"),
     ("copy", "browse", "open_folder"),
     ("pause_all", "resume_all"),
 )
 #: The per-item actions (the view owns these shortcuts; the window owns pause/resume all).
-ITEM_ACTIONS = ("pause", "resume", "retry", "cancel", "remove", "copy", "browse", "open_folder")
+ITEM_ACTIONS = (
+    "pause", "resume", "retry", "cancel", "remove",
+    "move_top", "move_up", "move_down", "rate_limit",
+    "copy", "browse", "open_folder",
+)  # fmt: skip
 
 SHORTCUTS = {
     "pause": "Ctrl+P",
@@ -788,9 +810,28 @@ SHORTCUTS = {
     "copy": "Ctrl+C",
     "browse": "Ctrl+B",
     "open_folder": "Ctrl+E",
+    "move_top": "Ctrl+Home",
+    "move_up": "Ctrl+Up",
+    "move_down": "Ctrl+Down",
+    "rate_limit": "Ctrl+L",
     "pause_all": "Ctrl+Shift+P",
     "resume_all": "Ctrl+Shift+R",
 }
+
+
+#: The letter each action's menu item is chosen by (Alt+letter in the open menu), unique
+#: within the Transfers menu.
+ACCELERATORS = {
+    "pause": "p", "resume": "r", "retry": "y", "cancel": "c", "remove": "m",
+    "move_top": "t", "move_up": "u", "move_down": "d", "rate_limit": "l",
+    "copy": "o", "browse": "b", "open_folder": "f", "pause_all": "a", "resume_all": "e",
+}  # fmt: skip
+
+
+def with_accelerator(label: str, letter: str) -> str:
+    """`label` with `&` before the first `letter` (any case): "Re&try"."""
+    at = label.lower().find(letter.lower())
+    return f"{label[:at]}&{label[at:]}" if at >= 0 else label
 
 
 class TransferController:
@@ -801,6 +842,9 @@ class TransferController:
         show_in_browse: opens the Browse area at a reference (None: no Browse area).
         on_error: shows a sentence to the user.
         open_folder: shows a folder in the file manager (None: none can be opened).
+        confirm: asks (question, what it means) and answers whether to go on; Cancel asks
+            it first (None: no question, for callers without a window).
+        ask_rate: asks a transfer's own cap (bytes/s, 0: none; None when the user cancels).
     """
 
     def __init__(
@@ -811,8 +855,12 @@ class TransferController:
         show_in_browse: Callable[[Reference], None] | None = None,
         on_error: Callable[[str], None] = lambda text: None,
         open_folder: Callable[[str], None] | None = None,
+        confirm: Callable[[str, str], Awaitable[bool]] | None = None,
+        ask_rate: Callable[[TransferItem], Awaitable[int | None]] | None = None,
     ) -> None:
         self.queue = queue
+        self.confirm = confirm
+        self.ask_rate = ask_rate
         self.copy_text = copy_text
         self.show_in_browse_cb = show_in_browse
         self.on_error = on_error
@@ -834,14 +882,23 @@ class TransferController:
             if item.state == TransferState.FAILED:
                 self.queue.retry(item.id)
 
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
     def cancel(self, items: Iterable[TransferItem]) -> None:
-        """Cancel in the background (it DELETEs upload sessions); errors become sentences."""
-        for item in list(items):
-            if item.state == TransferState.DONE:
-                continue
-            task = asyncio.get_running_loop().create_task(self._cancel(item.id))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+        """Ask (saying what will be lost), then cancel in the background (it DELETEs upload
+        sessions); errors become sentences. A finished transfer has nothing to cancel."""
+        chosen = [item for item in items if item.state != TransferState.DONE]
+        if chosen:
+            self._spawn(self._confirm_and_cancel(chosen))
+
+    async def _confirm_and_cancel(self, items: Sequence[TransferItem]) -> None:
+        if self.confirm is not None and not await self.confirm(*cancel_question(items)):
+            return
+        for item in items:
+            await self._cancel(item.id)
 
     async def _cancel(self, transfer_id: str) -> None:
         try:
@@ -849,7 +906,7 @@ class TransferController:
         except KeyError:
             pass  # removed meanwhile
         except HoistError as exc:
-            self.on_error(exc.sentence())
+            self.on_error(exc.sentence(window=True))
 
     def remove(self, items: Iterable[TransferItem]) -> None:
         for item in list(items):
@@ -858,7 +915,7 @@ class TransferController:
             except KeyError:
                 pass
             except HoistError as exc:
-                self.on_error(exc.sentence())
+                self.on_error(exc.sentence(window=True))
 
     def copy_reference(self, items: Sequence[TransferItem]) -> None:
         self.copy_text("\n".join(reference_text(item.transfer) for item in items))
@@ -877,7 +934,31 @@ class TransferController:
             try:
                 self.open_folder_cb(item.transfer.destination)
             except HoistError as exc:
-                self.on_error(exc.sentence())
+                self.on_error(exc.sentence(window=True))
+
+    def move(self, items: Sequence[TransferItem], where: str) -> None:
+        """Move the chosen transfers up, down or to the top, keeping their own order."""
+        ordered = list(items)
+        if where in ("down", "top"):
+            ordered.reverse()
+        for item in ordered:
+            self.queue.move(item.id, where)
+
+    def set_rate_limit(self, items: Sequence[TransferItem]) -> None:
+        """Ask for the first transfer's own cap, then give it to every chosen transfer."""
+        if items and self.ask_rate is not None:
+            self._spawn(self._set_rate_limit(list(items)))
+
+    async def _set_rate_limit(self, items: Sequence[TransferItem]) -> None:
+        assert self.ask_rate is not None
+        rate = await self.ask_rate(items[0])
+        if rate is None:
+            return
+        for item in items:
+            try:
+                self.queue.set_rate_limit(item.id, rate)
+            except KeyError:
+                pass  # removed meanwhile
 
     def pause_all(self) -> None:
         self.queue.pause_all()
@@ -894,6 +975,31 @@ def cancel_label(items: Sequence[TransferItem]) -> str:
     if downloads == len(items):
         return "Cancel and delete the partial download"
     return "Cancel and discard the partial work"
+
+
+def cancel_question(items: Sequence[TransferItem]) -> tuple[str, str]:
+    """(question, what will be lost) before a cancel: hours of upload must not go in a click."""
+    if len(items) == 1:
+        question = f"Cancel {transfer_name(items[0])}?"
+    else:
+        question = f"Cancel {len(items)} transfers?"
+    pushed = sum(item.acknowledged for item in items if not item.transfer.is_download)
+    fetched = sum(item.acknowledged for item in items if item.transfer.is_download)
+    lost: list[str] = []
+    if pushed:
+        lost.append(
+            f"{format_size(pushed)} already uploaded is thrown away: the registry deletes "
+            "the upload session, and a new push starts from the beginning."
+        )
+    if fetched:
+        lost.append(
+            f"{format_size(fetched)} already downloaded is deleted (the .partial files); "
+            "finished files are kept."
+        )
+    if not lost:
+        lost.append("Nothing was sent yet; the transfer is removed from the list.")
+    lost.append("Pause instead to keep what was sent.")
+    return question, " ".join(lost)
 
 
 def transfer_actions(
@@ -929,6 +1035,23 @@ def transfer_actions(
             "Remove from list", SHORTCUTS["remove"], lambda: controller.remove(chosen),
             bool(chosen) and not any(item.running for item in chosen),
         ),
+        "move_top": ActionSpec(
+            "Move to top", SHORTCUTS["move_top"], lambda: controller.move(chosen, "top"),
+            bool(chosen) and movable(chosen, all_items, "top"),
+        ),
+        "move_up": ActionSpec(
+            "Move up", SHORTCUTS["move_up"], lambda: controller.move(chosen, "up"),
+            bool(chosen) and movable(chosen, all_items, "up"),
+        ),
+        "move_down": ActionSpec(
+            "Move down", SHORTCUTS["move_down"], lambda: controller.move(chosen, "down"),
+            bool(chosen) and movable(chosen, all_items, "down"),
+        ),
+        "rate_limit": ActionSpec(
+            rate_limit_label(chosen), SHORTCUTS["rate_limit"],
+            lambda: controller.set_rate_limit(chosen),
+            bool(chosen) and controller.ask_rate is not None,
+        ),
         "copy": ActionSpec(
             "Copy reference", SHORTCUTS["copy"], lambda: controller.copy_reference(chosen),
             bool(chosen),
@@ -952,6 +1075,23 @@ def transfer_actions(
             any(item.state == TransferState.PAUSED for item in all_items),
         ),
     }  # fmt: skip
+
+
+def movable(chosen: Sequence[TransferItem], all_items: Sequence[TransferItem], where: str) -> bool:
+    """Whether moving `chosen` that way changes the order."""
+    ids = [item.id for item in all_items]
+    rows = sorted(ids.index(item.id) for item in chosen if item.id in ids)
+    if not rows:
+        return False
+    if where == "down":
+        return rows != list(range(len(ids) - len(rows), len(ids)))
+    return rows != list(range(len(rows)))
+
+
+def rate_limit_label(chosen: Sequence[TransferItem]) -> str:
+    """ "Rate limit…", with this transfer's own cap when it has one."""
+    rate = chosen[0].limiter.rate if len(chosen) == 1 else 0
+    return f"Rate limit ({format_rate(rate)})…" if rate else "Rate limit…"
 
 
 class TransferView(QTreeView):
@@ -990,6 +1130,7 @@ class TransferView(QTreeView):
         header.setStretchLastSection(True)
         header.setHighlightSections(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self._fitted: dict[int, int] = {}  # the widths `fit_columns` set last
         self.set_column_widths()
         self.qactions: dict[str, QAction] = {}
         #: pause all / resume all, owned by the window, shown in the context menu too.
@@ -1009,7 +1150,8 @@ class TransferView(QTreeView):
     def set_column_widths(self) -> None:
         """Widths that fit what the columns usually hold, measured in the view's font: a
         file name, a registry reference, "1.23 GiB / 4.56 GiB (27%)" on its bar, a rate, a
-        duration; the status takes the rest."""
+        duration; the status takes the rest. On a narrow window (a 1024×640 screen) the name
+        and target give up width first, so the status stays readable (`fit_columns`)."""
         fm = self.fontMetrics()
         pad = 2 * CELL_PADDING + 12  # and the style's own margins around a cell's text
 
@@ -1017,15 +1159,40 @@ class TransferView(QTreeView):
             return fm.horizontalAdvance(sample) + pad
 
         icon = self.iconSize().width() if self.iconSize().isValid() else 16
-        widths = {
+        self.preferred_widths = {
             Column.NAME: text("model-card.md, model.safetensors") + self.indentation() + icon,
             Column.TARGET: text("registry.example.com/team/models:v12"),
             Column.PROGRESS: text("1.23 GiB / 4.56 GiB (100%)") + 8,
             Column.SPEED: text("999 MiB/s"),
             Column.ETA: text("59m 59s"),
         }
-        for column, width in widths.items():
-            self.setColumnWidth(column, width)
+        #: The status column keeps at least this (a "waiting for network" line).
+        self.status_width = text("waiting for network, retry in 8 s")
+        self.minimum_widths = {
+            Column.NAME: text("model.safetensors") + self.indentation() + icon,
+            Column.TARGET: text("host/team/model:v1"),
+        }
+        self.fit_columns(self.viewport().width())
+
+    def fit_columns(self, width: int) -> None:
+        """Preferred widths when they leave the status its room, else narrower name and target
+        columns (never below their minimum: then the view scrolls sideways)."""
+        widths = dict(self.preferred_widths)
+        spare = width - sum(widths.values()) - self.status_width
+        if spare < 0:
+            for column in (Column.TARGET, Column.NAME):
+                give = min(-spare, widths[column] - self.minimum_widths[column])
+                widths[column] -= give
+                spare += give
+        for column, column_width in widths.items():
+            self.setColumnWidth(column, column_width)
+        self._fitted = {column: self.columnWidth(column) for column in widths}
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        # Widths the user dragged stay as they are; only fitted ones follow the window.
+        if all(self.columnWidth(c) == w for c, w in self._fitted.items()):
+            self.fit_columns(self.viewport().width())
 
     # -- selection ---------------------------------------------------------------------------
 
@@ -1058,7 +1225,7 @@ class TransferView(QTreeView):
         for key, spec in self.actions_data().items():
             action = self.qactions.get(key)
             if action is not None:
-                action.setText(spec.label)
+                action.setText(with_accelerator(spec.label, ACCELERATORS[key]))
                 action.setEnabled(spec.enabled)
         # Only downloads have a folder to open: the action is shown when one is selected.
         downloads = any(item.transfer.is_download for item in self.selected_items())
@@ -1102,6 +1269,7 @@ def status_icon(name: str) -> QIcon:
 
 
 __all__ = [
+    "ACCELERATORS",
     "FILTERS",
     "HEADERS",
     "ITEM_ACTIONS",
@@ -1125,4 +1293,5 @@ __all__ = [
     "filter_label",
     "matches_filter",
     "transfer_actions",
+    "with_accelerator",
 ]

@@ -6,7 +6,12 @@ and a size hint the tests' offscreen platform refuses).
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt
+import asyncio
+import contextlib
+from typing import Any
+
+from hoist.gui.widgets.theme import plain_buttons
+from PySide6.QtCore import QSize, Qt, SignalInstance
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -105,3 +110,72 @@ class QuitDialog(QDialog):
             self.reject()
         else:
             self.accept()
+
+
+async def wait_signal(signal: SignalInstance) -> tuple[Any, ...]:
+    """The arguments of the next emission of `signal`, awaited without a nested loop."""
+    future: asyncio.Future[tuple[Any, ...]] = asyncio.get_running_loop().create_future()
+
+    def done(*args: Any) -> None:
+        if not future.done():
+            future.set_result(args)
+
+    signal.connect(done)
+    try:
+        return await future
+    finally:
+        # The sender may be gone already (a dialog deleted on close): nothing to undo then.
+        with contextlib.suppress(RuntimeError):
+            signal.disconnect(done)
+
+
+class ConfirmDialog(QDialog):
+    """A question, what it means, and a destructive button beside Cancel (the default).
+
+    Used instead of QMessageBox, which fixes its own size once shown (a jump on screen, and
+    a size hint the offscreen platform of the tests refuses), as main_window's MessageDialog.
+    """
+
+    def __init__(
+        self, title: str, text: str, informative: str, confirm: str, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.text_label = QLabel(text, self)
+        self.text_label.setObjectName("confirm-text")
+        self.text_label.setWordWrap(True)
+        font = self.text_label.font()
+        font.setBold(True)
+        self.text_label.setFont(font)
+        self.informative_label = QLabel(informative, self)
+        self.informative_label.setObjectName("confirm-informative")
+        self.informative_label.setWordWrap(True)
+        self.informative_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.buttons = QDialogButtonBox(self)
+        self.confirm_button = self.buttons.addButton(
+            confirm, QDialogButtonBox.ButtonRole.DestructiveRole
+        )
+        self.cancel_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        self.cancel_button.setDefault(True)
+        self.cancel_button.setFocus()
+        plain_buttons(self.buttons)
+        self.confirm_button.clicked.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        lay_out_message(
+            self, self.text_label, self.informative_label, self.buttons, minimum=QSize(420, 160)
+        )
+
+    def text(self) -> str:
+        return self.text_label.text()
+
+    def informativeText(self) -> str:
+        return self.informative_label.text()
+
+    async def ask(self) -> bool:
+        """Open window-modal and await the answer (never a nested loop); deleted after."""
+        self.open()
+        try:
+            (result,) = await wait_signal(self.finished)
+            return bool(result == QDialog.DialogCode.Accepted)
+        finally:
+            self.deleteLater()

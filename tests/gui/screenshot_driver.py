@@ -54,6 +54,8 @@ WINDOW_SIZE = (1280, 760)
 #: The rate limit set in the window (the 200 MiB push then stays in progress for ~10 s).
 RATE_LIMIT = 20 * MiB
 REGISTRY_NAME = "Team registry"
+#: The Browse download's own rate limit (its 64 MiB then take ~8 s).
+DOWNLOAD_LIMIT = 8 * MiB
 
 failures: list[str] = []
 
@@ -226,6 +228,27 @@ async def scenario(spec: dict[str, Any]) -> None:
     pane.tag_view.setFocus()
     await settle(0.6)
     grab_window(window, out, "browse.png")
+
+    # Browse again: Download of a large artifact, in progress under its own rate limit.
+    window.show_in_browse(parse_reference(f"{host}/ml/checkpoints:epoch-12"))
+
+    def checkpoint_info() -> Any:
+        info = pane.detail_model.info
+        return info if info is not None and info.repository == "ml/checkpoints" else None
+
+    await until(checkpoint_info, "its details")
+    info = checkpoint_info()
+    queued: list[Any] = []
+    queue.listeners.append(lambda kind, item: queued.append(item) if kind == "added" else None)
+    pane.request_download(info.repository, info.digest, Path(spec["download_to"]),
+                          tag="epoch-12")  # fmt: skip
+    await until(lambda: queued, "the download in the queue")
+    download = queued[0]
+    queue.set_rate_limit(download.id, DOWNLOAD_LIMIT)  # as Rate limit… in its menu does
+    await until(lambda: download.acknowledged >= 0.3 * download.total > 0, "the download")
+    pane.tag_view.setFocus()
+    await settle(0.4)
+    grab_window(window, out, "browse-download.png")
 
     # The add sheet, for an image archive dropped on the window.
     window.tabs.setCurrentIndex(0)

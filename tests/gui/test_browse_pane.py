@@ -59,7 +59,8 @@ from hoist.gui.browse.pane import (
 from hoist.gui.settings.store import RegistrySettings
 from pushing import push_paths
 from PySide6.QtCore import QModelIndex, QObject, Qt
-from PySide6.QtWidgets import QWidget
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QLineEdit, QWidget
 from pytestqt.qtbot import QtBot
 from support.images import write_oci_layout
 from support.registry import DEFAULT_PASSWORD as AUTH_PASSWORD
@@ -1005,3 +1006,65 @@ def test_download_platform(key: str, platforms: list[str], expected: tuple[Any, 
 )
 def test_format_created(text: str | None, shown: str) -> None:
     assert format_created(text) == shown
+
+
+def test_details_and_delete_follow_the_same_selected_tag_and_counts_read_as_english(
+    registry: RegistryProcess, pane: BrowsePane, session: Session, aio: Any
+) -> None:
+    """Ctrl+click taking the current tag out of the selection leaves details and Delete on
+    the tag still selected; "1 tag", not "1 tags"."""
+    repo = "gui-browse/follow"
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(base_url=registry.url, timeout=30) as c:
+            await put_blob(c, repo, EMPTY)
+            for layer, _ in VARIANTS[:2]:
+                await put_blob(c, repo, layer)
+            await put_manifest(c, repo, "a", artifact_manifest(*VARIANTS[0]))
+            await put_blob(c, f"{repo}-one", EMPTY)
+            await put_blob(c, f"{repo}-one", VARIANTS[0][0])
+            await put_manifest(c, f"{repo}-one", "a", artifact_manifest(*VARIANTS[0]))
+            await put_manifest(c, repo, "b", artifact_manifest(*VARIANTS[1]))
+        pane.set_registry(session.client(registry.host))
+        await aio.until(lambda: pane.client is not None, what="connected")
+        pane.open_repository(f"{repo}-one")
+        await aio.until(lambda: pane.tag_status.text() == "1 tag", what="1 tag")
+        pane.open_repository(repo)
+        await aio.until(lambda: pane.tag_model.complete, what="tags")
+        await aio.until(lambda: pane.tag_status.text() == "2 tags", what="2 tags")
+        view, proxy = pane.tag_view, pane.tag_proxy
+        selection = view.selectionModel()
+        flags = selection.SelectionFlag
+        row_a = proxy.index(0, 0)
+        row_b = proxy.index(1, 0)
+        selection.setCurrentIndex(row_a, flags.ClearAndSelect | flags.Rows)
+        await aio.until(lambda: pane.detail_title.text().endswith(f"{repo}:a"), what="a")
+        selection.setCurrentIndex(row_b, flags.Select | flags.Rows)  # Ctrl+click b
+        await aio.until(lambda: pane.detail_title.text().endswith(f"{repo}:b"), what="b")
+        assert pane.qactions["delete"].text() == "Delete 2 tags…"
+        selection.setCurrentIndex(row_b, flags.Deselect | flags.Rows)  # Ctrl+click b again
+        await aio.until(lambda: pane.detail_title.text().endswith(f"{repo}:a"), what="a again")
+        assert pane.qactions["delete"].text() == "Delete a…"
+        assert pane.selected_tags() == ["a"]
+
+    session.run(scenario())
+
+
+def test_ctrl_f_focuses_the_repository_filter_while_browse_shows(
+    registry: RegistryProcess, pane: BrowsePane, session: Session, aio: Any, qtbot: QtBot
+) -> None:
+    async def scenario() -> None:
+        pane.set_registry(session.client(registry.host))
+        await aio.until(lambda: pane.client is not None, what="connected")
+        host = pane.window()
+        host.windowHandle().requestActivate()
+        await aio.until(host.isActiveWindow, what="the window active")
+        pane.refresh_actions()
+        outside = QLineEdit(host)  # focus elsewhere in the window, as on the tab bar
+        outside.show()
+        outside.setFocus()
+        await aio.until(outside.hasFocus, what="focus outside")
+        QTest.keyClick(outside, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+        await aio.until(pane.repo_filter.hasFocus, 5, "the filter focused")
+
+    session.run(scenario())

@@ -38,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("screenshot_driver.py")
 SCREENSHOTS = ROOT / "docs" / "screenshots"  # committed; refreshed on request
 LATEST = ROOT / "build" / "screenshots"  # every run's, for a look
-NAMES = ("main-window.png", "main-window-dark.png", "browse.png", "add-sheet.png",
-         "registry-dialog.png")  # fmt: skip
+NAMES = ("main-window.png", "main-window-dark.png", "browse.png", "browse-download.png",
+         "add-sheet.png", "registry-dialog.png")  # fmt: skip
 #: The window's size (the driver resizes it to this; every screenshot is the window's area).
 WINDOW_SIZE = (1280, 760)
 SCREEN = "1440x900x24"
@@ -107,6 +107,8 @@ async def fill_registry(host: str, work: Path) -> None:
     csv.write_text("id,label\n" + "".join(f"{i},{i % 3}\n" for i in range(5000)))
     await push_paths(host, "ml/datasets:2024-06", [csv])
     await push_paths(host, "docs/handbook:2.1", [notes])
+    checkpoint = sparse_file(work / "checkpoint-epoch-12.pt", 64 * MiB)
+    await push_paths(host, "ml/checkpoints:epoch-12", [checkpoint, notes])
 
     images = [
         ("team/app:1.2", write_oci_layout(work / "app-1.2", images=app_images("1.2"),

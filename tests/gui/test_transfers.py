@@ -374,7 +374,7 @@ def controller_for(
 
 
 ENABLED = {
-    # state, running → the per-item actions that are enabled
+    # state, running → the per-item actions that are enabled (the only item can't move)
     (TransferState.RUNNING, True): {"pause", "cancel", "copy", "browse"},
     (TransferState.PAUSING, True): {"cancel", "copy", "browse"},
     (TransferState.QUEUED, False): {"pause", "cancel", "remove", "copy", "browse"},
@@ -484,14 +484,18 @@ def test_view_paints_and_builds_its_menu_from_data(
     view.select_transfer(filled["failed"].id)
     assert [i.id for i in view.selected_items()] == [filled["failed"].id]
     menu = view.build_menu()
-    labels = [a.text() if not a.isSeparator() else "-" for a in menu.actions()]
+    labels = [a.text().replace("&", "") if not a.isSeparator() else "-" for a in menu.actions()]
     assert labels == [
         "Pause", "Resume", "Retry", "-", "Cancel and delete the upload", "Remove from list",
+        "-", "Move to top", "Move up", "Move down", "Rate limit…",
         "-", "Copy reference", "Show in Browse",
     ]  # fmt: skip
-    enabled = {a.text() for a in menu.actions() if a.isEnabled() and not a.isSeparator()}
+    enabled = {
+        a.text().replace("&", "") for a in menu.actions() if a.isEnabled() and not a.isSeparator()
+    }
     assert enabled == {
         "Retry", "Cancel and delete the upload", "Remove from list", "Copy reference",
+        "Move to top", "Move up", "Move down",  # the second of four
     }  # fmt: skip
     assert view.qactions["retry"].shortcut().toString() == SHORTCUTS["retry"]
 

@@ -17,26 +17,32 @@ from typing import Any
 import httpx
 import pytest
 from hoist.core import __version__
+from hoist.core.cli import _settings as cli_settings
+from hoist.core.cli import build_parser
 from hoist.core.errors import HoistError
 from hoist.core.oci.reference import parse_reference
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.demo_registry import DemoRegistry
+from hoist.core.registry.profile import ProfileStore
 from hoist.core.transfer import download
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import Transfer, TransferState
 from hoist.core.transfer.push import plan_file_push
 from hoist.core.transfer.queue import TransferItem
+from hoist.core.transfer.settings import SPLIT_THRESHOLD
+from hoist.core.transfer.upload import UploadSettings
 from hoist.core.units import MiB
-from hoist.gui.add.planning import CredentialCache, suggest_repository
+from hoist.gui.add.planning import CredentialCache, suggest_repository, suggest_tag
 from hoist.gui.add.sheet import AddSheet, split_image_name
 from hoist.gui.app import error_sentence, install_excepthook, shutdown, start
 from hoist.gui.main_window import AppContext, MainWindow, MessageDialog
 from hoist.gui.settings.store import RegistrySettings, Settings, SettingsStore
 from hoist.gui.transfers.transfer_list import Column
 from pushing import get_manifest, hoist_cli, push_paths
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QRect, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDropEvent, QScreen
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QFileDialog, QWidget
 from pytestqt.qtbot import QtBot
 from support.registry import RegistryProcess, free_port
 
@@ -454,8 +460,10 @@ def test_unreachable_registry_is_a_sentence_in_the_sheet(
 
     sheet = aio.run(scenario())
     text = sheet.message.text()
-    assert f"connection to 127.0.0.1:{port} failed" in text
-    assert "Check the network and that the registry is running" in text
+    # Refused: the network works, the registry is not answering (not "check the network").
+    assert f"127.0.0.1:{port} refused the connection" in text
+    assert "The registry is not answering: check that the registry is running" in text
+    assert "network" not in text
     assert "Traceback" not in text and 'File "' not in text
     assert sheet.item is None and not ctx.queue.items
     assert sheet.push_button.isEnabled(), "the busy state is reset after the error"
@@ -493,10 +501,9 @@ def test_failed_transfer_reads_as_a_sentence(
     item = aio.run(scenario())
     status = cell(window, item, Column.STATUS)
     assert status.startswith(f"Failed: {path} changed size ({4 * MiB} → {4 * MiB + 1} bytes).")
-    assert status.endswith(
-        "restart this transfer to push the new content "
-        "(Retry in the window, or `hoist resume ID --restart-changed`)."
-    )
+    # In the window's words: Retry, never a command to run.
+    assert status.endswith("The file changed since the upload began; Retry pushes its new content.")
+    assert "hoist" not in status
     assert "Traceback" not in status
     assert view.qactions["retry"].isEnabled() and not view.qactions["resume"].isEnabled()
     window.filter_bar.setCurrentIndex(3)
@@ -583,7 +590,7 @@ def test_settings_dialog_applies_at_once(open_window: OpenWindow, aio: Any) -> N
     assert (settings.chunk_size, settings.parallel_blobs) == (16 * MiB, 4)
     assert settings.resume_on_start and settings.registries[0].name == "Test registry"
     assert not settings.ask_before_quit
-    assert ctx.settings.upload_settings().chunk_size == 16 * MiB
+    assert ctx.settings.upload_settings("localhost:5000").chunk_size == 16 * MiB
 
 
 def test_settings_dialog_refuses_a_bad_chunk_size(qtbot: QtBot) -> None:
@@ -639,7 +646,7 @@ def test_window_areas_menus_and_about(qtbot: QtBot, open_window: OpenWindow) -> 
     assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Transfers", "Browse"]
     menus = [a.text() for a in window.menuBar().actions()]
     assert menus == ["&File", "&Transfers", "&Help"]
-    toolbar = [a.text() for a in window.toolbar.actions() if a.text()]
+    toolbar = [a.text().replace("&", "") for a in window.toolbar.actions() if a.text()]
     for label in ("Add files…", "Add image…", "Pause all", "Resume all", "Settings…"):
         assert label in toolbar
     assert window.registry_combo.currentText().startswith("Test registry — ")
@@ -1018,3 +1025,563 @@ def test_full_state_folder_asks_before_going_on(
 
     aio.run(scenario())
     assert get_manifest(registry.url, "gui/full", "v1")["layers"][0]["digest"] == sha256(data)
+
+
+# -- issue 17: the window, finished --------------------------------------------------------------
+
+
+# Qt's own file dialog asks the offscreen platform (tests only) for something it lacks.
+@pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+def test_browse_download_through_the_folder_dialog_writes_the_file(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """Browse → Download with the real folder dialog (it deletes itself on close): the file
+    arrives with its bytes."""
+    data = os.urandom(2 * MiB + 3)
+    source = tmp_path / "src" / "weights.bin"
+    source.parent.mkdir()
+    source.write_bytes(data)
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    repository = "gui/dialog-download"
+    window, ctx = open_window()
+
+    async def scenario() -> None:
+        await push_paths(registry.host, f"{repository}:v1", [source])
+        await start(ctx, window)
+        pane: Any = window.browse
+        window.show_in_browse(parse_reference(f"{registry.host}/{repository}:v1"))
+        await aio.until(lambda: pane.detail_model.info is not None, 20, "the details")
+        pane.qactions["download"].trigger()
+
+        def open_dialog() -> QFileDialog | None:
+            found = [d for d in pane.findChildren(QFileDialog) if d.isVisible()]
+            return found[0] if found else None
+
+        await aio.until(open_dialog, 10, "the folder dialog")
+        dialog = open_dialog()
+        assert dialog is not None
+        dialog.setDirectory(str(folder))
+        dialog.accept()
+        await aio.until(lambda: ctx.queue.items, 10, "the download in the queue")
+        [item] = ctx.queue.items
+        await aio.until(lambda: item.state == TransferState.DONE, 60, "the download")
+        assert cell(window, item, Column.TARGET) == str(folder)
+        # Browse says how the download it started went.
+        said = f"Downloaded {item.transfer.name} to {folder}"
+        await aio.until(lambda: pane.message.text() == said, 5, "Browse's sentence")
+
+    aio.run(scenario())
+    assert (folder / "weights.bin").read_bytes() == data
+
+
+def learned_part(settings: UploadSettings) -> tuple[object, ...]:
+    """What a host's profile decides (the retry policy differs on purpose: the window
+    retries until the user pauses)."""
+    s = settings
+    return (s.chunk_size, s.adaptive, s.max_chunk, s.min_chunk, s.chunked,
+            s.throttle is not None, s.on_limit is not None)  # fmt: skip
+
+
+def test_window_and_command_line_send_with_the_same_settings(
+    open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """A host's learned profile (chunk limits, no PATCH, a cap) applies in the window as in
+    `hoist push`: one function in core decides."""
+    ProfileStore().update(registry.host, max_chunk=8 * MiB, min_chunk=MiB, limit_rate=5 * MiB)
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x")
+    _window, ctx = open_window()
+    transfer = plan_file_push(parse_reference(f"{registry.host}/gui/profiled:v1"), [path])
+    args = build_parser().parse_args(["push", str(transfer.target), str(path)])
+    from_cli = cli_settings(args, transfer.target.api_host)
+    from_window = ctx.queue.settings_factory(transfer)
+    assert learned_part(from_window) == learned_part(from_cli)
+    assert (from_window.max_chunk, from_window.min_chunk) == (8 * MiB, MiB)
+    assert from_window.throttle is not None
+
+
+def test_cancel_asks_first_saying_what_is_lost_and_delete_never_cancels(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    path = tmp_path / "long.bin"
+    path.write_bytes(os.urandom(8 * MiB))
+    window, ctx = open_window()
+    view = window.view
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        item = await slow_transfer(window, ctx, path, "gui/cancelling")
+        await aio.until(lambda: item.acknowledged >= MiB, 20, "the first chunk")
+        window.windowHandle().requestActivate()
+        await aio.until(window.isActiveWindow, 5, "the window active")
+        view.select_transfer(item.id)
+        view.setFocus()
+        # Delete (remove from list) on a running transfer does nothing: no cancel, no loss.
+        view.refresh_actions()
+        assert view.qactions["remove"].shortcut().toString() == "Del"
+        assert not view.qactions["remove"].isEnabled()
+        QTest.keyClick(view, Qt.Key.Key_Delete)
+        await asyncio.sleep(0)
+        assert item in ctx.queue.items and item.running and window.confirm_box is None
+        view.qactions["cancel"].trigger()
+        await aio.until(lambda: window.confirm_box is not None, 10, "the question")
+        box = window.confirm_box
+        assert box is not None
+        assert box.text() == "Cancel long.bin?"
+        assert "already uploaded is thrown away" in box.informativeText()
+        assert "Pause instead" in box.informativeText()
+        box.cancel_button.click()  # Keep
+        await aio.until(lambda: window.confirm_box is None, 10, "the answer")
+        await asyncio.sleep(0)
+        assert item in ctx.queue.items and item.running, "Keep keeps the transfer"
+        view.qactions["cancel"].trigger()
+        await aio.until(lambda: window.confirm_box is not None, 10, "the question again")
+        window.confirm_box.confirm_button.click()  # type: ignore[union-attr]
+        await aio.until(lambda: item not in ctx.queue.items, 20, "the cancel")
+
+    aio.run(scenario())
+
+
+def test_transfers_reorder_and_take_their_own_rate_limit_from_the_window(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path,
+    qtmodeltester: Any,
+) -> None:  # fmt: skip
+    window, ctx = open_window()
+    view = window.view
+    host = ctx.settings.registries[0].host
+
+    def names() -> list[str]:
+        model = window.view.proxy
+        return [model.index(r, Column.NAME).data() for r in range(model.rowCount())]
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        items = []
+        for i in range(3):
+            path = tmp_path / f"r{i}.bin"
+            path.write_bytes(os.urandom(1000 + i))
+            plan = plan_file_push(parse_reference(f"{host}/gui/order-{i}:v1"), [path])
+            items.append(ctx.queue.add(plan, start=False))
+        first, second, third = items
+        assert names() == ["r0.bin", "r1.bin", "r2.bin"]
+        view.select_transfer(third.id)
+        view.refresh_actions()
+        assert not view.qactions["move_down"].isEnabled()  # already last
+        view.qactions["move_top"].trigger()
+        assert names() == ["r2.bin", "r0.bin", "r1.bin"]
+        assert [i.id for i in view.selected_items()] == [third.id], "the selection follows"
+        view.qactions["move_down"].trigger()
+        assert names() == ["r0.bin", "r2.bin", "r1.bin"]
+        view.qactions["move_up"].trigger()
+        assert [i.id for i in ctx.queue.items] == [third.id, first.id, second.id]
+        qtmodeltester.check(window.model)
+        view.qactions["rate_limit"].trigger()
+        await aio.until(lambda: window.rate_dialog is not None, 10, "the rate dialog")
+        dialog = window.rate_dialog
+        assert dialog is not None
+        dialog.rate_box.setValue(1.5)
+        dialog.accept()
+        await aio.until(lambda: third.limiter.rate == round(1.5 * MiB), 10, "the new cap")
+        assert ctx.queue.limiter.rate == 0  # the window's cap is untouched
+        view.refresh_actions()
+        assert view.qactions["rate_limit"].text() == "Rate &limit (1.5 MiB/s)…"
+
+    aio.run(scenario())
+
+
+def test_push_from_the_sheet_leaves_no_upload_session_behind(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """The sheet's push-permission check must not leave an empty session in the registry."""
+    path = tmp_path / "checked.bin"
+    path.write_bytes(os.urandom(100_000))
+    window, ctx = open_window()
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        drop(window, [path])
+        await aio.until(lambda: window.add_sheet is not None, 10, "the add sheet")
+        sheet = window.add_sheet
+        assert sheet is not None
+        await fill_and_push(aio, sheet, "gui/checked", "v1")
+        item = sheet.item
+        assert item is not None
+        await aio.until(lambda: item.state == TransferState.DONE, 30, "the push")
+
+    aio.run(scenario())
+    assert registry.upload_dirs("gui/checked") == []
+
+
+SMALL_SCREEN = QRect(0, 0, 1024, 640)
+
+
+def shown_whole(widget: QWidget, window: MainWindow) -> bool:
+    """Whether `widget` is visible, inside the window, and not cut by any parent."""
+    if not widget.isVisible() or widget.width() <= 0:
+        return False
+    rect = QRect(widget.mapTo(window, QPoint(0, 0)), widget.size())
+    if not window.rect().contains(rect):
+        return False
+    parent = widget.parentWidget()
+    while parent is not None and parent is not window:
+        if not QRect(parent.mapTo(window, QPoint(0, 0)), parent.size()).contains(rect):
+            return False
+        parent = parent.parentWidget()
+    return True
+
+
+def test_window_fits_a_1024_by_640_screen(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 1024×640 nothing named in the issue is cut or off-screen: Edit registry, the rate
+    limit's arrows, the Status column, Browse's Delete, the first-start banner's Not now."""
+    monkeypatch.setattr(QScreen, "availableGeometry", lambda _self: SMALL_SCREEN)
+    window, ctx = open_window(registries=False)  # the first-start banner shows
+    assert SMALL_SCREEN.contains(QRect(QPoint(0, 0), window.frameGeometry().size())), (
+        "it opens at a size the screen holds"
+    )
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        window.resize(SMALL_SCREEN.size())
+        await aio.until(lambda: window.size() == SMALL_SCREEN.size(), 5, "the resize")
+        await aio.until(lambda: window.banner.isVisible(), 5, "the banner")
+        await asyncio.sleep(0)
+        assert shown_whole(window.banner_close, window), "Not now"
+        assert shown_whole(window.rate_box, window), "the rate limit"
+        edit = window.toolbar.widgetForAction(window.edit_registry_action)
+        assert edit is not None and shown_whole(edit, window), "Edit registry"
+        view = window.view
+        header = view.header()
+        status_left = header.sectionViewportPosition(Column.STATUS)
+        room = view.viewport().width() - status_left
+        assert room >= view.fontMetrics().horizontalAdvance("waiting for network, retry in 8 s")
+        window.tabs.setCurrentWidget(window.browse)
+        await aio.until(lambda: window.browse.isVisible(), 5, "Browse")
+        pane: Any = window.browse
+        assert shown_whole(pane.delete_button, window), "Browse's Delete"
+        assert shown_whole(pane.download_button, window), "Browse's Download"
+        # A long registry name (and its login state) in the selector leaves Edit registry.
+        long_name = "Team registry at registry.example.com (production mirror)"
+        ctx.settings.registries.append(RegistrySettings(long_name, f"http://{registry.host}"))
+        ctx.settings.selected_registry = long_name
+        window.refresh_registries()
+        window.update_demo_banner()
+        await aio.until(lambda: long_name in window.registry_combo.currentText(), 5, "it")
+        await asyncio.sleep(0)
+        edit = window.toolbar.widgetForAction(window.edit_registry_action)
+        assert edit is not None and shown_whole(edit, window), "Edit registry, long name"
+
+    aio.run(scenario())
+
+
+def test_enter_in_add_registry_saves_without_an_error(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Enter in the address field saves the registry; the dialog's background check (it
+    reads the fields) must not outlive the dialog ("QLineEdit already deleted")."""
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    window, ctx = open_window(registries=False)
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        window.add_registry()
+        dialog: Any = window.registry_dialog
+        assert dialog is not None
+        await aio.until(lambda: dialog.keyring_checked, 10, "the dialog's first check")
+        tasks = dialog.tasks
+        dialog.url_edit.setFocus()
+        dialog.url_edit.setText(f"http://{registry.host}")
+        QTest.keyClick(dialog.url_edit, Qt.Key.Key_Return)
+        await aio.until(lambda: ctx.settings.registries, 10, "the saved registry")
+        await aio.until(lambda: not tasks, 10, "the dialog's tasks")
+        await asyncio.sleep(0)
+
+    aio.run(scenario())
+    assert [r.host for r in ctx.settings.registries] == [registry.host]
+    assert not window.message_bar.isVisible(), window.message_label.text()
+
+
+def test_a_corrected_password_takes_effect_in_browse_at_once(
+    aio: Any, open_window: OpenWindow, auth_registry: RegistryProcess,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A wrong password corrected in the registry dialog applies to Browse without choosing
+    another registry; the window's messages speak of the window, never `hoist login`."""
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    window, ctx = open_window(registries=False)
+    user, password = auth_registry.credentials or ("", "")
+    entry = RegistrySettings("Team", f"http://{auth_registry.host}", user)
+    ctx.settings.registries.append(entry)
+    ctx.settings.selected_registry = "Team"
+    ctx.credentials.remember(auth_registry.host, Credentials(user, "wrong-password"))
+    pane: Any = window.browse
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        window.show_selected_registry()
+        await aio.until(lambda: not pane.message.isHidden(), 20, "the refusal")
+        said = pane.message.text()
+        assert "hoist login" not in said and "Edit registry" in said, said
+        window.edit_registry()
+        dialog: Any = window.registry_dialog
+        assert dialog is not None
+        await aio.until(lambda: dialog.keyring_checked, 10, "the dialog's first check")
+        dialog.password_edit.setText(password)
+        dialog.save_button.click()
+        await aio.until(lambda: pane.message.isHidden(), 20, "Browse reconnected")
+        await aio.until(lambda: pane.repo_model.complete, 20, "the catalog")
+
+    aio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("file", "tag"),
+    [("llama-3.1.gguf", "3.1"), ("model-v2.bin", "v2"), ("ubuntu-22.04.tar", "22.04"),
+     ("weights.safetensors", "latest"), ("data-2024-05-01.csv", "latest"),
+     ("Model-V10.bin", "v10"), ("llama3.bin", "latest")],
+)  # fmt: skip
+def test_tag_suggested_from_a_file_name(file: str, tag: str) -> None:
+    assert suggest_tag(Path(file)) == tag
+
+
+def test_the_sheet_suggests_this_registry_s_repository_and_the_file_s_tag(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """Never the last push's tag for a different file (it would overwrite that push)."""
+    versioned = tmp_path / "llama-3.1.gguf"
+    versioned.write_bytes(b"a")
+    plain = tmp_path / "notes.txt"
+    plain.write_bytes(b"b")
+    window, ctx = open_window()
+    reg = ctx.settings.registries[0]
+    reg.last_repository, reg.last_tag = "team/models", "v9"
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        for path, tag in ((versioned, "3.1"), (plain, "latest")):
+            sheet = await window.open_add_sheet([path])
+            assert (sheet.repository.text(), sheet.tag.text()) == ("team/models", tag)
+            sheet.reject()
+
+    aio.run(scenario())
+
+
+def test_split_mode_is_offered_for_a_very_large_file_where_a_cut_restarts(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    huge = tmp_path / "disk.qcow2"
+    with huge.open("wb") as f:  # sparse: no disk space used
+        f.truncate(SPLIT_THRESHOLD + 1)
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"x" * 1000)
+    window, ctx = open_window()
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        ProfileStore().update(registry.host, resumable=False)
+        sheet = await window.open_add_sheet([huge])
+        assert sheet.split.isChecked()
+        assert not sheet.split_note.isHidden()
+        advice = sheet.split_note.text()
+        assert "this registry keeps nothing of an upload cut mid-chunk" in advice
+        assert "a cut costs at most one part" in advice and "The cost:" in advice
+        assert "as 1 GiB parts" in advice
+        sheet.part_size.setCurrentIndex(0)
+        assert "as 256 MiB parts" in sheet.split_note.text()
+        sheet.reject()
+        sheet = await window.open_add_sheet([small])
+        assert not sheet.split.isChecked() and sheet.split_note.isHidden()
+        sheet.reject()
+        ProfileStore().update(registry.host, resumable=True)  # it keeps cut uploads
+        sheet = await window.open_add_sheet([huge])
+        assert not sheet.split.isChecked() and sheet.split_note.isHidden()
+        sheet.reject()
+
+    aio.run(scenario())
+
+
+def test_keyboard_works_right_after_the_add_sheet_and_menus_have_accelerators(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """After the sheet queues a push, focus is on the new row: Ctrl+P pauses it at once."""
+    path = tmp_path / "keys.bin"
+    path.write_bytes(os.urandom(6 * MiB))
+    window, ctx = open_window()
+    ctx.settings.chunk_size = 1 * MiB
+    window.rate_box.setValue(1.0)  # slow enough to pause while it runs
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        window.windowHandle().requestActivate()
+        await aio.until(window.isActiveWindow, 5, "the window to be active")
+        window.filter_bar.setFocus()  # where focus was before (the issue's "All" filter)
+        sheet = await window.open_add_sheet([path])
+        await fill_and_push(aio, sheet, "gui/keys", "v1")
+        item = sheet.item
+        assert item is not None
+        await aio.until(lambda: window.add_sheet is None, 10, "the sheet to close")
+        # A window manager activates the window again once the sheet is gone (the offscreen
+        # platform does not): the keyboard goes to the window's focus widget.
+        window.windowHandle().requestActivate()
+        await aio.until(window.isActiveWindow, 5, "the window active again")
+        await aio.until(lambda: QApplication.focusWidget() is window.view, 5, "focus on the list")
+        assert [i.id for i in window.view.selected_items()] == [item.id]
+        await aio.until(lambda: item.running, 10, "the push to start")
+        QTest.keyClick(window.view, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)
+        await aio.until(lambda: item.state == TransferState.PAUSED and not item.running, 20)
+
+    aio.run(scenario())
+    menus = [a.menu() for a in window.menuBar().actions() if a.menu() is not None]
+    for menu in menus:
+        menu.aboutToShow.emit()
+        texts = [a.text() for a in menu.actions() if not a.isSeparator() and a.isVisible()]
+        missing = [t for t in texts if "&" not in t]
+        assert not missing, f"{menu.title()}: no accelerator for {missing}"
+        letters = [t[t.index("&") + 1].lower() for t in texts]
+        assert len(set(letters)) == len(letters), f"{menu.title()}: {texts}"
+
+
+def test_help_explains_resuming_and_lists_the_keys(qtbot: QtBot, open_window: OpenWindow) -> None:
+    window, _ctx = open_window()
+    help_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Help")
+    items = [a.text() for a in help_menu.actions() if not a.isSeparator()]
+    assert items == ["&How resuming works", "&Keyboard shortcuts", "&About Hoist"]
+    box = window.resuming_help()
+    assert "asks the registry where the upload stands" in box.informative_label.text()
+    assert "Split mode" in box.informative_label.text()
+    box.close()
+    keys = dict((what, keys) for keys, what in window.keyboard_map())
+    assert keys["Pause"] == "Ctrl+P" and keys["Move to top"] == "Ctrl+Home"
+    assert keys["Browse: Filter repositories"] == "Ctrl+F"
+    box = window.keys_help()
+    assert "Ctrl+Shift+P\tPause all" in box.informative_label.text()
+    box.close()
+
+
+def test_browse_lists_a_push_once_it_is_done(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """No "This registry holds no repositories yet" beside a repository just pushed: the
+    catalog and the open repository's tags are read again when a push ends."""
+    path = tmp_path / "fresh.bin"
+    path.write_bytes(os.urandom(5000))
+    repository = f"gui/fresh-{os.getpid()}"
+    window, ctx = open_window()
+    pane: Any = window.browse
+
+    async def scenario() -> None:
+        await push_paths(registry.host, f"{repository}:v1", [path])
+        await start(ctx, window)
+        window.show_selected_registry()
+        await aio.until(lambda: pane.client is not None, 10, "Browse connected")
+        pane.open_repository(repository)
+        await aio.until(lambda: pane.tag_model.complete, 10, "the tags")
+        assert pane.tag_model.tags() == ["v1"]
+        other = f"{repository}-other"
+        # The filter reads pages until it finds matches (the shared registry holds many).
+        pane.repo_filter.setText(repository)
+
+        def listed() -> list[str]:
+            proxy = pane.repo_proxy
+            return [proxy.index(r, 0).data() for r in range(proxy.rowCount())]
+
+        await aio.until(lambda: listed() == [repository], 20, "the filtered catalog")
+        host = ctx.settings.registries[0].host
+        for ref in (f"{host}/{repository}:v2", f"{host}/{other}:v1"):
+            item = ctx.queue.add(plan_file_push(parse_reference(ref), [path]))
+            await aio.until(lambda item=item: item.state == TransferState.DONE, 30, ref)
+        await aio.until(lambda: listed() == [repository, other], 20, "the new repository")
+        await aio.until(lambda: pane.tag_model.tags() == ["v1", "v2"], 20, "the new tag")
+
+    aio.run(scenario())
+
+
+def test_filter_counts_follow_state_changes(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    window, ctx = open_window()
+    host = ctx.settings.registries[0].host
+
+    def labels() -> list[str]:
+        return [window.filter_bar.tabText(i) for i in range(window.filter_bar.count())]
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        items = []
+        for i in range(2):
+            path = tmp_path / f"c{i}.bin"
+            path.write_bytes(os.urandom(3000))
+            plan = plan_file_push(parse_reference(f"{host}/gui/counts-{i}:v1"), [path])
+            items.append(ctx.queue.add(plan, start=False))
+        expected = ["All (2)", "Active (0)", "Paused (2)", "Failed (0)", "Done (0)"]
+        await aio.until(lambda: labels() == expected, 5, "two paused")
+        ctx.queue.resume(items[0].id)
+        await aio.until(lambda: items[0].state == TransferState.DONE, 30, "the push")
+        expected = ["All (2)", "Active (0)", "Paused (1)", "Failed (0)", "Done (1)"]
+        await aio.until(lambda: labels() == expected, 5, f"the counts, now {labels()}")
+
+    aio.run(scenario())
+
+
+def test_a_dropped_path_that_is_not_there_is_refused_at_once_by_name(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    gone = tmp_path / "vanished.bin"
+    locked = tmp_path / "locked.bin"
+    locked.write_bytes(b"secret")
+    locked.chmod(0)
+    window, ctx = open_window()
+
+    async def scenario() -> None:
+        await start(ctx, window)
+        drop(window, [gone])
+        await aio.until(lambda: window.message_bar.isVisible(), 10, "the refusal")
+        assert window.add_sheet is None, "no sheet for a path that is not there"
+        assert window.message_label.text().startswith(f"{gone} does not exist.")
+        window.dismiss_error()
+        if os.geteuid() != 0:  # root reads anything: only the missing path applies
+            drop(window, [locked])
+            await aio.until(lambda: window.message_bar.isVisible(), 10, "the refusal")
+            assert "can't read locked.bin: permission denied" in window.message_label.text()
+            assert window.add_sheet is None
+
+    aio.run(scenario())
+
+
+def test_dragging_files_over_the_window_highlights_it(
+    open_window: OpenWindow, tmp_path: Path
+) -> None:
+    path = tmp_path / "dragged.bin"
+    path.write_bytes(b"x")
+    window, _ctx = open_window()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    center = QPointF(window.rect().center())
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier)  # fmt: skip
+    try:
+        enter = QDragEnterEvent(center, *args)
+    except TypeError:
+        enter = QDragEnterEvent(center.toPoint(), *args)
+    QApplication.sendEvent(window, enter)
+    assert window.drop_highlight.isVisible()
+    assert window.rect().contains(window.drop_highlight.geometry())
+    QApplication.sendEvent(window, QDragLeaveEvent())
+    assert not window.drop_highlight.isVisible()
+
+
+def test_an_unreadable_journal_entry_is_said_in_the_window_s_words(
+    aio: Any, open_window: OpenWindow, state_dir: Path
+) -> None:
+    window, ctx = open_window()
+    broken = ctx.queue.journal.path("20260101-000000-abcdef")
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_text("{not json")
+    aio.run(start(ctx, window))
+    text = window.message_label.text()
+    assert text.startswith(f"{broken} is not a t")
+    # Listed as a failed row (so it can be removed): the window's words name Remove, no command.
+    assert "hoist cancel" not in text and "remove it with Remove" in text
