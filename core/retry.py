@@ -46,6 +46,7 @@ async def retry_temporary(
     *,
     wait: Callable[[float, HoistError], Awaitable[None]] | None = None,
     first_error: HoistError | None = None,
+    progress: Callable[[], int] | None = None,
 ) -> T:
     """Call until it works, waiting out temporary errors (network, 408, 429, 5xx).
 
@@ -53,12 +54,17 @@ async def retry_temporary(
     are raised at once, and so is the last error once the policy's `give_up_after` would be
     passed. `wait(seconds, error)` does the waiting (a countdown shown to the user), plain sleep
     by default; `first_error` starts with a wait, for a call made after something failed.
+    `progress()`, when given, counts what the calls achieved (bytes received): a failed call
+    that still made progress starts the backoff and the give-up clock afresh.
     """
     started = time.monotonic()
     attempt = 0
     error = first_error
+    done = progress() if progress is not None else 0
     while True:
         if error is not None:
+            if progress is not None and progress() > done:
+                done, attempt, started = progress(), 0, time.monotonic()
             attempt += 1
             delay = policy.delay(attempt, getattr(error, "retry_after", None))
             waited = time.monotonic() - started + delay

@@ -244,3 +244,31 @@ def test_a_lost_session_is_never_temporary() -> None:
     body = b'{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"blob upload unknown"}]}'
     err = error_from_response(_response(503, body), body)
     assert isinstance(err, UploadSessionLost) and not err.temporary
+
+
+async def test_retry_gives_up_only_after_a_stretch_without_progress() -> None:
+    """With `progress`, a call that keeps failing but gets further each time is retried past
+    `give_up_after` (a slow, flaky download); one that makes no progress is given up on."""
+    from hoist.core.errors import NetworkError
+    from hoist.core.retry import RetryPolicy, retry_temporary
+
+    policy = RetryPolicy(first=0.01, cap=0.01, give_up_after=0.05)
+    received = 0
+    calls = 0
+
+    async def flaky() -> str:
+        nonlocal received, calls
+        calls += 1
+        if calls < 20:
+            received += 1  # got a little further, then the connection dropped
+            raise NetworkError("reset")
+        return "whole"
+
+    assert await retry_temporary(flaky, policy, progress=lambda: received) == "whole"
+    assert calls == 20  # 19 waits of ≥ 5 ms: well past give_up_after without the resets
+
+    async def stuck() -> str:
+        raise NetworkError("reset")
+
+    with pytest.raises(NetworkError):
+        await retry_temporary(stuck, policy, progress=lambda: received)

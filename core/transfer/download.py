@@ -72,7 +72,7 @@ from hoist.core.registry.browse import (
     reference_text,
 )
 from hoist.core.registry.client import RegistryClient
-from hoist.core.retry import RetryPolicy
+from hoist.core.retry import RetryPolicy, retry_temporary
 from hoist.core.sources.artifact import (
     ORAS_DIGEST,
     ORAS_UNPACK,
@@ -508,13 +508,25 @@ class _FileFetch:
         """
         part = cursor.current
         reporter = self.reporters[part.name]
-        attempt = 0
-        started = time.monotonic()
         resumed = cursor.in_part > 0
+
+        async def waiting(seconds: float, exc: HoistError) -> None:
+            if isinstance(exc, RegistryNotAnswering):
+                reason = "the registry is not answering"
+            elif isinstance(exc, NetworkError):
+                reason = "waiting for the network"
+            else:
+                reason = "the registry had a temporary problem"
+            await self._wait(reporter, cursor.in_part, seconds, reason)
+
         while not cursor.done and cursor.current is part:
-            before = cursor.offset
             try:
-                await self._receive(handle, cursor, part)
+                await retry_temporary(
+                    lambda: self._receive(handle, cursor, part),
+                    self.retry,
+                    wait=waiting,
+                    progress=lambda: cursor.offset,
+                )
             except VerificationFailed:
                 if not resumed or cursor.in_part != 0:
                     raise
@@ -525,24 +537,6 @@ class _FileFetch:
                     cursor, part, MOVING, "the part kept from an earlier download was damaged; "
                     "downloading it again"
                 )  # fmt: skip
-            except HoistError as exc:
-                if not exc.temporary:
-                    raise
-                if cursor.offset > before:
-                    attempt, started = 0, time.monotonic()
-                attempt += 1
-                retry_after = exc.retry_after if isinstance(exc, RegistryError) else None
-                wait = self.retry.delay(attempt, retry_after)
-                limit = self.retry.give_up_after
-                if limit is not None and time.monotonic() - started + wait > limit:
-                    raise
-                if isinstance(exc, RegistryNotAnswering):
-                    reason = "the registry is not answering"
-                elif isinstance(exc, NetworkError):
-                    reason = "waiting for the network"
-                else:
-                    reason = "the registry had a temporary problem"
-                await self._wait(reporter, cursor.in_part, wait, reason)
         self._report(cursor, part, BlobState.DONE)  # this part is in and verified
 
     async def _wait(self, reporter: _Reporter, on_disk: int, seconds: float, why: str) -> None:
