@@ -23,6 +23,7 @@ from hoist.core.registry.client import RegistryClient
 from hoist.core.sources.artifact import (
     DEFAULT_ARTIFACT_TYPE,
 )
+from hoist.core.sources.image import PlanManifest
 from hoist.core.transfer.journal import JournalError, JournalUnwritable, TransferJournal
 from hoist.core.transfer.upload import (
     BlobRecord,
@@ -46,26 +47,20 @@ def state_at_rest(state: TransferState) -> TransferState:
     return TransferState.PAUSED if state == TransferState.PAUSING else state
 
 
-@dataclass
-class PlannedManifest:
-    """A manifest to push byte for byte (an image's), children before parents."""
+def manifest_to_json(manifest: PlanManifest) -> dict[str, Any]:
+    """How the journal keeps a manifest to push byte for byte (an image's)."""
+    return {
+        "media_type": manifest.media_type,
+        "digest": manifest.digest,
+        "data": base64.b64encode(manifest.data).decode(),
+        "tag": manifest.tag,
+    }
 
-    media_type: str
-    digest: str
-    data: bytes
-    tag: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "media_type": self.media_type,
-            "digest": self.digest,
-            "data": base64.b64encode(self.data).decode(),
-            "tag": self.tag,
-        }
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> PlannedManifest:
-        return cls(doc["media_type"], doc["digest"], base64.b64decode(doc["data"]), doc.get("tag"))
+def manifest_from_json(doc: dict[str, Any]) -> PlanManifest:
+    return PlanManifest(
+        doc["media_type"], doc["digest"], base64.b64decode(doc["data"]), doc.get("tag")
+    )
 
 
 #: The kinds of transfer: two pushes and a download.
@@ -126,7 +121,7 @@ class Transfer:
     kind: str  # ARTIFACT, IMAGE or DOWNLOAD
     blobs: list[BlobRecord]
     sources: list[str] = field(default_factory=list)
-    manifests: list[PlannedManifest] = field(default_factory=list)
+    manifests: list[PlanManifest] = field(default_factory=list)  # children before parents
     artifact_type: str = DEFAULT_ARTIFACT_TYPE
     state: TransferState = TransferState.QUEUED
     error: str = ""
@@ -174,7 +169,7 @@ class Transfer:
             "kind": self.kind,
             "sources": self.sources,
             "blobs": [b.to_json() for b in self.blobs],
-            "manifests": [m.to_json() for m in self.manifests],
+            "manifests": [manifest_to_json(m) for m in self.manifests],
             "artifact_type": self.artifact_type,
             "state": self.state.value,
             "error": self.error,
@@ -200,7 +195,7 @@ class Transfer:
             kind=doc["kind"],
             sources=list(doc.get("sources", [])),
             blobs=[BlobRecord.from_json(b) for b in doc["blobs"]],
-            manifests=[PlannedManifest.from_json(m) for m in doc.get("manifests", [])],
+            manifests=[manifest_from_json(m) for m in doc.get("manifests", [])],
             artifact_type=doc.get("artifact_type", DEFAULT_ARTIFACT_TYPE),
             state=TransferState(doc.get("state", "queued")),
             error=doc.get("error", ""),

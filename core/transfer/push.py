@@ -43,7 +43,6 @@ from hoist.core.transfer.model import (
     ARTIFACT,
     IMAGE,
     JournaledRun,
-    PlannedManifest,
     Transfer,
     TransferState,
     discard_staging,
@@ -147,7 +146,7 @@ def plan_image_push(
         if blob.identity is not None:
             record.identity = blob.identity
         blobs.append(record)
-    manifests = [PlannedManifest(m.media_type, m.digest, m.data, m.tag) for m in plan.manifests]
+    manifests = list(plan.manifests)
     if not (target.tag or target.digest):
         target = target.with_tag(plan.top.tag or "latest")
     return Transfer(
