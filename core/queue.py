@@ -34,6 +34,10 @@ from .upload import TransferPaused, UploadSettings
 
 log = logging.getLogger(__name__)
 
+#: How long Cancel lets the stream in progress end cleanly (its answer is awaited at most
+#: 10 s: filebody.ENDED_STREAM_ANSWER_TIMEOUT) before it stops the transfer at once.
+CANCEL_PAUSE_TIMEOUT = 12.0
+
 Listener = Callable[[str, "TransferItem"], None]  # ("added" | "changed" | "removed", item)
 
 
@@ -217,7 +221,8 @@ class TransferQueue:
     # -- actions ------------------------------------------------------------------------------
 
     def pause(self, transfer_id: str, *, now: bool = False) -> None:
-        """Stop at the next chunk boundary (or at once with `now`); the state is kept."""
+        """End the upload in progress cleanly (a streamed chunk at once, a sized one at its end),
+        or stop at once with `now` (the chunk in flight is cut); the state is kept."""
         item = self.get(transfer_id)
         if item.running:
             item.pause_event.set()
@@ -278,10 +283,16 @@ class TransferQueue:
 
     async def _cancel(self, item: TransferItem) -> None:
         transfer_id = item.id
-        if item.task is not None and not item.task.done():
-            item.task.cancel()
+        task = item.task
+        if task is not None and not task.done():
+            # Pause first: the stream in progress ends cleanly and its answer brings the
+            # session's newest Location, the one its DELETE needs (distribution 2.x refuses a
+            # stale one, and a cut chunk leaves only stale ones). Then stop at once.
+            item.pause_event.set()
+            await asyncio.wait({task}, timeout=CANCEL_PAUSE_TIMEOUT)
+            task.cancel()
             try:
-                await item.task
+                await task
             except (asyncio.CancelledError, Exception):
                 pass
         discarded = await discard_work(item.transfer, self._client(item.transfer))

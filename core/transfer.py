@@ -515,11 +515,23 @@ class TransferRun(JournaledRun):
             await self.save()
 
     async def _push_blobs(self) -> None:
+        """Every unfinished blob, `parallel` at once.
+
+        Several blobs in flight stop together and cleanly: a pause reaches each (each ends its
+        stream and keeps its progress), and one blob's failure pauses the others the same way
+        (it sets the run's pause event) instead of cancelling them: a cancel would cut their
+        PATCH, and distribution 2.x drops a session whose chunk was cut. What reaches the
+        caller is one exception: the first failure, else TransferPaused, never an exception
+        group. Cancelling the run still stops everything at once.
+        """
         transfer = self.transfer
         limit = asyncio.Semaphore(max(1, transfer.parallel))
+        halt = self.pause
 
         async def one(record: BlobRecord) -> None:
             async with limit:
+                if halt.is_set():
+                    raise TransferPaused(record.name)
                 upload = BlobUpload(
                     self.client,
                     transfer.target.repository,
@@ -528,19 +540,34 @@ class TransferRun(JournaledRun):
                     settings=self.settings,
                     on_event=self.on_event,
                     checkpoint=self.save,
-                    pause=self.pause,
+                    pause=halt,
                     mount_from=tuple(transfer.mount_from),
                 )
-                await upload.run()
+                try:
+                    await upload.run()
+                except TransferPaused:
+                    raise
+                except Exception:
+                    halt.set()
+                    raise
 
         pending = [b for b in transfer.blobs if not b.finished]
-        if transfer.parallel <= 1:
-            for record in pending:
-                await one(record)
-            return
-        async with asyncio.TaskGroup() as group:
-            for record in pending:
-                group.create_task(one(record))
+        tasks = [asyncio.ensure_future(one(record)) for record in pending]
+        try:
+            if tasks:
+                await asyncio.wait(tasks)
+        except asyncio.CancelledError:
+            for task in tasks:
+                task.cancel()  # stop at once: asked for by cancelling this run
+            if tasks:
+                await asyncio.wait(tasks)
+            raise
+        errors = [e for t in tasks if (e := t.exception()) is not None]
+        failures = [e for e in errors if not isinstance(e, TransferPaused)]
+        if failures:
+            raise failures[0]
+        if errors:
+            raise errors[0]
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """For idempotent steps (the config blob and manifest PUTs): the blobs' retry policy."""
@@ -640,7 +667,11 @@ async def discard_work(transfer: Transfer, client: RegistryClient) -> Discarded:
             try:
                 await client.cancel_upload(blob.location)
             except HoistError as exc:  # the session may be gone already
-                discarded.sessions.append(f"{blob.name}: {exc.sentence()}")
+                # Not the error's hint: "check the repository name" is no advice here.
+                discarded.sessions.append(
+                    f"{blob.name}: could not remove its upload session ({exc.message}); "
+                    "the registry discards it when it expires"
+                )
     await asyncio.to_thread(discard_staging, transfer.id)
     return discarded
 
