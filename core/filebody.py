@@ -50,7 +50,7 @@ THROTTLED_BLOCK = 256 * 1024
 #: stream takes: frames (and the bytes left queued in the kernel) are kept to about
 #: STREAM_DRAIN_SECONDS of what the link drains.
 SMALLEST_FRAME = 64 * 1024
-STREAM_DRAIN_SECONDS = 0.25
+STREAM_DRAIN_SECONDS = 0.1
 #: Once a stream is ended early (a pause), its answer is awaited this long; then that chunk
 #: alone is given up (the next run asks the registry where it stands).
 ENDED_STREAM_ANSWER_TIMEOUT = 10.0

@@ -442,6 +442,7 @@ class _Conn:
         self.up_w = up_w
         self.queue: asyncio.Queue[_Item] = asyncio.Queue()
         self.up_done = asyncio.Event()
+        self.link_buffer_set = False
 
 
 class FaultProxy:
@@ -545,9 +546,15 @@ class FaultProxy:
         with self._lock:
             self._cut_remaining = n
 
+    #: What a rate-limited link holds in flight: about 0.1 s at 2 MiB/s, as a link whose
+    #: buffer is sized to its speed. Left alone, loopback's receive buffer grows to megabytes
+    #: and every byte written would wait seconds in it before reaching the registry.
+    link_buffer = 256 * 1024
+
     def limit_rate_up(self, bytes_per_second: float | None) -> None:
         """Forward client → upstream bytes at most this fast (all connections together), as a
-        slow uplink would: timing in tests then depends on the link, not the machine."""
+        slow uplink would: timing in tests then depends on the link, not the machine. The
+        receive buffer of each connection is then kept to `link_buffer`."""
         with self._lock:
             self._rate_up = bytes_per_second
             self._rate_next = 0.0
@@ -798,6 +805,12 @@ class FaultProxy:
         return abort
 
     async def _send_up(self, conn: _Conn, data: bytes) -> None:
+        if self._rate_up and not conn.link_buffer_set:
+            conn.link_buffer_set = True
+            sock = conn.client_w.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.link_buffer // 2)
         await self._pace_up(len(data))
         cut_at: int | None = None
         with self._lock:
