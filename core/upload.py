@@ -26,6 +26,7 @@ of the chunk, and says what that costs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -694,11 +695,16 @@ class BlobUpload:
         await self._wait(seconds, reason)
 
     async def _wait(self, seconds: float, reason: str) -> None:
-        """Sleep, telling listeners the countdown once a second ("retry in 8 s")."""
+        """Sleep, telling listeners the countdown once a second ("retry in 8 s"). A pause
+        meanwhile stops at once (TransferPaused): nothing is in flight while waiting."""
         end = time.monotonic() + seconds
         while (left := end - time.monotonic()) > 0:
             self._emit(BlobState.WAITING, reason, retry_in=round(left))
-            await asyncio.sleep(min(1.0, left))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.pause.wait(), min(1.0, left))
+            if self.pause.is_set():
+                self._emit(BlobState.PAUSED, "paused")
+                raise TransferPaused(self.record.name)
         self._emit(BlobState.UPLOADING, f"{reason}: trying again")
 
     async def _commit(self) -> str:

@@ -44,6 +44,7 @@ from core.profile import ProfileStore, apply_profile
 from core.progress import BlobEvent, BlobState, Event
 from core.queue import TransferQueue
 from core.reference import parse_reference
+from core.retry import RetryPolicy
 from core.transfer import Transfer, TransferState, plan_file_push
 from core.upload import TransferPaused, UploadSettings
 
@@ -458,3 +459,67 @@ def test_discard_says_what_could_not_be_removed_without_the_wrong_hint(
     assert "expires" in done.stderr
     assert "Check the repository name" not in done.stderr
     assert json.dumps(transfer.id) and transfer.id not in journal.ids()
+
+
+# -- pausing where nothing streams ----------------------------------------------------------
+
+
+async def test_a_pause_while_waiting_to_retry_stops_at_once(
+    registry: RegistryProcess, fault_proxy: ProxyFactory, state_dir: Path, tmp_path: Path
+) -> None:
+    """The registry answers 503 and the upload waits 30 s before trying again: a pause ends
+    the wait at once instead of after it (Ctrl-C used to sit out the countdown)."""
+    proxy = fault_proxy(registry)
+    make_file(tmp_path / "w.bin", 3 * MiB, seed=92)
+    transfer = plan_file_push(
+        parse_reference(f"{proxy.host}/pause/waiting:v1"), [tmp_path / "w.bin"], chunk_size=MiB
+    )
+    proxy.fail_every(1, 503, match=lambda req: req.method == "PATCH")
+    pause = asyncio.Event()
+    events: list[Event] = []
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, BlobEvent) and event.state == BlobState.WAITING:
+            pause.set()
+
+    settings = UploadSettings(chunk_size=MiB, retry=RetryPolicy(first=30, cap=30))
+    push = run_transfer(transfer, pause=pause, events=events, on_event=on_event, settings=settings)
+    with pytest.raises(TransferPaused):
+        await asyncio.wait_for(push, 15)  # not the 30 s wait
+    assert transfer.state == TransferState.PAUSED
+    assert [e.state for e in events if isinstance(e, BlobEvent)][-1] == BlobState.PAUSED
+
+
+async def test_a_pause_during_a_sized_chunk_says_what_finishing_it_costs(
+    registry: RegistryProcess, fault_proxy: ProxyFactory, state_dir: Path, tmp_path: Path
+) -> None:
+    """Where only sized chunks work, a sized PATCH can't end early without being lost: the
+    pause waits for its end, and says at once how much is left to send and how long."""
+    proxy = fault_proxy(registry)
+    proxy.limit_rate_up(RATE)
+    make_file(tmp_path / "z.bin", 24 * MiB, seed=93)
+    transfer = plan_file_push(
+        parse_reference(f"{proxy.host}/pause/sized:v1"), [tmp_path / "z.bin"],
+        chunk_size=16 * MiB,
+    )  # fmt: skip
+    pause = asyncio.Event()
+    events: list[Event] = []
+    said_at: list[int] = []
+
+    def on_event(event: Event) -> None:
+        if not isinstance(event, BlobEvent):
+            return
+        if event.sent >= 4 * MiB:
+            pause.set()
+        if pause.is_set() and event.message.startswith("pausing after this chunk") and not said_at:
+            said_at.append(event.sent)
+
+    settings = UploadSettings(chunk_size=16 * MiB, streamed=False)
+    with pytest.raises(TransferPaused):
+        await run_transfer(
+            transfer, pause=pause, events=events, on_event=on_event, settings=settings
+        )
+    assert said_at and said_at[0] < 16 * MiB  # said while the chunk still had MiBs to go
+    said = [m for m in messages(events) if m.startswith("pausing after this chunk")]
+    assert "left to send" in said[0] and not said[0].startswith("pausing after this chunk: 0 ")
+    assert transfer.blobs[0].acknowledged == 16 * MiB  # the chunk finished, then paused
