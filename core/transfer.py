@@ -429,7 +429,8 @@ class TransferRun(JournaledRun):
     """Runs one push against a registry, journaling after every acknowledged chunk.
 
     Args:
-        pause: set it to stop every blob at its next chunk boundary (the state is kept).
+        pause: set it to end every blob's stream in progress cleanly (at the next chunk
+            boundary where only sized chunks work); the state is kept.
     """
 
     def __init__(

@@ -60,6 +60,8 @@ class RequestHead:
     #: Body bytes forwarded upstream so far, and (chunked bodies) the framing among them.
     payload: int = 0
     framing: int = 0
+    #: Body bytes (framing left out) read and dropped: a canned answer kept them from upstream.
+    dropped: int = 0
     #: Cut the connection once this many payload bytes of the body went (chunk framing not
     #: counted: a streamed body's cut lands at a byte of the blob, whatever its frames).
     cut_at_payload: int | None = None
@@ -342,6 +344,8 @@ async def _pipe_body(
     send: Send,
     req: RequestHead | None = None,
     cut: Callable[[int], None] | None = None,
+    *,
+    dropped: bool = False,
 ) -> None:
     """Forward one message body exactly as framed (raw bytes, chunk syntax included), counting
     its payload and framing bytes on `req` as they go (and arming `cut` at `cut_at_payload`)."""
@@ -353,6 +357,10 @@ async def _pipe_body(
             await inner(data)
             return
         payload = len(data) - framing_bytes
+        if dropped:
+            await inner(data)
+            req.dropped += payload
+            return
         target = req.cut_at_payload
         if target is not None and cut is not None and req.payload + payload >= target:
             keep = target - req.payload  # payload comes first in `data`
@@ -468,6 +476,7 @@ class FaultProxy:
         self._bytes_down = 0
         self._connections = 0
         self._requests: list[RequestRecord] = []
+        self._bodies: list[int] = []  # each recorded request's body bytes (framing left out)
         self._events: list[str] = []
         self._cut_remaining: int | None = None
         self._rules: list[_Rule] = []
@@ -524,6 +533,14 @@ class FaultProxy:
         with self._lock:
             return list(self._requests)
 
+    def body_bytes(self, method: str) -> int:
+        """Body bytes the client sent in recorded requests with this method, sized or chunked
+        (framing left out), whether forwarded or dropped by a canned answer."""
+        with self._lock:
+            return sum(
+                n for r, n in zip(self._requests, self._bodies, strict=True) if r.method == method
+            )
+
     @property
     def events(self) -> list[str]:
         """Human-readable log of injected faults ("cut ...", "swallow ...", "respond ...")."""
@@ -535,6 +552,7 @@ class FaultProxy:
         with self._lock:
             self._bytes_up = self._bytes_down = self._connections = 0
             self._requests.clear()
+            self._bodies.clear()
             self._events.clear()
 
     # -- faults ------------------------------------------------------------------------------
@@ -673,6 +691,7 @@ class FaultProxy:
     def _record(self, req: RequestHead, status: int | None, event: str | None = None) -> None:
         with self._lock:
             self._requests.append(RequestRecord(req.method, req.target, req.content_length, status))
+            self._bodies.append(req.payload + req.dropped)
             if event:
                 self._events.append(f"{event} {req.method} {req.target} -> {status}")
 
@@ -855,11 +874,14 @@ class FaultProxy:
                         if req.header("Expect") is None:
                             with contextlib.suppress(TimeoutError, ProtocolError, OSError):
                                 await asyncio.wait_for(
-                                    _pipe_body(conn.client, request_framing(req), _discard),
+                                    _pipe_body(
+                                        conn.client, request_framing(req), _discard, req,
+                                        dropped=True,
+                                    ),
                                     self.linger_timeout,
-                                )
+                                )  # fmt: skip
                         return
-                    await _pipe_body(conn.client, request_framing(req), _discard)
+                    await _pipe_body(conn.client, request_framing(req), _discard, req, dropped=True)
                     await conn.queue.put(_Item(req, decision))
                     if decision.close:
                         return
