@@ -111,6 +111,7 @@ class FileBodySender:
         else:
             self._ssl = verify
         self._idle: dict[tuple[str, str, int], list[socket.socket]] = {}
+        self._rates: dict[tuple[str, str, int], float] = {}  # the link's speed, per host
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -178,10 +179,12 @@ class FileBodySender:
             try:
                 self._write_head(conn.sock, method, url, headers, length, streamed is not None)
                 if streamed is not None:
+                    drain = _Drain(conn.sock, self._rates.get(conn.key, 0.0))
                     ended = self._write_stream(
                         conn.sock, source, start, end, hasher, on_block, throttle, abort, sent,
-                        streamed,
+                        streamed, drain,
                     )  # fmt: skip
+                    self._rates[conn.key] = drain.rate
                     if ended:
                         conn.sock.settimeout(min(self.timeout, ENDED_STREAM_ANSWER_TIMEOUT))
                 elif length:
@@ -242,6 +245,7 @@ class FileBodySender:
         abort: threading.Event,
         sent: list[int],
         streamed: StreamEnd,
+        drain: _Drain,
     ) -> bool:
         """Write bytes [start, end) as chunked frames, then the last (`0`) frame. Returns True
         when `streamed.stop()` ended it early.
@@ -253,7 +257,6 @@ class FileBodySender:
         """
         buf = bytearray(min(BLOCK, end - start) or 1)
         view = memoryview(buf)
-        drain = _Drain(sock)
         tls = isinstance(sock, ssl.SSLSocket)
         ended = False
         # sendfile to another machine over plain HTTP; else the hashed buffer (module docstring)
@@ -390,23 +393,25 @@ def _send_file_frame(
 
 
 class _Drain:
-    """How fast the link takes what Hoist writes, from the bytes that left the socket's send
-    queue (Linux's SIOCOUTQ; elsewhere what was written), to size the next frame and to keep
-    the queue to about STREAM_DRAIN_SECONDS of sending: a stream then ends that fast even
-    where the kernel would buffer megabytes for a slow link."""
+    """How fast the link takes what Hoist writes, from the bytes that left the socket's queue
+    of unsent bytes (Linux's SIOCOUTQNSD; elsewhere what was written), to size the next frame
+    and to keep that queue to about STREAM_DRAIN_SECONDS of sending: a stream then ends that
+    fast even where the kernel would buffer megabytes for a slow link. Bytes in flight are
+    left to TCP (limiting them would cap a long link's throughput). The rate starts from the
+    previous stream's to the same host, so a new chunk starts at full speed."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, rate: float = 0.0) -> None:
         self._sock = sock
         self._written = 0
         self._mark = (time.monotonic(), 0)
-        self.rate = 0.0  # bytes/s, 0 until measured
+        self.rate = rate  # bytes/s, 0 until measured
 
     def _queued(self) -> int:
         if sys.platform != "linux":
             return 0
         try:
             out = array.array("i", [0])
-            fcntl.ioctl(self._sock.fileno(), termios.TIOCOUTQ, out, True)
+            fcntl.ioctl(self._sock.fileno(), _SIOCOUTQNSD, out, True)
             return int(out[0])
         except OSError:
             return 0
@@ -415,7 +420,7 @@ class _Drain:
         now = time.monotonic()
         left = self._written - queued
         then, left_then = self._mark
-        if now - then >= 0.1:
+        if now - then >= 0.05:
             rate = (left - left_then) / (now - then)
             self.rate = rate if not self.rate else 0.5 * self.rate + 0.5 * rate
             self._mark = (now, left)
@@ -449,7 +454,9 @@ class _Drain:
 
 if sys.platform == "linux":
     import fcntl
-    import termios
+
+    #: linux/sockios.h: bytes in a TCP socket's send queue not yet sent (in flight excluded).
+    _SIOCOUTQNSD = 0x894B
 
 
 @contextlib.contextmanager

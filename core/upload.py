@@ -423,6 +423,7 @@ class BlobUpload:
         self.record.location = status.location
         self.record.acknowledged = 0
         self.record.prefix_digest = None
+        self._streams_taken = 0
         await self._save()
 
     def _chunk_len(self, offset: int) -> int:
@@ -538,23 +539,22 @@ class BlobUpload:
         record.location = status.location
         if not (status.known and status.offset == expected):
             try:
-                confirmed = await self._status_with_retry(status.location)
+                confirmed: UploadStatus | None = await self._status_with_retry(status.location)
             except RegistryError:
                 confirmed = None
-            if confirmed is not None and confirmed.known and confirmed.offset == expected:
-                record.location = confirmed.location
-            else:
-                said = "nothing" if confirmed is None or not confirmed.known else (
-                    f"{confirmed.offset} bytes"
-                )  # fmt: skip
+            if confirmed is not None:
+                record.location = confirmed.location  # the newest, whatever its Range says
+            held = confirmed.offset if confirmed is not None and confirmed.known else None
+            if held != expected:
                 self._streamed = False
                 self._learn("streamed", False)
                 self._emit(
                     BlobState.UPLOADING,
                     f"the registry's Range after a streamed chunk said {status.offset} bytes, "
-                    f"its status {said}, not {expected}: sending sized chunks",
+                    f"its status {'nothing' if held is None else held}, not {expected}: "
+                    "sending sized chunks",
                 )
-                if confirmed is not None and confirmed.known and confirmed.offset < expected:
+                if confirmed is not None and held is not None and held < expected:
                     await self._adopt(confirmed)  # it holds less than went: continue from there
                     return
         self._streams_taken += 1

@@ -310,7 +310,9 @@ class FakeRegistry:
     - `basic`: (user, password) the registry's own host requires.
     - `refuse_streamed`: the status answered to a streamed PATCH (no Content-Range), as a
       proxy or registry that takes only sized chunks; `streamed_range`: the `Range` a
-      streamed PATCH's answer gives, from (bytes held, bytes of the request) (zot, ECR).
+      streamed PATCH's answer gives, from (bytes held, bytes of the request) (zot, ECR);
+      `one_streamed_patch`: a second streamed PATCH on a session loses it (404
+      BLOB_UPLOAD_UNKNOWN), as a registry that takes only one.
     A streamed PATCH is otherwise an append, as in distribution.
     """
 
@@ -322,6 +324,8 @@ class FakeRegistry:
     basic: tuple[str, str] | None = None
     refuse_streamed: int | None = None
     streamed_range: Callable[[int, int], str] | None = None
+    one_streamed_patch: bool = False
+    streamed_seen: set[str] = field(default_factory=set)
     sessions: dict[str, bytearray] = field(default_factory=dict)
     current: dict[str, str] = field(default_factory=dict)  # session → its newest token
     blobs: dict[str, bytes] = field(default_factory=dict)
@@ -401,6 +405,11 @@ class FakeRegistry:
             sized = request.headers.get("Content-Range")
             if sized is None and self.refuse_streamed:
                 return _error(self.refuse_streamed, "SIZE_INVALID", "streamed bodies refused")
+            if sized is None and self.one_streamed_patch:
+                if session in self.streamed_seen:
+                    del self.sessions[session]
+                    return _error(404, "BLOB_UPLOAD_UNKNOWN", "one streamed PATCH only")
+                self.streamed_seen.add(session)
             start = len(held) if sized is None else int(sized.partition("-")[0])
             if start != len(held):
                 return httpx.Response(416)

@@ -403,6 +403,37 @@ async def test_a_range_counting_only_the_request_is_confirmed_by_get(
     assert patches and all("Content-Range" not in e.headers for e in patches)
 
 
+async def test_a_second_streamed_patch_refused_restarts_the_blob_in_sized_chunks(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    """A registry that takes one streamed PATCH per session and loses the session at the
+    second (BLOB_UPLOAD_UNKNOWN): the blob starts again in sized chunks, and lands."""
+    data = make_file(tmp_path / "o.bin", 5 * 64 * 1024 + 9, seed=81).read_bytes()
+    fake = FakeRegistry(one_streamed_patch=True)
+    events: list[Event] = []
+    transfer = await push_fake(fake, tmp_path / "o.bin", events=events)
+    assert fake.blobs[sha(data)] == data
+    assert transfer.blobs[0].restarts == 1
+    patches = [e for e in fake.log if e.method == "PATCH"]
+    assert ["Content-Range" in e.headers for e in patches] == [False, False] + [True] * 6
+
+
+async def test_a_range_nothing_confirms_is_trusted_once_then_sized_chunks(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    """ECR's `Range` stays at the first PATCH's value, and its upload status can't say more:
+    the 202 is trusted as for a sized chunk (the registry verifies the digest at the end),
+    and the rest goes in sized chunks."""
+    data = make_file(tmp_path / "e.bin", 5 * 64 * 1024 + 9, seed=82).read_bytes()
+    fake = FakeRegistry(streamed_range=lambda held, n: "0-65535", status_range=lambda held: "junk")
+    events: list[Event] = []
+    transfer = await push_fake(fake, tmp_path / "e.bin", events=events)
+    assert fake.blobs[sha(data)] == data and transfer.blobs[0].restarts == 0
+    patches = [e for e in fake.log if e.method == "PATCH"]
+    assert ["Content-Range" in e.headers for e in patches] == [False, False] + [True] * 4
+    assert any("sending sized chunks" in m for m in messages(events))
+
+
 # -- Cancel after a pause -------------------------------------------------------------------
 
 
