@@ -344,10 +344,18 @@ class BlobUpload:
         """Take the registry's word for how much it holds (and its newest Location).
 
         Raises UploadSessionLost when that word makes no sense (no usable `Range`, or more than
-        could have been sent): the only safe way on is a new session.
+        could have been sent): the only safe way on is a new session. So does `0-0` where
+        chunks are streamed: it can't tell one byte held from none, and a streamed PATCH
+        appends after whatever is there (a sized one would get 416 instead).
         """
         record = self.record
         offset = status.offset
+        if self._streamed and status.known and offset == 0:
+            raise UploadSessionLost(
+                "the registry's upload status (Range 0-0) can't say whether it holds a byte",
+                status=0,
+                code="RANGE_AMBIGUOUS",
+            )
         could_hold = max(
             self._high_water, record.acknowledged + self._chunk_len(record.acknowledged)
         )
@@ -545,6 +553,12 @@ class BlobUpload:
             if confirmed is not None:
                 record.location = confirmed.location  # the newest, whatever its Range says
             held = confirmed.offset if confirmed is not None and confirmed.known else None
+            if held is not None and held > expected:
+                raise UploadSessionLost(
+                    f"the registry holds {held} bytes of the blob, but only {expected} were sent",
+                    status=0,
+                    code="RANGE_INVALID",
+                )
             if held != expected:
                 self._streamed = False
                 self._learn("streamed", False)
