@@ -39,6 +39,7 @@ from support.proxy import ProxyFactory, RequestHead
 from support.registry import RegistryProcess
 from test_queue import pause_when, wait_for
 
+from core.artifact import SplitOptions
 from core.journal import TransferJournal
 from core.profile import ProfileStore, apply_profile
 from core.progress import BlobEvent, BlobState, Event
@@ -554,3 +555,46 @@ async def test_a_pause_during_a_sized_chunk_says_what_finishing_it_costs(
     said = [m for m in messages(events) if m.startswith("pausing after this chunk")]
     assert "left to send" in said[0] and not said[0].startswith("pausing after this chunk: 0 ")
     assert transfer.blobs[0].acknowledged == 16 * MiB  # the chunk finished, then paused
+
+
+async def test_queue_pause_of_a_split_push_with_two_parts_at_once_is_no_internal_error(
+    registry: RegistryProcess, fault_proxy: ProxyFactory, state_dir: Path, tmp_path: Path
+) -> None:
+    """The window's case: a split push, two parts at once, paused while both stream. It used
+    to end "Failed: internal error: ExceptionGroup(TransferPaused)" with Resume greyed out;
+    now it is paused, each part keeps what it sent, and Resume finishes it to the digest."""
+    proxy = fault_proxy(registry)
+    proxy.limit_rate_up(RATE)
+    recorder = Recorder(proxy)
+    data = make_file(tmp_path / "split.bin", 24 * MiB, seed=94).read_bytes()
+
+    def settings() -> UploadSettings:
+        return UploadSettings(chunk_size=16 * MiB, adaptive=False)
+
+    queue = TransferQueue(TransferJournal(), settings=settings)
+    pause_when(
+        queue,
+        lambda item: sum(1 for e in item.blobs.values() if e.sent >= 2 * MiB) >= 2,
+    )
+    target = parse_reference(f"{proxy.host}/pause/split:v1")
+    transfer = plan_file_push(
+        target, [tmp_path / "split.bin"], split=SplitOptions(8 * MiB), parallel=2
+    )
+    item = queue.add(transfer)
+    try:
+        await wait_for(item, TransferState.PAUSED, TransferState.FAILED, seconds=60)
+        assert item.state == TransferState.PAUSED, item.transfer.error
+        assert item.transfer.error == ""
+        started = [b for b in item.transfer.blobs if b.acknowledged]
+        assert len(started) == 2 and all(2 * MiB <= b.acknowledged < b.size for b in started)
+        proxy.limit_rate_up(None)
+        queue.resume(item.id)
+        await wait_for(item, TransferState.DONE, TransferState.FAILED, seconds=60)
+    finally:
+        await queue.aclose()
+    assert item.state == TransferState.DONE, item.transfer.error
+    resent = recorder.blob_bytes_up() - len(data) - EMPTY_CONFIG_SIZE
+    assert 0 <= resent < 1 * MiB, recorder.timeline()
+    assert [b.digest for b in item.transfer.blobs] == [
+        sha(data[i : i + 8 * MiB]) for i in range(0, len(data), 8 * MiB)
+    ]
