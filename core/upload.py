@@ -639,6 +639,7 @@ class BlobUpload:
             status = await self._status_with_retry(self.record.location or "")
         except UploadSessionLost as lost:
             await self._restart(f"the registry dropped the upload session ({_code(lost)})")
+            await self._open_session()
             if not too_large:
                 return
             status = None

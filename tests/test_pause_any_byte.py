@@ -598,3 +598,32 @@ async def test_queue_pause_of_a_split_push_with_two_parts_at_once_is_no_internal
     assert [b.digest for b in item.transfer.blobs] == [
         sha(data[i : i + 8 * MiB]) for i in range(0, len(data), 8 * MiB)
     ]
+
+
+class LosesTheSessionWith413(FakeRegistry):
+    """A proxy's 413 to the first sized chunk, after which the registry no longer knows the
+    session (it had been idle too long): the smaller chunks need a new session."""
+
+    refused = False
+
+    def _session(
+        self, request: httpx.Request, repo: str, session: str, body: bytes
+    ) -> httpx.Response:
+        if request.method == "PATCH" and "Content-Range" in request.headers and not self.refused:
+            self.refused = True
+            del self.sessions[session]
+            return httpx.Response(413, text="<title>413 Request Entity Too Large</title>")
+        return super()._session(request, repo, session, body)
+
+
+async def test_a_413_that_loses_the_session_goes_on_in_a_new_one(
+    state_dir: Path, tmp_path: Path
+) -> None:
+    """Sized chunks (streaming refused), a 413, and the status GET says the session is gone:
+    the blob starts again in a new session with smaller chunks (it used to stop on an
+    assertion: no session to send them to)."""
+    data = make_file(tmp_path / "l.bin", 5 * MiB, seed=95).read_bytes()
+    fake = LosesTheSessionWith413(refuse_streamed=411)
+    transfer = await push_fake(fake, tmp_path / "l.bin", chunk=4 * MiB)
+    assert fake.blobs[sha(data)] == data
+    assert transfer.blobs[0].restarts == 1
