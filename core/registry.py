@@ -497,7 +497,8 @@ class RegistryClient:
         end: int, streamed: StreamEnd | None = None,
     ) -> RawResponse:  # fmt: skip
         """Run the blocking sender in a worker thread; progress and rate limiting hop back to
-        the event loop; cancelling (pause now, Ctrl-C) shuts the socket so the thread stops."""
+        the event loop; cancelling (stop at once: a second Ctrl-C, Pause now) shuts the socket so
+        the thread stops, cutting the request (a pause ends a streamed body cleanly instead)."""
         assert self._sender is not None
         loop = asyncio.get_running_loop()
         abort = threading.Event()
