@@ -337,12 +337,19 @@ async def test_sent_grows_several_times_a_second_during_a_chunk(
 # -- streaming refused: sized chunks, learned per host --------------------------------------
 
 
+@pytest.mark.parametrize("linger", [5.0, 0.0], ids=["reads-the-body", "closes-at-once"])
 async def test_a_proxy_refusing_streamed_patch_gets_sized_chunks_learned_per_host(
-    registry: RegistryProcess, fault_proxy: ProxyFactory, state_dir: Path, tmp_path: Path
+    registry: RegistryProcess,
+    fault_proxy: ProxyFactory,
+    state_dir: Path,
+    tmp_path: Path,
+    linger: float,
 ) -> None:
-    """A proxy answering 411 to a chunked body (old nginx): the upload goes on with sized
-    chunks, the host's profile says so, and the next push sends no streamed PATCH."""
+    """A proxy answering 411 to a chunked body (old nginx), reading the body first or closing
+    at once: the upload goes on with sized chunks, the host's profile says so, and the next
+    push sends no streamed PATCH."""
     proxy = fault_proxy(registry)
+    proxy.linger_timeout = linger
     recorder = Recorder(proxy)
 
     def chunked_patch(req: RequestHead) -> bool:
