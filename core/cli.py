@@ -11,6 +11,7 @@ import asyncio
 import gc
 import json
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -60,6 +61,13 @@ from hoist.core.units import (
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_PAUSED = 130
+#: The signals that pause a transfer, and the exit code each leaves: 128 + the signal, as
+#: shells report it (SIGINT 130, SIGTERM 143, SIGHUP 129).
+PAUSE_SIGNALS: dict[signal.Signals, int] = {
+    getattr(signal, name): 128 + getattr(signal, name).value
+    for name in ("SIGINT", "SIGTERM", "SIGHUP")
+    if hasattr(signal, name)
+}
 
 _WHOLE = (BlobState.DONE, BlobState.EXISTS, BlobState.MOUNTED)
 #: Limits of the size and count flags, checked before anything starts.
@@ -197,6 +205,13 @@ class ProgressPrinter:
         self.stream.flush()
         self._drawn = True
 
+    def note(self, text: str) -> None:
+        """A line for the user in any style (JSON lines stay JSON)."""
+        if self.style == "json":
+            print(json.dumps({"event": "note", "message": text}), file=self.stream, flush=True)
+        else:
+            self._line(text)
+
     def _line(self, text: str) -> None:
         if self._drawn:
             self.stream.write("\r\x1b[K")
@@ -272,26 +287,83 @@ async def _go_on_without_journal(exc: JournalUnwritable) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+class StopSignals:
+    """Ctrl-C (SIGINT), SIGTERM and SIGHUP (the terminal closed) pause the transfer: the stream
+    in progress ends cleanly, its answer is awaited (at most 10 s), the journal is written and
+    `hoist` exits 130, 143 or 129 (128 + the signal, as shells report it). A second Ctrl-C
+    while pausing stops at once, and says what that costs."""
+
+    def __init__(self, pause: asyncio.Event, printer: ProgressPrinter) -> None:
+        self.pause = pause
+        self.printer = printer
+        self.received: signal.Signals | None = None
+        self._task = asyncio.current_task()
+        self._installed: list[signal.Signals] = []
+
+    def __enter__(self) -> StopSignals:
+        loop = asyncio.get_running_loop()
+        for sig in PAUSE_SIGNALS:
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue  # not the main thread, or a platform without them (Windows)
+            self._installed.append(sig)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._installed:
+            loop.remove_signal_handler(sig)
+
+    @property
+    def exit_code(self) -> int:
+        return PAUSE_SIGNALS.get(self.received, EXIT_PAUSED) if self.received else EXIT_PAUSED
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self.received is None:
+            self.received = sig
+            self.pause.set()
+            again = " (Ctrl-C again to stop at once)" if sig == signal.SIGINT else ""
+            self.printer.note(f"Pausing: ending the upload in progress cleanly{again}")
+            return
+        if sig == signal.SIGINT and self._task is not None:
+            acked = sum(e.acknowledged for e in self.printer.blobs.values())
+            self.printer.note(
+                f"Stopping at once: the chunk in flight is cut. The {format_size(acked)} the "
+                "registry acknowledged are kept; what was sent since is sent again, and a "
+                "registry that keeps no partial chunk (distribution 2.x, Harbor) starts that "
+                "blob over"
+            )
+            self._task.cancel()
+
+
 async def _run(transfer: Transfer, args: argparse.Namespace, journal: TransferJournal) -> int:
     """Run a transfer this process has claimed (`TransferJournal.claim`)."""
     printer = ProgressPrinter(_style(args.progress))
+    pause = asyncio.Event()
+    resume_line = f"Paused. Resume with: hoist resume {transfer.id}"
     async with _client(args, transfer.target, transfer.plain_http) as client:
         settings = _settings(args, transfer.target.api_host)
         # A download the window queued: `hoist resume` finishes it too.
-        run = open_run(transfer, client, journal=journal, settings=settings, on_event=printer)
+        run = open_run(
+            transfer, client, journal=journal, settings=settings, on_event=printer, pause=pause
+        )
         run.on_unwritable = _go_on_without_journal
-        try:
-            digest = await run.run()
-        except TransferPaused:
-            printer.finish()
-            print(f"Paused. Resume with: hoist resume {transfer.id}", file=sys.stderr)
-            return EXIT_PAUSED
-        except asyncio.CancelledError:
-            printer.finish()
-            print(f"Paused. Resume with: hoist resume {transfer.id}", file=sys.stderr)
-            raise
-        finally:
-            printer.finish()
+        with StopSignals(pause, printer) as signals:
+            try:
+                digest = await run.run()
+            except TransferPaused:
+                printer.finish()
+                print(resume_line, file=sys.stderr)
+                return signals.exit_code
+            except asyncio.CancelledError:
+                if signals.received is None:
+                    raise
+                printer.finish()
+                print(resume_line.replace("Paused", "Stopped"), file=sys.stderr)
+                return signals.exit_code
+            finally:
+                printer.finish()
     if transfer.is_download:
         print(transfer.destination)
     else:
@@ -388,10 +460,14 @@ async def cmd_resume(args: argparse.Namespace) -> int:
                     for name in restart_changed_blobs(transfer):
                         print(f"{name}: the file changed; pushing its new content", file=sys.stderr)
                 print(f"resuming {transfer.id}: {transfer.target}", file=sys.stderr)
-                status = max(status, await _run(transfer, args, journal))
+                code = await _run(transfer, args, journal)
             except HoistError as exc:
                 print(f"hoist: {transfer.id}: {exc.sentence()}", file=sys.stderr)
                 status = EXIT_FAILED
+                continue
+            if code > 128:
+                return code  # paused by a signal: the others wait too
+            status = max(status, code)
     return status
 
 

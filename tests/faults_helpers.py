@@ -110,6 +110,11 @@ class Seen:
     content_range: str | None = None
     sent: int | None = None  # bytes of it (head and body) forwarded, when a cut stopped it
     at: float = field(default_factory=time.monotonic)
+    request: RequestHead | None = None  # counts a streamed (chunked) body as it is forwarded
+
+    @property
+    def streamed(self) -> bool:
+        return self.request is not None and self.request.chunked
 
 
 class Recorder:
@@ -127,7 +132,9 @@ class Recorder:
 
     def _matcher(self, req: RequestHead) -> bool:
         range_ = req.header("Content-Range")
-        self.seen.append(Seen(req.method, req.target, req.content_length, len(req.raw), range_))
+        self.seen.append(
+            Seen(req.method, req.target, req.content_length, len(req.raw), range_, request=req)
+        )
         for arm in list(self._arms):
             predicate, action = arm
             if predicate(req):
@@ -155,6 +162,9 @@ class Recorder:
         upstream (negative: inside its head, that many bytes before the body)."""
 
         def cut(req: RequestHead) -> None:
+            if req.chunked and body >= 0:
+                req.cut_at_payload = body  # counted in bytes of the blob (proxy.py)
+                return
             keep = len(req.raw) + body
             self.seen[-1].sent = keep  # the matcher recorded this request just before
             self.proxy.cut_after_upstream_bytes(keep)
@@ -168,6 +178,9 @@ class Recorder:
 
     @staticmethod
     def body_sent(seen: Seen) -> int:
+        if seen.streamed:
+            assert seen.request is not None
+            return seen.request.payload  # what went, however it ended (or was cut)
         if seen.sent is None:
             return seen.content_length or 0
         return max(0, seen.sent - seen.head)
@@ -177,7 +190,13 @@ class Recorder:
         return sum(self.body_sent(s) for s in self.requests("PATCH"))
 
     def patch_starts(self) -> list[int]:
-        return [int((s.content_range or "-").partition("-")[0]) for s in self.requests("PATCH")]
+        """Where each PATCH began: its Content-Range, or (a streamed one) its `_state`."""
+        return [
+            int(upload_state(s.target)["Offset"])
+            if s.streamed
+            else int((s.content_range or "-").partition("-")[0])
+            for s in self.requests("PATCH")
+        ]
 
     def timeline(self) -> str:
         """What crossed the proxy, for assertion messages."""
@@ -198,7 +217,8 @@ class Recorder:
     def payload_up(self) -> int:
         """Body bytes (not heads) the proxy forwarded upstream."""
         heads = sum(s.head if s.sent is None else min(s.head, s.sent) for s in self.seen)
-        return self.proxy.bytes_up - heads
+        framing = sum(s.request.framing for s in self.seen if s.request is not None)
+        return self.proxy.bytes_up - heads - framing
 
     def blob_bytes_up(self) -> int:
         """Body bytes forwarded for blob uploads (PATCH/PUT bodies; manifests left out)."""
@@ -275,6 +295,7 @@ class Logged:
     headers: httpx.Headers
     body: int
     status: int | None  # None: the fake broke the connection
+    start: int | None = None  # a PATCH: where the session stood when it came
 
 
 def _error(status: int, code: str, message: str = "") -> httpx.Response:
@@ -296,6 +317,12 @@ class FakeRegistry:
     - `upload_location`: replaces the Location given by POST (hostile registries).
     - `upload_host`: Locations name this host (uploads served elsewhere, as object storage).
     - `basic`: (user, password) the registry's own host requires.
+    - `refuse_streamed`: the status answered to a streamed PATCH (no Content-Range), as a
+      proxy or registry that takes only sized chunks; `streamed_range`: the `Range` a
+      streamed PATCH's answer gives, from (bytes held, bytes of the request) (zot, ECR);
+      `one_streamed_patch`: a second streamed PATCH on a session loses it (404
+      BLOB_UPLOAD_UNKNOWN), as a registry that takes only one.
+    A streamed PATCH is otherwise an append, as in distribution.
     """
 
     host: str = "registry.test"
@@ -304,6 +331,10 @@ class FakeRegistry:
     upload_location: str | None = None
     upload_host: str | None = None
     basic: tuple[str, str] | None = None
+    refuse_streamed: int | None = None
+    streamed_range: Callable[[int, int], str] | None = None
+    one_streamed_patch: bool = False
+    streamed_seen: set[str] = field(default_factory=set)
     sessions: dict[str, bytearray] = field(default_factory=dict)
     current: dict[str, str] = field(default_factory=dict)  # session → its newest token
     blobs: dict[str, bytes] = field(default_factory=dict)
@@ -379,19 +410,27 @@ class FakeRegistry:
             )
         if request.method == "PATCH":
             index, self.patches = self.patches, self.patches + 1
-            start = int(request.headers["Content-Range"].partition("-")[0])
+            self.log[-1].start = len(held)
+            sized = request.headers.get("Content-Range")
+            if sized is None and self.refuse_streamed:
+                return _error(self.refuse_streamed, "SIZE_INVALID", "streamed bodies refused")
+            if sized is None and self.one_streamed_patch:
+                if session in self.streamed_seen:
+                    del self.sessions[session]
+                    return _error(404, "BLOB_UPLOAD_UNKNOWN", "one streamed PATCH only")
+                self.streamed_seen.add(session)
+            start = len(held) if sized is None else int(sized.partition("-")[0])
             if start != len(held):
                 return httpx.Response(416)
             if index in self.cut_patch:
                 held += body[: self.cut_patch[index]]
                 raise httpx.ReadError("connection reset by peer (scripted)", request=request)
             held += body
+            rng = self._range(len(held))
+            if sized is None and self.streamed_range is not None:
+                rng = self.streamed_range(len(held), len(body))
             return httpx.Response(
-                202,
-                headers={
-                    "Location": self._location(repo, session),
-                    "Range": self._range(len(held)),
-                },
+                202, headers={"Location": self._location(repo, session), "Range": rng}
             )
         if request.method == "PUT":
             held += body
@@ -404,8 +443,11 @@ class FakeRegistry:
         return _error(405, "UNSUPPORTED")
 
     def patch_starts(self) -> list[int]:
+        """Where each PATCH began: its Content-Range, or where the session stood (streamed)."""
         return [
             int(e.headers["Content-Range"].partition("-")[0])
+            if "Content-Range" in e.headers
+            else (e.start or 0)
             for e in self.log
             if e.method == "PATCH"
         ]

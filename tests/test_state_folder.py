@@ -213,7 +213,8 @@ async def test_a_lesson_that_cannot_be_saved_never_stops_a_push(
         {"Content-Type": "text/html"}, html_error_page(413), times=None, before_body=True,
     )  # fmt: skip
     path = make_file(tmp_path / "taught.bin", 5 * MiB, seed=20)
-    settings = apply_profile(UploadSettings(), proxy.host, ProfileStore())
+    # Sized chunks: the proxy's body limit applies to a Content-Length (a stream passes it).
+    settings = apply_profile(UploadSettings(streamed=False), proxy.host, ProfileStore())
     await push_paths(proxy.host, "state/taught:v1", [path], chunk_size=4 * MiB, settings=settings)
     assert get_blob(registry.url, "state/taught", sha(path.read_bytes())) == path.read_bytes()
     assert any(r.status == 413 for r in proxy.requests)

@@ -39,7 +39,7 @@ from hoist.core.oci.digest import SequentialHasher
 from hoist.core.oci.reference import is_loopback_host
 from hoist.core.registry.answers import EVENT_HOOKS, drain, read_capped
 from hoist.core.registry.auth import Credentials, RegistryAuth
-from hoist.core.registry.filebody import BodyAborted, FileBodySender, RawResponse
+from hoist.core.registry.filebody import BodyAborted, FileBodySender, RawResponse, StreamEnd
 from hoist.core.sources.content import FileRange, stream_range
 
 USER_AGENT = f"hoist/{__version__}"
@@ -92,12 +92,15 @@ class FileBody:
     """A request body that is bytes of a blob's file, hashed as it is sent.
 
     `on_block(n)` runs on the event loop after each block; `throttle(n)` is awaited before it.
+    `sent` is set once the request was answered: the body bytes that went (a streamed body
+    may end early).
     """
 
     source: FileRange
     hasher: SequentialHasher
     on_block: Callable[[int], None] | None = None
     throttle: Throttle | None = None
+    sent: int = 0
 
 
 def _proxied(base: httpx.URL) -> bool:
@@ -445,6 +448,19 @@ class RegistryClient:
         )  # fmt: skip
         return self._status_from(response, location)
 
+    async def stream_chunk(
+        self, location: str, body: FileBody, start: int, length: int, end: StreamEnd
+    ) -> UploadStatus:
+        """PATCH up to `length` bytes from `start` as a streamed body (`Transfer-Encoding:
+        chunked`, no `Content-Range`): an append the registry keeps however early `end` stops
+        it. `body.sent` then says how many bytes went; the caller checks the `Range`."""
+        headers = {"Content-Type": "application/octet-stream"}
+        response = await self.send_file_body(
+            "PATCH", httpx.URL(location), headers, body, start, start + length,
+            what="upload chunk", ok=(201, 202, 204), streamed=end,
+        )  # fmt: skip
+        return self._status_from(response, location)
+
     async def finish_upload(
         self,
         location: str,
@@ -478,22 +494,30 @@ class RegistryClient:
         *,
         what: str,
         ok: tuple[int, ...],
+        streamed: StreamEnd | None = None,
     ) -> httpx.Response:
         """Send a request whose body is bytes [start, end) of a blob's file.
 
         The direct path (see filebody.py) when the client talks to the network itself; httpx
         with a streamed body through a proxy or a scripted transport. Either way the response
         comes back as an httpx.Response with its (small) body read, or as a typed error.
+        With `streamed`, the body goes chunked and may end early (filebody.StreamEnd).
         """
         client = await self._ensure()
+        body.sent = 0
         if self._sender is None:
             stream = stream_range(
                 body.source, start, end, body.hasher, on_block=body.on_block,
                 throttle=body.throttle,
             )  # fmt: skip
+            content: AsyncIterable[bytes] = stream
+            if streamed is not None:
+                content = _ending(stream, body, streamed)
+            else:
+                body.sent = end - start
             try:
                 response = await self.request(
-                    method, url, headers=headers, content=stream, what=what, ok=ok
+                    method, url, headers=headers, content=content, what=what, ok=ok
                 )
                 await read_capped(response, MAX_ERROR_BODY, deadline=self.answer_deadline)
             finally:
@@ -505,7 +529,8 @@ class RegistryClient:
             if header:
                 headers = {**headers, "Authorization": header}
         await self.pacer.wait()
-        raw = await self._run_sender(method, url, headers, body, start, end)
+        raw = await self._run_sender(method, url, headers, body, start, end, streamed)
+        body.sent = raw.sent
         response = httpx.Response(
             raw.status, headers=raw.headers, content=raw.body, request=request
         )
@@ -520,10 +545,11 @@ class RegistryClient:
 
     async def _run_sender(
         self, method: str, url: httpx.URL, headers: dict[str, str], body: FileBody, start: int,
-        end: int,
+        end: int, streamed: StreamEnd | None = None,
     ) -> RawResponse:  # fmt: skip
         """Run the blocking sender in a worker thread; progress and rate limiting hop back to
-        the event loop; cancelling (pause now, Ctrl-C) shuts the socket so the thread stops."""
+        the event loop; cancelling (stop at once: a second Ctrl-C, Pause now) shuts the socket so
+        the thread stops, cutting the request (a pause ends a streamed body cleanly instead)."""
         assert self._sender is not None
         loop = asyncio.get_running_loop()
         abort = threading.Event()
@@ -553,7 +579,7 @@ class RegistryClient:
             functools.partial(
                 self._sender.send, method, url, headers, body.source, start, end, body.hasher,
                 on_block=on_block, throttle=throttle if body.throttle else None, abort=abort,
-                on_socket=sockets.append,
+                on_socket=sockets.append, streamed=streamed,
             ),
         )  # fmt: skip
         try:
@@ -666,6 +692,17 @@ class RegistryClient:
         )
         begins = start if response.status_code == 206 else 0
         return response, begins
+
+
+async def _ending(
+    stream: AsyncIterable[bytes], body: FileBody, end: StreamEnd
+) -> AsyncIterable[bytes]:
+    """A body for httpx (no Content-Length: it goes chunked) that ends once `end` says so."""
+    async for block in stream:
+        if body.sent >= end.min_bytes and end.stop():
+            return
+        body.sent += len(block)
+        yield block
 
 
 def parse_range_end(value: str | None) -> int:

@@ -21,6 +21,7 @@ The connection is kept alive per host and reused for the next chunk. TLS goes th
 
 from __future__ import annotations
 
+import array
 import contextlib
 import errno
 import ipaddress
@@ -28,6 +29,7 @@ import os
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -50,6 +52,17 @@ from hoist.core.oci.digest import SequentialHasher
 #: 1 MiB); under a rate cap, smaller steps keep the rate smooth.
 BLOCK = 4 * 1024 * 1024
 THROTTLED_BLOCK = 256 * 1024
+#: A sized body's block goes in pieces this large, each counted as sent when it went.
+PROGRESS_PIECE = 512 * 1024
+#: A streamed body (chunked framing) is written in frames of at most BLOCK bytes and at least
+#: this many; a frame announced must be sent whole, so its size bounds how long ending the
+#: stream takes: frames (and the bytes left queued in the kernel) are kept to about
+#: STREAM_DRAIN_SECONDS of what the link drains.
+SMALLEST_FRAME = 64 * 1024
+STREAM_DRAIN_SECONDS = 0.1
+#: Once a stream is ended early (a pause), its answer is awaited this long; then that chunk
+#: alone is given up (the next run asks the registry where it stands).
+ENDED_STREAM_ANSWER_TIMEOUT = 10.0
 #: Error bodies are read at most this far (the caller keeps 64 KiB of them).
 MAX_RESPONSE_BODY = 64 * 1024
 MAX_HEAD = 64 * 1024
@@ -65,6 +78,19 @@ class RawResponse:
     reason: str
     headers: list[tuple[str, str]]
     body: bytes
+    sent: int = 0  # body bytes written (a streamed body may end before its planned end)
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    """How a streamed (chunked) body may end before its planned end.
+
+    `stop()` is polled between frames; once it says so and at least `min_bytes` went, the body
+    ends cleanly (the `0` frame), so the registry keeps every byte sent.
+    """
+
+    stop: Callable[[], bool]
+    min_bytes: int = 2
 
 
 @dataclass
@@ -94,6 +120,7 @@ class FileBodySender:
         else:
             self._ssl = verify
         self._idle: dict[tuple[str, str, int], list[socket.socket]] = {}
+        self._rates: dict[tuple[str, str, int], float] = {}  # the link's speed, per host
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -141,11 +168,14 @@ class FileBodySender:
         throttle: Callable[[int], None] | None,
         abort: threading.Event,
         on_socket: Callable[[socket.socket], None],
+        streamed: StreamEnd | None = None,
     ) -> RawResponse:
         """Send `method url` with the blob's bytes [start, end) as body; read the response.
 
         Blocking: run it in a worker thread. `abort` (with the socket shut down by the caller
-        through `on_socket`'s handle) stops it between blocks or inside a blocked send.
+        through `on_socket`'s handle) stops it between blocks or inside a blocked send: the
+        request is cut. With `streamed`, the body goes with `Transfer-Encoding: chunked` and no
+        length, and may end cleanly at any frame (see StreamEnd): `sent` says where.
         """
         length = end - start
         for attempt in (1, 2):
@@ -157,13 +187,23 @@ class FileBodySender:
             sent = [0]
             counted = [0]  # bytes reported to on_block: those the peer's kernel acknowledged
             try:
-                self._write_head(conn.sock, method, url, headers, length)
-                if length:
+                self._write_head(conn.sock, method, url, headers, length, streamed is not None)
+                if streamed is not None:
+                    drain = _Drain(conn.sock, self._rates.get(conn.key, 0.0))
+                    ended = self._write_stream(
+                        conn.sock, source, start, end, hasher, on_block, throttle, abort, sent,
+                        streamed, drain,
+                    )  # fmt: skip
+                    self._rates[conn.key] = drain.rate
+                    if ended:
+                        conn.sock.settimeout(min(self.timeout, ENDED_STREAM_ANSWER_TIMEOUT))
+                elif length:
                     self._write_body(
                         conn.sock, source, start, end, hasher, on_block, throttle, abort, sent,
                         counted,
                     )  # fmt: skip
                 response, reusable = _read_response(conn.sock, method)
+                conn.sock.settimeout(self.timeout)
             except (BodyAborted, FileChanged, NetworkError):
                 conn.sock.close()  # a half-sent request: the connection can't be reused
                 raise
@@ -173,26 +213,107 @@ class FileBodySender:
                     raise BodyAborted() from exc
                 early = getattr(exc, "hoist_response", None)
                 if isinstance(early, RawResponse):
-                    return early
+                    return RawResponse(early.status, early.reason, early.headers, early.body, 0)
                 stale = isinstance(exc, (BrokenPipeError, ConnectionResetError))
                 if conn.pooled and stale and not sent[0] and attempt == 1:
                     continue  # a kept-alive connection the server had closed: open a fresh one
                 raise NetworkError(f"connection to {url.host} broke: {exc}") from exc
-            if counted[0] < length:  # answered: every byte arrived
-                on_block(length - counted[0])
+            if streamed is None and counted[0] < length:  # answered: every byte arrived
+                on_block(length - counted[0])  # (a stream counts its own frames as they go)
             self._release(conn, reusable)
-            return response
+            return RawResponse(response.status, response.reason, response.headers, response.body,
+                               sent[0])  # fmt: skip
         raise AssertionError("unreachable")
 
     def _write_head(
-        self, sock: socket.socket, method: str, url: httpx.URL, headers: dict[str, str], length: int
+        self,
+        sock: socket.socket,
+        method: str,
+        url: httpx.URL,
+        headers: dict[str, str],
+        length: int,
+        streamed: bool = False,
     ) -> None:
         target = url.raw_path.decode("ascii")
         host = url.netloc.decode("ascii")
         lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", f"User-Agent: {self.user_agent}"]
-        lines += [f"{k}: {v}" for k, v in headers.items() if k.lower() != "content-length"]
-        lines.append(f"Content-Length: {length}")
+        framing = ("content-length", "content-range", "transfer-encoding")
+        lines += [f"{k}: {v}" for k, v in headers.items() if k.lower() not in framing]
+        if streamed:
+            lines.append("Transfer-Encoding: chunked")
+        else:
+            lines += [f"{k}: {v}" for k, v in headers.items() if k.lower() == "content-range"]
+            lines.append(f"Content-Length: {length}")
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+
+    def _write_stream(
+        self,
+        sock: socket.socket,
+        source: FileRange,
+        start: int,
+        end: int,
+        hasher: SequentialHasher,
+        on_block: Callable[[int], None],
+        throttle: Callable[[int], None] | None,
+        abort: threading.Event,
+        sent: list[int],
+        streamed: StreamEnd,
+        drain: _Drain,
+    ) -> bool:
+        """Write bytes [start, end) as chunked frames, then the last (`0`) frame. Returns True
+        when `streamed.stop()` ended it early.
+
+        Each block read from disk (BLOCK bytes, hashed frame by frame so the hash never runs
+        ahead of what the registry got) goes as frames sized to the link (_Drain): large on
+        a fast link (few syscalls, ≈ curl's throughput), small on a slow one, so that a stop
+        waits for about STREAM_DRAIN_SECONDS of queued bytes, not for a whole block.
+        """
+        buf = bytearray(min(BLOCK, end - start) or 1)
+        view = memoryview(buf)
+        tls = isinstance(sock, ssl.SSLSocket)
+        ended = False
+        # sendfile to another machine over plain HTTP; else the hashed buffer (module docstring)
+        wanted = not tls and hasattr(os, "sendfile") and not _loopback_peer(sock)
+        with (
+            open(source.path, "rb", buffering=0) as f,
+            _blocking(sock, wanted, self.timeout) as direct,
+        ):
+            fd = f.fileno()
+            pos = start
+            while pos < end and not ended:
+                n = min(len(buf), end - pos)
+                got = os.preadv(fd, [view[:n]], source.offset + pos)
+                if got != n:
+                    raise FileChanged(f"{source.path} is shorter than when the upload began")
+                at = 0
+                while at < n:
+                    if abort.is_set():
+                        raise BodyAborted()
+                    if sent[0] >= streamed.min_bytes and streamed.stop():
+                        ended = True
+                        break
+                    drain.wait_for_room(abort, streamed, sent[0])
+                    k = min(n - at, drain.frame())
+                    if throttle is not None:
+                        k = min(k, THROTTLED_BLOCK)
+                        throttle(k)
+                    frame = view[at : at + k]
+                    hasher.update(pos, frame)
+                    with _early_answer(sock):
+                        if direct:
+                            direct = _send_file_frame(sock, fd, source.offset + pos, frame, source)
+                            if not direct:  # the file's filesystem can't sendfile: copy
+                                sock.settimeout(self.timeout)
+                        else:
+                            _send_frame(sock, frame, tls)
+                    drain.sent(k)
+                    at += k
+                    pos += k
+                    sent[0] += k
+                    on_block(k)
+            with _early_answer(sock):
+                sock.sendall(b"0\r\n\r\n")
+        return ended
 
     def _write_body(
         self,
@@ -237,29 +358,27 @@ class FileBodySender:
                     raise FileChanged(f"{source.path} is shorter than when the upload began")
                 block = view[:n]
                 hasher.update(pos, block)
-                try:
-                    if direct:
-                        # If the file changed since the read, the registry gets other bytes
-                        # than were hashed and refuses the digest: never a corrupt blob.
-                        direct = _sendfile_all(sock.fileno(), fd, source.offset + pos, n, source)
-                        if not direct:  # the file's filesystem can't sendfile: copy from here
-                            sock.settimeout(self.timeout)
-                            sock.sendall(block)
-                    else:
-                        sock.sendall(block)
-                except OSError as exc:
-                    # The server may have answered early and closed (nginx's 413 before reading
-                    # the body): read what it said rather than report a broken pipe.
-                    early = _try_read_early_response(sock)
-                    if early is not None:
-                        exc.hoist_response = early  # type: ignore[attr-defined]
-                    raise
+                # Sent in pieces, each counted as it goes: progress moves several times a
+                # second even on a slow link (a 4 MiB block takes 2 s at 2 MiB/s).
+                for at in range(0, n, PROGRESS_PIECE):
+                    piece = block[at : at + PROGRESS_PIECE]
+                    with _early_answer(sock):
+                        if direct:
+                            # If the file changed since the read, the registry gets other bytes
+                            # than were hashed and refuses the digest: never a corrupt blob.
+                            where = source.offset + pos + at
+                            direct = _sendfile_all(sock.fileno(), fd, where, len(piece), source)
+                            if not direct:  # the file's filesystem can't sendfile: copy
+                                sock.settimeout(self.timeout)
+                                sock.sendall(piece)
+                        else:
+                            sock.sendall(piece)
+                    sent[0] += len(piece)
+                    arrived = sent[0] - _unacknowledged(sock)
+                    if arrived > counted[0]:
+                        on_block(arrived - counted[0])
+                        counted[0] = arrived
                 pos += n
-                sent[0] += n
-                arrived = sent[0] - _unacknowledged(sock)
-                if arrived > counted[0]:
-                    on_block(arrived - counted[0])
-                    counted[0] = arrived
 
 
 def _unacknowledged(sock: socket.socket) -> int:
@@ -272,6 +391,119 @@ def _unacknowledged(sock: socket.socket) -> int:
     except OSError:
         return 0
     return max(0, int(struct.unpack("i", raw)[0]))
+
+
+@contextlib.contextmanager
+def _early_answer(sock: socket.socket) -> Iterator[None]:
+    """A send that fails because the server answered early and closed (nginx's 413 before
+    reading the body, an old nginx's 411 to a chunked one) raises with what it said attached
+    (`hoist_response`), rather than as a broken pipe."""
+    try:
+        yield
+    except OSError as exc:
+        early = _try_read_early_response(sock)
+        if early is not None:
+            exc.hoist_response = early  # type: ignore[attr-defined]
+        raise
+
+
+def _send_frame(sock: socket.socket, frame: memoryview, tls: bool) -> None:
+    """One chunked-encoding frame: size line, data, CRLF, in one system call where it can."""
+    size = f"{len(frame):x}\r\n".encode("ascii")
+    if tls:
+        sock.sendall(size)
+        sock.sendall(frame)
+        sock.sendall(b"\r\n")
+        return
+    parts: list[bytes | memoryview] = [size, frame, b"\r\n"]
+    while parts:
+        done = sock.sendmsg(parts)
+        while parts and done >= len(parts[0]):
+            done -= len(parts[0])
+            parts.pop(0)
+        if parts and done:
+            parts[0] = memoryview(parts[0])[done:]
+
+
+def _send_file_frame(
+    sock: socket.socket, fd: int, offset: int, frame: memoryview, source: FileRange
+) -> bool:
+    """One chunked-encoding frame whose data goes by sendfile (the hashed `frame` is what the
+    file holds there). Returns False when the file can't be sent this way: the frame then
+    went from the buffer, and so should the next ones."""
+    sock.sendall(f"{len(frame):x}\r\n".encode("ascii"))
+    direct = _sendfile_all(sock.fileno(), fd, offset, len(frame), source)
+    if not direct:
+        sock.sendall(frame)
+    sock.sendall(b"\r\n")
+    return direct
+
+
+class _Drain:
+    """How fast the link takes what Hoist writes, from the bytes that left the socket's queue
+    of unsent bytes (Linux's SIOCOUTQNSD; elsewhere what was written), to size the next frame
+    and to keep that queue to about STREAM_DRAIN_SECONDS of sending: a stream then ends that
+    fast even where the kernel would buffer megabytes for a slow link. Bytes in flight are
+    left to TCP (limiting them would cap a long link's throughput). The rate starts from the
+    previous stream's to the same host, so a new chunk starts at full speed."""
+
+    def __init__(self, sock: socket.socket, rate: float = 0.0) -> None:
+        self._sock = sock
+        self._written = 0
+        self._mark = (time.monotonic(), 0)
+        self.rate = rate  # bytes/s, 0 until measured
+
+    def _queued(self) -> int:
+        if sys.platform != "linux":
+            return 0
+        try:
+            out = array.array("i", [0])
+            fcntl.ioctl(self._sock.fileno(), _SIOCOUTQNSD, out, True)
+            return int(out[0])
+        except OSError:
+            return 0
+
+    def _measure(self, queued: int) -> None:
+        now = time.monotonic()
+        left = self._written - queued
+        then, left_then = self._mark
+        if now - then >= 0.05:
+            rate = (left - left_then) / (now - then)
+            self.rate = rate if not self.rate else 0.5 * self.rate + 0.5 * rate
+            self._mark = (now, left)
+
+    def budget(self) -> int:
+        if not self.rate:
+            return 4 * SMALLEST_FRAME
+        return int(self.rate * STREAM_DRAIN_SECONDS)
+
+    def frame(self) -> int:
+        return max(SMALLEST_FRAME, min(BLOCK, self.budget() // 2))
+
+    def sent(self, n: int) -> None:
+        self._written += n
+
+    def wait_for_room(self, abort: threading.Event, streamed: StreamEnd, sent: int) -> None:
+        """Wait while the send queue holds more than the budget (or a stop was asked)."""
+        if sys.platform != "linux":
+            return
+        while True:
+            queued = self._queued()
+            self._measure(queued)
+            room = max(SMALLEST_FRAME, self.budget() // 2)
+            if queued <= room or abort.is_set():
+                return
+            if sent >= streamed.min_bytes and streamed.stop():
+                return
+            over = (queued - room) / self.rate if self.rate > 0 else 0.001
+            time.sleep(min(0.01, max(0.0005, over)))
+
+
+if sys.platform == "linux":
+    import fcntl
+
+    #: linux/sockios.h: bytes in a TCP socket's send queue not yet sent (in flight excluded).
+    _SIOCOUTQNSD = 0x894B
 
 
 @contextlib.contextmanager

@@ -2,11 +2,10 @@
 
 Learned as Hoist works, never by probing up front: the largest chunk a host (or the proxy in
 front of it) accepted before it answered 413/416, the minimum chunk it asked for, whether it
-takes chunked PATCH at all, and whether an upload cut mid-chunk could be resumed by GET. Plus
-the user's own per-registry default upload rate. Never secrets, never in the journal.
-
-Only facts live here; what a transfer makes of them is decided a layer up
-(`hoist.core.transfer.settings`), for the command line and the window alike.
+takes chunked PATCH at all, whether it (and every proxy on the way) takes a streamed PATCH
+body (`Transfer-Encoding: chunked`, which a pause can end at any byte), and whether an
+upload cut mid-chunk could be resumed by GET. Plus the user's own per-registry default
+upload rate. Never secrets, never in the journal.
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ class RegistryProfile:
     max_chunk: int | None = None  # the largest PATCH body known to pass
     min_chunk: int | None = None  # OCI-Chunk-Min-Length, as the host said
     chunked: bool | None = None  # False: no PATCH (Google Artifact Registry)
+    streamed: bool | None = None  # False: streamed PATCH refused (sized chunks only)
     resumable: bool | None = None  # a cut upload could (True) / could not (False) be resumed
     limit_rate: int | None = None  # the user's default cap for this host, bytes/s
 

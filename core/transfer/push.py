@@ -168,7 +168,8 @@ class TransferRun(JournaledRun):
     """Runs one push against a registry, journaling after every acknowledged chunk.
 
     Args:
-        pause: set it to stop every blob at its next chunk boundary (the state is kept).
+        pause: set it to end every blob's stream in progress cleanly (at the next chunk
+            boundary where only sized chunks work); the state is kept.
     """
 
     def __init__(
@@ -254,12 +255,22 @@ class TransferRun(JournaledRun):
             await self.save()
 
     async def _push_blobs(self) -> None:
+        """Every unfinished blob, `parallel` at once.
+
+        Several blobs in flight stop together and cleanly: a pause reaches each (each ends its
+        stream and keeps its progress), and one blob's failure pauses the others the same way
+        (it sets the run's pause event) instead of cancelling them: a cancel would cut their
+        PATCH, and distribution 2.x drops a session whose chunk was cut. What reaches the
+        caller is one exception: the first failure, else TransferPaused, never an exception
+        group. Cancelling the run still stops everything at once.
+        """
         transfer = self.transfer
         limit = asyncio.Semaphore(max(1, transfer.parallel))
+        halt = self.pause
 
         async def one(record: BlobRecord) -> None:
             async with limit:
-                if self.pause.is_set():  # waited for its turn past a pause: don't start
+                if halt.is_set():
                     raise TransferPaused(record.name)
                 upload = BlobUpload(
                     self.client,
@@ -269,40 +280,34 @@ class TransferRun(JournaledRun):
                     settings=self.settings,
                     on_event=self.on_event,
                     checkpoint=self.save,
-                    pause=self.pause,
+                    pause=halt,
                     mount_from=tuple(transfer.mount_from),
                 )
-                await upload.run()
+                try:
+                    await upload.run()
+                except TransferPaused:
+                    raise
+                except Exception:
+                    halt.set()
+                    raise
 
         pending = [b for b in transfer.blobs if not b.finished]
-        if transfer.parallel <= 1:
-            for record in pending:
-                await one(record)
-            return
-        paused: list[TransferPaused] = []
-
-        async def pausable(record: BlobRecord) -> None:
-            """A pause ends this blob only: the group must not cancel the others in the
-            middle of their chunks (a cut PATCH costs the whole session on distribution
-            2.x). They see the same pause and stop at their own boundary."""
-            try:
-                await one(record)
-            except TransferPaused as exc:
-                paused.append(exc)
-
+        tasks = [asyncio.ensure_future(one(record)) for record in pending]
         try:
-            async with asyncio.TaskGroup() as group:
-                for record in pending:
-                    group.create_task(pausable(record))
-        except BaseExceptionGroup as group_error:
-            # A blob failed: the others were cancelled. Report that error itself (the
-            # callers handle Hoist's typed errors), never the group.
-            leaves = _leaf_errors(group_error)
-            raise next(
-                (e for e in leaves if not isinstance(e, TransferPaused)), leaves[0]
-            ) from None
-        if paused:
-            raise paused[0]  # one TransferPaused for the transfer, never an ExceptionGroup
+            if tasks:
+                await asyncio.wait(tasks)
+        except asyncio.CancelledError:
+            for task in tasks:
+                task.cancel()  # stop at once: asked for by cancelling this run
+            if tasks:
+                await asyncio.wait(tasks)
+            raise
+        errors = [e for t in tasks if (e := t.exception()) is not None]
+        failures = [e for e in errors if not isinstance(e, TransferPaused)]
+        if failures:
+            raise failures[0]
+        if errors:
+            raise errors[0]
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """For idempotent steps (the config blob and manifest PUTs): the blobs' retry policy."""
@@ -409,11 +414,3 @@ def restart_changed_blobs(transfer: Transfer) -> list[str]:
         blob.annotations.pop(SPLIT_FILE_DIGEST, None)
         restarted.append(blob.name)
     return restarted
-
-
-def _leaf_errors(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    """The exceptions of a (possibly nested) exception group, in order."""
-    out: list[BaseException] = []
-    for exc in group.exceptions:
-        out.extend(_leaf_errors(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return out

@@ -45,6 +45,9 @@ from hoist.core.units import format_size
 
 log = logging.getLogger(__name__)
 
+#: How long Cancel lets the stream in progress end cleanly (its answer is awaited at most
+#: 10 s: filebody.ENDED_STREAM_ANSWER_TIMEOUT) before it stops the transfer at once.
+CANCEL_PAUSE_TIMEOUT = 12.0
 #: ("added" | "changed" | "moved" | "removed", item)
 Listener = Callable[[str, "TransferItem"], None]
 
@@ -358,9 +361,10 @@ class TransferQueue:
     # -- actions ------------------------------------------------------------------------------
 
     def pause(self, transfer_id: str, *, now: bool = False) -> None:
-        """Ask a running transfer to stop where it can (or at once with `now`): it reads
-        "pausing" at once, and "paused" when its run has stopped and the journal is written.
-        A transfer waiting its turn is paused at once. The state is kept either way."""
+        """End the upload in progress cleanly (a streamed chunk at once, a sized one at its
+        end), or stop at once with `now` (the chunk in flight is cut). A running transfer reads
+        "pausing" at once, and "paused" when its run has stopped and the journal is written; a
+        transfer waiting its turn is paused at once. The state is kept either way."""
         item = self.get(transfer_id)
         if item.running:
             item.pause_event.set()
@@ -439,10 +443,16 @@ class TransferQueue:
             self.remove(transfer_id)
             await self.flush()
             return
-        if item.task is not None and not item.task.done():
-            item.task.cancel()
+        task = item.task
+        if task is not None and not task.done():
+            # Pause first: the stream in progress ends cleanly and its answer brings the
+            # session's newest Location, the one its DELETE needs (distribution 2.x refuses a
+            # stale one, and a cut chunk leaves only stale ones). Then stop at once.
+            item.pause_event.set()
+            await asyncio.wait({task}, timeout=CANCEL_PAUSE_TIMEOUT)
+            task.cancel()
             try:
-                await item.task
+                await task
             except (asyncio.CancelledError, Exception):
                 pass
         # Another live Hoist's upload sessions are never deleted under it (TransferBusy).

@@ -70,6 +70,10 @@ async def discard_work(transfer: Transfer, client: RegistryClient) -> Discarded:
             try:
                 await client.cancel_upload(blob.location)
             except HoistError as exc:  # the session may be gone already
-                discarded.sessions.append(f"{blob.name}: {exc.sentence()}")
+                # Not the error's hint: "check the repository name" is no advice here.
+                discarded.sessions.append(
+                    f"{blob.name}: could not remove its upload session ({exc.message}); "
+                    "the registry discards it when it expires"
+                )
     await asyncio.to_thread(discard_staging, transfer.id)
     return discarded

@@ -23,6 +23,8 @@ def apply_profile(settings: UploadSettings, host: str, store: ProfileStore) -> U
         settings.min_chunk = max(settings.min_chunk, profile.min_chunk)
     if profile.chunked is False:
         settings.chunked = False
+    if profile.streamed is False:
+        settings.streamed = False
 
     def learn(key: str, value: int | bool) -> None:
         try:

@@ -13,6 +13,14 @@ Registry behaviours handled here, each named where it is handled:
   can be stuck; Quay's is one too high: a 202/201 means the whole chunk was taken.
 - GHCR refuses PATCH bodies over 4 MiB with 416; proxies answer 413: the chunk shrinks.
 - Google Artifact Registry has no chunked upload: one streamed PUT instead.
+
+Each chunk goes as a streamed PATCH (`Transfer-Encoding: chunked`, no `Content-Range`): an
+append that Hoist can end cleanly at any byte, so a pause (Ctrl-C, SIGTERM, Quit) keeps every
+byte sent; the `Range` of the answer is checked (end + 1 = bytes sent, else a GET must
+confirm: zot counts only the request's bytes). A registry or proxy that refuses it (411, 400,
+413, 416, a second streamed PATCH refused, a `Range` nobody confirms) gets sized chunks
+(`Content-Range`) from then on, learned per host (profile.py); there a pause waits for the end
+of the chunk, and says what that costs.
 """
 
 from __future__ import annotations
@@ -41,9 +49,10 @@ from hoist.core.oci.digest import SequentialHasher, hash_file_range, sha256_byte
 from hoist.core.oci.manifest import OCI_EMPTY_DATA
 from hoist.core.progress import BlobEvent, BlobState, ProgressCallback, RateEstimator
 from hoist.core.registry.client import FileBody, RegistryClient, UploadStatus
+from hoist.core.registry.filebody import StreamEnd
 from hoist.core.retry import RetryPolicy, T, retry_temporary
 from hoist.core.sources.content import FileIdentity, FileRange
-from hoist.core.units import MiB
+from hoist.core.units import MiB, format_duration, format_size
 
 #: The default chunk: see README "Chunk size". Big enough that per-request overhead is noise
 #: (a PATCH costs a round trip and a registry-side state save), small enough that on a registry
@@ -60,7 +69,8 @@ MAX_RESTARTS = 5
 
 
 class TransferPaused(Exception):
-    """The user paused: the upload stopped at a chunk boundary and its state is saved."""
+    """The user paused: the upload stopped (its stream ended cleanly, or at a chunk boundary
+    where only sized chunks work) and its state is saved."""
 
 
 @dataclass
@@ -149,6 +159,7 @@ class UploadSettings:
     max_chunk: int | None = None  # the largest PATCH body the host (or a proxy) accepts
     min_chunk: int = 0
     chunked: bool = True  # False: the host takes no PATCH (Google Artifact Registry)
+    streamed: bool = True  # False: the host (or a proxy) refuses streamed PATCH bodies
     on_limit: Callable[[str, int | bool], None] | None = None  # learned: ("max_chunk", n)...
 
 
@@ -158,7 +169,8 @@ class BlobUpload:
     Args:
         checkpoint: awaited after every change worth keeping (an acknowledged chunk, a new
             session, the commit) so the journal on disk follows the registry.
-        pause: when set, the upload stops at the next chunk boundary (TransferPaused).
+        pause: when set, the upload ends the streamed chunk in progress at once (at the next
+            chunk boundary where only sized chunks work), saves, and raises TransferPaused.
     """
 
     def __init__(
@@ -193,6 +205,9 @@ class BlobUpload:
         self._last_emit = 0.0
         self._state = record.state
         self._finalize_started = 0.0
+        self._streamed = self.settings.streamed
+        self._streams_taken = 0  # streamed PATCHes this session accepted
+        self._position = 0  # where the body being sent has got to
 
     # -- reporting --------------------------------------------------------------------------
 
@@ -239,6 +254,7 @@ class BlobUpload:
         def on_block(n: int) -> None:
             nonlocal position
             position += n
+            self._position = position
             self.sent += n
             if position <= self._high_water:
                 self.resent += n
@@ -331,10 +347,18 @@ class BlobUpload:
         """Take the registry's word for how much it holds (and its newest Location).
 
         Raises UploadSessionLost when that word makes no sense (no usable `Range`, or more than
-        could have been sent): the only safe way on is a new session.
+        could have been sent): the only safe way on is a new session. So does `0-0` where
+        chunks are streamed: it can't tell one byte held from none, and a streamed PATCH
+        appends after whatever is there (a sized one would get 416 instead).
         """
         record = self.record
         offset = status.offset
+        if self._streamed and status.known and offset == 0:
+            raise UploadSessionLost(
+                "the registry's upload status (Range 0-0) can't say whether it holds a byte",
+                status=0,
+                code="RANGE_AMBIGUOUS",
+            )
         could_hold = max(
             self._high_water, record.acknowledged + self._chunk_len(record.acknowledged)
         )
@@ -410,6 +434,7 @@ class BlobUpload:
         self.record.location = status.location
         self.record.acknowledged = 0
         self.record.prefix_digest = None
+        self._streams_taken = 0
         await self._save()
 
     def _chunk_len(self, offset: int) -> int:
@@ -421,7 +446,15 @@ class BlobUpload:
 
     async def _upload(self) -> str:
         record = self.record
-        small = record.acknowledged == 0 and self._chunk_len(0) >= record.size
+        # One PUT for a blob within one chunk (and within what the host takes in one body): a
+        # round trip saved. Where chunks are streamed, only for a small blob: a PUT can't be
+        # paused without losing it.
+        one_put = self._chunk if not self._streamed else min(self._chunk, SMALLEST_CHUNK)
+        small = (
+            record.acknowledged == 0
+            and record.size <= one_put
+            and self._chunk_len(0) >= record.size
+        )
         if not record.location and (small or not self.settings.chunked):
             return await self._monolithic()
         if not record.location:
@@ -436,8 +469,13 @@ class BlobUpload:
             length = self._chunk_len(offset)
             assert record.location
             started = time.monotonic()
+            streamed = self._streamed
             try:
-                status = await self._send(record.location, offset, length)
+                if streamed:
+                    status, sent = await self._stream(record.location, offset, length)
+                else:
+                    status = await self._send(record.location, offset, length)
+                    sent = length
             except AuthenticationFailed:
                 # The auth flow fetched a fresh token but can't replay a streamed body: send the
                 # chunk again once, re-read from disk (a 5-minute GitLab token ran out mid-push).
@@ -446,9 +484,22 @@ class BlobUpload:
                 auth_retried = True
                 continue
             except (RequestTooLarge, RangeNotSatisfiable) as exc:
-                await self._shrink(exc, length)
+                if streamed:
+                    await self._leave_streaming(exc)
+                else:
+                    await self._shrink(exc, length)
                 continue
+            except UploadSessionLost:
+                if streamed and self._streams_taken:
+                    # A second streamed PATCH refused (BLOB_UPLOAD_UNKNOWN): this host takes
+                    # one only; the blob starts again in sized chunks.
+                    self._streamed = False
+                    self._learn("streamed", False)
+                raise
             except RegistryError as exc:
+                if streamed and exc.status in (400, 411):
+                    await self._leave_streaming(exc)  # a proxy refusing chunked bodies
+                    continue
                 if exc.status in (404, 405) and offset == 0 and exc.code in ("", "UNSUPPORTED"):
                     # Google Artifact Registry: no chunked upload. Note it, push in one PUT.
                     self._learn("chunked", False)
@@ -459,18 +510,96 @@ class BlobUpload:
                 await self._recover(exc)
                 continue
             except NetworkError as exc:
+                if streamed and self.pause.is_set():
+                    # The stream was ended for a pause and no answer came in time: give up
+                    # on that chunk only (a resume asks the registry where it stands).
+                    self._emit(BlobState.PAUSED, f"paused; the last chunk went unanswered ({exc})")
+                    raise TransferPaused(record.name) from exc
                 await self._recover(exc)
                 continue
             auth_retried = False
-            # A 202 (ECR: 201) means the whole chunk was taken. The `Range` it reports is not
-            # trusted over that: ECR's can be stuck, Quay's is one too high.
-            record.location = status.location
-            record.acknowledged = offset + length
-            record.prefix_digest = self._prefix_digest_at(record.acknowledged)
-            await self._save()
+            if streamed:
+                await self._settle_stream(status, offset, sent)
+            else:
+                # A 202 (ECR: 201) means the whole chunk was taken. The `Range` it reports is
+                # not trusted over that: ECR's can be stuck, Quay's is one too high.
+                record.location = status.location
+                record.acknowledged = offset + length
+                record.prefix_digest = self._prefix_digest_at(record.acknowledged)
+                await self._save()
             self._emit(BlobState.UPLOADING)
-            self._adapt(length, time.monotonic() - started)
+            self._adapt(sent, time.monotonic() - started)
         return await self._commit()
+
+    async def _stream(self, location: str, offset: int, length: int) -> tuple[UploadStatus, int]:
+        """One streamed PATCH of up to `length` bytes, ended early (cleanly) by a pause.
+
+        It never ends before 2 bytes of the blob went (`0-0` is ambiguous), nor below the
+        host's minimum part (ECR, Cloudflare: 5 MiB) unless the blob ends first.
+        """
+        least = min(length, max(2 if offset == 0 else 1, self._min_chunk))
+        body = FileBody(
+            self.record.source, self.hasher, self._counter(offset), self.settings.throttle
+        )
+        end = StreamEnd(self.pause.is_set, least)
+        status = await self.client.stream_chunk(location, body, offset, length, end)
+        return status, body.sent
+
+    async def _settle_stream(self, status: UploadStatus, offset: int, sent: int) -> None:
+        """Take a streamed PATCH's answer: its `Range` must end where the bytes sent end; if it
+        doesn't, a GET must say so (zot counts only the request's bytes). Where nothing
+        confirms it (ECR's stuck `Range`), the 202 is trusted as for a sized chunk, and this
+        host gets sized chunks from then on."""
+        record = self.record
+        expected = offset + sent
+        record.location = status.location
+        if not (status.known and status.offset == expected):
+            try:
+                confirmed: UploadStatus | None = await self._status_with_retry(status.location)
+            except RegistryError:
+                confirmed = None
+            if confirmed is not None:
+                record.location = confirmed.location  # the newest, whatever its Range says
+            held = confirmed.offset if confirmed is not None and confirmed.known else None
+            if held is not None and held > expected:
+                raise UploadSessionLost(
+                    f"the registry holds {held} bytes of the blob, but only {expected} were sent",
+                    status=0,
+                    code="RANGE_INVALID",
+                )
+            if held != expected:
+                self._streamed = False
+                self._learn("streamed", False)
+                self._emit(
+                    BlobState.UPLOADING,
+                    f"the registry's Range after a streamed chunk said {status.offset} bytes, "
+                    f"its status {'nothing' if held is None else held}, not {expected}: "
+                    "sending sized chunks",
+                )
+                if confirmed is not None and held is not None and held < expected:
+                    await self._adopt(confirmed)  # it holds less than went: continue from there
+                    return
+        self._streams_taken += 1
+        record.acknowledged = expected
+        record.prefix_digest = self._prefix_digest_at(expected)
+        self._high_water = max(self._high_water, expected)
+        await self._save()
+
+    async def _leave_streaming(self, exc: RegistryError) -> None:
+        """The host (or a proxy) refused a streamed PATCH: sized chunks from now on, for this
+        host too (profile.py); continue from where the registry stands."""
+        self._streamed = False
+        self._learn("streamed", False)
+        self._emit(
+            BlobState.UPLOADING,
+            f"the registry refused a streamed chunk ({_code(exc)}); sending sized chunks",
+        )
+        try:
+            status = await self._status_with_retry(self.record.location or "")
+            await self._adopt(status)
+        except UploadSessionLost as lost:
+            await self._restart(f"the registry dropped the upload session ({_code(lost)})")
+            await self._open_session()
 
     def _adapt(self, length: int, seconds: float) -> None:
         """Grow the chunk on a fast link (see UploadSettings.adaptive). A throttled upload is
@@ -483,10 +612,30 @@ class BlobUpload:
             self._chunk = max(self._chunk, min(self._chunk * 2, ceiling))
 
     async def _send(self, location: str, offset: int, length: int) -> UploadStatus:
+        """One sized PATCH (Content-Range). It can't end early without losing the chunk, so a
+        pause meanwhile waits for its end, and says what that costs."""
         body = FileBody(
             self.record.source, self.hasher, self._counter(offset), self.settings.throttle
         )
-        return await self.client.send_chunk(location, body, offset, length)
+        self._position = offset
+        watcher = asyncio.ensure_future(self._say_pause_cost(offset + length))
+        try:
+            return await self.client.send_chunk(location, body, offset, length)
+        finally:
+            watcher.cancel()
+
+    async def _say_pause_cost(self, chunk_end: int) -> None:
+        """Once paused during a sized chunk: what finishing the chunk still costs, each second."""
+        await self.pause.wait()
+        while True:
+            left = max(0, chunk_end - self._position)
+            rate = self.rate.rate()
+            when = f", about {format_duration(left / rate)}" if rate else ""
+            self._emit(
+                BlobState.UPLOADING,
+                f"pausing after this chunk: {format_size(left)} left to send{when}",
+            )
+            await asyncio.sleep(1.0)
 
     async def _shrink(self, exc: RegistryError, length: int) -> None:
         """413 (a proxy's body limit) or 416 (GHCR's 4 MiB limit, or an out-of-order chunk):
@@ -498,6 +647,7 @@ class BlobUpload:
             status = await self._status_with_retry(self.record.location or "")
         except UploadSessionLost as lost:
             await self._restart(f"the registry dropped the upload session ({_code(lost)})")
+            await self._open_session()
             if not too_large:
                 return
             status = None
@@ -570,11 +720,16 @@ class BlobUpload:
         await self._wait(seconds, reason)
 
     async def _wait(self, seconds: float, reason: str) -> None:
-        """Sleep, telling listeners the countdown once a second ("retry in 8 s")."""
+        """Sleep, telling listeners the countdown once a second ("retry in 8 s"). A pause
+        meanwhile stops at once (TransferPaused): nothing is in flight while waiting."""
         end = time.monotonic() + seconds
         while (left := end - time.monotonic()) > 0:
             self._emit(BlobState.WAITING, reason, retry_in=round(left))
-            await asyncio.sleep(min(1.0, left))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.pause.wait(), min(1.0, left))
+            if self.pause.is_set():
+                self._emit(BlobState.PAUSED, "paused")
+                raise TransferPaused(self.record.name)
         self._emit(BlobState.UPLOADING, f"{reason}: trying again")
 
     async def _commit(self) -> str:

@@ -276,6 +276,17 @@ async def scenario(spec: dict[str, Any]) -> None:
     grab_screen(window, dialog, out, "registry-dialog.png")
     dialog.reject()
 
+    # Quit while the big push still runs: the question (pause everything / keep / cancel).
+    if not running.running:
+        raise RuntimeError("the big push ended before the quit question could be shown")
+    asked: list[Any] = []
+    window.quit_asked.connect(asked.append)
+    window.quit_action.trigger()
+    await until(lambda: asked and asked[-1].isVisible(), "the quit question")
+    await settle(0.6)
+    grab_screen(window, asked[-1], out, "quit-question.png")
+    asked[-1].cancel_button.click()
+
 
 def write_settings(host: str) -> None:
     """The registry as the user set it up (before the app starts, as on a second run)."""

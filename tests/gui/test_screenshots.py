@@ -39,7 +39,7 @@ DRIVER = Path(__file__).with_name("screenshot_driver.py")
 SCREENSHOTS = ROOT / "docs" / "screenshots"  # committed; refreshed on request
 LATEST = ROOT / "build" / "screenshots"  # every run's, for a look
 NAMES = ("main-window.png", "main-window-dark.png", "browse.png", "browse-download.png",
-         "add-sheet.png", "registry-dialog.png")  # fmt: skip
+         "add-sheet.png", "registry-dialog.png", "quit-question.png")  # fmt: skip
 #: The window's size (the driver resizes it to this; every screenshot is the window's area).
 WINDOW_SIZE = (1280, 760)
 SCREEN = "1440x900x24"

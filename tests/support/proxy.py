@@ -57,6 +57,14 @@ class RequestHead:
     version: str
     headers: list[tuple[str, str]]
     raw: bytes = b""
+    #: Body bytes forwarded upstream so far, and (chunked bodies) the framing among them.
+    payload: int = 0
+    framing: int = 0
+    #: Body bytes (framing left out) read and dropped: a canned answer kept them from upstream.
+    dropped: int = 0
+    #: Cut the connection once this many payload bytes of the body went (chunk framing not
+    #: counted: a streamed body's cut lands at a byte of the blob, whatever its frames).
+    cut_at_payload: int | None = None
 
     def header(self, name: str) -> str | None:
         lname = name.lower()
@@ -330,9 +338,42 @@ def response_framing(req: RequestHead, resp: ResponseHead) -> Framing:
     return ("eof", 0)
 
 
-async def _pipe_body(reader: _Reader, framing: Framing, send: Send) -> None:
-    """Forward one message body exactly as framed (raw bytes, chunk syntax included)."""
+async def _pipe_body(
+    reader: _Reader,
+    framing: Framing,
+    send: Send,
+    req: RequestHead | None = None,
+    cut: Callable[[int], None] | None = None,
+    *,
+    dropped: bool = False,
+) -> None:
+    """Forward one message body exactly as framed (raw bytes, chunk syntax included), counting
+    its payload and framing bytes on `req` as they go (and arming `cut` at `cut_at_payload`)."""
     kind, length = framing
+    inner = send
+
+    async def counted(data: bytes, framing_bytes: int = 0) -> None:
+        if req is None:
+            await inner(data)
+            return
+        payload = len(data) - framing_bytes
+        if dropped:
+            await inner(data)
+            req.dropped += payload
+            return
+        target = req.cut_at_payload
+        if target is not None and cut is not None and req.payload + payload >= target:
+            keep = target - req.payload  # payload comes first in `data`
+            req.cut_at_payload = None
+            req.payload += keep
+            cut(keep)
+            await inner(data)
+            return
+        await inner(data)
+        req.framing += framing_bytes
+        req.payload += payload
+
+    send = counted
     if kind == "none":
         return
     if kind == "length":
@@ -350,23 +391,24 @@ async def _pipe_body(reader: _Reader, framing: Framing, send: Send) -> None:
         return
     while True:  # chunked
         line = await reader.read_line()
-        await send(line)
+        await counted(line, len(line))
         try:
             size = int(line.split(b";", 1)[0].strip(), 16)
         except ValueError as exc:
             raise ProtocolError(f"bad chunk size line {line!r}") from exc
         if size == 0:
             while (trailer := await reader.read_line()) != b"\r\n":
-                await send(trailer)
-            await send(b"\r\n")
+                await counted(trailer, len(trailer))
+            await counted(b"\r\n", 2)
             return
         left = size + 2  # chunk data and its CRLF
         while left:
             data = await reader.read_some(min(left, _READ_SIZE))
             if not data:
                 raise ProtocolError("connection closed inside a chunk")
+            crlf = max(0, len(data) - (left - 2))
             left -= len(data)
-            await send(data)
+            await counted(data, crlf)
 
 
 async def _discard(_data: bytes) -> None:
@@ -408,13 +450,14 @@ class _Conn:
         self.up_w = up_w
         self.queue: asyncio.Queue[_Item] = asyncio.Queue()
         self.up_done = asyncio.Event()
+        self.link_buffer_set = False
 
 
 class FaultProxy:
     """TCP proxy 127.0.0.1:PORT → upstream with one-shot and HTTP-level faults.
 
     Counters (`bytes_up`, `bytes_down`, `connections`, `requests`, `events`) are safe to read
-    from any thread. Faults:
+    from any thread. `limit_rate_up(n)` makes the uplink n bytes/s. Faults:
     - `cut_after_upstream_bytes(n)`: deliver n more client→upstream bytes, then RST both sides.
     - `swallow_response(match)`: forward a matching request, read the upstream's full answer,
       then RST the client without sending it (the server committed, the client never knows).
@@ -433,9 +476,12 @@ class FaultProxy:
         self._bytes_down = 0
         self._connections = 0
         self._requests: list[RequestRecord] = []
+        self._bodies: list[int] = []  # each recorded request's body bytes (framing left out)
         self._events: list[str] = []
         self._cut_remaining: int | None = None
         self._rules: list[_Rule] = []
+        self._rate_up: float | None = None  # bytes/s client → upstream, all connections
+        self._rate_next = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop_event: asyncio.Event | None = None
@@ -487,6 +533,14 @@ class FaultProxy:
         with self._lock:
             return list(self._requests)
 
+    def body_bytes(self, method: str) -> int:
+        """Body bytes the client sent in recorded requests with this method, sized or chunked
+        (framing left out), whether forwarded or dropped by a canned answer."""
+        with self._lock:
+            return sum(
+                n for r, n in zip(self._requests, self._bodies, strict=True) if r.method == method
+            )
+
     @property
     def events(self) -> list[str]:
         """Human-readable log of injected faults ("cut ...", "swallow ...", "respond ...")."""
@@ -498,6 +552,7 @@ class FaultProxy:
         with self._lock:
             self._bytes_up = self._bytes_down = self._connections = 0
             self._requests.clear()
+            self._bodies.clear()
             self._events.clear()
 
     # -- faults ------------------------------------------------------------------------------
@@ -508,6 +563,30 @@ class FaultProxy:
             raise ValueError("n must be >= 0")
         with self._lock:
             self._cut_remaining = n
+
+    #: What a rate-limited link holds in flight: about 0.1 s at 2 MiB/s, as a link whose
+    #: buffer is sized to its speed. Left alone, loopback's receive buffer grows to megabytes
+    #: and every byte written would wait seconds in it before reaching the registry.
+    link_buffer = 256 * 1024
+
+    def limit_rate_up(self, bytes_per_second: float | None) -> None:
+        """Forward client → upstream bytes at most this fast (all connections together), as a
+        slow uplink would: timing in tests then depends on the link, not the machine. The
+        receive buffer of each connection is then kept to `link_buffer`."""
+        with self._lock:
+            self._rate_up = bytes_per_second
+            self._rate_next = 0.0
+
+    async def _pace_up(self, n: int) -> None:
+        with self._lock:
+            rate = self._rate_up
+            if not rate:
+                return
+            now = time.monotonic()
+            start = max(now, self._rate_next)
+            self._rate_next = start + n / rate
+        if start > now:
+            await asyncio.sleep(start - now)
 
     def swallow_response(self, match: Matcher | str, *, times: int = 1) -> None:
         """Forward the matching request, read the upstream response, then RST the client."""
@@ -612,6 +691,7 @@ class FaultProxy:
     def _record(self, req: RequestHead, status: int | None, event: str | None = None) -> None:
         with self._lock:
             self._requests.append(RequestRecord(req.method, req.target, req.content_length, status))
+            self._bodies.append(req.payload + req.dropped)
             if event:
                 self._events.append(f"{event} {req.method} {req.target} -> {status}")
 
@@ -744,6 +824,13 @@ class FaultProxy:
         return abort
 
     async def _send_up(self, conn: _Conn, data: bytes) -> None:
+        if self._rate_up and not conn.link_buffer_set:
+            conn.link_buffer_set = True
+            sock = conn.client_w.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.link_buffer // 2)
+        await self._pace_up(len(data))
         cut_at: int | None = None
         with self._lock:
             if self._cut_remaining is not None:
@@ -787,11 +874,14 @@ class FaultProxy:
                         if req.header("Expect") is None:
                             with contextlib.suppress(TimeoutError, ProtocolError, OSError):
                                 await asyncio.wait_for(
-                                    _pipe_body(conn.client, request_framing(req), _discard),
+                                    _pipe_body(
+                                        conn.client, request_framing(req), _discard, req,
+                                        dropped=True,
+                                    ),
                                     self.linger_timeout,
-                                )
+                                )  # fmt: skip
                         return
-                    await _pipe_body(conn.client, request_framing(req), _discard)
+                    await _pipe_body(conn.client, request_framing(req), _discard, req, dropped=True)
                     await conn.queue.put(_Item(req, decision))
                     if decision.close:
                         return
@@ -800,8 +890,9 @@ class FaultProxy:
                 try:
                     await self._send_up(conn, raw)
                     await _pipe_body(
-                        conn.client, request_framing(req), lambda d: self._send_up(conn, d)
-                    )
+                        conn.client, request_framing(req), lambda d: self._send_up(conn, d), req,
+                        self.cut_after_upstream_bytes,
+                    )  # fmt: skip
                 except _Abort:
                     self._record(req, None, "cut")
                     raise
