@@ -28,7 +28,12 @@ from hoist.core.retry import RetryPolicy
 from hoist.core.sources.artifact import DEFAULT_ARTIFACT_TYPE, SplitOptions
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import Transfer, TransferState, state_at_rest
-from hoist.core.transfer.push import plan_file_push, plan_image_push, restart_changed_blobs
+from hoist.core.transfer.push import (
+    DEFAULT_BLOBS_AT_ONCE,
+    plan_file_push,
+    plan_image_push,
+    restart_changed_blobs,
+)
 from hoist.core.transfer.runs import discard_work, open_run
 from hoist.core.transfer.settings import apply_profile
 from hoist.core.transfer.upload import DEFAULT_CHUNK, TransferPaused, UploadSettings
@@ -237,8 +242,9 @@ async def cmd_push(args: argparse.Namespace) -> int:
             artifact_type=args.artifact_type,
             split=split,
             chunk_size=chunk_size,
-            parallel=args.parallel or 1,
+            parallel=args.parallel or DEFAULT_BLOBS_AT_ONCE,
             plain_http=plain_http,
+            pack=args.pack,
         )
     journal = TransferJournal()
     what = "image" if is_image else "artifact"
@@ -490,7 +496,12 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--part-size", default=str(GiB), help="split part size (default 1GiB)")
     push.add_argument(
         "--parallel", type=int, default=0,
-        help="blobs at once within this push (default: 1 for files, 3 for images)",
+        help=f"blobs at once within this push (default: {DEFAULT_BLOBS_AT_ONCE} for files "
+        "and folders, 3 for images)",
+    )  # fmt: skip
+    push.add_argument(
+        "--pack", action="store_true",
+        help="push each folder as one gzip tar (as `oras push` does) instead of as its files",
     )  # fmt: skip
     push.add_argument("--as-files", action="store_true", help="push an image source as a file")
     push.add_argument("--platform", help="push one platform of a multi-arch image (linux/arm64)")

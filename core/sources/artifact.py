@@ -4,10 +4,11 @@ The manifest is an OCI image manifest with `artifactType`, the empty config
 (`application/vnd.oci.empty.v1+json`, `{}`) and one layer per file, titled with
 `org.opencontainers.image.title`, so `oras pull` writes each file back under its name.
 
-A folder is packed as a gzip tar (as oras does), titled with the folder's name and annotated
-`io.deis.oras.content.unpack: "true"` and `io.deis.oras.content.digest` (the tar's own digest),
-so `oras pull` unpacks it. The tar is written once into the state folder, so that a resume reads
-the very same bytes.
+A folder is pushed as its files (`hoist.core.sources.folder`: one layer per file, titled
+`folder/sub/name`). Asked to pack it (`--pack`), it is packed as a gzip tar (as oras does),
+titled with the folder's name and annotated `io.deis.oras.content.unpack: "true"` and
+`io.deis.oras.content.digest` (the tar's own digest), so `oras pull` unpacks it. The tar is
+written once into the state folder, so that a resume reads the very same bytes.
 
 Split mode cuts one file into parts of `part_size` bytes, each its own blob, so that a broken
 session costs at most one part. Each part is titled `NAME.partNNNN` (NNNN from 0001, zero-padded
@@ -27,6 +28,7 @@ from hoist.core.errors import SourceError
 from hoist.core.oci.digest import Descriptor, sha256_bytes
 from hoist.core.oci.manifest import OCI_EMPTY, OCI_EMPTY_DATA, image_manifest
 from hoist.core.sources.content import FileRange
+from hoist.core.sources.folder import FILE_MODE, empty_dirs_annotation, scan_folder
 
 DEFAULT_ARTIFACT_TYPE = "application/vnd.unknown.artifact.v1"  # what oras uses when none is set
 FILE_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"  # oras's default for files
@@ -63,16 +65,25 @@ class ArtifactLayer:
     annotations: dict[str, str]
 
 
-def plan_artifact(
-    paths: list[Path], staging: Path, split: SplitOptions | None = None
-) -> list[ArtifactLayer]:
-    """One layer per file (or per part, or a packed tar per folder), in order.
+@dataclass(frozen=True)
+class ArtifactPlan:
+    """An artifact's layers, in order, and what its manifest says besides (empty folders)."""
 
-    Blocking (it may pack a folder): call it in a worker thread.
+    layers: list[ArtifactLayer]
+    annotations: dict[str, str]
+
+
+def plan_artifact(
+    paths: list[Path], staging: Path, split: SplitOptions | None = None, *, pack: bool = False
+) -> ArtifactPlan:
+    """One layer per file (or per part; a folder's files, or with `pack` one tar per folder).
+
+    Blocking (it walks folders, and packs them with `pack`): call it in a worker thread.
     """
     if not paths:
         raise SourceError("nothing to push: name at least one file or folder")
     records: list[ArtifactLayer] = []
+    empty_dirs: list[str] = []
     titles: set[str] = set()
     for path in paths:
         path = path.absolute()
@@ -85,8 +96,20 @@ def plan_artifact(
                 hint="Each file's name is its title in the artifact: rename one of them",
             )
         titles.add(title)
-        if path.is_dir():
+        if path.is_dir() and pack:
             records.append(_pack_folder(path, staging))
+        elif path.is_dir():
+            scan = scan_folder(path)
+            empty_dirs.extend(scan.empty_dirs)
+            records.extend(
+                ArtifactLayer(
+                    f.title,
+                    FileRange(f.path, 0, f.size),
+                    FILE_MEDIA_TYPE,
+                    {TITLE: f.title, FILE_MODE: f.mode_text},
+                )
+                for f in scan.files
+            )
         elif path.is_file():
             if split is not None and path.stat().st_size > split.part_size:
                 records.extend(_split(path, split.part_size))
@@ -96,7 +119,7 @@ def plan_artifact(
                 )
         else:
             raise SourceError(f"{path} is not a regular file or a folder")
-    return records
+    return ArtifactPlan(records, empty_dirs_annotation(empty_dirs))
 
 
 def _split(path: Path, part_size: int) -> list[ArtifactLayer]:

@@ -72,6 +72,7 @@ from hoist.core.sources.artifact import (
     SPLIT_INDEX,
     SPLIT_OFFSET,
 )
+from hoist.core.sources.folder import parse_empty_dirs, parse_mode
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import (
     DOWNLOAD,
@@ -850,6 +851,7 @@ class _Job:
     whole_digest: str | None
     kind: str
     tar_digest: str | None = None
+    mode: int | None = None  # permission bits a folder's file had (`app.hoist.file.mode`)
 
 
 def _split_job(dest: Path, name: str, layers: list[BlobInfo], manifest: dict[str, str]) -> _Job:
@@ -916,7 +918,8 @@ def _artifact_jobs(
             archive = target.with_name(f".{target.name}.hoist-folder")
             jobs.append(_Job(title, archive, [part], layer.digest, "folder", tar_digest))
         else:
-            jobs.append(_Job(title, target, [part], layer.digest, "file"))
+            mode = parse_mode(layer.annotations)
+            jobs.append(_Job(title, target, [part], layer.digest, "file", mode=mode))
     out = []
     for job in jobs:
         if job.kind == "split-placeholder":
@@ -1009,7 +1012,9 @@ async def pull(
     image = parse_image(doc, what=what)
     result = PullResult(what, data.digest, kind)
     kept: list[PulledFile] = []
+    empty_dirs: list[Path] = []
     if kind == ManifestKind.ARTIFACT:
+        empty_dirs = [target_path(dest, d) for d in parse_empty_dirs(image.annotations)]
         jobs, result.skipped = _artifact_jobs(dest, image.layers, image.annotations)
         planned = list(jobs)
         jobs, kept = _kept_folders(dest, jobs, {str(p) for p in keep_folders})
@@ -1028,6 +1033,11 @@ async def pull(
     else:
         jobs = planned = _image_jobs(dest, image.config, image.layers)
     _make_dest(dest)
+    for folder in empty_dirs:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SourceError(f"can't create the folder {folder}: {exc.strerror or exc}") from exc
     fetches = [
         (job, _FileFetch(
             client, repository, job.target, job.parts, whole_digest=job.whole_digest,
@@ -1051,6 +1061,8 @@ async def pull(
 
     async def placed(job: _Job, fetch: _FileFetch) -> PulledFile:
         pulled = await fetch.run()
+        if job.mode is not None:
+            await _settle(functools.partial(os.chmod, job.target, job.mode))
         if job.kind != "folder":
             return pulled
         final = dest.joinpath(*safe_parts(job.title))

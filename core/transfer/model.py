@@ -141,6 +141,7 @@ class Transfer:
     overwrite: bool = False
     parts: list[DownloadPart] = field(default_factory=list)
     completed: list[str] = field(default_factory=list)  # files and folders a download placed
+    annotations: dict[str, str] = field(default_factory=dict)  # an artifact manifest's own
 
     @property
     def is_download(self) -> bool:
@@ -189,6 +190,7 @@ class Transfer:
             "overwrite": self.overwrite,
             "parts": [p.to_json() for p in self.parts],
             "completed": self.completed,
+            "annotations": self.annotations,
         }
 
     @classmethod
@@ -215,6 +217,7 @@ class Transfer:
             overwrite=bool(doc.get("overwrite", False)),
             parts=[DownloadPart.from_json(p) for p in doc.get("parts", [])],
             completed=[str(p) for p in doc.get("completed", [])],
+            annotations={str(k): str(v) for k, v in (doc.get("annotations") or {}).items()},
         )
 
 

@@ -1,0 +1,187 @@
+"""A folder pushed as its files (one blob per file, titled `folder/sub/name`) against the real
+registry: pulled back identical by Hoist (bytes, modes, empty folders) and by oras-py, with no
+staging copy anywhere, and refused before anything is sent when it holds what a pull could not
+restore."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import stat
+import tempfile
+from pathlib import Path
+
+import pytest
+from hoist.core.errors import SourceError
+from hoist.core.oci.reference import parse_reference
+from hoist.core.progress import Event
+from hoist.core.registry.client import RegistryClient
+from hoist.core.sources.artifact import FILE_MEDIA_TYPE, TITLE
+from hoist.core.sources.folder import EMPTY_DIRS, FILE_MODE
+from hoist.core.transfer.download import pull
+from hoist.core.transfer.push import plan_file_push
+from pushing import get_manifest, hoist_cli, push_paths
+from support.registry import RegistryProcess
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+def make_bytes(size: int, seed: int) -> bytes:
+    """Deterministic incompressible bytes."""
+    out = bytearray()
+    counter = 0
+    while len(out) < size:
+        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest()
+        counter += 1
+    return bytes(out[:size])
+
+
+def snapshot(root: Path) -> dict[str, tuple[str, int, bytes]]:
+    """Every entry under root: ("dir", mode, b"") or ("file", mode, bytes); no links expected."""
+    out: dict[str, tuple[str, int, bytes]] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        st = path.lstat()
+        assert not stat.S_ISLNK(st.st_mode), rel
+        if stat.S_ISDIR(st.st_mode):
+            out[rel] = ("dir", stat.S_IMODE(st.st_mode), b"")
+        else:
+            out[rel] = ("file", stat.S_IMODE(st.st_mode), path.read_bytes())
+    return out
+
+
+def make_model(root: Path, small_files: int = 2000) -> Path:
+    """A nested model-like folder: shards, configs, an executable, an empty folder, and many
+    small files in subfolders."""
+    model = root / "model"
+    (model / "tokenizer").mkdir(parents=True)
+    (model / "cache" / "empty").mkdir(parents=True)
+    (model / "model-00001.safetensors").write_bytes(make_bytes(3 * MiB + 17, seed=1))
+    (model / "model-00002.safetensors").write_bytes(make_bytes(2 * MiB, seed=2))
+    (model / "config.json").write_text('{"layers": 2}\n')
+    (model / "tokenizer" / "vocab.txt").write_bytes(make_bytes(300 * KiB, seed=3))
+    (model / "empty.txt").write_bytes(b"")
+    run = model / "run.sh"
+    run.write_text("#!/bin/sh\necho hi\n")
+    run.chmod(0o755)
+    (model / "config.json").chmod(0o600)
+    for i in range(small_files):
+        sub = model / "data" / f"shard{i // 500:02d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"item-{i:05d}.txt").write_bytes(f"item {i}\n".encode() * (1 + i % 7))
+    return model
+
+
+@pytest.mark.slow  # 2,000 files each way, and oras-py pulls one at a time
+async def test_folder_round_trip_hoist_and_oras(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    import oras.client
+
+    model = make_model(tmp_path / "src")
+    before = snapshot(model)
+    digest, _ = await push_paths(registry.host, "folders/files:v1", [model], parallel=4)
+    manifest = get_manifest(registry.url, "folders/files", "v1")
+    titles = [layer["annotations"][TITLE] for layer in manifest["layers"]]
+    files = [rel for rel, (kind, _, _) in before.items() if kind == "file"]
+    assert sorted(titles) == sorted(f"model/{rel}" for rel in files)
+    assert {layer["mediaType"] for layer in manifest["layers"]} == {FILE_MEDIA_TYPE}
+    modes = {layer["annotations"][TITLE]: layer["annotations"][FILE_MODE]
+             for layer in manifest["layers"]}  # fmt: skip
+    assert modes["model/run.sh"] == "0755" and modes["model/config.json"] == "0600"
+    assert manifest["annotations"][EMPTY_DIRS] == '["model/cache/empty"]'
+
+    out = tmp_path / "hoist-pulled"
+    async with RegistryClient(registry.host, plain_http=True) as client:
+        result = await pull(client, "folders/files", "v1", out, parallel=4)
+    assert result.digest == digest
+    assert snapshot(out / "model") == before  # paths, bytes, modes, the empty folder
+
+    oras_out = tmp_path / "oras-pulled"
+    oras = oras.client.OrasClient(hostname=registry.host, insecure=True)
+    oras.pull(target=f"{registry.host}/folders/files:v1", outdir=str(oras_out))
+    for rel in files:
+        assert (oras_out / "model" / rel).read_bytes() == (model / rel).read_bytes(), rel
+
+
+async def test_folder_push_writes_no_staging_file(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    model = make_model(tmp_path / "src", small_files=20)
+    before = snapshot(tmp_path)
+    temp_before = set(os.listdir(tempfile.gettempdir()))
+    staged: list[Path] = []
+
+    def watch(event: Event) -> None:  # during the push, at every event
+        staged.extend(p for p in state_dir.rglob("*") if "staging" in p.parts)
+
+    await push_paths(registry.host, "folders/nostaging:v1", [model], parallel=4, events=[])
+    _, transfer = await push_paths(
+        registry.host, "folders/nostaging:v2", [model], parallel=4, events=_Watching(watch)
+    )
+    assert staged == []
+    assert not (state_dir / "staging").exists()
+    assert snapshot(tmp_path) == before  # nothing beside the folder or in it
+    new_temp = set(os.listdir(tempfile.gettempdir())) - temp_before
+    assert not [name for name in new_temp if "hoist" in name or transfer.id in name]
+    assert all(b.source.path.is_relative_to(model) for b in transfer.blobs)
+
+
+class _Watching(list[Event]):
+    """An event list that calls `watch` on every append (the progress callback)."""
+
+    def __init__(self, watch: object) -> None:
+        super().__init__()
+        self._watch = watch
+
+    def append(self, event: Event) -> None:
+        super().append(event)
+        self._watch(event)  # type: ignore[operator]
+
+
+def test_folder_with_unrestorable_entries_is_refused_naming_each(
+    tmp_path: Path, state_dir: Path
+) -> None:
+    model = tmp_path / "model"
+    (model / "sub").mkdir(parents=True)
+    (model / "ok.txt").write_text("fine")
+    os.mkfifo(model / "sub" / "pipe")
+    (model / "out").symlink_to("/etc/passwd")
+    (model / "up").symlink_to("../..")
+    (model / "in").symlink_to("ok.txt")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(model / "sock"))
+        with pytest.raises(SourceError) as info:
+            plan_file_push(parse_reference("127.0.0.1:1/x/y:v1"), [model])
+    text = info.value.sentence()
+    assert f"{model / 'sub' / 'pipe'} is a FIFO" in text
+    assert f"{model / 'out'} is a link leading outside the folder" in text
+    assert f"{model / 'up'} is a link leading outside the folder" in text
+    assert f"{model / 'in'} is a link (→ ok.txt); push with --pack" in text
+    assert f"{model / 'sock'} is a socket" in text
+    assert "Nothing was sent" in text
+
+
+def test_empty_folder_is_kept_as_an_empty_folder(tmp_path: Path, state_dir: Path) -> None:
+    (tmp_path / "nothing").mkdir()
+    transfer = plan_file_push(parse_reference("127.0.0.1:1/x/y:v1"), [tmp_path / "nothing"])
+    assert transfer.blobs == []
+    assert transfer.annotations == {EMPTY_DIRS: '["nothing"]'}
+
+
+def test_cli_pushes_a_folder_as_files_and_pulls_it_back(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    model = make_model(tmp_path / "src", small_files=30)
+    env = {"HOIST_STATE_DIR": str(state_dir)}
+    ref = f"{registry.host}/folders/cli:v1"
+    pushed = hoist_cli("push", "--plain-http", ref, str(model), "--progress", "plain", env=env)
+    assert pushed.returncode == 0, pushed.stderr
+    manifest = get_manifest(registry.url, "folders/cli", "v1")
+    assert len(manifest["layers"]) == len([p for p in model.rglob("*") if p.is_file()])
+    out = tmp_path / "out"
+    pulled = hoist_cli("pull", "--plain-http", ref, "-o", str(out), env=env)
+    assert pulled.returncode == 0, pulled.stderr
+    assert snapshot(out / "model") == snapshot(model)
