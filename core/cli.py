@@ -195,6 +195,13 @@ async def _run(transfer: Transfer, args: argparse.Namespace, journal: TransferJo
     if transfer.is_download:
         print(transfer.destination)
     else:
+        count, size = transfer.already_there
+        if count:
+            print(
+                f"{count} of {len(transfer.blobs)} blobs ({format_size(size)} of "
+                f"{format_size(transfer.total)}) were already in the registry",
+                file=sys.stderr,
+            )
         print(f"{transfer.target.name}@{digest}")
     journal.remove(transfer.id)
     return 0

@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 from hoist.core.errors import SourceError
 from hoist.core.oci.reference import parse_reference
-from hoist.core.progress import Event
+from hoist.core.progress import BlobEvent, BlobState, Event
 from hoist.core.registry.client import RegistryClient
 from hoist.core.sources.artifact import FILE_MEDIA_TYPE, TITLE
 from hoist.core.sources.folder import EMPTY_DIRS, FILE_MODE
+from hoist.core.transfer.digest_cache import DigestCache
 from hoist.core.transfer.download import pull
-from hoist.core.transfer.push import plan_file_push
+from hoist.core.transfer.push import plan_file_push, remember_digests
 from pushing import get_manifest, hoist_cli, push_paths
 from support.registry import RegistryProcess
 
@@ -117,13 +118,16 @@ async def test_folder_push_writes_no_staging_file(
     def watch(event: Event) -> None:  # during the push, at every event
         staged.extend(p for p in state_dir.rglob("*") if "staging" in p.parts)
 
-    await push_paths(registry.host, "folders/nostaging:v1", [model], parallel=4, events=[])
     _, transfer = await push_paths(
-        registry.host, "folders/nostaging:v2", [model], parallel=4, events=_Watching(watch)
+        registry.host, "folders/nostaging:v1", [model], parallel=4, events=_Watching(watch)
     )
     assert staged == []
     assert not (state_dir / "staging").exists()
-    assert snapshot(tmp_path) == before  # nothing beside the folder or in it
+    after = snapshot(tmp_path)
+    # The one file written: the digest cache (a path and a digest per file, not their bytes).
+    cache = after.pop("state/digests.json")
+    assert len(cache[2]) < 300 * len(transfer.blobs)
+    assert after == before  # nothing else beside the folder or in it
     new_temp = set(os.listdir(tempfile.gettempdir())) - temp_before
     assert not [name for name in new_temp if "hoist" in name or transfer.id in name]
     assert all(b.source.path.is_relative_to(model) for b in transfer.blobs)
@@ -185,3 +189,68 @@ def test_cli_pushes_a_folder_as_files_and_pulls_it_back(
     pulled = hoist_cli("pull", "--plain-http", ref, "-o", str(out), env=env)
     assert pulled.returncode == 0, pulled.stderr
     assert snapshot(out / "model") == snapshot(model)
+
+
+def uploads(log: str, repo: str) -> int:
+    """Blob upload sessions the registry opened for `repo` (POST .../blobs/uploads/)."""
+    return log.count(f'"POST /v2/{repo}/blobs/uploads/')
+
+
+async def test_repush_sends_only_the_changed_file(
+    fresh_registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    model = make_model(tmp_path / "src", small_files=40)
+    await push_paths(
+        fresh_registry.host, "folders/again:v1", [model], parallel=4, chunk_size=MiB
+    )  # the shards go in chunks, hashed as they are sent
+    first = uploads(fresh_registry.log_text(), "folders/again")
+    assert first == len([p for p in model.rglob("*") if p.is_file()]) + 1  # + the empty config
+
+    (model / "config.json").write_text('{"layers": 3}\n')  # one file changes
+    events: list[Event] = []
+    _, transfer = await push_paths(
+        fresh_registry.host, "folders/again:v2", [model], parallel=4, events=events,
+        chunk_size=MiB,
+    )  # fmt: skip
+    assert uploads(fresh_registry.log_text(), "folders/again") == first + 1  # only that file
+    sent = {b.name for b in transfer.blobs if b.state == BlobState.DONE}
+    assert sent == {"model/config.json"}
+    count, size = transfer.already_there
+    assert count == len(transfer.blobs) - 1
+    assert size == transfer.total - len('{"layers": 3}\n')
+    blob_events = [e for e in events if isinstance(e, BlobEvent)]
+    assert {e.blob for e in blob_events if e.state == BlobState.EXISTS} == {
+        b.name for b in transfer.blobs if b.name != "model/config.json"
+    }
+    # Only the changed file was read: no other was hashed, none sent a byte.
+    assert {e.blob for e in blob_events if e.state == BlobState.HASHING} <= {"model/config.json"}
+    assert {e.blob for e in blob_events if e.sent} == {"model/config.json"}
+    manifest = get_manifest(fresh_registry.url, "folders/again", "v2")
+    (config,) = [x for x in manifest["layers"] if x["annotations"][TITLE] == "model/config.json"]
+    assert config["size"] == len('{"layers": 3}\n')
+
+
+def test_unchanged_files_are_not_read_again(tmp_path: Path, state_dir: Path) -> None:
+    """The cache gives a digest only for the identity it saw; deleting it costs a re-hash."""
+    model = make_model(tmp_path / "src", small_files=3)
+    cache = DigestCache(tmp_path / "digests.json")
+    transfer = plan_file_push(parse_reference("127.0.0.1:1/x/y:v1"), [model], digest_cache=cache)
+    assert all(b.digest is None for b in transfer.blobs)
+    for blob in transfer.blobs:
+        blob.digest = "sha256:" + hashlib.sha256(blob.source.path.read_bytes()).hexdigest()
+        blob.state = BlobState.DONE
+    remember_digests(transfer, cache)
+    (model / "config.json").write_text("changed")
+    again = plan_file_push(
+        parse_reference("127.0.0.1:1/x/y:v1"), [model],
+        digest_cache=DigestCache(tmp_path / "digests.json"),
+    )  # fmt: skip
+    known = {b.name: b.digest for b in again.blobs}
+    assert known.pop("model/config.json") is None
+    assert known == {b.name: b.digest for b in transfer.blobs if b.name != "model/config.json"}
+    (tmp_path / "digests.json").unlink()
+    fresh = plan_file_push(
+        parse_reference("127.0.0.1:1/x/y:v1"), [model],
+        digest_cache=DigestCache(tmp_path / "digests.json"),
+    )  # fmt: skip
+    assert all(b.digest is None for b in fresh.blobs)

@@ -167,6 +167,12 @@ class Transfer:
             p.size if p.finished else p.received for p in self.parts
         )
 
+    @property
+    def already_there(self) -> tuple[int, int]:
+        """(blobs, bytes) the registry already held (or mounted) when this push asked."""
+        there = [b for b in self.blobs if b.state in (BlobState.EXISTS, BlobState.MOUNTED)]
+        return len(there), sum(b.size for b in there)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -36,6 +36,7 @@ from hoist.core.sources.artifact import (
     plan_artifact,
 )
 from hoist.core.sources.content import FileIdentity, FileRange
+from hoist.core.transfer.digest_cache import DigestCache
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import (
     ARTIFACT,
@@ -71,12 +72,22 @@ def plan_file_push(
     parallel: int = DEFAULT_BLOBS_AT_ONCE,
     plain_http: bool | None = None,
     pack: bool = False,
+    digest_cache: DigestCache | None = None,
 ) -> Transfer:
     """A Transfer pushing files/folders as an artifact (blocking: walks folders, and packs
-    them with `pack`)."""
+    them with `pack`).
+
+    A file whose (size, mtime, inode) match what the digest cache saw at the last push gets
+    its digest now, unread: the upload then asks the registry for it first (a HEAD), and sends
+    it only when the registry lacks it.
+    """
     transfer_id = new_transfer_id()
     plan = plan_artifact(paths, staging_dir(transfer_id), split, pack=pack)
     blobs = [fresh_record(x.name, x.source, x.media_type, x.annotations) for x in plan.layers]
+    cache = digest_cache if digest_cache is not None else DigestCache()
+    for blob in blobs:
+        if _is_whole_file(blob):
+            blob.digest = cache.lookup(blob.source.path, blob.identity)
     return Transfer(
         id=transfer_id,
         target=target if target.tag or target.digest else target.with_tag("latest"),
@@ -90,6 +101,24 @@ def plan_file_push(
         created_iso=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         annotations=plan.annotations,
     )
+
+
+def _is_whole_file(blob: BlobRecord) -> bool:
+    """A blob that is one whole local file (not a split part, not an image's layer)."""
+    source = blob.source
+    return (
+        source.offset == 0
+        and source.length == blob.identity.size
+        and (SPLIT_FILE not in blob.annotations)
+    )
+
+
+def remember_digests(transfer: Transfer, cache: DigestCache) -> None:
+    """Note each whole file's digest under the identity it was pushed with (blocking: saves)."""
+    for blob in transfer.blobs:
+        if blob.finished and blob.digest and _is_whole_file(blob):
+            cache.remember(blob.source.path, blob.identity, blob.digest)
+    cache.save()
 
 
 def plan_image_push(
@@ -152,6 +181,8 @@ class TransferRun(JournaledRun):
 
     Args:
         pause: set it to stop every blob at its next chunk boundary (the state is kept).
+        digest_cache: where the files' digests are noted once pushed (default: the state
+            folder's), so the next push of unchanged files reads none of them.
     """
 
     def __init__(
@@ -163,9 +194,11 @@ class TransferRun(JournaledRun):
         settings: UploadSettings | None = None,
         on_event: ProgressCallback | None = None,
         pause: asyncio.Event | None = None,
+        digest_cache: DigestCache | None = None,
     ) -> None:
         super().__init__(transfer, client, journal=journal, on_event=on_event, pause=pause)
         self.settings = settings or UploadSettings()
+        self.digest_cache = digest_cache or DigestCache()
         if transfer.chunk_size:  # chosen for this transfer: kept exactly
             self.settings.chunk_size = transfer.chunk_size
             self.settings.adaptive = False
@@ -183,6 +216,8 @@ class TransferRun(JournaledRun):
                 self.client.auth.expect_push(transfer.target.repository)
             whole_file_digests = self._hash_split_files()
             await self._push_blobs()
+            if transfer.kind == ARTIFACT:
+                await asyncio.to_thread(remember_digests, transfer, self.digest_cache)
             if transfer.kind == ARTIFACT:
                 await self._annotate_split(await whole_file_digests)
                 result = await self._push_artifact_manifest()

@@ -581,6 +581,7 @@ class BlobUpload:
         digest = self.hasher.digest()
         if record.digest and record.digest != digest:
             raise FileChanged(f"{record.source.path} no longer has digest {record.digest}")
+        record.source.check_unchanged(record.identity)  # changed while it was being read
         self._finalize_started = time.monotonic()
         self._emit(BlobState.FINALIZING, "the registry is committing the blob")
         assert record.location
