@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hoist.core.errors import SourceError
+from hoist.core.errors import FileChanged, SourceError
 from hoist.core.oci.reference import parse_reference
 from hoist.core.progress import BlobEvent, BlobState, Event
 from hoist.core.registry.client import RegistryClient
@@ -21,7 +21,8 @@ from hoist.core.sources.artifact import FILE_MEDIA_TYPE, TITLE
 from hoist.core.sources.folder import EMPTY_DIRS, FILE_MODE
 from hoist.core.transfer.digest_cache import DigestCache
 from hoist.core.transfer.download import pull
-from hoist.core.transfer.push import plan_file_push, remember_digests
+from hoist.core.transfer.model import TransferState
+from hoist.core.transfer.push import TransferRun, plan_file_push, remember_digests
 from pushing import get_manifest, hoist_cli, push_paths
 from support.registry import RegistryProcess
 
@@ -254,3 +255,21 @@ def test_unchanged_files_are_not_read_again(tmp_path: Path, state_dir: Path) -> 
         digest_cache=DigestCache(tmp_path / "digests.json"),
     )  # fmt: skip
     assert all(b.digest is None for b in fresh.blobs)
+
+
+async def test_a_failing_blob_among_several_at_once_fails_the_push_with_its_sentence(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """Several blobs at once (the default for folders) must fail as one blob does: with the
+    blob's own error, not an ExceptionGroup that no caller catches; the others still finish."""
+    model = make_model(tmp_path / "src", small_files=10)
+    transfer = plan_file_push(
+        parse_reference(f"{registry.host}/folders/fails:v1"), [model], parallel=4
+    )
+    (model / "config.json").write_text("changed after planning, and longer than before")
+    async with RegistryClient(registry.host, plain_http=True) as client:
+        with pytest.raises(FileChanged, match=r"config\.json changed size"):
+            await TransferRun(transfer, client).run()
+    assert transfer.state == TransferState.FAILED
+    unfinished = [b.name for b in transfer.blobs if not b.finished]
+    assert unfinished == ["model/config.json"]

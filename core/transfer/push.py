@@ -69,7 +69,7 @@ def plan_file_push(
     artifact_type: str = DEFAULT_ARTIFACT_TYPE,
     split: SplitOptions | None = None,
     chunk_size: int = 0,
-    parallel: int = DEFAULT_BLOBS_AT_ONCE,
+    parallel: int = 1,
     plain_http: bool | None = None,
     pack: bool = False,
     digest_cache: DigestCache | None = None,
@@ -298,19 +298,26 @@ class TransferRun(JournaledRun):
                 await one(record)
             return
         paused: list[TransferPaused] = []
+        failed: list[HoistError] = []
 
         async def pausable(record: BlobRecord) -> None:
             """A pause ends this blob only: the group must not cancel the others in the
             middle of their chunks (a cut PATCH costs the whole session on distribution
-            2.x). They see the same pause and stop at their own boundary."""
+            2.x). They see the same pause and stop at their own boundary. A blob that fails
+            (its file changed, the registry refused it) ends alone too: the others' work is
+            kept for the retry, and the transfer fails with its sentence once they are done."""
             try:
                 await one(record)
             except TransferPaused as exc:
                 paused.append(exc)
+            except HoistError as exc:
+                failed.append(exc)
 
         async with asyncio.TaskGroup() as group:
             for record in pending:
                 group.create_task(pausable(record))
+        if failed:
+            raise failed[0]  # the transfer's failure, never an ExceptionGroup
         if paused:
             raise paused[0]  # one TransferPaused for the transfer, never an ExceptionGroup
 
