@@ -38,6 +38,10 @@ class TransferState(StrEnum):
     CANCELLED = "cancelled"
 
 
+#: How long a deferred journal write (`JournaledRun.save_soon`) may wait.
+JOURNAL_LATER_S = 0.5
+
+
 def state_at_rest(state: TransferState) -> TransferState:
     """What a journal entry's state means once no run holds it: a transfer caught while
     pausing (the window killed, the machine off) had kept its acknowledged bytes, so it is
@@ -283,14 +287,42 @@ class JournaledRun:
         self.on_event = on_event
         self.pause = pause or asyncio.Event()
         self._save_lock = asyncio.Lock()
+        self._dirty = False
+        self._soon: asyncio.Task[None] | None = None
 
     async def save(self) -> None:
-        """Write the journal (in a worker thread: fsync can take a while on a busy disk)."""
+        """Write the journal (in a worker thread: fsync can take a while on a busy disk).
+
+        Returns once a write that began after this call has ended. Calls that arrive while a
+        write runs share the next one: a folder of thousands of files checkpoints thousands of
+        times, and each write serializes every blob, so one write per caller would cost time
+        quadratic in the number of files.
+        """
         if self.journal is None:
             return
+        self._dirty = True
         async with self._save_lock:
+            if not self._dirty:
+                return  # a write that began after our call already holds our state
+            self._dirty = False
             doc = self.transfer.to_json()
             await asyncio.to_thread(self.journal.save, self.transfer.id, doc)
+
+    def save_soon(self) -> None:
+        """Write the journal within JOURNAL_LATER_S, without waiting: for changes whose loss in
+        a crash costs only a question to the registry on resume (a blob found already there,
+        a small blob committed in one PUT: the resume HEADs it again). The run's final write
+        includes them anyway."""
+        if self.journal is None:
+            return
+        self._dirty = True
+        if self._soon is None or self._soon.done():
+            self._soon = asyncio.ensure_future(self._save_after_delay())
+
+    async def _save_after_delay(self) -> None:
+        await asyncio.sleep(JOURNAL_LATER_S)
+        if self._dirty:
+            await self.save()
 
     async def run(self) -> str:
         """Run to the end; return the manifest digest. Raises TransferPaused or a HoistError."""
@@ -302,6 +334,8 @@ class JournaledRun:
         await save_despite_cancellation(self._write_final)
 
     async def _write_final(self) -> None:
+        # A deferred write still pending is not cancelled (cut in its thread, it could land
+        # after this one): it finds nothing left to write and ends.
         await self.save()
 
     def _state(self, state: TransferState, message: str = "") -> None:

@@ -287,6 +287,7 @@ class TransferRun(JournaledRun):
                     settings=self.settings,
                     on_event=self.on_event,
                     checkpoint=self.save,
+                    checkpoint_soon=self.save_soon,
                     pause=self.pause,
                     mount_from=tuple(transfer.mount_from),
                 )

@@ -169,6 +169,7 @@ class BlobUpload:
         checkpoint: Callable[[], Awaitable[None]] | None = None,
         pause: asyncio.Event | None = None,
         mount_from: tuple[str, ...] = (),
+        checkpoint_soon: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
         self.mount_from = mount_from
@@ -178,6 +179,7 @@ class BlobUpload:
         self.settings = settings or UploadSettings()
         self.on_event = on_event
         self._checkpoint = checkpoint
+        self._checkpoint_soon = checkpoint_soon
         self.pause = pause or asyncio.Event()
         self.hasher = SequentialHasher()
         self.rate = RateEstimator()
@@ -249,6 +251,16 @@ class BlobUpload:
         if self._checkpoint is not None:
             await self._checkpoint()
 
+    async def _save_settled(self) -> None:
+        """Checkpoint a blob the registry now holds in full, found there or sent in one PUT:
+        if a crash loses this write, the resume's HEAD finds it again. Deferred when the
+        caller can (`checkpoint_soon`), so thousands of small blobs don't wait on thousands
+        of journal writes."""
+        if self._checkpoint_soon is not None:
+            self._checkpoint_soon()
+        else:
+            await self._save()
+
     # -- the steps --------------------------------------------------------------------------
 
     async def run(self) -> str:
@@ -280,7 +292,7 @@ class BlobUpload:
             return False
         self.record.state = BlobState.EXISTS
         self.record.location = None
-        await self._save()
+        await self._save_settled()
         self._emit(BlobState.EXISTS, "already in the registry")
         return True
 
@@ -663,15 +675,20 @@ class BlobUpload:
                 await self._wait(self.settings.retry.delay(1), "the upload broke")
                 continue
             break
-        return await self._done(digest)
+        return await self._done(digest, settled=True)
 
-    async def _done(self, digest: str) -> str:
+    async def _done(self, digest: str, *, settled: bool = False) -> str:
+        """The blob is committed. `settled`: sent in one PUT, so the journal knew no session
+        for it (see `_save_settled`)."""
         record = self.record
         record.digest = digest
         record.state = BlobState.DONE
         record.location = None
         record.acknowledged = record.size
-        await self._save()
+        if settled:
+            await self._save_settled()
+        else:
+            await self._save()
         self._emit(BlobState.DONE)
         return digest
 
