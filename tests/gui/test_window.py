@@ -564,7 +564,7 @@ def test_settings_dialog_applies_at_once(open_window: OpenWindow, aio: Any) -> N
         dialog = window.settings_dialog
         assert dialog is not None
         dialog.max_active.setValue(3)
-        dialog.parallel.setValue(4)
+        dialog.parallel.setValue(5)  # not the default (4): the dialog must have saved it
         dialog.rate.setValue(1.5)
         dialog.chunk.setEditText("16 MiB")
         dialog.resume.setChecked(True)
@@ -580,7 +580,7 @@ def test_settings_dialog_applies_at_once(open_window: OpenWindow, aio: Any) -> N
     assert window.rate_box.value() == 1.5
     settings, problem = SettingsStore().load()
     assert problem is None
-    assert (settings.chunk_size, settings.parallel_blobs) == (16 * MiB, 4)
+    assert (settings.chunk_size, settings.parallel_blobs) == (16 * MiB, 5)
     assert settings.resume_on_start and settings.registries[0].name == "Test registry"
     assert not settings.ask_before_quit
     assert ctx.settings.upload_settings().chunk_size == 16 * MiB
