@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hoist.core.errors import FileChanged, SourceError
 from hoist.core.oci.reference import parse_reference
@@ -306,3 +307,36 @@ async def test_many_small_files_do_not_cost_a_journal_write_each(
     saved = Transfer.from_json(journal.load(transfer.id))
     assert saved.state == TransferState.DONE
     assert all(b.state == BlobState.DONE and b.digest for b in saved.blobs)
+
+
+async def test_a_file_touched_while_it_is_sent_is_refused_at_commit(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+) -> None:
+    """Same size, new mtime, after its first chunk was taken: the commit checks the file's
+    identity again, and the push fails with its path instead of pushing what may be a mix."""
+    model = make_model(tmp_path / "src", small_files=2)
+    shard = model / "model-00001.safetensors"
+    touched: list[bool] = []
+
+    def touch_once(event: Event) -> None:
+        if (
+            isinstance(event, BlobEvent)
+            and event.blob == "model/model-00001.safetensors"
+            and event.acknowledged > 0
+            and not touched
+        ):
+            st = shard.stat()
+            os.utime(shard, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+            touched.append(True)
+
+    with pytest.raises(FileChanged, match="was modified since the upload began"):
+        await push_paths(
+            registry.host, "folders/touched:v1", [model], chunk_size=256 * KiB,
+            parallel=4, events=_Watching(touch_once),
+        )  # fmt: skip
+    assert touched
+    status = httpx.get(
+        f"{registry.url}/v2/folders/touched/manifests/v1",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    ).status_code
+    assert status == 404  # no manifest names a file that changed under the push
