@@ -26,6 +26,7 @@ from hoist.core.transfer.download import pull
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import Transfer, TransferState
 from hoist.core.transfer.push import TransferRun, plan_file_push, remember_digests
+from hoist.core.transfer.queue import TransferItem
 from pushing import get_manifest, hoist_cli, push_paths
 from support.registry import RegistryProcess
 
@@ -340,3 +341,22 @@ async def test_a_file_touched_while_it_is_sent_is_refused_at_commit(
         headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
     ).status_code
     assert status == 404  # no manifest names a file that changed under the push
+
+
+@pytest.mark.parametrize(
+    ("there", "text"),
+    [(0, "done"), (2, "done; 2 of 4 (16 B) already in the registry"),
+     (4, "done; 4 of 4 (32 B) already in the registry")],
+)  # fmt: skip
+def test_a_done_push_says_how_much_was_already_there(
+    tmp_path: Path, state_dir: Path, there: int, text: str
+) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for i in range(4):
+        (folder / f"f{i}.bin").write_bytes(b"x" * 8)
+    transfer = plan_file_push(parse_reference("127.0.0.1:1/x/y:v1"), [folder])
+    transfer.state = TransferState.DONE
+    for i, blob in enumerate(transfer.blobs):
+        blob.state = BlobState.EXISTS if i < there else BlobState.DONE
+    assert TransferItem(transfer).status_text() == text
