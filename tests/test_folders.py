@@ -168,7 +168,7 @@ def test_folder_with_unrestorable_entries_is_refused_naming_each(
     assert f"{model / 'sub' / 'pipe'} is a FIFO" in text
     assert f"{model / 'out'} is a link leading outside the folder" in text
     assert f"{model / 'up'} is a link leading outside the folder" in text
-    assert f"{model / 'in'} is a link (→ ok.txt); push with --pack" in text
+    assert f"{model / 'in'} is a link (→ ok.txt), which a folder pushed as its files" in text
     assert f"{model / 'sock'} is a socket" in text
     assert "Nothing was sent" in text
 

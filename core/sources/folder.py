@@ -11,8 +11,9 @@ What the plain file layers can't say travels in annotations only Hoist reads:
 
 A folder is scanned whole before anything is sent, and refused (with every offending path) if
 it holds what a pull could not restore as it is: symbolic links (inward ones too: the file
-layers have no way to say "link"; `--pack` keeps inward links), FIFOs, sockets, devices, and
-files this user can't read. `scan_folder` is the one place that policy lives.
+layers have no way to say "link"; the packed form, `hoist push --pack`, keeps inward links),
+FIFOs, sockets, devices, and files this user can't read. The sentences name no flag: the window
+shows them too. `scan_folder` is the one place that policy lives.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def _refusal_reason(path: Path, st: os.stat_result, root: Path) -> str | None:
         inside = resolved == root or root in resolved.parents
         if not inside or os.path.isabs(target):
             return f"a link leading outside the folder (→ {target})"
-        return f"a link (→ {target}); push with --pack to keep links inside the folder"
+        return f"a link (→ {target}), which a folder pushed as its files can't keep"
     if stat.S_ISFIFO(mode):
         return "a FIFO"
     if stat.S_ISSOCK(mode):
