@@ -360,3 +360,10 @@ def test_a_done_push_says_how_much_was_already_there(
     for i, blob in enumerate(transfer.blobs):
         blob.state = BlobState.EXISTS if i < there else BlobState.DONE
     assert TransferItem(transfer).status_text() == text
+
+
+def test_a_damaged_digest_cache_only_costs_a_rehash(tmp_path: Path, state_dir: Path) -> None:
+    model = make_model(tmp_path / "src", small_files=1)
+    (state_dir / "digests.json").write_bytes(b'{"version": 1, "files": {"x": ')
+    transfer = plan_file_push(parse_reference("127.0.0.1:1/x/y:v1"), [model])
+    assert all(b.digest is None for b in transfer.blobs)

@@ -31,25 +31,35 @@ def default_cache_path() -> Path:
 
 
 class DigestCache:
-    """Path → (identity, digest) for whole files; loaded once, saved after a push."""
+    """Path → (identity, digest) for whole files, saved after a push.
+
+    Read from disk at its first use, not when made: a run is made on the window's event loop,
+    and the cache is only used in worker threads (planning, and `remember_digests`).
+    """
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or default_cache_path()
-        self._entries: dict[str, dict[str, Any]] = {}
-        self._load()
+        self._loaded: dict[str, dict[str, Any]] | None = None
 
-    def _load(self) -> None:
+    @property
+    def _entries(self) -> dict[str, dict[str, Any]]:
+        if self._loaded is None:
+            self._loaded = self._load()
+        return self._loaded
+
+    def _load(self) -> dict[str, dict[str, Any]]:
         try:
             doc = json.loads(self.path.read_bytes())
         except FileNotFoundError:
-            return
+            return {}
         except (OSError, ValueError) as exc:
             log.warning("ignoring the digest cache %s: %s", self.path, exc)
-            return
+            return {}
         if isinstance(doc, dict) and doc.get("version") == _VERSION:
             entries = doc.get("files")
             if isinstance(entries, dict):
-                self._entries = entries
+                return entries
+        return {}
 
     def lookup(self, path: Path, identity: FileIdentity) -> str | None:
         """The digest `path` had when it last had exactly this identity, or None."""
