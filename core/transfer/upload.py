@@ -34,7 +34,7 @@ from hoist.core.errors import (
     RequestTooLarge,
     UploadSessionLost,
 )
-from hoist.core.oci.digest import SequentialHasher, hash_file_range
+from hoist.core.oci.digest import SequentialHasher, TrustedDigest, hash_file_range
 from hoist.core.progress import BlobEvent, BlobState, ProgressCallback, RateEstimator
 from hoist.core.registry.client import FileBody, RegistryClient, UploadStatus
 from hoist.core.retry import RetryPolicy, T, retry_temporary
@@ -181,7 +181,8 @@ class BlobUpload:
         self._checkpoint = checkpoint
         self._checkpoint_soon = checkpoint_soon
         self.pause = pause or asyncio.Event()
-        self.hasher = SequentialHasher()
+        # A digest known before the first byte is sent is not computed again (see TrustedDigest).
+        self.hasher = TrustedDigest(record.digest) if record.digest else SequentialHasher()
         self.rate = RateEstimator()
         self.sent = 0
         self.resent = 0
@@ -602,6 +603,8 @@ class BlobUpload:
             await self.client.finish_upload(record.location, digest)
         except RegistryError as exc:
             if exc.has_code("DIGEST_INVALID"):
+                if isinstance(self.hasher, TrustedDigest):
+                    raise _no_longer_matches(record, digest) from exc
                 # What the registry holds is not our file: never commit a corrupt blob.
                 self.hasher = SequentialHasher()
                 raise UploadSessionLost(str(exc), status=exc.status, code=exc.code) from exc
@@ -659,12 +662,14 @@ class BlobUpload:
             status = await self._with_retry(lambda: self.client.start_upload(self.repository))
             assert status is not None  # None only answers a mount, and none was asked
             body = FileBody(
-                record.source, SequentialHasher(), self._counter(0), self.settings.throttle
-            )
+                record.source, TrustedDigest(digest), self._counter(0), self.settings.throttle
+            )  # the digest is in the URL: the registry checks it, nothing to hash here
             self._finalize_started = time.monotonic()
             try:
                 await self.client.finish_upload(status.location, digest, body, record.size)
             except (NetworkError, RegistryError) as exc:
+                if isinstance(exc, RegistryError) and exc.has_code("DIGEST_INVALID"):
+                    raise _no_longer_matches(record, digest) from exc
                 if isinstance(exc, RegistryError) and not exc.temporary:
                     raise
                 size = await self._with_retry(
@@ -691,6 +696,17 @@ class BlobUpload:
             await self._save()
         self._emit(BlobState.DONE)
         return digest
+
+
+def _no_longer_matches(record: BlobRecord, digest: str) -> FileChanged:
+    """The registry refused the digest Hoist knew before reading the bytes: the local bytes
+    are not what that digest names (a corrupt image source, or a file rewritten in place with
+    its size and mtime kept)."""
+    return FileChanged(
+        f"{record.source.path}: the bytes sent don't match {digest}, the digest they had when "
+        "Hoist read them (the registry checked), so the local copy is corrupt or was changed",
+        hint="Nothing was committed; check the file, add it (or the image) again and push",
+    )
 
 
 def fresh_record(
