@@ -134,6 +134,8 @@ async def test_folder_is_packed_for_oras_when_asked(
     assert layer["annotations"][TITLE] == "model"
     assert layer["annotations"][ORAS_UNPACK] == "true"
     assert digest.startswith("sha256:")
+    packed = get_blob(registry.url, "folders/model", layer["digest"])
+    assert packed[:2] == b"\x1f\x8b" and packed[8] == 4  # gzip, XFL 4: the fastest level
 
 
 async def test_bad_credentials_are_refused(
