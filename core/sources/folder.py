@@ -135,6 +135,22 @@ def scan_folder(folder: Path) -> FolderScan:
     return scan
 
 
+def count_folder(folder: Path) -> tuple[int, int]:
+    """(regular files, bytes) under `folder`, links not followed: what the window shows for a
+    dropped folder before anything is checked (blocking: call it in a worker thread)."""
+    files = size = 0
+    for dirpath, _dirs, filenames in os.walk(folder):
+        for name in filenames:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                files += 1
+                size += st.st_size
+    return files, size
+
+
 def _title(root: Path, path: Path) -> str:
     return "/".join((root.name, *path.relative_to(root).parts))
 
