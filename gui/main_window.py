@@ -360,7 +360,7 @@ class MainWindow(QMainWindow):
             "Push files (or drop them on the window)",
         )  # fmt: skip
         self.add_folder_action = self._action(
-            "Add folder…", self.pick_folder, "Ctrl+Shift+O", None, "Push a folder as a tar.gz"
+            "Add folder…", self.pick_folder, "Ctrl+Shift+O", None, "Push a folder as its files"
         )
         self.add_image_action = self._action(
             "Add image…", self.pick_image, "Ctrl+I", "add-image",

@@ -485,7 +485,7 @@ class AddSheet(QDialog):
         self._fit()
 
     async def plan(self, target: Reference, reg: RegistrySettings) -> Transfer:
-        """Plan the push in a worker thread (folders are packed, images verified)."""
+        """Plan the push in a worker thread (folders are walked and checked, images verified)."""
         parallel = self.settings.parallel_blobs
         if not self.is_image:
             split = None
