@@ -40,6 +40,7 @@ from hoist.core.transfer.model import (
     state_at_rest,
 )
 from hoist.core.transfer.push import (
+    DEFAULT_BLOBS_AT_ONCE,
     plan_file_push_in_thread,
     plan_image_push,
     restart_changed_blobs,
@@ -367,6 +368,13 @@ async def _run(transfer: Transfer, args: argparse.Namespace, journal: TransferJo
     if transfer.is_download:
         print(transfer.destination)
     else:
+        count, size = transfer.already_there
+        if count:
+            print(
+                f"{count} of {len(transfer.blobs)} blobs ({format_size(size)} of "
+                f"{format_size(transfer.total)}) were already in the registry",
+                file=sys.stderr,
+            )
         print(f"{transfer.target.name}@{digest}")
     journal.remove(transfer.id)
     return 0
@@ -412,7 +420,8 @@ async def cmd_push(args: argparse.Namespace) -> int:
                 artifact_type=args.artifact_type,
                 split=split,
                 chunk_size=chunk_size,
-                parallel=args.parallel or 1,
+                parallel=args.parallel or DEFAULT_BLOBS_AT_ONCE,
+                pack=args.pack,
                 plain_http=plain_http,
             )
         except asyncio.CancelledError:
@@ -741,7 +750,12 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     push.add_argument(
         "--parallel", type=_count_flag(1, MAX_PARALLEL), default=0,
-        help="blobs at once within this push (default: 1 for files, 3 for images)",
+        help=f"blobs at once within this push (default: {DEFAULT_BLOBS_AT_ONCE} for files "
+        "and folders, 3 for images)",
+    )  # fmt: skip
+    push.add_argument(
+        "--pack", action="store_true",
+        help="push each folder as one gzip tar (as `oras push` does) instead of as its files",
     )  # fmt: skip
     push.add_argument("--as-files", action="store_true", help="push an image source as a file")
     push.add_argument("--platform", help="push one platform of a multi-arch image (linux/arm64)")

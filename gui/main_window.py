@@ -421,7 +421,7 @@ class MainWindow(QMainWindow):
             "Push files (or drop them on the window)",
         )  # fmt: skip
         self.add_folder_action = self._action(
-            "Add f&older…", self.pick_folder, "Ctrl+Shift+O", None, "Push a folder as a tar.gz"
+            "Add f&older…", self.pick_folder, "Ctrl+Shift+O", None, "Push a folder as its files"
         )
         self.add_image_action = self._action(
             "Add &image…", self.pick_image, "Ctrl+I", "add-image",
@@ -1138,6 +1138,11 @@ class MainWindow(QMainWindow):
 
     def save_settings(self) -> None:
         self._save_timer.stop()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # the loop already stopped (quitting) while the timer ran
+            self._save_pending = True  # `aclose` writes them
+            return
         self.spawn(self.ctx.save_settings())
 
     # -- status ------------------------------------------------------------------------------

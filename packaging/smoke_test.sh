@@ -202,18 +202,32 @@ EOF
     fail "a credential helper started by hoist got LD_LIBRARY_PATH=$(cat "$WORK/helper-env")"
   fi
 
-  # A folder: packed into a tar by the bundled Python (tarfile, gzip).
+  # A folder with --pack: packed into a tar by the bundled Python (tarfile, gzip).
   mkdir -p "$WORK/folder/sub"
   echo "hello from the hoist smoke test" >"$WORK/folder/hello.txt"
   head -c 70000 /dev/urandom >"$WORK/folder/sub/data.bin"
   ref=127.0.0.1:$port/smoke/hoist:folder
-  out=$("$CLI" push --plain-http --progress plain "$ref" "$WORK/folder" 2>"$WORK/push-dir.err")
+  out=$("$CLI" push --plain-http --progress plain --pack "$ref" "$WORK/folder" \
+    2>"$WORK/push-dir.err")
   rc=$?
   if [ $rc -ne 0 ] || [[ "$out" != "${ref%:*}@sha256:"* ]]; then
-    fail "hoist push (folder) exit $rc, stdout '$out'" "$(tail -n 20 "$WORK/push-dir.err")"
+    fail "hoist push --pack (folder) exit $rc, stdout '$out'" "$(tail -n 20 "$WORK/push-dir.err")"
   else
-    pass "hoist push (folder): $out"
+    pass "hoist push --pack (folder): $out"
     verify_artifact "smoke/hoist" "folder" "${out#*@}" "$port" "" "folder"
+  fi
+
+  # The same folder as its files (the default): one layer per file, titled folder/sub/...
+  ref=127.0.0.1:$port/smoke/hoist:folder-files
+  out=$("$CLI" push --plain-http --progress plain "$ref" "$WORK/folder" 2>"$WORK/push-files.err")
+  rc=$?
+  if [ $rc -ne 0 ] || [[ "$out" != "${ref%:*}@sha256:"* ]]; then
+    fail "hoist push (folder as files) exit $rc, stdout '$out'" \
+      "$(tail -n 20 "$WORK/push-files.err")"
+  else
+    pass "hoist push (folder as files): $out"
+    verify_artifact "smoke/hoist" "folder-files" "${out#*@}" "$port" \
+      "$WORK/folder/sub/data.bin" "folder/sub/data.bin"
   fi
 }
 

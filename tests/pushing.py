@@ -43,12 +43,15 @@ async def push_paths(
     parallel: int = 1,
     events: list[Event] | None = None,
     settings: UploadSettings | None = None,
+    pack: bool = False,
 ) -> tuple[str, Transfer]:
-    """Push files as an artifact with the engine; return (manifest digest, transfer)."""
+    """Push files as an artifact with the engine; return (manifest digest, transfer).
+
+    Folders go as their files, or with `pack` as one gzip tar each (`hoist push --pack`)."""
     target = parse_reference(f"{host}/{repo_tag}")
     transfer = plan_file_push(
         target, paths, chunk_size=chunk_size, parallel=parallel,
-        split=SplitOptions(split) if split else None,
+        split=SplitOptions(split) if split else None, pack=pack,
     )  # fmt: skip
     async with RegistryClient(target.api_host, credentials=credentials) as client:
         run = TransferRun(

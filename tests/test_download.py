@@ -237,7 +237,7 @@ async def test_pull_round_trip(registry: RegistryProcess, state_dir: Path, tmp_p
     (src / "data" / "sub" / "b.bin").write_bytes(make_bytes(70 * KiB, seed=2))
     (src / "data" / "sub" / "link").symlink_to("../a.txt")
     paths = [src / "big.bin", src / "note.txt", src / "empty.bin", src / "data"]
-    digest, _ = await push_paths(registry.host, "pull/round:v1", paths)
+    digest, _ = await push_paths(registry.host, "pull/round:v1", paths, pack=True)
 
     out = tmp_path / "out"
     events: list[Event] = []
@@ -526,7 +526,7 @@ async def test_existing_folder_is_kept_unless_overwrite(
     src = tmp_path / "src" / "data"
     src.mkdir(parents=True)
     (src / "a.txt").write_bytes(b"new")
-    await push_paths(registry.host, "pull/folder-exists:v1", [src])
+    await push_paths(registry.host, "pull/folder-exists:v1", [src], pack=True)
     dest = tmp_path / "dest"
     (dest / "data").mkdir(parents=True)
     (dest / "data" / "mine.txt").write_bytes(b"the user's own")

@@ -57,7 +57,9 @@ async def test_a_download_runs_in_the_queue_and_is_journaled(
     (src / "folder").mkdir(parents=True)
     (src / "model.bin").write_bytes(make_bytes(3 * MiB + 7, seed=11))
     (src / "folder" / "a.txt").write_bytes(b"inside a folder\n")
-    digest, _ = await push_paths(registry.host, "dl/queue:v1", [src / "model.bin", src / "folder"])
+    digest, _ = await push_paths(
+        registry.host, "dl/queue:v1", [src / "model.bin", src / "folder"], pack=True
+    )
     source = parse_reference(f"{registry.host}/dl/queue:v1@{digest}")
     out = tmp_path / "out"
     queue = queue_for(registry)
@@ -277,7 +279,9 @@ async def test_a_folder_unpacked_before_a_pause_is_kept_on_resume(
     (src / "folder").mkdir(parents=True)
     (src / "folder" / "a.txt").write_bytes(b"in the folder\n")
     (src / "big.bin").write_bytes(make_bytes(32 * MiB, seed=17))
-    digest, _ = await push_paths(registry.host, "dl/folder:v1", [src / "folder", src / "big.bin"])
+    digest, _ = await push_paths(
+        registry.host, "dl/folder:v1", [src / "folder", src / "big.bin"], pack=True
+    )
     out = tmp_path / "out"
     queue = queue_for(registry)
     pause_when(queue, lambda item: received(item, "big.bin") >= 2 * MiB)

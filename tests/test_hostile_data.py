@@ -65,10 +65,12 @@ async def push(
     *,
     chunk_size: int = 0,
     on_event: Callable[[Event], None] | None = None,
+    pack: bool = False,
 ) -> str:
-    """Push files or folders with the engine; return the manifest digest."""
+    """Push files or folders with the engine (`pack`: each folder as one tar); return the
+    manifest digest."""
     target = parse_reference(f"{host}/{repo_tag}")
-    transfer = plan_file_push(target, paths, chunk_size=chunk_size)
+    transfer = plan_file_push(target, paths, chunk_size=chunk_size, pack=pack)
     async with RegistryClient(target.api_host, plain_http=True) as client:
         return await TransferRun(transfer, client, on_event=on_event).run()
 
@@ -358,7 +360,7 @@ async def test_folder_with_links_inside_it_round_trips(
     (folder / "sub" / "b.txt").write_text("b\n")
     (folder / "to-b").symlink_to("sub/b.txt")
     (folder / "to-sub").symlink_to("sub", target_is_directory=True)
-    await push(registry.host, "hostile/folder-links:v1", [folder])
+    await push(registry.host, "hostile/folder-links:v1", [folder], pack=True)  # links: packed
     out = tmp_path / "out"
     result = hoist_cli("pull", f"{registry.host}/hostile/folder-links:v1", "-o", str(out))
     assert result.returncode == 0, result.stderr
@@ -520,7 +522,7 @@ async def test_disk_full_while_unpacking_keeps_the_download_and_resumes(
     folder = tmp_path / "big"
     folder.mkdir()
     (folder / "random.bin").write_bytes(make_bytes(2 * MiB, seed=6))
-    await push(registry.host, "hostile/diskfull:v1", [folder])
+    await push(registry.host, "hostile/diskfull:v1", [folder], pack=True)  # unpacked on pull
     disk = tmp_path / "disk"
     disk.mkdir()
     python, ref = sys.executable, f"{registry.host}/hostile/diskfull:v1"
@@ -564,7 +566,7 @@ def test_ctrl_c_while_a_folder_is_packed_leaves_no_archive(
         for _ in range(64):
             f.write(os.urandom(MiB))
     proc = hoist_process(
-        "push", f"{registry.host}/hostile/packing:v1", str(folder),
+        "push", f"{registry.host}/hostile/packing:v1", str(folder), "--pack",
         env={"HOIST_STATE_DIR": str(state_dir)},
     )  # fmt: skip
     staging = state_dir / "staging"
@@ -752,7 +754,9 @@ async def test_cancelling_the_window_while_a_folder_is_packed_leaves_no_archive(
             f.write(os.urandom(MiB))
     staging = state_dir / "staging"
     planning = asyncio.ensure_future(
-        plan_file_push_in_thread(parse_reference("localhost:5000/hostile/packing:v1"), [folder])
+        plan_file_push_in_thread(
+            parse_reference("localhost:5000/hostile/packing:v1"), [folder], pack=True
+        )
     )
 
     def packing() -> bool:

@@ -153,3 +153,51 @@ def test_broken_image_is_refused_before_anything_is_pushed(
     assert result.returncode == 1
     assert "hoist:" in result.stderr and "Traceback" not in result.stderr
     assert "/v2/images/broken/blobs/uploads" not in registry.log_text()
+
+
+@pytest.mark.parametrize("chunk", [0, 4096])  # one PUT; PATCH chunks then a PUT
+async def test_layers_the_layout_names_are_not_hashed_again_while_sent(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    chunk: int,
+) -> None:  # fmt: skip
+    """Reading the layout checked every digest; the registry checks them again on commit. The
+    upload itself hashes nothing (as crane): that CPU is the registry's on a 2-core machine."""
+    from hoist.core.oci.digest import SequentialHasher
+
+    source = write_oci_layout(tmp_path / "layout", tag="v1").path
+    target = parse_reference(f"{registry.host}/img/nohash-{chunk}:v1")
+    transfer = plan_image_push(target, source, chunk_size=chunk)
+    hashed = [0]
+    real_update = SequentialHasher.update
+
+    def counting(self: SequentialHasher, offset: int, data: bytes | memoryview) -> None:
+        hashed[0] += len(data)
+        real_update(self, offset, data)
+
+    monkeypatch.setattr(SequentialHasher, "update", counting)
+    async with RegistryClient(registry.host) as client:
+        await TransferRun(transfer, client).run()
+    assert hashed[0] == 0
+    assert_same_as_skopeo_reads(registry, f"img/nohash-{chunk}:v1", source, tmp_path)
+
+
+@pytest.mark.parametrize("chunk", [0, 4096])
+async def test_a_layer_corrupted_after_reading_is_refused_by_the_registry_with_a_sentence(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path, chunk: int
+) -> None:
+    from hoist.core.errors import FileChanged
+
+    source = write_oci_layout(tmp_path / "layout", tag="v1").path
+    target = parse_reference(f"{registry.host}/img/corrupt-{chunk}:v1")
+    transfer = plan_image_push(target, source, chunk_size=chunk)
+    layer = max(transfer.blobs, key=lambda b: b.size).source.path
+    st = layer.stat()
+    data = bytearray(layer.read_bytes())
+    data[0] ^= 0xFF
+    layer.write_bytes(bytes(data))  # same size, mtime put back: Hoist can't see the change
+    os.utime(layer, ns=(st.st_atime_ns, st.st_mtime_ns))
+    async with RegistryClient(registry.host) as client:
+        with pytest.raises(FileChanged, match="don't match") as info:
+            await TransferRun(transfer, client).run()
+    assert "local copy is corrupt or was changed" in info.value.sentence()
+    assert all(b.restarts == 0 for b in transfer.blobs)  # refused at once, not sent again

@@ -118,14 +118,14 @@ async def test_blob_already_present_is_skipped(
     assert patches(fresh_registry.log_text()) >= before
 
 
-async def test_folder_is_packed_for_oras(
+async def test_folder_is_packed_for_oras_when_asked(
     registry: RegistryProcess, state_dir: Path, tmp_path: Path
 ) -> None:
     folder = tmp_path / "model"
     (folder / "sub").mkdir(parents=True)
     make_file(folder / "weights.bin", 100 * KiB)
     (folder / "sub" / "config.json").write_text('{"layers": 2}')
-    digest, transfer = await push_paths(registry.host, "folders/model:v1", [folder])
+    digest, transfer = await push_paths(registry.host, "folders/model:v1", [folder], pack=True)
     # The packed tar was staged for resumes; once the push is done it is gone.
     assert not (state_dir / "staging" / transfer.id).exists()
     manifest = get_manifest(registry.url, "folders/model", "v1")
@@ -134,6 +134,8 @@ async def test_folder_is_packed_for_oras(
     assert layer["annotations"][TITLE] == "model"
     assert layer["annotations"][ORAS_UNPACK] == "true"
     assert digest.startswith("sha256:")
+    packed = get_blob(registry.url, "folders/model", layer["digest"])
+    assert packed[:2] == b"\x1f\x8b" and packed[8] == 4  # gzip, XFL 4: the fastest level
 
 
 async def test_bad_credentials_are_refused(

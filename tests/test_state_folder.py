@@ -174,12 +174,13 @@ def test_push_with_a_full_state_folder_asks_on_a_terminal(
 def test_folder_push_with_a_full_state_folder_is_a_sentence(
     registry: RegistryProcess, full_state_dir: Path, tmp_path: Path
 ) -> None:
-    """A folder is packed into the state folder first (so a resume sends the same bytes);
-    when that folder is full the push stops with a sentence, not an OSError."""
+    """A folder pushed `--pack` is packed into the state folder first (so a resume sends the
+    same bytes); when that folder is full the push stops with a sentence, not an OSError.
+    (Pushed as its files, the default, a folder needs no room there.)"""
     folder = tmp_path / "model"
     folder.mkdir()
     make_file(folder / "weights.bin", 300_000, seed=19)
-    result = hoist_cli("push", f"{registry.host}/state/folder:v1", str(folder))
+    result = hoist_cli("push", f"{registry.host}/state/folder:v1", str(folder), "--pack")
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert f"hoist: Hoist cannot pack {folder} in its state folder" in result.stderr

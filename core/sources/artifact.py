@@ -4,10 +4,11 @@ The manifest is an OCI image manifest with `artifactType`, the empty config
 (`application/vnd.oci.empty.v1+json`, `{}`) and one layer per file, titled with
 `org.opencontainers.image.title`, so `oras pull` writes each file back under its name.
 
-A folder is packed as a gzip tar (as oras does), titled with the folder's name and annotated
-`io.deis.oras.content.unpack: "true"` and `io.deis.oras.content.digest` (the tar's own digest),
-so `oras pull` unpacks it. The tar is written once into the state folder, so that a resume reads
-the very same bytes.
+A folder is pushed as its files (`hoist.core.sources.folder`: one layer per file, titled
+`folder/sub/name`). Asked to pack it (`--pack`), it is packed as a gzip tar (as oras does),
+titled with the folder's name and annotated `io.deis.oras.content.unpack: "true"` and
+`io.deis.oras.content.digest` (the tar's own digest), so `oras pull` unpacks it. The tar is
+written once into the state folder, so that a resume reads the very same bytes.
 
 Split mode cuts one file into parts of `part_size` bytes, each its own blob, so that a broken
 session costs at most one part. Each part is titled `NAME.partNNNN` (NNNN from 0001, zero-padded
@@ -31,6 +32,7 @@ from hoist.core.errors import SourceError, StateFolderError, os_reason
 from hoist.core.oci.digest import Descriptor, sha256_bytes
 from hoist.core.oci.manifest import OCI_EMPTY, OCI_EMPTY_DATA, image_manifest
 from hoist.core.sources.content import FileRange
+from hoist.core.sources.folder import FILE_MODE, empty_dirs_annotation, scan_folder
 
 if TYPE_CHECKING:
     import tarfile
@@ -50,6 +52,9 @@ SPLIT_OFFSET = SPLIT_PREFIX + "offset"
 SPLIT_FILE_SIZE = SPLIT_PREFIX + "file.size"
 SPLIT_FILE_DIGEST = SPLIT_PREFIX + "file.digest"  # sha256 of the whole file (manifest level)
 EMPTY_CONFIG = Descriptor(OCI_EMPTY, sha256_bytes(OCI_EMPTY_DATA), len(OCI_EMPTY_DATA))
+#: gzip level of a packed folder: the fastest. Model weights don't compress, and level 9 ran at
+#: ~37 MiB/s on them (issue 19); level 1 costs a few percent of size on text.
+PACK_LEVEL = 1
 
 
 @dataclass(frozen=True)
@@ -96,21 +101,31 @@ class ArtifactLayer:
     annotations: dict[str, str]
 
 
+@dataclass(frozen=True)
+class ArtifactPlan:
+    """An artifact's layers, in order, and what its manifest says besides (empty folders)."""
+
+    layers: list[ArtifactLayer]
+    annotations: dict[str, str]
+
+
 def plan_artifact(
     paths: list[Path],
     staging: Path,
     split: SplitOptions | None = None,
     *,
+    pack: bool = False,
     stop: threading.Event | None = None,
-) -> list[ArtifactLayer]:
-    """One layer per file (or per part, or a packed tar per folder), in order.
+) -> ArtifactPlan:
+    """One layer per file (or per part; a folder's files, or with `pack` one tar per folder).
 
-    Blocking (it may pack a folder): call it in a worker thread, and set `stop` to end the
-    packing at once (PackingStopped).
+    Blocking (it walks folders, and packs them with `pack`): call it in a worker thread, and
+    set `stop` to end the packing at once (PackingStopped).
     """
     if not paths:
         raise SourceError("nothing to push: name at least one file or folder")
     records: list[ArtifactLayer] = []
+    empty_dirs: list[str] = []
     titles: set[str] = set()
     for path in paths:
         path = path.absolute()
@@ -123,8 +138,20 @@ def plan_artifact(
                 hint="Each file's name is its title in the artifact: rename one of them",
             )
         titles.add(title)
-        if path.is_dir():
+        if path.is_dir() and pack:
             records.append(_pack_folder(path, staging, stop))
+        elif path.is_dir():
+            scan = scan_folder(path)
+            empty_dirs.extend(scan.empty_dirs)
+            records.extend(
+                ArtifactLayer(
+                    f.title,
+                    FileRange(f.path, 0, f.size),
+                    FILE_MEDIA_TYPE,
+                    {TITLE: f.title, FILE_MODE: f.mode_text},
+                )
+                for f in scan.files
+            )
         elif path.is_file():
             _check_readable(path)
             if split is not None and path.stat().st_size > split.part_size:
@@ -135,7 +162,7 @@ def plan_artifact(
                 )
         else:
             raise SourceError(f"{path} is not a regular file or a folder")
-    return records
+    return ArtifactPlan(records, empty_dirs_annotation(empty_dirs))
 
 
 def _check_readable(path: Path) -> None:
@@ -254,7 +281,9 @@ def _pack_folder(folder: Path, staging: Path, stop: threading.Event | None = Non
     out = staging / f"{folder.name}.tar.gz"
     try:
         with open(out, "wb") as raw:
-            gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
+            gz = gzip.GzipFile(
+                filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=PACK_LEVEL
+            )
             hashing = _HashingWriter(gz, stop)  # type: ignore[arg-type]
             _write_folder_tar(folder, hashing, staging)
             gz.close()

@@ -84,6 +84,7 @@ from hoist.core.sources.artifact import (
     SPLIT_OFFSET,
     folder_member_filter,
 )
+from hoist.core.sources.folder import parse_empty_dirs, parse_mode
 from hoist.core.transfer.journal import JournalUnwritable, TransferJournal
 from hoist.core.transfer.model import (
     DOWNLOAD,
@@ -838,6 +839,7 @@ class _Job:
     whole_digest: str | None
     kind: str
     tar_digest: str | None = None
+    mode: int | None = None  # permission bits a folder's file had (`app.hoist.file.mode`)
 
 
 def _split_job(dest: Path, name: str, layers: list[BlobInfo], manifest: dict[str, str]) -> _Job:
@@ -909,7 +911,8 @@ def _artifact_jobs(
             archive = target.with_name(f".{target.name}.hoist-folder")
             jobs.append(_Job(title, archive, [part], layer.digest, "folder", tar_digest))
         else:
-            jobs.append(_Job(title, target, [part], layer.digest, "file"))
+            mode = parse_mode(layer.annotations)
+            jobs.append(_Job(title, target, [part], layer.digest, "file", mode=mode))
     out = []
     for job in jobs:
         if job.kind == "split-placeholder":
@@ -1016,7 +1019,9 @@ async def pull(
     kept: list[PulledFile] = []
     there: dict[Path, _Cursor] = {}
     layout: _Layout | None = None
+    empty_dirs: list[Path] = []
     if kind == ManifestKind.ARTIFACT:
+        empty_dirs = [target_path(dest, d) for d in parse_empty_dirs(image.annotations)]
         jobs, result.skipped = _artifact_jobs(dest, image.layers, image.annotations, untitled)
         planned = list(jobs)
         jobs, kept = _kept_folders(dest, jobs, {str(p) for p in keep_folders})
@@ -1041,6 +1046,11 @@ async def pull(
             functools.partial(_Layout.read, dest, data.data, ref_name, overwrite)
         )
     _make_dest(dest)
+    for folder in empty_dirs:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SourceError(f"can't create the folder {folder}: {exc.strerror or exc}") from exc
     fetches = [
         (job, _FileFetch(
             client, repository, job.target, job.parts, whole_digest=job.whole_digest,
@@ -1066,6 +1076,8 @@ async def pull(
 
     async def placed(job: _Job, fetch: _FileFetch) -> PulledFile:
         pulled = await fetch.run()
+        if job.mode is not None:
+            await _settle(functools.partial(os.chmod, job.target, job.mode))
         if job.kind != "folder":
             return pulled
         final = dest.joinpath(*safe_parts(job.title))

@@ -40,6 +40,10 @@ class TransferState(StrEnum):
     CANCELLED = "cancelled"
 
 
+#: How long a deferred journal write (`JournaledRun.save_soon`) may wait.
+JOURNAL_LATER_S = 0.5
+
+
 def state_at_rest(state: TransferState) -> TransferState:
     """What a journal entry's state means once no run holds it: a transfer caught while
     pausing (the window killed, the machine off) had kept its acknowledged bytes, so it is
@@ -137,6 +141,7 @@ class Transfer:
     overwrite: bool = False
     parts: list[DownloadPart] = field(default_factory=list)
     completed: list[str] = field(default_factory=list)  # files and folders a download placed
+    annotations: dict[str, str] = field(default_factory=dict)  # an artifact manifest's own
 
     @property
     def is_download(self) -> bool:
@@ -162,6 +167,12 @@ class Transfer:
             p.size if p.finished else p.received for p in self.parts
         )
 
+    @property
+    def already_there(self) -> tuple[int, int]:
+        """(blobs, bytes) the registry already held (or mounted) when this push asked."""
+        there = [b for b in self.blobs if b.state in (BlobState.EXISTS, BlobState.MOUNTED)]
+        return len(there), sum(b.size for b in there)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -185,6 +196,7 @@ class Transfer:
             "overwrite": self.overwrite,
             "parts": [p.to_json() for p in self.parts],
             "completed": self.completed,
+            "annotations": self.annotations,
         }
 
     @classmethod
@@ -211,6 +223,7 @@ class Transfer:
             overwrite=bool(doc.get("overwrite", False)),
             parts=[DownloadPart.from_json(p) for p in doc.get("parts", [])],
             completed=[str(p) for p in doc.get("completed", [])],
+            annotations={str(k): str(v) for k, v in (doc.get("annotations") or {}).items()},
         )
 
 
@@ -302,14 +315,26 @@ class JournaledRun:
         self.on_event = on_event
         self.pause = pause or asyncio.Event()
         self._save_lock = asyncio.Lock()
+        self._dirty = False
+        self._soon: asyncio.Task[None] | None = None
 
     async def save(self) -> None:
-        """Write the journal (in a worker thread: fsync can take a while on a busy disk)."""
+        """Write the journal (in a worker thread: fsync can take a while on a busy disk).
+
+        Returns once a write that began after this call has ended. Calls that arrive while a
+        write runs share the next one: a folder of thousands of files checkpoints thousands of
+        times, and each write serializes every blob, so one write per caller would cost time
+        quadratic in the number of files.
+        """
         if self.journal is None:
             return
+        self._dirty = True
         async with self._save_lock:
             if self.journal is None:  # given up while this save waited
                 return
+            if not self._dirty:
+                return  # a write that began after our call already holds our state
+            self._dirty = False
             doc = self.transfer.to_json()
             journal, transfer_id = self.journal, self.transfer.id
             try:
@@ -323,6 +348,22 @@ class JournaledRun:
                     raise
                 self.journal = None  # go on unjournaled, as the user chose
 
+    def save_soon(self) -> None:
+        """Write the journal within JOURNAL_LATER_S, without waiting: for changes whose loss in
+        a crash costs only a question to the registry on resume (a blob found already there,
+        a small blob committed in one PUT: the resume HEADs it again). The run's final write
+        includes them anyway."""
+        if self.journal is None:
+            return
+        self._dirty = True
+        if self._soon is None or self._soon.done():
+            self._soon = asyncio.ensure_future(self._save_after_delay())
+
+    async def _save_after_delay(self) -> None:
+        await asyncio.sleep(JOURNAL_LATER_S)
+        if self._dirty:
+            await self.save()
+
     async def run(self) -> str:
         """Run to the end; return the manifest digest. Raises TransferPaused or a HoistError."""
         raise NotImplementedError
@@ -333,6 +374,8 @@ class JournaledRun:
         await save_despite_cancellation(self._write_final)
 
     async def _write_final(self) -> None:
+        # A deferred write still pending is not cancelled (cut in its thread, it could land
+        # after this one): it finds nothing left to write and ends.
         await self.save()
 
     def _state(self, state: TransferState, message: str = "") -> None:

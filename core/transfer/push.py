@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from hoist.core.errors import FileChanged, HoistError
+from hoist.core.errors import FileChanged, HoistError, os_reason
 from hoist.core.oci.digest import Descriptor, hash_file_range, sha256_bytes
 from hoist.core.oci.manifest import OCI_EMPTY_DATA
 from hoist.core.oci.reference import Reference
@@ -38,6 +39,7 @@ from hoist.core.sources.artifact import (
     plan_artifact,
 )
 from hoist.core.sources.content import FileIdentity, FileRange
+from hoist.core.transfer.digest_cache import DigestCache
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import (
     ARTIFACT,
@@ -57,6 +59,12 @@ from hoist.core.transfer.upload import (
     fresh_record,
 )
 
+#: Blobs sent at once within one push of files or a folder, unless asked otherwise: see README
+#: "Blobs at once" (crane sends 4, oras 5; measured in bench/folder_push.py).
+DEFAULT_BLOBS_AT_ONCE = 4
+
+log = logging.getLogger(__name__)
+
 
 def plan_file_push(
     target: Reference,
@@ -68,19 +76,29 @@ def plan_file_push(
     parallel: int = 1,
     plain_http: bool | None = None,
     stop: threading.Event | None = None,
+    pack: bool = False,
+    digest_cache: DigestCache | None = None,
 ) -> Transfer:
-    """A Transfer pushing files/folders as an artifact (blocking: packs folders).
+    """A Transfer pushing files/folders as an artifact (blocking: walks folders, and packs
+    them with `pack`).
 
-    Set `stop` to end the packing at once (Ctrl-C, Cancel): it raises PackingStopped. Whatever
-    ends the planning early, nothing it staged is left in the state folder.
+    A file whose (size, mtime, inode) match what the digest cache saw at the last push gets
+    its digest now, unread: the upload then asks the registry for it first (a HEAD), and sends
+    it only when the registry lacks it. Set `stop` to end the packing at once (Ctrl-C,
+    Cancel): it raises PackingStopped. Whatever ends the planning early, nothing it staged is
+    left in the state folder.
     """
     transfer_id = new_transfer_id()
     try:
-        layers = plan_artifact(paths, staging_dir(transfer_id), split, stop=stop)
+        plan = plan_artifact(paths, staging_dir(transfer_id), split, pack=pack, stop=stop)
     except BaseException:
         discard_staging(transfer_id)
         raise
-    blobs = [fresh_record(x.name, x.source, x.media_type, x.annotations) for x in layers]
+    blobs = [fresh_record(x.name, x.source, x.media_type, x.annotations) for x in plan.layers]
+    cache = digest_cache if digest_cache is not None else DigestCache()
+    for blob in blobs:
+        if _is_whole_file(blob):
+            blob.digest = cache.lookup(blob.source.path, blob.identity)
     return Transfer(
         id=transfer_id,
         target=target if target.tag or target.digest else target.with_tag("latest"),
@@ -92,6 +110,7 @@ def plan_file_push(
         parallel=parallel,
         plain_http=plain_http,
         created_iso=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        annotations=plan.annotations,
     )
 
 
@@ -107,6 +126,35 @@ async def plan_file_push_in_thread(
     except asyncio.CancelledError:
         stop.set()
         raise
+
+
+def _is_whole_file(blob: BlobRecord) -> bool:
+    """A blob that is one whole local file (not a split part, not an image's layer)."""
+    source = blob.source
+    return (
+        source.offset == 0
+        and source.length == blob.identity.size
+        and (SPLIT_FILE not in blob.annotations)
+    )
+
+
+def remember_digests(transfer: Transfer, cache: DigestCache) -> None:
+    """Note each whole file's digest under the identity it was pushed with (blocking: saves).
+
+    The cache only saves reading files again: a state folder that can't take it (a full
+    disk) costs the next push a re-hash, never this push.
+    """
+    for blob in transfer.blobs:
+        if blob.finished and blob.digest and _is_whole_file(blob):
+            cache.remember(blob.source.path, blob.identity, blob.digest)
+    try:
+        cache.save()
+    except OSError as exc:
+        log.warning(
+            "Hoist cannot save the files' digests in %s (%s): the next push reads them again",
+            cache.path,
+            os_reason(exc),
+        )
 
 
 def plan_image_push(
@@ -170,6 +218,8 @@ class TransferRun(JournaledRun):
     Args:
         pause: set it to end every blob's stream in progress cleanly (at the next chunk
             boundary where only sized chunks work); the state is kept.
+        digest_cache: where the files' digests are noted once pushed (default: the state
+            folder's), so the next push of unchanged files reads none of them.
     """
 
     def __init__(
@@ -181,9 +231,11 @@ class TransferRun(JournaledRun):
         settings: UploadSettings | None = None,
         on_event: ProgressCallback | None = None,
         pause: asyncio.Event | None = None,
+        digest_cache: DigestCache | None = None,
     ) -> None:
         super().__init__(transfer, client, journal=journal, on_event=on_event, pause=pause)
         self.settings = settings or UploadSettings()
+        self.digest_cache = digest_cache or DigestCache()
         if transfer.chunk_size:  # chosen for this transfer: kept exactly
             self.settings.chunk_size = transfer.chunk_size
             self.settings.adaptive = False
@@ -201,6 +253,8 @@ class TransferRun(JournaledRun):
                 self.client.auth.expect_push(transfer.target.repository)
             whole_file_digests = self._hash_split_files()
             await self._push_blobs()
+            if transfer.kind == ARTIFACT:
+                await asyncio.to_thread(remember_digests, transfer, self.digest_cache)
             if transfer.kind == ARTIFACT:
                 await self._annotate_split(await whole_file_digests)
                 result = await self._push_artifact_manifest()
@@ -258,11 +312,12 @@ class TransferRun(JournaledRun):
         """Every unfinished blob, `parallel` at once.
 
         Several blobs in flight stop together and cleanly: a pause reaches each (each ends its
-        stream and keeps its progress), and one blob's failure pauses the others the same way
-        (it sets the run's pause event) instead of cancelling them: a cancel would cut their
-        PATCH, and distribution 2.x drops a session whose chunk was cut. What reaches the
-        caller is one exception: the first failure, else TransferPaused, never an exception
-        group. Cancelling the run still stops everything at once.
+        stream and keeps its progress). A blob that fails (its file changed, the registry
+        refused it) ends alone: the others go on to their end, never cancelled (a cancel would
+        cut their PATCH, and distribution 2.x drops a session whose chunk was cut), so the
+        retry only has the failed one left to send. What reaches the caller is one exception:
+        the first failure, else TransferPaused, never an exception group. Cancelling the run
+        still stops everything at once.
         """
         transfer = self.transfer
         limit = asyncio.Semaphore(max(1, transfer.parallel))
@@ -280,16 +335,11 @@ class TransferRun(JournaledRun):
                     settings=self.settings,
                     on_event=self.on_event,
                     checkpoint=self.save,
+                    checkpoint_soon=self.save_soon,
                     pause=halt,
                     mount_from=tuple(transfer.mount_from),
                 )
-                try:
-                    await upload.run()
-                except TransferPaused:
-                    raise
-                except Exception:
-                    halt.set()
-                    raise
+                await upload.run()
 
         pending = [b for b in transfer.blobs if not b.finished]
         tasks = [asyncio.ensure_future(one(record)) for record in pending]
@@ -328,7 +378,9 @@ class TransferRun(JournaledRun):
     async def _push_artifact_manifest(self) -> str:
         transfer = self.transfer
         await self._push_bytes(EMPTY_CONFIG.digest, OCI_EMPTY_DATA)
-        annotations = {CREATED: transfer.created_iso} if transfer.created_iso else None
+        annotations = dict(transfer.annotations)
+        if transfer.created_iso:
+            annotations[CREATED] = transfer.created_iso
         layers = []
         for blob in transfer.blobs:
             if not blob.digest:
@@ -337,7 +389,7 @@ class TransferRun(JournaledRun):
                 Descriptor(blob.media_type, blob.digest, blob.size, blob.annotations or None)
             )
         data = artifact_manifest(
-            layers, artifact_type=transfer.artifact_type, annotations=annotations
+            layers, artifact_type=transfer.artifact_type, annotations=annotations or None
         )
         from hoist.core.oci.manifest import OCI_MANIFEST
 

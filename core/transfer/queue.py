@@ -181,6 +181,11 @@ class TransferItem:
             return f"failed: {self.transfer.error}" if self.transfer.error else "failed"
         if state == TransferState.PAUSING:
             return "pausing…"
+        if state == TransferState.DONE and not self.transfer.is_download:
+            count, size = self.transfer.already_there
+            if count:
+                blobs = len(self.transfer.blobs)
+                return f"done; {count} of {blobs} ({format_size(size)}) already in the registry"
         if state != TransferState.RUNNING:
             return state.value
         waiting = [e for e in self.blobs.values() if e.state == BlobState.WAITING]

@@ -45,7 +45,7 @@ from hoist.core.errors import (
     RequestTooLarge,
     UploadSessionLost,
 )
-from hoist.core.oci.digest import SequentialHasher, hash_file_range, sha256_bytes
+from hoist.core.oci.digest import SequentialHasher, TrustedDigest, hash_file_range, sha256_bytes
 from hoist.core.oci.manifest import OCI_EMPTY_DATA
 from hoist.core.progress import BlobEvent, BlobState, ProgressCallback, RateEstimator
 from hoist.core.registry.client import FileBody, RegistryClient, UploadStatus
@@ -185,6 +185,7 @@ class BlobUpload:
         checkpoint: Callable[[], Awaitable[None]] | None = None,
         pause: asyncio.Event | None = None,
         mount_from: tuple[str, ...] = (),
+        checkpoint_soon: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
         self.mount_from = mount_from
@@ -194,8 +195,10 @@ class BlobUpload:
         self.settings = settings or UploadSettings()
         self.on_event = on_event
         self._checkpoint = checkpoint
+        self._checkpoint_soon = checkpoint_soon
         self.pause = pause or asyncio.Event()
-        self.hasher = SequentialHasher()
+        # A digest known before the first byte is sent is not computed again (see TrustedDigest).
+        self.hasher = TrustedDigest(record.digest) if record.digest else SequentialHasher()
         self.rate = RateEstimator()
         self.sent = 0
         self.resent = 0
@@ -269,6 +272,16 @@ class BlobUpload:
         if self._checkpoint is not None:
             await self._checkpoint()
 
+    async def _save_settled(self) -> None:
+        """Checkpoint a blob the registry now holds in full, found there or sent in one PUT:
+        if a crash loses this write, the resume's HEAD finds it again. Deferred when the
+        caller can (`checkpoint_soon`), so thousands of small blobs don't wait on thousands
+        of journal writes."""
+        if self._checkpoint_soon is not None:
+            self._checkpoint_soon()
+        else:
+            await self._save()
+
     # -- the steps --------------------------------------------------------------------------
 
     async def run(self) -> str:
@@ -300,7 +313,7 @@ class BlobUpload:
             return False
         self.record.state = BlobState.EXISTS
         self.record.location = None
-        await self._save()
+        await self._save_settled()
         self._emit(BlobState.EXISTS, "already in the registry")
         return True
 
@@ -753,6 +766,8 @@ class BlobUpload:
             await self.client.finish_upload(record.location, digest)
         except RegistryError as exc:
             if exc.has_code("DIGEST_INVALID"):
+                if isinstance(self.hasher, TrustedDigest):
+                    raise _no_longer_matches(record, digest) from exc
                 # What the registry holds is not our file: never commit a corrupt blob.
                 self.hasher = SequentialHasher()
                 raise UploadSessionLost(str(exc), status=exc.status, code=exc.code) from exc
@@ -810,8 +825,8 @@ class BlobUpload:
             status = await self._with_retry(lambda: self.client.start_upload(self.repository))
             assert status is not None  # None only answers a mount, and none was asked
             body = FileBody(
-                record.source, SequentialHasher(), self._counter(0), self.settings.throttle
-            )
+                record.source, TrustedDigest(digest), self._counter(0), self.settings.throttle
+            )  # the digest is in the URL: the registry checks it, nothing to hash here
             self._finalize_started = time.monotonic()
             try:
                 await self.client.finish_upload(status.location, digest, body, record.size)
@@ -819,6 +834,8 @@ class BlobUpload:
                 await self._chunks_instead(exc, status.location)
                 return await self._upload()
             except (NetworkError, RegistryError) as exc:
+                if isinstance(exc, RegistryError) and exc.has_code("DIGEST_INVALID"):
+                    raise _no_longer_matches(record, digest) from exc
                 if isinstance(exc, RegistryError) and not exc.temporary:
                     raise
                 size = await self._with_retry(
@@ -831,7 +848,7 @@ class BlobUpload:
             break
         # The PUT read the file once more: it must still be the file the digest was taken of.
         record.source.check_unchanged(record.identity)
-        return await self._done(digest)
+        return await self._done(digest, settled=True)
 
     async def _chunks_instead(self, exc: RequestTooLarge, location: str) -> None:
         """A 413 to the single-request PUT (nginx's default `client_max_body_size` is 1 MiB):
@@ -855,15 +872,31 @@ class BlobUpload:
         )
         await self._open_session()
 
-    async def _done(self, digest: str) -> str:
+    async def _done(self, digest: str, *, settled: bool = False) -> str:
+        """The blob is committed. `settled`: sent in one PUT, so the journal knew no session
+        for it (see `_save_settled`)."""
         record = self.record
         record.digest = digest
         record.state = BlobState.DONE
         record.location = None
         record.acknowledged = record.size
-        await self._save()
+        if settled:
+            await self._save_settled()
+        else:
+            await self._save()
         self._emit(BlobState.DONE)
         return digest
+
+
+def _no_longer_matches(record: BlobRecord, digest: str) -> FileChanged:
+    """The registry refused the digest Hoist knew before reading the bytes: the local bytes
+    are not what that digest names (a corrupt image source, or a file rewritten in place with
+    its size and mtime kept)."""
+    return FileChanged(
+        f"{record.source.path}: the bytes sent don't match {digest}, the digest they had when "
+        "Hoist read them (the registry checked), so the local copy is corrupt or was changed",
+        hint="Nothing was committed; check the file, add it (or the image) again and push",
+    )
 
 
 def fresh_record(

@@ -19,6 +19,7 @@ from hoist.core.errors import HoistError, SourceError
 from hoist.core.oci.reference import Reference, parse_reference
 from hoist.core.registry.profile import ProfileStore, RegistryProfile
 from hoist.core.sources.artifact import SplitOptions
+from hoist.core.sources.folder import count_folder
 from hoist.core.transfer.model import Transfer
 from hoist.core.transfer.push import plan_file_push_in_thread, plan_image_push
 from hoist.core.transfer.queue import TransferItem, TransferQueue
@@ -108,6 +109,7 @@ class AddSheet(QDialog):
         self.transfer: Transfer | None = None
         self.item: TransferItem | None = None
         self._task: asyncio.Task[None] | None = None
+        self._counting: asyncio.Task[None] | None = None  # dropped folders' files being counted
         self._overwrite_ok = False
         self._images: list[Any] = []
         self._image_tag = ""  # the tag the chosen image names itself with
@@ -280,7 +282,7 @@ class AddSheet(QDialog):
                         return f"{p.name}/ (OCI image layout)"
                     return f"{p.name} (image archive, {format_size(p.stat().st_size)})"
                 if p.is_dir():
-                    return f"{p.name}/ (folder, packed as a tar.gz)"
+                    return f"{p.name}/ (folder: counting its files…)"
                 return f"{p.name} ({format_size(p.stat().st_size)})"
             except OSError:
                 return p.name
@@ -390,6 +392,25 @@ class AddSheet(QDialog):
         super().showEvent(event)
         if self.is_image and not self._images and self._task is None:
             self._spawn(self.load_image_choices())
+        folders = [p for p in self.choice.paths if not self.is_image and p.is_dir()]
+        if folders and self._counting is None:
+            self._counting = asyncio.get_running_loop().create_task(self._count_folders(folders))
+
+    async def _count_folders(self, folders: list[Path]) -> None:
+        """Put each dropped folder's file count and size in the summary (a worker thread walks
+        them: a dataset folder can hold many thousands of files)."""
+        text = self.summary.text()
+        for folder in folders:
+            try:
+                files, size = await asyncio.to_thread(count_folder, folder)
+            except OSError:
+                continue
+            noun = "file" if files == 1 else "files"
+            text = text.replace(
+                f"{folder.name}/ (folder: counting its files…)",
+                f"{folder.name}/ (folder: {files:,} {noun}, {format_size(size)})",
+            )
+            self.summary.setText(text)
 
     async def load_image_choices(self) -> None:
         """Fill the image and platform pickers from the source (no layer is hashed)."""
@@ -507,7 +528,7 @@ class AddSheet(QDialog):
         self._fit()
 
     async def plan(self, target: Reference, reg: RegistrySettings) -> Transfer:
-        """Plan the push in a worker thread (folders are packed, images verified)."""
+        """Plan the push in a worker thread (folders are walked and checked, images verified)."""
         parallel = self.settings.parallel_blobs
         if not self.is_image:
             split = None
@@ -538,9 +559,9 @@ class AddSheet(QDialog):
 
     def done(self, result: int) -> None:
         """Closing the sheet stops whatever it was doing (the queue is not touched)."""
-        task = self._task
-        if task is not None and not task.done() and task is not asyncio.current_task():
-            task.cancel()
+        for task in (self._task, self._counting):
+            if task is not None and not task.done() and task is not asyncio.current_task():
+                task.cancel()
         super().done(result)
 
 

@@ -22,6 +22,7 @@ from hoist.core.paths import config_dir
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.client import RegistryClient, TLSOptions
 from hoist.core.statefile import atomic_write
+from hoist.core.transfer.push import DEFAULT_BLOBS_AT_ONCE
 from hoist.core.transfer.settings import transfer_settings
 from hoist.core.transfer.upload import DEFAULT_CHUNK, UploadSettings
 from hoist.core.units import MiB
@@ -140,7 +141,7 @@ class Settings:
 
     chunk_size: int = DEFAULT_CHUNK
     max_active: int = 2
-    parallel_blobs: int = 2
+    parallel_blobs: int = DEFAULT_BLOBS_AT_ONCE
     rate_limit: int = 0
     resume_on_start: bool = False
     ask_before_quit: bool = True
@@ -210,7 +211,7 @@ class Settings:
         return cls(
             chunk_size=_clamp(doc.get("chunk_size"), MIN_CHUNK, MAX_CHUNK, DEFAULT_CHUNK),
             max_active=_clamp(doc.get("max_active"), 1, MAX_AT_ONCE, 2),
-            parallel_blobs=_clamp(doc.get("parallel_blobs"), 1, MAX_AT_ONCE, 2),
+            parallel_blobs=_clamp(doc.get("parallel_blobs"), 1, MAX_AT_ONCE, DEFAULT_BLOBS_AT_ONCE),
             rate_limit=_clamp(doc.get("rate_limit"), 0, 2**62, 0),
             resume_on_start=bool(doc.get("resume_on_start", False)),
             ask_before_quit=bool(doc.get("ask_before_quit", True)),

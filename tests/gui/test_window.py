@@ -175,6 +175,39 @@ def test_drop_file_pushes_to_registry(
     assert saved["registries"][0]["last_tag"] == "v1"
 
 
+def test_drop_folder_shows_its_files_and_pushes_them_as_files(
+    aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    folder = tmp_path / "model"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "config.json").write_bytes(b"{}" * 512)
+    (folder / "sub" / "weights.bin").write_bytes(os.urandom(MiB))
+    window, ctx = open_window()
+
+    async def scenario() -> TransferItem:
+        await start(ctx, window)
+        drop(window, [folder])
+        await aio.until(lambda: window.add_sheet is not None, 10, "the add sheet")
+        sheet = window.add_sheet
+        assert sheet is not None and not sheet.is_image
+        expected = "model/ (folder: 2 files, 1 MiB)"
+        await aio.until(lambda: expected in sheet.summary.text(), 10, "the folder counted")
+        await fill_and_push(aio, sheet, "gui/folder", "v1")
+        assert sheet.item is not None
+        item = sheet.item
+        await aio.until(lambda: item.state == TransferState.DONE, 60, "the push")
+        return item
+
+    item = aio.run(scenario())
+    assert sorted(b.name for b in item.transfer.blobs) == [
+        "model/config.json",
+        "model/sub/weights.bin",
+    ]
+    manifest = get_manifest(registry.url, "gui/folder", "v1")
+    titles = sorted(x["annotations"]["org.opencontainers.image.title"] for x in manifest["layers"])
+    assert titles == ["model/config.json", "model/sub/weights.bin"]
+
+
 def test_image_push_shows_one_row_per_layer(
     aio: Any, open_window: OpenWindow, registry: RegistryProcess, tmp_path: Path
 ) -> None:
@@ -571,7 +604,7 @@ def test_settings_dialog_applies_at_once(open_window: OpenWindow, aio: Any) -> N
         dialog = window.settings_dialog
         assert dialog is not None
         dialog.max_active.setValue(3)
-        dialog.parallel.setValue(4)
+        dialog.parallel.setValue(5)  # not the default (4): the dialog must have saved it
         dialog.rate.setValue(1.5)
         dialog.chunk.setEditText("16 MiB")
         dialog.resume.setChecked(True)
@@ -587,7 +620,7 @@ def test_settings_dialog_applies_at_once(open_window: OpenWindow, aio: Any) -> N
     assert window.rate_box.value() == 1.5
     settings, problem = SettingsStore().load()
     assert problem is None
-    assert (settings.chunk_size, settings.parallel_blobs) == (16 * MiB, 4)
+    assert (settings.chunk_size, settings.parallel_blobs) == (16 * MiB, 5)
     assert settings.resume_on_start and settings.registries[0].name == "Test registry"
     assert not settings.ask_before_quit
     assert ctx.settings.upload_settings("localhost:5000").chunk_size == 16 * MiB

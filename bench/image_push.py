@@ -1,0 +1,148 @@
+"""Image push: an OCI layout of 6 × 128 MiB layers, Hoist (at several blobs-at-once settings)
+against skopeo.
+
+The layout (made once in `bench/out/oci-layout-<layers>x<bytes>/`, layers of random bytes) is
+pushed by each client once, in its own subprocess (wall, CPU, peak RSS through
+push_throughput.py's launcher), to a private registry on /dev/shm wiped before each push:
+
+- `hoist --parallel N` for each N of `--parallel` (default 3,4,6): `python -m hoist.core push`;
+- `skopeo copy oci:LAYOUT docker://REF --dest-tls-verify=false` (when installed).
+
+    .venv/bin/python bench/image_push.py [--layers 6] [--layer-size 128MiB] [--parallel 3,4,6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+from hoist.core.units import MiB, format_size, parse_size  # noqa: E402
+from push_throughput import OUT_DIR, PYTHON, ROOT, Registry, Sample, measure, warm  # noqa: E402
+
+
+def _blob(layout: Path, data: bytes) -> dict[str, object]:
+    digest = hashlib.sha256(data).hexdigest()
+    (layout / "blobs" / "sha256" / digest).write_bytes(data)
+    return {"digest": f"sha256:{digest}", "size": len(data)}
+
+
+def make_layout(layers: int, size: int) -> Path:
+    """An OCI image layout with `layers` random layers of `size` bytes (made once, reused)."""
+    layout = OUT_DIR / f"oci-layout-{layers}x{size}"
+    if (layout / "index.json").exists():
+        return layout
+    shutil.rmtree(layout, ignore_errors=True)
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    descs = []
+    for _ in range(layers):
+        h = hashlib.sha256()
+        tmp = layout / "layer.tmp"
+        with open(tmp, "wb") as f:
+            left = size
+            while left:
+                chunk = os.urandom(min(left, 16 * MiB))
+                h.update(chunk)
+                f.write(chunk)
+                left -= len(chunk)
+        tmp.rename(layout / "blobs" / "sha256" / h.hexdigest())
+        descs.append({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": f"sha256:{h.hexdigest()}", "size": size,
+        })  # fmt: skip
+    config = json.dumps({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [d["digest"] for d in descs]},
+    }).encode()  # fmt: skip
+    config_desc = {"mediaType": "application/vnd.oci.image.config.v1+json", **_blob(layout, config)}
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config_desc,
+        "layers": descs,
+    }).encode()  # fmt: skip
+    index = {"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", **_blob(layout, manifest),
+        "annotations": {"org.opencontainers.image.ref.name": "bench"},
+    }]}  # fmt: skip
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (layout / "index.json").write_text(json.dumps(index))
+    return layout
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--layers", type=int, default=6)
+    parser.add_argument("--layer-size", default="128MiB")
+    parser.add_argument("--parallel", default="3,4,6")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    size = parse_size(args.layer_size)
+    binary = shutil.which("docker-registry") or shutil.which("registry")
+    if binary is None:
+        print("needs docker-registry on the PATH", file=sys.stderr)
+        return 2
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    layout = make_layout(args.layers, size)
+    for blob in (layout / "blobs" / "sha256").iterdir():
+        warm(blob)
+    registry = Registry(binary, Path("/dev/shm"))
+    rows: list[tuple[str, Sample]] = []
+    state = Path(tempfile.mkdtemp(prefix="hoist-bench-state-"))
+    env = {**os.environ, "HOIST_STATE_DIR": str(state), "HOIST_CONFIG_DIR": str(state / "cfg")}
+    try:
+        registry.start()
+        for n in (int(x) for x in args.parallel.split(",")):
+            registry.wipe()
+            ref = f"{registry.host}/bench/image-p{n}:v1"
+            cmd = [PYTHON, "-m", "hoist.core", "push", "--plain-http", "--progress", "plain"]
+            sample = measure(
+                [*cmd, "--parallel", str(n), ref, str(layout)], env=env, registry=registry
+            )
+            if sample.returncode:
+                raise RuntimeError(f"hoist failed: {sample.stderr[-2000:]}")
+            rows.append((f"hoist --parallel {n}", sample))
+        skopeo = shutil.which("skopeo")
+        if skopeo:
+            registry.wipe()
+            ref = f"docker://{registry.host}/bench/image-skopeo:v1"
+            sample = measure(
+                [skopeo, "copy", "--dest-tls-verify=false", f"oci:{layout}:bench", ref],
+                env=env, registry=registry,
+            )  # fmt: skip
+            if sample.returncode:
+                raise RuntimeError(f"skopeo failed: {sample.stderr[-2000:]}")
+            rows.append(("skopeo copy", sample))
+    finally:
+        registry.stop()
+        shutil.rmtree(state, ignore_errors=True)
+    total = args.layers * size
+    lines = [
+        f"# Image push: OCI layout, {args.layers} × {format_size(size)} layers "
+        f"({format_size(total)}), distribution 2.8 on /dev/shm, each run once",
+        "",
+        "| client | seconds | MB/s | client CPU s | registry CPU s | peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, s in rows:
+        lines.append(
+            f"| {name} | {s.seconds:.2f} | {total / 1e6 / s.seconds:.0f} | {s.cpu:.2f} "
+            f"| {s.registry_cpu:.2f} | {s.maxrss_mb:.0f} |"
+        )
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if args.out:
+        args.out.write_text(report)
+    return 0
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    sys.exit(main())
