@@ -16,10 +16,19 @@ from support.registry import DEFAULT_PASSWORD, DEFAULT_USER, RegistryFactory, Re
 from support.tokenserver import TokenServer, TokenServerFactory
 
 #: Files whose tests take seconds each: real faults (resets, kills, restarts), long uploads
-#: through rate-limited links, registry paging in the window, screenshots on Xvfb. Every test
+#: through rate-limited links, registry paging in the window, screenshots on Xvfb, CLI
+#: subprocesses, thousands of files, a Secret Service daemon. Every test
 #: in them is marked `slow`, so `make test-fast` (`-m 'not slow'`) runs the rest in under a
 #: minute; `make test` runs everything.
 SLOW_FILES = {
+    "test_folders.py",
+    "test_hostile_data.py",
+    "test_ownership.py",
+    "test_pause_any_byte.py",
+    "test_queue.py",
+    "test_registry_dialog_secret_service.py",
+    "test_secret_service.py",
+    "test_state_folder.py",
     "test_browse.py",
     "test_browse_pane.py",
     "test_cli_browse.py",
