@@ -19,19 +19,24 @@ from pathlib import Path
 from typing import TextIO
 
 from hoist.core import __version__
-from hoist.core.errors import HoistError, InvalidReference, InvalidSize, ReplaceRefused, SourceError
+from hoist.core.errors import (
+    HoistError,
+    InvalidReference,
+    InvalidSize,
+    JournalError,
+    JournalUnwritable,
+    ReplaceRefused,
+    SourceError,
+    TransferBusy,
+    TransferPaused,
+)
 from hoist.core.oci.reference import Reference, parse_reference, parse_registry
 from hoist.core.progress import BlobEvent, BlobState, Event, TransferEvent
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.client import RegistryClient
 from hoist.core.registry.profile import ProfileStore
 from hoist.core.sources.artifact import DEFAULT_ARTIFACT_TYPE, SplitOptions, check_sources
-from hoist.core.transfer.journal import (
-    JournalError,
-    JournalUnwritable,
-    TransferBusy,
-    TransferJournal,
-)
+from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import (
     Transfer,
     TransferState,
@@ -47,7 +52,7 @@ from hoist.core.transfer.push import (
 )
 from hoist.core.transfer.runs import discard_work, open_run
 from hoist.core.transfer.settings import transfer_settings
-from hoist.core.transfer.upload import DEFAULT_CHUNK, TransferPaused, UploadSettings
+from hoist.core.transfer.upload import DEFAULT_CHUNK, UploadSettings
 from hoist.core.units import (
     GiB,
     KiB,

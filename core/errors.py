@@ -3,6 +3,10 @@
 Every error carries a sentence a person can act on (`hint`), and registry errors keep the
 registry's own code and message. `temporary` says whether retrying can help: only temporary
 errors are retried (as go-containerregistry's transport/error.go decides).
+
+Every exception a caller of the engine may catch lives here, `TransferPaused` too (not an
+error: how a run says it stopped as asked). Only control-flow signals stay beside the code
+that raises and catches them (`filebody.BodyAborted`, `artifact.PackingStopped`).
 """
 
 from __future__ import annotations
@@ -382,3 +386,75 @@ def error_from_response(
     elif status == 404:
         cls = NotFound
     return cls(message, **kwargs)  # type: ignore[arg-type]
+
+
+class CatalogUnavailable(HoistError):
+    """The registry does not list its repositories (Docker Hub, GHCR, or catalog turned off)."""
+
+    hint = "This registry does not list its repositories: type a repository name instead"
+
+    def __init__(self, message: str, *, status: int, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class DeleteRefused(RegistryError):
+    """The registry refused to delete (deletion turned off, or not allowed for this user)."""
+
+
+class DemoRegistryError(HoistError):
+    """The demo registry could not be started."""
+
+    hint = "Its log is in the demo-registry folder; you can still add another registry in Settings"
+
+
+class ProfileUnwritable(HoistError):
+    hint = "Free some space in that folder, or fix its permissions (or remove a folder there)"
+
+
+class TransferPaused(Exception):
+    """The user paused: the upload stopped (its stream ended cleanly, or at a chunk boundary
+    where only sized chunks work) and its state is saved."""
+
+
+class VerificationFailed(HoistError):
+    """What arrived does not match the manifest (digest or size): nothing was kept under the
+    file's name."""
+
+    hint = (
+        "The registry (or a proxy) sent different bytes than the manifest names; try again, "
+        "and if it keeps failing the registry's copy is damaged"
+    )
+
+
+class ArtifactInvalid(HoistError):
+    """The manifest's annotations contradict each other (a split file with a missing part)."""
+
+    hint = "The artifact was not pushed completely or was edited; push it again"
+
+
+class JournalError(HoistError):
+    hint = "The transfer's saved state is unreadable; remove it with `hoist cancel ID`"
+    window_hint = "The transfer's saved state is unreadable; remove it with Remove"
+
+
+class JournalUnwritable(HoistError):
+    """The journal folder can't be written (full disk, read-only, no permission)."""
+
+    hint = (
+        "If the transfer is interrupted it cannot be resumed; free some space (or fix the "
+        "folder's permissions) to keep that possible"
+    )
+
+
+class TransferBusy(HoistError):
+    """Another live process owns the transfer (holds its lock)."""
+
+    def __init__(self, transfer_id: str, pid: int | None) -> None:
+        who = f"another Hoist (pid {pid})" if pid and pid > 0 else "another Hoist"
+        super().__init__(
+            f"{transfer_id} is being uploaded by {who}; left alone",
+            hint="Pause or cancel it there, or wait until it ends",
+        )
+        self.transfer_id = transfer_id
+        self.pid = pid

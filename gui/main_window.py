@@ -19,13 +19,13 @@ from typing import Any
 
 from hoist.core import __version__
 from hoist.core.bandwidth import BandwidthLimiter
-from hoist.core.errors import HoistError
+from hoist.core.errors import HoistError, JournalUnwritable
 from hoist.core.oci.reference import Reference, parse_reference
 from hoist.core.registry.client import RegistryClient
 from hoist.core.registry.demo_registry import HOW_TO_ADD_A_REGISTRY, DemoRegistry
 from hoist.core.sources.artifact import check_sources
 from hoist.core.transfer.download import plan_download
-from hoist.core.transfer.journal import JournalUnwritable, TransferJournal
+from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import Transfer, TransferState
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from hoist.core.units import format_rate, format_size

@@ -17,12 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
-from hoist.core.errors import NotFound, RegistryError
+from hoist.core.errors import CatalogUnavailable, DeleteRefused, NotFound, RegistryError
 from hoist.core.oci.manifest import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.browse import (
-    CatalogUnavailable,
-    DeleteRefused,
     ManifestKind,
     catalog_pages,
     classify,

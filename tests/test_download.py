@@ -22,7 +22,13 @@ from typing import Any
 
 import httpx
 import pytest
-from hoist.core.errors import NotFound, RegistryError, ReplaceRefused, SourceError
+from hoist.core.errors import (
+    NotFound,
+    RegistryError,
+    ReplaceRefused,
+    SourceError,
+    VerificationFailed,
+)
 from hoist.core.oci.manifest import OCI_INDEX, OCI_MANIFEST
 from hoist.core.progress import BlobEvent, BlobState, Event
 from hoist.core.registry.auth import Credentials
@@ -39,13 +45,7 @@ from hoist.core.sources.artifact import (
     TITLE,
 )
 from hoist.core.transfer import download
-from hoist.core.transfer.download import (
-    VerificationFailed,
-    pull,
-    pull_blob,
-    safe_parts,
-    target_path,
-)
+from hoist.core.transfer.download import pull, pull_blob, safe_parts, target_path
 from pushing import push_paths
 from support.registry import RegistryProcess
 

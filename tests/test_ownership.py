@@ -27,7 +27,8 @@ from faults_helpers import (
     wait_until,
 )
 from hoist.core.bandwidth import BandwidthLimiter
-from hoist.core.transfer.journal import TransferBusy, TransferJournal
+from hoist.core.errors import TransferBusy
+from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import TransferState
 from hoist.core.transfer.queue import TransferQueue
 from pushing import ROOT, get_blob, hoist_cli

@@ -34,6 +34,7 @@ from faults_helpers import (
     sha,
     upload_state,
 )
+from hoist.core.errors import TransferPaused
 from hoist.core.oci.reference import parse_reference
 from hoist.core.progress import BlobEvent, BlobState, Event
 from hoist.core.registry.profile import ProfileStore
@@ -44,7 +45,7 @@ from hoist.core.transfer.model import Transfer, TransferState
 from hoist.core.transfer.push import plan_file_push
 from hoist.core.transfer.queue import TransferQueue
 from hoist.core.transfer.settings import apply_profile
-from hoist.core.transfer.upload import TransferPaused, UploadSettings
+from hoist.core.transfer.upload import UploadSettings
 from pushing import ROOT, get_blob
 from support.proxy import ProxyFactory, RequestHead
 from support.registry import RegistryProcess

@@ -42,12 +42,11 @@ from faults_helpers import (
     upload_state,
     wait_until,
 )
-from hoist.core.errors import FileChanged, HoistError, RegistryError
+from hoist.core.errors import FileChanged, HoistError, RegistryError, TransferPaused
 from hoist.core.progress import Event
 from hoist.core.registry.auth import Credentials
 from hoist.core.transfer.journal import JOURNAL_VERSION, TransferJournal
 from hoist.core.transfer.model import Transfer
-from hoist.core.transfer.upload import TransferPaused
 from pushing import ROOT, get_blob, hoist_cli
 from support.proxy import ProxyFactory, RequestHead, html_error_page
 from support.registry import RegistryProcess

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from hoist.core.errors import HoistError, NotFound, RegistryError
+from hoist.core.errors import CatalogUnavailable, DeleteRefused, NotFound, RegistryError
 from hoist.core.oci.digest import is_digest
 from hoist.core.oci.manifest import (
     ACCEPT_ALL,
@@ -61,20 +61,6 @@ MAX_NEXT_LINK = 4096
 MAX_SIZED_CHILDREN = 64
 
 T = TypeVar("T")
-
-
-class CatalogUnavailable(HoistError):
-    """The registry does not list its repositories (Docker Hub, GHCR, or catalog turned off)."""
-
-    hint = "This registry does not list its repositories: type a repository name instead"
-
-    def __init__(self, message: str, *, status: int, hint: str = "") -> None:
-        super().__init__(message, hint=hint)
-        self.status = status
-
-
-class DeleteRefused(RegistryError):
-    """The registry refused to delete (deletion turned off, or not allowed for this user)."""
 
 
 # -- lists ----------------------------------------------------------------------------------
@@ -865,8 +851,6 @@ async def tags_sharing_digest(
 __all__ = [
     "BlobInfo",
     "CatalogPage",
-    "CatalogUnavailable",
-    "DeleteRefused",
     "ManifestInfo",
     "ManifestKind",
     "PlatformInfo",

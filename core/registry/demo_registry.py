@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import httpx
-from hoist.core.errors import HoistError
+from hoist.core.errors import DemoRegistryError
 from hoist.core.paths import data_dir
 
 #: Where Debian and Ubuntu install distribution (`apt install docker-registry`).
@@ -43,12 +43,6 @@ HOW_TO_ADD_A_REGISTRY = (
     "one on this machine: `sudo apt install docker-registry` (then Hoist offers a local demo "
     "registry) or `docker run -d -p 5000:5000 registry:2` and add http://localhost:5000"
 )
-
-
-class DemoRegistryError(HoistError):
-    """The demo registry could not be started."""
-
-    hint = "Its log is in the demo-registry folder; you can still add another registry in Settings"
 
 
 def port_is_free(port: int, host: str = LOOPBACK) -> bool:
@@ -272,7 +266,6 @@ __all__ = [
     "DEFAULT_BINARY",
     "HOW_TO_ADD_A_REGISTRY",
     "DemoRegistry",
-    "DemoRegistryError",
     "free_port",
     "port_is_free",
     "stop_process",

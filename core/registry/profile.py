@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from hoist.core.errors import HoistError, os_reason
+from hoist.core.errors import ProfileUnwritable, os_reason
 from hoist.core.paths import config_dir
 from hoist.core.statefile import atomic_write, read_regular_file
 
@@ -25,10 +25,6 @@ log = logging.getLogger(__name__)
 
 #: profiles.json holds a few numbers per host; anything larger is not one.
 MAX_PROFILES_SIZE = 1024 * 1024
-
-
-class ProfileUnwritable(HoistError):
-    hint = "Free some space in that folder, or fix its permissions (or remove a folder there)"
 
 
 @dataclass

@@ -47,13 +47,17 @@ from typing import IO, Any, TypeVar
 import httpx
 from hoist.core.bandwidth import Throttle
 from hoist.core.errors import (
+    ArtifactInvalid,
     HoistError,
+    JournalUnwritable,
     NetworkError,
     NotFound,
     RegistryError,
     RegistryNotAnswering,
     ReplaceRefused,
     SourceError,
+    TransferPaused,
+    VerificationFailed,
     WriteFailed,
     write_failed,
 )
@@ -85,7 +89,7 @@ from hoist.core.sources.artifact import (
     folder_member_filter,
 )
 from hoist.core.sources.folder import parse_empty_dirs, parse_mode
-from hoist.core.transfer.journal import JournalUnwritable, TransferJournal
+from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import (
     DOWNLOAD,
     DownloadPart,
@@ -95,7 +99,6 @@ from hoist.core.transfer.model import (
     new_transfer_id,
     save_despite_cancellation,
 )
-from hoist.core.transfer.upload import TransferPaused
 
 #: The state in which a download's bytes move.
 MOVING = BlobState.DOWNLOADING
@@ -114,22 +117,6 @@ try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
-
-
-class VerificationFailed(HoistError):
-    """What arrived does not match the manifest (digest or size): nothing was kept under the
-    file's name."""
-
-    hint = (
-        "The registry (or a proxy) sent different bytes than the manifest names; try again, "
-        "and if it keeps failing the registry's copy is damaged"
-    )
-
-
-class ArtifactInvalid(HoistError):
-    """The manifest's annotations contradict each other (a split file with a missing part)."""
-
-    hint = "The artifact was not pushed completely or was edited; push it again"
 
 
 @dataclass(frozen=True)
@@ -1548,11 +1535,9 @@ def _remove_unless_locked(path: Path) -> None:
 
 
 __all__ = [
-    "ArtifactInvalid",
     "DownloadRun",
     "PullResult",
     "PulledFile",
-    "VerificationFailed",
     "discard_partial_files",
     "pull",
     "pull_blob",

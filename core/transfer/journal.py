@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hoist.core.errors import HoistError, os_reason
+from hoist.core.errors import JournalError, JournalUnwritable, TransferBusy, os_reason
 from hoist.core.paths import state_dir
 from hoist.core.statefile import atomic_write, read_regular_file
 from hoist.core.units import MiB
@@ -36,33 +36,6 @@ MAX_ENTRY_SIZE = 16 * MiB
 
 #: How long a claim waits out other Hoists that only look at a lock (`owner`), never an owner.
 _PROBE_WAIT = 1.0
-
-
-class JournalError(HoistError):
-    hint = "The transfer's saved state is unreadable; remove it with `hoist cancel ID`"
-    window_hint = "The transfer's saved state is unreadable; remove it with Remove"
-
-
-class JournalUnwritable(HoistError):
-    """The journal folder can't be written (full disk, read-only, no permission)."""
-
-    hint = (
-        "If the transfer is interrupted it cannot be resumed; free some space (or fix the "
-        "folder's permissions) to keep that possible"
-    )
-
-
-class TransferBusy(HoistError):
-    """Another live process owns the transfer (holds its lock)."""
-
-    def __init__(self, transfer_id: str, pid: int | None) -> None:
-        who = f"another Hoist (pid {pid})" if pid and pid > 0 else "another Hoist"
-        super().__init__(
-            f"{transfer_id} is being uploaded by {who}; left alone",
-            hint="Pause or cancel it there, or wait until it ends",
-        )
-        self.transfer_id = transfer_id
-        self.pid = pid
 
 
 if sys.platform != "win32":

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from hoist.core.errors import FileChanged, HoistError, os_reason
+from hoist.core.errors import FileChanged, HoistError, TransferPaused, os_reason
 from hoist.core.oci.digest import Descriptor, hash_file_range, sha256_bytes
 from hoist.core.oci.manifest import OCI_EMPTY_DATA
 from hoist.core.oci.reference import Reference
@@ -51,13 +51,7 @@ from hoist.core.transfer.model import (
     new_transfer_id,
     staging_dir,
 )
-from hoist.core.transfer.upload import (
-    BlobRecord,
-    BlobUpload,
-    TransferPaused,
-    UploadSettings,
-    fresh_record,
-)
+from hoist.core.transfer.upload import BlobRecord, BlobUpload, UploadSettings, fresh_record
 
 #: Blobs sent at once within one push of files or a folder, unless asked otherwise: see README
 #: "Blobs at once" (crane sends 4, oras 5; measured in bench/folder_push.py).

@@ -19,17 +19,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from hoist.core.bandwidth import BandwidthLimiter, all_limits
-from hoist.core.errors import HoistError, SourceError
+from hoist.core.errors import (
+    HoistError,
+    JournalUnwritable,
+    SourceError,
+    TransferBusy,
+    TransferPaused,
+)
 from hoist.core.oci.reference import Reference
 from hoist.core.progress import BlobEvent, BlobState, Event, RateEstimator, TransferEvent
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.client import RegistryClient
-from hoist.core.transfer.journal import (
-    JournalUnwritable,
-    TransferBusy,
-    TransferClaim,
-    TransferJournal,
-)
+from hoist.core.transfer.journal import TransferClaim, TransferJournal
 from hoist.core.transfer.model import (
     ARTIFACT,
     Transfer,
@@ -40,7 +41,7 @@ from hoist.core.transfer.model import (
 )
 from hoist.core.transfer.push import restart_changed_blobs
 from hoist.core.transfer.runs import discard_work, open_run
-from hoist.core.transfer.upload import TransferPaused, UploadSettings
+from hoist.core.transfer.upload import UploadSettings
 from hoist.core.units import format_size
 
 log = logging.getLogger(__name__)

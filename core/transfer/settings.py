@@ -8,7 +8,8 @@ PATCH) shapes the other's next push too.
 from __future__ import annotations
 
 from hoist.core.bandwidth import BandwidthLimiter
-from hoist.core.registry.profile import ProfileStore, ProfileUnwritable, RegistryProfile
+from hoist.core.errors import ProfileUnwritable
+from hoist.core.registry.profile import ProfileStore, RegistryProfile
 from hoist.core.retry import RetryPolicy
 from hoist.core.transfer.upload import DEFAULT_CHUNK, UploadSettings
 from hoist.core.units import GiB, format_size

@@ -43,6 +43,7 @@ from hoist.core.errors import (
     RegistryError,
     RegistryNotAnswering,
     RequestTooLarge,
+    TransferPaused,
     UploadSessionLost,
 )
 from hoist.core.oci.digest import SequentialHasher, TrustedDigest, hash_file_range, sha256_bytes
@@ -66,11 +67,6 @@ ADAPTIVE_FAST = 1.0
 ADAPTIVE_MAX_CHUNK = 1024 * MiB
 #: How many times one blob may start over from byte 0 before the upload gives up.
 MAX_RESTARTS = 5
-
-
-class TransferPaused(Exception):
-    """The user paused: the upload stopped (its stream ended cleanly, or at a chunk boundary
-    where only sized chunks work) and its state is saved."""
 
 
 @dataclass
@@ -946,7 +942,6 @@ __all__ = [
     "DEFAULT_CHUNK",
     "BlobRecord",
     "BlobUpload",
-    "TransferPaused",
     "UploadSettings",
     "check_push_access",
     "fresh_record",

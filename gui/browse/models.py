@@ -31,9 +31,8 @@ from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
 from typing import Any, Protocol
 
-from hoist.core.errors import HoistError
+from hoist.core.errors import CatalogUnavailable, HoistError
 from hoist.core.registry.browse import (
-    CatalogUnavailable,
     ManifestInfo,
     ManifestKind,
     catalog_pages,

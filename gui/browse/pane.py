@@ -28,11 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from hoist.core.errors import HoistError, InvalidReference
+from hoist.core.errors import DeleteRefused, HoistError, InvalidReference
 from hoist.core.oci.digest import is_digest
 from hoist.core.oci.reference import Reference, parse_reference
 from hoist.core.registry.browse import (
-    DeleteRefused,
     ManifestInfo,
     delete,
     inspect,

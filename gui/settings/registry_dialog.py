@@ -24,6 +24,7 @@ from typing import Any
 from hoist.core.errors import (
     AccessDenied,
     AuthenticationFailed,
+    CatalogUnavailable,
     CredentialsError,
     HoistError,
     InvalidReference,
@@ -32,7 +33,7 @@ from hoist.core.errors import (
 )
 from hoist.core.oci.reference import parse_registry
 from hoist.core.registry.auth import Credentials
-from hoist.core.registry.browse import CatalogUnavailable, catalog_pages
+from hoist.core.registry.browse import catalog_pages
 from hoist.core.registry.credentials import (
     KeyringKeychain,
     find_credentials,
