@@ -29,19 +29,10 @@ from hoist.core.transfer.push import TransferRun, plan_file_push, remember_diges
 from hoist.core.transfer.queue import TransferItem
 from pushing import get_manifest, hoist_cli, push_paths
 from support.registry import RegistryProcess
+from test_download import make_bytes
 
 KiB = 1024
 MiB = 1024 * KiB
-
-
-def make_bytes(size: int, seed: int) -> bytes:
-    """Deterministic incompressible bytes."""
-    out = bytearray()
-    counter = 0
-    while len(out) < size:
-        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest()
-        counter += 1
-    return bytes(out[:size])
 
 
 def snapshot(root: Path) -> dict[str, tuple[str, int, bytes]]:

@@ -10,7 +10,6 @@ about a manifest's digest, a proxy answering 413 to a single-request PUT.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import shutil
@@ -35,6 +34,7 @@ from hoist.core.transfer.push import TransferRun, plan_file_push
 from pushing import ISOLATED_ENV, ROOT, hoist_cli
 from support.proxy import FaultProxy, ProxyFactory, match
 from support.registry import RegistryProcess
+from test_download import make_bytes, sha
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -42,20 +42,6 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
 REF_NAME = "org.opencontainers.image.ref.name"
-
-
-def make_bytes(size: int, seed: int = 0) -> bytes:
-    """Deterministic incompressible bytes."""
-    out = bytearray()
-    counter = 0
-    while len(out) < size:
-        out += hashlib.sha256(f"{seed}:{counter}".encode()).digest()
-        counter += 1
-    return bytes(out[:size])
-
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 async def push(
