@@ -1,6 +1,6 @@
 """One place builds a registry client for a host: `hoist` on the command line, the transfer
 queue and the window's registry settings get the same client for the same host (its API host,
-plain HTTP or TLS, where its credentials come from)."""
+plain HTTP or TLS, where its credentials come from), and the same settings from its profile."""
 
 from __future__ import annotations
 
@@ -14,15 +14,19 @@ import keyring.backends.null
 import keyring.core
 import pytest
 from hoist.core.cli import _client as cli_client
+from hoist.core.cli import _settings as cli_settings
 from hoist.core.cli import build_parser
 from hoist.core.errors import AuthenticationFailed
 from hoist.core.oci.reference import parse_reference
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.client import RegistryClient, TLSOptions
+from hoist.core.registry.profile import ProfileStore, RegistryProfile
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.push import plan_file_push
 from hoist.core.transfer.queue import TransferQueue
-from hoist.gui.settings.store import RegistrySettings, make_client
+from hoist.core.transfer.upload import UploadSettings
+from hoist.core.units import MiB
+from hoist.gui.settings.store import RegistrySettings, Settings, make_client
 from support.registry import RegistryProcess
 
 #: (the registry as the user writes it, whether plain HTTP is asked for) → a client.
@@ -127,3 +131,29 @@ async def test_credentials_given_are_used_without_asking_the_keychain(
     async with make_client(RegistrySettings("team", auth_registry.host), wrong) as client:
         with pytest.raises(AuthenticationFailed):
             await client.ping()
+
+
+def test_command_line_and_window_apply_the_same_learned_profile(
+    state_dir: Path, file: Path
+) -> None:
+    """Every quirk a host taught applies whichever the user runs, and a lesson the window's
+    upload learns is what the next `hoist push` starts from."""
+    host = "registry.example.com"
+    store = ProfileStore()
+    store.update(
+        host, max_chunk=8 * MiB, min_chunk=MiB, chunked=False, streamed=False, limit_rate=MiB
+    )
+    ref = f"{host}/team/model:v1"
+    args = build_parser().parse_args(["push", ref, str(file)])
+
+    def applied(s: UploadSettings) -> tuple[object, ...]:
+        return (s.chunk_size, s.adaptive, s.max_chunk, s.min_chunk, s.chunked, s.streamed,
+                s.throttle is not None, s.on_limit is not None)  # fmt: skip
+
+    from_window = Settings().upload_settings(host)
+    assert applied(from_window) == applied(cli_settings(args, host))
+    assert applied(from_window)[2:] == (8 * MiB, MiB, False, False, True, True)
+
+    assert from_window.on_limit is not None
+    from_window.on_limit(RegistryProfile(max_chunk=4 * MiB))
+    assert cli_settings(args, host).max_chunk == 4 * MiB
