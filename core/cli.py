@@ -34,6 +34,7 @@ from hoist.core.oci.reference import Reference, parse_reference, parse_registry
 from hoist.core.progress import BlobEvent, BlobState, Event, TransferEvent
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.client import RegistryClient
+from hoist.core.registry.connect import client_for_host
 from hoist.core.registry.profile import ProfileStore
 from hoist.core.sources.artifact import DEFAULT_ARTIFACT_TYPE, SplitOptions, check_sources
 from hoist.core.transfer.journal import TransferJournal
@@ -241,29 +242,27 @@ def _style(choice: str) -> str:
     return "bar" if sys.stderr.isatty() else "plain"
 
 
-def _credentials(
-    args: argparse.Namespace, host: str
-) -> tuple[Credentials | None, Callable[[], Credentials | None] | None]:
-    """Credentials given now (a password on stdin), or a lookup (keyring, docker config) run
-    only if the registry asks for them."""
+def _given_credentials(args: argparse.Namespace, host: str) -> Credentials | None:
+    """Credentials given now (a password on stdin); without them the client asks the
+    keychain (keyring, docker config) only if the registry asks for credentials."""
     from hoist.core.registry.credentials import resolve_credentials
 
-    username = getattr(args, "username", None)
-    if getattr(args, "password_stdin", False):
-        # Read once: `hoist resume --all` opens a client per transfer, and stdin has one line.
-        if getattr(args, "password", None) is None:
-            args.password = sys.stdin.readline().rstrip("\n")
-        return resolve_credentials(host, username, args.password), None
-    return None, lambda: resolve_credentials(host, username)
+    if not getattr(args, "password_stdin", False):
+        return None
+    # Read once: `hoist resume --all` opens a client per transfer, and stdin has one line.
+    if getattr(args, "password", None) is None:
+        args.password = sys.stdin.readline().rstrip("\n")
+    return resolve_credentials(host, getattr(args, "username", None), args.password)
 
 
 def _client(
     args: argparse.Namespace, ref: Reference, plain_http: bool | None = None
 ) -> RegistryClient:
-    plain = True if getattr(args, "plain_http", False) else plain_http
-    creds, lookup = _credentials(args, ref.registry)
-    return RegistryClient(
-        ref.api_host, credentials=creds, credentials_lookup=lookup, plain_http=plain
+    return client_for_host(
+        ref.registry,
+        plain_http=True if getattr(args, "plain_http", False) else plain_http,
+        credentials=_given_credentials(args, ref.registry),
+        username=getattr(args, "username", None),
     )
 
 
@@ -571,8 +570,7 @@ async def cmd_login(args: argparse.Namespace) -> int:
 
         password = getpass.getpass("Password: ")
     creds = Credentials(username, password)
-    api_host = parse_reference(f"{host}/x").api_host
-    async with RegistryClient(api_host, credentials=creds, plain_http=args.plain_http or None) as c:
+    async with client_for_host(host, credentials=creds, plain_http=args.plain_http or None) as c:
         await c.ping()
     if not keyring_available():
         print(

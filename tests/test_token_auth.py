@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
 import pytest
-from hoist.core.bandwidth import BandwidthLimiter
 from hoist.core.errors import AccessDenied, AuthenticationFailed, RegistryError
+from hoist.core.oci.reference import parse_reference
 from hoist.core.registry.auth import Credentials, parse_www_authenticate
 from hoist.core.registry.client import RegistryClient
+from hoist.core.transfer.push import TransferRun, plan_file_push
 from hoist.core.transfer.upload import UploadSettings
 from pushing import push_paths
 from support.registry import RegistryProcess
@@ -44,22 +46,48 @@ async def test_push_with_token_asks_for_pull_push_once(
     assert len(server.issued) <= 3, [t.scopes for t in server.issued]
 
 
+class FakeClock:
+    """Time that passes only as bytes are sent, at a pretended rate: a long upload's token
+    life in a fraction of a second of wall clock (an UploadSettings.throttle that never waits).
+    """
+
+    def __init__(self, bytes_per_second: int) -> None:
+        self.rate = bytes_per_second
+        self.elapsed = 0.0
+        self._start = time.monotonic()
+        self._epoch = time.time()
+
+    def monotonic(self) -> float:
+        return self._start + self.elapsed
+
+    def time(self) -> float:
+        return self._epoch + self.elapsed
+
+    async def send(self, n: int) -> None:
+        self.elapsed += n / self.rate
+
+
 async def test_long_upload_refreshes_its_token_before_expiry(
     token_registry: RegistryProcess, state_dir: Path, tmp_path: Path
 ) -> None:
-    """Tokens that live 8 s and an upload capped to take ~10 s: refreshed, never interrupted."""
+    """Tokens that live 8 s and an upload that takes 20 s on Hoist's clock: each token is
+    replaced once less than half its life is left (every 4 s), so none expires mid-upload."""
     server = token_registry.token_auth
     assert server is not None
     server.expires_in = 8
     path = make_file(tmp_path / "slow.bin", 5 * MiB)
-    limiter = BandwidthLimiter(512 * KiB)
-    settings = UploadSettings(chunk_size=256 * KiB, throttle=limiter.take)
-    await push_paths(
-        token_registry.host, "tok/slow:v1", [path], credentials=creds(token_registry),
-        settings=settings,
-    )  # fmt: skip
+    clock = FakeClock(256 * KiB)  # 5 MiB: 20 s
+    settings = UploadSettings(chunk_size=256 * KiB, throttle=clock.send)
+    transfer = plan_file_push(parse_reference(f"{token_registry.host}/tok/slow:v1"), [path])
+    async with RegistryClient(
+        token_registry.host, credentials=creds(token_registry), clock=clock
+    ) as client:
+        await TransferRun(transfer, client, settings=settings).run()
+    assert clock.elapsed == pytest.approx(20.0)  # every byte once
     push_tokens = [t for t in server.issued if any("push" in s for s in t.scopes)]
-    assert len(push_tokens) >= 2  # refreshed during the upload
+    # Refreshed at most 4 s after each fetch: 20 s need at least 5. (Refreshed only at expiry:
+    # 3; never refreshed: 1.)
+    assert len(push_tokens) >= clock.elapsed // 4, [t.scopes for t in server.issued]
     assert not server.failures
 
 

@@ -17,6 +17,7 @@ import re
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import httpx
 from hoist.core.errors import (
@@ -32,6 +33,23 @@ DEFAULT_TOKEN_LIFETIME = 60.0
 #: A token answer is a small JSON document (JWTs of a few KiB); more is refused.
 MAX_TOKEN_ANSWER = 1024 * 1024
 _PATH_SCOPE = re.compile(r"^/v2/(.+?)/(blobs|manifests|tags|referrers)(/|$)")
+
+
+class Clock(Protocol):
+    """Where the token cache reads the time: the real clocks by default; a test's fake one
+    drives a token to its expiry without waiting for it."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back: when a cached token expires."""
+        ...
+
+    def time(self) -> float:
+        """Seconds since the epoch: a JWT's `exp` is wall-clock time."""
+        ...
+
+
+#: The `time` module has both clocks.
+SYSTEM_CLOCK: Clock = time
 
 
 @dataclass(frozen=True)
@@ -157,6 +175,7 @@ class RegistryAuth(httpx.Auth):
             the first time the registry asks for them, so an anonymous registry never
             touches the keyring (no locked-wallet prompt, no start-up cost).
         token_client: a client without this auth, for the token realm (often another host).
+        clock: when tokens expire (default: the system's clocks).
     """
 
     requires_response_body = False
@@ -168,8 +187,10 @@ class RegistryAuth(httpx.Auth):
         *,
         token_client: httpx.AsyncClient,
         lookup: Callable[[], Credentials | None] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.origin = origin
+        self.clock = clock
         self.token_client = token_client
         self._token_lock = asyncio.Lock()
         self.credentials = credentials
@@ -230,7 +251,7 @@ class RegistryAuth(httpx.Auth):
             return None
         scopes = self.scopes_for(request)
         if self.scheme == "bearer":
-            token = self._cached(scopes, time.monotonic())
+            token = self._cached(scopes, self.clock.monotonic())
             if token is None and scopes:
                 token = await self.token_for(scopes)
             return f"Bearer {token.value}" if token is not None else None
@@ -292,7 +313,7 @@ class RegistryAuth(httpx.Auth):
         """A token covering `scopes`: from the cache, or fetched (one fetch at a time)."""
         async with self._token_lock:
             if not force:
-                cached = self._cached(scopes, time.monotonic())
+                cached = self._cached(scopes, self.clock.monotonic())
                 if cached is not None:
                     return cached
             return await self._fetch_token(scopes)
@@ -385,7 +406,7 @@ class RegistryAuth(httpx.Auth):
                 status=response.status_code,
                 hint="The registry's auth service is misconfigured or a proxy answered instead",
             ) from exc
-        now = time.monotonic()
+        now = self.clock.monotonic()
         lifetime = DEFAULT_TOKEN_LIFETIME
         try:
             if doc.get("expires_in") is not None:
@@ -393,7 +414,7 @@ class RegistryAuth(httpx.Auth):
             else:
                 exp = _jwt_expiry(value)
                 if exp is not None:
-                    lifetime = max(1.0, exp - time.time())
+                    lifetime = max(1.0, exp - self.clock.time())
         except (TypeError, ValueError):
             pass
         if isinstance(doc.get("refresh_token"), str):

@@ -38,7 +38,7 @@ from hoist.core.errors import (
 from hoist.core.oci.digest import SequentialHasher
 from hoist.core.oci.reference import is_loopback_host
 from hoist.core.registry.answers import EVENT_HOOKS, drain, read_capped
-from hoist.core.registry.auth import Credentials, RegistryAuth
+from hoist.core.registry.auth import SYSTEM_CLOCK, Clock, Credentials, RegistryAuth
 from hoist.core.registry.filebody import BodyAborted, FileBodySender, RawResponse, StreamEnd
 from hoist.core.sources.content import FileRange, stream_range
 
@@ -159,6 +159,7 @@ class RegistryClient:
         plain_http: True forces http://; None picks https, or http for a loopback registry
             that does not answer TLS (as docker does).
         transport: an httpx transport to use instead of the network (tests' scripted fakes).
+        clock: when tokens expire (tests drive expiry with a fake one).
     """
 
     host: str
@@ -169,6 +170,7 @@ class RegistryClient:
     transport: httpx.AsyncBaseTransport | None = None
     timeout: float = 60.0
     answer_deadline: float = ANSWER_DEADLINE
+    clock: Clock = field(default=SYSTEM_CLOCK, repr=False)
     _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
     _token_client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
     _base: httpx.URL | None = field(default=None, init=False, repr=False)
@@ -212,7 +214,7 @@ class RegistryClient:
         assert base.host
         self.auth = RegistryAuth(
             (base.host, port), self.credentials, token_client=self._token_client,
-            lookup=self.credentials_lookup,
+            lookup=self.credentials_lookup, clock=self.clock,
         )  # fmt: skip
         client = httpx.AsyncClient(auth=self.auth, **common)  # type: ignore[arg-type]
         self._base = base

@@ -6,6 +6,10 @@ takes chunked PATCH at all, whether it (and every proxy on the way) takes a stre
 body (`Transfer-Encoding: chunked`, which a pause can end at any byte), and whether an
 upload cut mid-chunk could be resumed by GET. Plus the user's own per-registry default
 upload rate. Never secrets, never in the journal.
+
+Each fact is one declared field of RegistryProfile (`quirk()`): its type checks what the file
+says, its merge rule combines a new lesson with what was kept, and the upload teaches it with
+a typed lesson (`RegistryProfile(streamed=False)`), never a string key.
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import asdict, dataclass, fields
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,32 +33,105 @@ log = logging.getLogger(__name__)
 #: profiles.json holds a few numbers per host; anything larger is not one.
 MAX_PROFILES_SIZE = 1024 * 1024
 
+Value = int | bool
+#: How a lesson combines with what was kept: (kept, learned) -> kept from now on.
+Merge = Callable[[Value, Value], Value]
+
+
+def _learned(_kept: Value, learned: Value) -> Value:
+    return learned
+
+
+def _smaller(kept: Value, learned: Value) -> Value:
+    return min(kept, learned)
+
+
+def quirk(*, merge: Merge = _learned) -> Any:
+    """Declares one field of RegistryProfile: unknown (None) until learned or set, and how a
+    new lesson combines with what the host already taught (default: the newest wins)."""
+    return field(default=None, metadata={"merge": merge})
+
 
 @dataclass
 class RegistryProfile:
-    max_chunk: int | None = None  # the largest PATCH body known to pass
-    min_chunk: int | None = None  # OCI-Chunk-Min-Length, as the host said
-    chunked: bool | None = None  # False: no PATCH (Google Artifact Registry)
-    streamed: bool | None = None  # False: streamed PATCH refused (sized chunks only)
-    resumable: bool | None = None  # a cut upload could (True) / could not (False) be resumed
-    limit_rate: int | None = None  # the user's default cap for this host, bytes/s
+    """What one host taught Hoist, each fact None until learned. Adding a quirk is adding a
+    field here: the file, the lessons and `hoist profile` follow from the declaration; the
+    upload learns it (`UploadSettings.on_limit`) and `transfer.settings.apply_profile` uses it.
+
+    Values are positive counts (int) or flags (bool); anything else in the file is dropped.
+    """
+
+    #: The largest PATCH body known to pass (a proxy's 413, GHCR's 416 above 4 MiB). Two
+    #: pushes learning at once keep the smaller.
+    max_chunk: int | None = quirk(merge=_smaller)
+    #: OCI-Chunk-Min-Length, as the host said (ECR: 5 MiB).
+    min_chunk: int | None = quirk()
+    #: False: no PATCH at all (Google Artifact Registry): one PUT per blob.
+    chunked: bool | None = quirk()
+    #: False: a streamed PATCH (Transfer-Encoding: chunked) refused: sized chunks only.
+    streamed: bool | None = quirk()
+    #: Whether an upload cut mid-chunk could (True) or could not (False) be resumed.
+    resumable: bool | None = quirk()
+    #: The user's default upload cap for this host, bytes/s (set, never learned).
+    limit_rate: int | None = quirk()
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {q.name: v for q in QUIRKS if (v := getattr(self, q.name)) is not None}
 
     @classmethod
     def from_json(cls, doc: object) -> RegistryProfile:
         """What a saved entry says; values of the wrong type (a hand-edited file) are dropped,
-        as if never learned."""
+        as if never learned; keys of no declared quirk are not this Hoist's to read."""
         if not isinstance(doc, dict):
             return cls()
-        kept: dict[str, Any] = {}
-        for f in fields(cls):
-            value = doc.get(f.name)
-            wants_bool = f.type == "bool | None"
-            if isinstance(value, bool) if wants_bool else type(value) is int and value > 0:
-                kept[f.name] = value
-        return cls(**kept)
+        return cls(**{q.name: doc[q.name] for q in QUIRKS if q.accepts(doc.get(q.name))})
+
+    def merged(self, lesson: RegistryProfile) -> RegistryProfile:
+        """This profile with what `lesson` says (its fields that are not None) taken in."""
+        changes: dict[str, Any] = {}  # the lesson's own typed values, merged
+        for q in QUIRKS:
+            learned = getattr(lesson, q.name)
+            if learned is not None:
+                kept = getattr(self, q.name)
+                changes[q.name] = learned if kept is None else q.merge(kept, learned)
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Quirk:
+    """One declared field of RegistryProfile, as the file and the lessons need it."""
+
+    name: str
+    kind: type[int] | type[bool]
+    merge: Merge
+
+    def accepts(self, value: object) -> bool:
+        """Whether a value read from the file is one this quirk can hold (bool is not an int
+        here, and a count is positive)."""
+        if self.kind is bool:
+            return isinstance(value, bool)
+        return type(value) is int and value > 0
+
+
+def declared_quirks(profile: type[RegistryProfile]) -> tuple[Quirk, ...]:
+    """The quirks a profile class declares, in order. Raises TypeError for a field not
+    declared with `quirk()` or not a count or a flag: the file and the lessons can't hold it."""
+    hints = typing.get_type_hints(profile)
+    quirks = []
+    for f in fields(profile):
+        hint = hints[f.name]
+        kinds = [k for k in typing.get_args(hint) if k is not types.NoneType]
+        if "merge" not in f.metadata:
+            raise TypeError(f"quirk {f.name}: declare it with quirk()")
+        if not isinstance(hint, types.UnionType) or len(kinds) != 1 or kinds[0] not in (int, bool):
+            raise TypeError(f"quirk {f.name}: declare it `int | None` or `bool | None`")
+        quirks.append(Quirk(f.name, kinds[0], f.metadata["merge"]))
+    return tuple(quirks)
+
+
+#: Every quirk, in declaration order.
+QUIRKS = declared_quirks(RegistryProfile)
+_QUIRK_NAMES = frozenset(q.name for q in QUIRKS)
 
 
 class ProfileStore:
@@ -98,15 +178,28 @@ class ProfileStore:
     def all(self) -> dict[str, RegistryProfile]:
         return {h: RegistryProfile.from_json(d) for h, d in self._read().items()}
 
-    def update(self, host: str, **changes: Any) -> RegistryProfile:
+    def learn(self, host: str, lesson: RegistryProfile) -> RegistryProfile:
+        """Take in what a transfer just learned about `host` (the lesson's fields that are
+        not None, each merged as its quirk declares)."""
+        return self._change(host, lambda profile: profile.merged(lesson))
+
+    def update(self, host: str, **changes: Value | None) -> RegistryProfile:
+        """Set facts as the user says (`hoist profile HOST --limit-rate`); None forgets one.
+        Raises TypeError for a name that is no quirk."""
+        named: dict[str, Any] = dict(changes)
+        return self._change(host, lambda profile: replace(profile, **named))
+
+    def _change(
+        self, host: str, change: Callable[[RegistryProfile], RegistryProfile]
+    ) -> RegistryProfile:
         with self._lock:
             doc = self._read()
-            profile = RegistryProfile.from_json(doc.get(host, {}))
-            for key, value in changes.items():
-                if key == "max_chunk" and profile.max_chunk is not None and value is not None:
-                    value = min(profile.max_chunk, value)
-                setattr(profile, key, value)
-            doc[host] = profile.to_json()
+            entry = doc.get(host)
+            entry = entry if isinstance(entry, dict) else {}
+            profile = change(RegistryProfile.from_json(entry))
+            # Keys of no quirk this Hoist knows are a newer Hoist's: kept, as it would keep ours.
+            unknown = {k: v for k, v in entry.items() if k not in _QUIRK_NAMES}
+            doc[host] = {**unknown, **profile.to_json()}
             self._write(doc)
             return profile
 

@@ -30,6 +30,7 @@ from hoist.core.oci.reference import Reference
 from hoist.core.progress import BlobEvent, BlobState, Event, RateEstimator, TransferEvent
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.client import RegistryClient
+from hoist.core.registry.connect import client_for_host
 from hoist.core.transfer.journal import TransferClaim, TransferJournal
 from hoist.core.transfer.model import (
     ARTIFACT,
@@ -546,9 +547,11 @@ class TransferQueue:
             if self.client_factory is not None:
                 client = self.client_factory(transfer)
             else:
-                creds = self.credentials(transfer.target.registry) if self.credentials else None
-                client = RegistryClient(
-                    transfer.target.api_host, credentials=creds, plain_http=transfer.plain_http
+                registry = transfer.target.registry
+                client = client_for_host(
+                    registry,
+                    plain_http=transfer.plain_http,
+                    credentials=self.credentials(registry) if self.credentials else None,
                 )
             self._clients[key] = client
         return client

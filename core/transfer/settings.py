@@ -27,9 +27,9 @@ def apply_profile(settings: UploadSettings, host: str, store: ProfileStore) -> U
     if profile.streamed is False:
         settings.streamed = False
 
-    def learn(key: str, value: int | bool) -> None:
+    def learn(lesson: RegistryProfile) -> None:
         try:
-            store.update(host, **{key: value})
+            store.learn(host, lesson)
         except ProfileUnwritable as exc:  # a lesson lost costs re-learning, never the push
             store.warn(exc.sentence())
 

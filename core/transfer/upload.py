@@ -51,6 +51,7 @@ from hoist.core.oci.manifest import OCI_EMPTY_DATA
 from hoist.core.progress import BlobEvent, BlobState, ProgressCallback, RateEstimator
 from hoist.core.registry.client import FileBody, RegistryClient, UploadStatus
 from hoist.core.registry.filebody import StreamEnd
+from hoist.core.registry.profile import RegistryProfile
 from hoist.core.retry import RetryPolicy, T, retry_temporary
 from hoist.core.sources.content import FileIdentity, FileRange
 from hoist.core.units import MiB, format_duration, format_size
@@ -156,7 +157,7 @@ class UploadSettings:
     min_chunk: int = 0
     chunked: bool = True  # False: the host takes no PATCH (Google Artifact Registry)
     streamed: bool = True  # False: the host (or a proxy) refuses streamed PATCH bodies
-    on_limit: Callable[[str, int | bool], None] | None = None  # learned: ("max_chunk", n)...
+    on_limit: Callable[[RegistryProfile], None] | None = None  # a lesson: what was just learned
 
 
 class BlobUpload:
@@ -439,7 +440,7 @@ class BlobUpload:
         assert status is not None
         if status.min_chunk > self._min_chunk:
             self._min_chunk = status.min_chunk  # ECR: parts of at least 5 MiB
-            self._learn("min_chunk", status.min_chunk)
+            self._learn(RegistryProfile(min_chunk=status.min_chunk))
         self.record.location = status.location
         self.record.acknowledged = 0
         self.record.prefix_digest = None
@@ -503,7 +504,7 @@ class BlobUpload:
                     # A second streamed PATCH refused (BLOB_UPLOAD_UNKNOWN): this host takes
                     # one only; the blob starts again in sized chunks.
                     self._streamed = False
-                    self._learn("streamed", False)
+                    self._learn(RegistryProfile(streamed=False))
                 raise
             except RegistryError as exc:
                 if streamed and exc.status in (400, 411):
@@ -511,7 +512,7 @@ class BlobUpload:
                     continue
                 if exc.status in (404, 405) and offset == 0 and exc.code in ("", "UNSUPPORTED"):
                     # Google Artifact Registry: no chunked upload. Note it, push in one PUT.
-                    self._learn("chunked", False)
+                    self._learn(RegistryProfile(chunked=False))
                     record.location = None
                     return await self._monolithic()
                 if not exc.temporary:
@@ -578,7 +579,7 @@ class BlobUpload:
                 )
             if held != expected:
                 self._streamed = False
-                self._learn("streamed", False)
+                self._learn(RegistryProfile(streamed=False))
                 self._emit(
                     BlobState.UPLOADING,
                     f"the registry's Range after a streamed chunk said {status.offset} bytes, "
@@ -598,7 +599,7 @@ class BlobUpload:
         """The host (or a proxy) refused a streamed PATCH: sized chunks from now on, for this
         host too (profile.py); continue from where the registry stands."""
         self._streamed = False
-        self._learn("streamed", False)
+        self._learn(RegistryProfile(streamed=False))
         self._emit(
             BlobState.UPLOADING,
             f"the registry refused a streamed chunk ({_code(exc)}); sending sized chunks",
@@ -677,13 +678,13 @@ class BlobUpload:
             raise exc
         self._chunk = smaller
         self.record.chunk_size = smaller
-        self._learn("max_chunk", smaller)
+        self._learn(RegistryProfile(max_chunk=smaller))
         msg = f"the registry refused a {length} byte chunk; using {smaller}"
         self._emit(BlobState.UPLOADING, msg)
 
-    def _learn(self, key: str, value: int | bool) -> None:
+    def _learn(self, lesson: RegistryProfile) -> None:
         if self.settings.on_limit is not None:
-            self.settings.on_limit(key, value)
+            self.settings.on_limit(lesson)
 
     async def _recover(self, exc: HoistError) -> None:
         """After a temporary failure: wait, then ask the registry where the upload stands."""
@@ -692,13 +693,13 @@ class BlobUpload:
         try:
             status = await self._status_with_retry(location, first_error=exc)
         except UploadSessionLost as lost:
-            self._learn("resumable", False)
+            self._learn(RegistryProfile(resumable=False))
             await self._restart(
                 f"the connection broke and the registry dropped the upload ({_code(lost)})"
             )
             await self._open_session()
             return
-        self._learn("resumable", True)
+        self._learn(RegistryProfile(resumable=True))
         await self._adopt(status)
 
     async def _status_with_retry(
@@ -861,7 +862,7 @@ class BlobUpload:
             pass  # the proxy refused before the registry saw anything: the session just expires
         self._chunk = smaller
         record.chunk_size = smaller
-        self._learn("max_chunk", smaller)
+        self._learn(RegistryProfile(max_chunk=smaller))
         self._emit(
             BlobState.UPLOADING,
             f"the registry refused the blob in one request; sending {smaller} byte chunks",

@@ -21,6 +21,7 @@ from hoist.core.oci.reference import parse_registry
 from hoist.core.paths import config_dir
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.client import RegistryClient, TLSOptions
+from hoist.core.registry.connect import client_for_host
 from hoist.core.statefile import atomic_write
 from hoist.core.transfer.push import DEFAULT_BLOBS_AT_ONCE
 from hoist.core.transfer.settings import transfer_settings
@@ -257,12 +258,16 @@ class SettingsStore:
 
 
 def make_client(registry: RegistrySettings, credentials: Credentials | None) -> RegistryClient:
-    """A RegistryClient with the registry's TLS choices (close it with `aclose`)."""
-    return RegistryClient(
+    """A client for the registry as the user set it up (scheme, TLS choices, username), built
+    as the command line builds one (close it with `aclose`). `credentials`: what the window
+    holds for it (looked up ahead, or typed for this session); None: the keychain is asked
+    when the registry asks."""
+    return client_for_host(
         registry.host,
-        credentials=credentials,
         plain_http=registry.plain_http,
         tls=registry.tls(),
+        credentials=credentials,
+        username=registry.username or None,
     )
 
 
