@@ -30,12 +30,13 @@ from hoist.core.errors import (
     TransferBusy,
     TransferPaused,
 )
+from hoist.core.oci.manifest import DEFAULT_ARTIFACT_TYPE
 from hoist.core.oci.reference import Reference, parse_reference, parse_registry
 from hoist.core.progress import BlobEvent, BlobState, Event, TransferEvent
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.client import RegistryClient
 from hoist.core.registry.profile import ProfileStore
-from hoist.core.sources.artifact import DEFAULT_ARTIFACT_TYPE, SplitOptions, check_sources
+from hoist.core.sources.artifact import SplitOptions, check_sources
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import (
     Transfer,

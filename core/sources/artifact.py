@@ -29,28 +29,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 from hoist.core.errors import SourceError, StateFolderError, os_reason
+from hoist.core.oci.annotations import (
+    ORAS_DIGEST,
+    ORAS_UNPACK,
+    SPLIT_COUNT,
+    SPLIT_FILE,
+    SPLIT_FILE_SIZE,
+    SPLIT_INDEX,
+    SPLIT_OFFSET,
+    TITLE,
+)
 from hoist.core.oci.digest import Descriptor, sha256_bytes
-from hoist.core.oci.manifest import OCI_EMPTY, OCI_EMPTY_DATA, image_manifest
+from hoist.core.oci.manifest import (
+    DEFAULT_ARTIFACT_TYPE,
+    FILE_MEDIA_TYPE,
+    FOLDER_MEDIA_TYPE,
+    OCI_EMPTY,
+    OCI_EMPTY_DATA,
+    image_manifest,
+)
 from hoist.core.sources.content import FileRange
 from hoist.core.sources.folder import FILE_MODE, empty_dirs_annotation, scan_folder
 
 if TYPE_CHECKING:
     import tarfile
 
-DEFAULT_ARTIFACT_TYPE = "application/vnd.unknown.artifact.v1"  # what oras uses when none is set
-FILE_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"  # oras's default for files
-FOLDER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
-TITLE = "org.opencontainers.image.title"
-CREATED = "org.opencontainers.image.created"
-ORAS_UNPACK = "io.deis.oras.content.unpack"
-ORAS_DIGEST = "io.deis.oras.content.digest"
-SPLIT_PREFIX = "app.hoist.split."
-SPLIT_FILE = SPLIT_PREFIX + "file"  # the original file's name
-SPLIT_INDEX = SPLIT_PREFIX + "index"  # 1-based
-SPLIT_COUNT = SPLIT_PREFIX + "count"
-SPLIT_OFFSET = SPLIT_PREFIX + "offset"
-SPLIT_FILE_SIZE = SPLIT_PREFIX + "file.size"
-SPLIT_FILE_DIGEST = SPLIT_PREFIX + "file.digest"  # sha256 of the whole file (manifest level)
 EMPTY_CONFIG = Descriptor(OCI_EMPTY, sha256_bytes(OCI_EMPTY_DATA), len(OCI_EMPTY_DATA))
 #: gzip level of a packed folder: the fastest. Model weights don't compress, and level 9 ran at
 #: ~37 MiB/s on them (issue 19); level 1 costs a few percent of size on text.

@@ -36,13 +36,15 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from hoist.core.errors import SourceError
+from hoist.core.oci.annotations import REF_NAME
 from hoist.core.oci.digest import READ_BLOCK, Descriptor, is_digest, sha256_bytes
 from hoist.core.oci.manifest import (
     DOCKER_CONFIG,
     DOCKER_LAYER,
     DOCKER_LAYER_GZIP,
     DOCKER_MANIFEST,
-    OCI_CONFIG,
+    DOCKER_SCHEMA1_TYPES,
+    IMAGE_CONFIG_TYPES,
     OCI_INDEX,
     OCI_MANIFEST,
 )
@@ -55,16 +57,6 @@ OCI_INDEX_FILE = "index.json"
 DOCKER_MANIFEST_FILE = "manifest.json"
 DOCKER_REPOSITORIES_FILE = "repositories"
 
-_SCHEMA1_MEDIA_TYPES = frozenset(
-    {
-        "application/vnd.docker.distribution.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.v1+prettyjws",
-    }
-)
-_IMAGE_CONFIG_TYPES = frozenset({OCI_CONFIG, DOCKER_CONFIG})
-
-REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
-CONTAINERD_NAME_ANNOTATION = "io.containerd.image.name"
 
 #: distribution refuses manifests over 4 MiB, so a larger one is not worth reading.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
@@ -1000,7 +992,7 @@ class _OciPlanner:
                 media_type = OCI_INDEX
             elif "config" in doc:
                 media_type = OCI_MANIFEST
-        if media_type in _SCHEMA1_MEDIA_TYPES or doc.get("schemaVersion") == 1:
+        if media_type in DOCKER_SCHEMA1_TYPES or doc.get("schemaVersion") == 1:
             raise SourceError(
                 f"{self._where()}: {what} {desc.digest} is a Docker schema 1 manifest; registries "
                 "no longer accept them",
@@ -1027,7 +1019,7 @@ class _OciPlanner:
         if not isinstance(cfg, dict):
             return None
         d = _descriptor(cfg, f"{self._where()}: manifest {digest}")
-        if d.media_type not in _IMAGE_CONFIG_TYPES or d.size > MAX_CONFIG_BYTES:
+        if d.media_type not in IMAGE_CONFIG_TYPES or d.size > MAX_CONFIG_BYTES:
             return None
         if self._range(d, "config") is None:
             return None
@@ -1045,7 +1037,7 @@ class _OciPlanner:
         for raw in index.get("manifests") or []:
             d = _descriptor(raw, where)
             ann = d.annotations or {}
-            names = [n for n in (ann.get(REF_NAME_ANNOTATION),) if n]
+            names = [n for n in (ann.get(REF_NAME),) if n]
             entries.append((d, names))
         if self.docker_tags:
             self._add_repo_tags(entries)

@@ -22,18 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from hoist.core.errors import FileChanged, HoistError, TransferPaused, os_reason
+from hoist.core.oci.annotations import CREATED, SPLIT_FILE, SPLIT_FILE_DIGEST, SPLIT_FILE_SIZE
 from hoist.core.oci.digest import Descriptor, hash_file_range, sha256_bytes
-from hoist.core.oci.manifest import OCI_EMPTY_DATA
+from hoist.core.oci.manifest import DEFAULT_ARTIFACT_TYPE, OCI_EMPTY_DATA
 from hoist.core.oci.reference import Reference
 from hoist.core.progress import BlobState, ProgressCallback
 from hoist.core.registry.client import RegistryClient
 from hoist.core.retry import T, retry_temporary
 from hoist.core.sources.artifact import (
-    CREATED,
-    DEFAULT_ARTIFACT_TYPE,
     EMPTY_CONFIG,
-    SPLIT_FILE,
-    SPLIT_FILE_DIGEST,
     SplitOptions,
     artifact_manifest,
     plan_artifact,
@@ -283,7 +280,7 @@ class TransferRun(JournaledRun):
         for blob in self.transfer.blobs:
             name = blob.annotations.get(SPLIT_FILE)
             if name and SPLIT_FILE_DIGEST not in blob.annotations:
-                size = int(blob.annotations["app.hoist.split.file.size"])
+                size = int(blob.annotations[SPLIT_FILE_SIZE])
                 files[name] = (blob.source.path, size)
 
         async def hash_all() -> dict[str, str]:

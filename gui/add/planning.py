@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hoist.core.errors import HoistError
+from hoist.core.oci.manifest import IMAGE_CONFIG_TYPES
 from hoist.core.oci.reference import Reference
 from hoist.core.registry.auth import Credentials
 from hoist.core.transfer.model import Transfer
@@ -21,14 +22,6 @@ from hoist.core.transfer.upload import BlobRecord
 from hoist.gui.settings.store import RegistrySettings
 
 log = logging.getLogger(__name__)
-
-#: Media types of image configs: their rows say "config" rather than "layer N".
-CONFIG_MEDIA_TYPES = frozenset(
-    {
-        "application/vnd.oci.image.config.v1+json",
-        "application/vnd.docker.container.image.v1+json",
-    }
-)
 
 
 def image_support() -> bool:
@@ -113,9 +106,9 @@ def blob_label(record: BlobRecord, index: int, transfer: Transfer) -> str:
     """A child row's name: a file's title, a split part, "config", or "layer N"."""
     if transfer.kind != "image":
         return record.name
-    if record.media_type in CONFIG_MEDIA_TYPES:
+    if record.media_type in IMAGE_CONFIG_TYPES:
         return "config"
-    layers = [b for b in transfer.blobs if b.media_type not in CONFIG_MEDIA_TYPES]
+    layers = [b for b in transfer.blobs if b.media_type not in IMAGE_CONFIG_TYPES]
     number = next((i for i, b in enumerate(layers, 1) if b is record), index + 1)
     return f"layer {number}"
 
