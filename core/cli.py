@@ -37,6 +37,7 @@ from hoist.core.registry.auth import Credentials
 from hoist.core.registry.client import RegistryClient
 from hoist.core.registry.profile import ProfileStore
 from hoist.core.sources.artifact import SplitOptions, check_sources
+from hoist.core.sources.formats import push_as_image
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import (
     Transfer,
@@ -387,18 +388,13 @@ async def _run(transfer: Transfer, args: argparse.Namespace, journal: TransferJo
 
 
 async def cmd_push(args: argparse.Namespace) -> int:
-    from hoist.core.sources.image import detect_source
-
     target = parse_reference(args.ref)
     paths = [Path(p) for p in args.paths]
     await asyncio.to_thread(check_sources, paths)
     chunk_size = args.chunk_size or 0
     plain_http = True if args.plain_http else None
-    is_image = (
-        not args.as_files
-        and len(paths) == 1
-        and await asyncio.to_thread(detect_source, paths[0]) is not None
-    )
+    image = await asyncio.to_thread(push_as_image, paths, as_files=args.as_files)
+    is_image = image is not None
     transfer: Transfer
     if is_image:
         transfer = await asyncio.to_thread(

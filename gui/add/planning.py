@@ -17,6 +17,9 @@ from hoist.core.errors import HoistError
 from hoist.core.oci.manifest import IMAGE_CONFIG_TYPES
 from hoist.core.oci.reference import Reference
 from hoist.core.registry.auth import Credentials
+from hoist.core.registry.credentials import resolve_credentials
+from hoist.core.sources.formats import FORMATS, push_as_image
+from hoist.core.sources.source import ImageFormat
 from hoist.core.transfer.model import Transfer
 from hoist.core.transfer.upload import BlobRecord
 from hoist.gui.settings.store import RegistrySettings
@@ -25,22 +28,14 @@ log = logging.getLogger(__name__)
 
 
 def image_support() -> bool:
-    """Whether hoist.core.sources.image (container image sources) is available in this build."""
-    try:
-        import hoist.core.sources.image  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether the source formats include an image format (the "Add image…" actions)."""
+    return any(isinstance(fmt, ImageFormat) for fmt in FORMATS)
 
 
 def is_image_source(path: Path) -> bool:
-    """An OCI layout folder or an image tarball, judged by content (blocking: a worker thread)."""
+    """An image source by `FORMATS`, as `hoist push` judges it (blocking: a worker thread)."""
     try:
-        from hoist.core.sources.image import detect_source
-    except ImportError:
-        return False
-    try:
-        return detect_source(path) is not None
+        return push_as_image([path]) is not None
     except (OSError, HoistError):
         return False
 
@@ -188,10 +183,6 @@ class CredentialCache:
 
 def _resolve(host: str, username: str | None) -> tuple[Credentials | None, str]:
     """(credentials or None, a sentence when the lookup itself failed)."""
-    try:
-        from hoist.core.registry.credentials import resolve_credentials
-    except ImportError:  # pragma: no cover - the module ships with core
-        return None, ""
     try:
         return resolve_credentials(host, username), ""
     except HoistError as exc:

@@ -20,6 +20,7 @@ from hoist.core.oci.reference import Reference, parse_reference
 from hoist.core.registry.profile import ProfileStore, RegistryProfile
 from hoist.core.sources.artifact import SplitOptions
 from hoist.core.sources.folder import count_folder
+from hoist.core.sources.formats import list_images
 from hoist.core.transfer.model import Transfer
 from hoist.core.transfer.push import plan_file_push_in_thread, plan_image_push
 from hoist.core.transfer.queue import TransferItem, TransferQueue
@@ -420,12 +421,6 @@ class AddSheet(QDialog):
             self._task = None
 
     async def _load_image_choices(self) -> None:
-        try:
-            from hoist.core.sources.image import list_images
-        except ImportError:
-            self.image_tag.clear()
-            self.image_tag.addItem("(this build can't read images)", None)
-            return
         try:
             images = await asyncio.to_thread(list_images, self.choice.paths[0])
         except (HoistError, OSError) as exc:
