@@ -393,8 +393,7 @@ async def cmd_push(args: argparse.Namespace) -> int:
     await asyncio.to_thread(check_sources, paths)
     chunk_size = args.chunk_size or 0
     plain_http = True if args.plain_http else None
-    image = await asyncio.to_thread(push_as_image, paths, as_files=args.as_files)
-    is_image = image is not None
+    is_image = await asyncio.to_thread(push_as_image, paths, as_files=args.as_files) is not None
     transfer: Transfer
     if is_image:
         transfer = await asyncio.to_thread(
