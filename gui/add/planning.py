@@ -18,8 +18,8 @@ from hoist.core.oci.manifest import IMAGE_CONFIG_TYPES
 from hoist.core.oci.reference import Reference
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.credentials import resolve_credentials
-from hoist.core.sources.formats import FORMATS, push_as_image
-from hoist.core.sources.source import ImageFormat
+from hoist.core.sources.formats import FORMATS, files_source, push_as_image
+from hoist.core.sources.source import ImageFormat, SourceSummary
 from hoist.core.transfer.model import Transfer
 from hoist.core.transfer.upload import BlobRecord
 from hoist.gui.settings.store import RegistrySettings
@@ -38,6 +38,12 @@ def is_image_source(path: Path) -> bool:
         return push_as_image([path]) is not None
     except (OSError, HoistError):
         return False
+
+
+def describe_as_files(path: Path) -> SourceSummary:
+    """What `path` pushed as files amounts to (a folder: its files and bytes), as its format
+    describes it (blocking: a worker thread walks a folder)."""
+    return files_source(path).describe()
 
 
 @dataclass(frozen=True)
@@ -195,6 +201,7 @@ __all__ = [
     "SourceChoice",
     "blob_label",
     "classify_sources",
+    "describe_as_files",
     "image_support",
     "is_image_source",
     "reference_text",
