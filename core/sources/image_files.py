@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import re
-import stat
 import tarfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -91,6 +90,16 @@ def scan_tar(path: Path) -> TarScan | None:
     return TarScan(members, names, prefix)
 
 
+def tar_holds_layout(scan: TarScan) -> bool:
+    """Whether a tarball holds an OCI image layout (at its root or in its one top folder)."""
+    p, names = scan.prefix, scan.names
+    return (
+        p + OCI_LAYOUT_FILE in names
+        and p + OCI_INDEX_FILE in names
+        and any(n == p + "blobs" or n.startswith(p + "blobs/") for n in names)
+    )
+
+
 def lenient_name(raw: str) -> str | None:
     """A member name without `./`, or None for the root or an unsafe name (detection only)."""
     try:
@@ -119,33 +128,6 @@ class Container(Protocol):
     def blob(self, name: str) -> FileRange | None:
         """The byte range of a file in the image, None when absent, SourceError when unusable."""
         ...
-
-
-class DirContainer:
-    """An OCI layout folder. Blob files must be regular files: a symlink could point anywhere."""
-
-    def __init__(self, root: Path) -> None:
-        self.label = root
-
-    def blob(self, name: str) -> FileRange | None:
-        path = self.label / name
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise SourceError(f"can't read {path}: {exc.strerror}") from exc
-        if stat.S_ISLNK(st.st_mode):
-            if name.startswith("blobs/"):
-                raise SourceError(
-                    f"{path} is a symbolic link; Hoist only pushes blobs stored in the layout "
-                    "itself, so a link can't make it upload a file from elsewhere",
-                    hint="Replace the link with a copy of the file",
-                )
-            st = path.stat()
-        if not stat.S_ISREG(st.st_mode):
-            raise SourceError(f"{path} is not a regular file")
-        return FileRange(path, 0, st.st_size)
 
 
 class TarContainer:
@@ -434,13 +416,3 @@ def docker_items(c: Container) -> list[dict[str, Any]]:
     if not isinstance(doc, list) or not all(isinstance(d, dict) for d in doc):
         raise SourceError(f"{c.label}: manifest.json is not a list of images")
     return doc
-
-
-def tar_holds_layout(scan: TarScan) -> bool:
-    """Whether a tarball holds an OCI image layout (at its root or in its one top folder)."""
-    p, names = scan.prefix, scan.names
-    return (
-        p + OCI_LAYOUT_FILE in names
-        and p + OCI_INDEX_FILE in names
-        and any(n == p + "blobs" or n.startswith(p + "blobs/") for n in names)
-    )

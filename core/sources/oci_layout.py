@@ -10,6 +10,9 @@ file from anywhere.
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
+from pathlib import Path
 from typing import Any
 
 from hoist.core.errors import SourceError
@@ -47,7 +50,6 @@ from hoist.core.sources.image_files import (
     OCI_INDEX_FILE,
     OCI_LAYOUT_FILE,
     Container,
-    DirContainer,
     HashJob,
     Progress,
     blob_name,
@@ -62,6 +64,33 @@ from hoist.core.sources.source import ImageFormat, Probe, SourceSummary
 
 #: Index nesting deeper than this is a malformed (or hostile) source.
 _MAX_DEPTH = 8
+
+
+class DirContainer:
+    """An OCI layout folder. Blob files must be regular files: a symlink could point anywhere."""
+
+    def __init__(self, root: Path) -> None:
+        self.label = root
+
+    def blob(self, name: str) -> FileRange | None:
+        path = self.label / name
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise SourceError(f"can't read {path}: {exc.strerror}") from exc
+        if stat.S_ISLNK(st.st_mode):
+            if name.startswith("blobs/"):
+                raise SourceError(
+                    f"{path} is a symbolic link; Hoist only pushes blobs stored in the layout "
+                    "itself, so a link can't make it upload a file from elsewhere",
+                    hint="Replace the link with a copy of the file",
+                )
+            st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise SourceError(f"{path} is not a regular file")
+        return FileRange(path, 0, st.st_size)
 
 
 class OciPlanner:
