@@ -228,3 +228,19 @@ def test_a_path_no_format_takes_is_refused_by_name(tmp_path: Path) -> None:
         plan_artifact([fifo], tmp_path / "staging")
     with pytest.raises(SourceError, match="can't read"):
         recognise(tmp_path / "missing")
+
+
+def test_every_format_module_is_in_the_list() -> None:
+    """A module of hoist.core.sources that defines a FORMAT is asked, once, by FORMATS."""
+    import importlib
+    import pkgutil
+
+    import hoist.core.sources
+
+    defined = []
+    for info in pkgutil.iter_modules(hoist.core.sources.__path__):
+        module = importlib.import_module(f"hoist.core.sources.{info.name}")
+        if hasattr(module, "FORMAT"):
+            defined.append(module.FORMAT)
+    assert sorted(f.name for f in FORMATS) == sorted(f.name for f in defined)
+    assert len(set(map(id, FORMATS))) == len(FORMATS)
