@@ -30,13 +30,15 @@ from hoist.core.errors import (
     TransferBusy,
     TransferPaused,
 )
+from hoist.core.oci.manifest import DEFAULT_ARTIFACT_TYPE
 from hoist.core.oci.reference import Reference, parse_reference, parse_registry
 from hoist.core.progress import BlobEvent, BlobState, Event, TransferEvent
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.client import RegistryClient
 from hoist.core.registry.connect import client_for_host
 from hoist.core.registry.profile import ProfileStore
-from hoist.core.sources.artifact import DEFAULT_ARTIFACT_TYPE, SplitOptions, check_sources
+from hoist.core.sources.artifact import SplitOptions, check_sources
+from hoist.core.sources.formats import push_as_image
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import (
     Transfer,
@@ -385,18 +387,12 @@ async def _run(transfer: Transfer, args: argparse.Namespace, journal: TransferJo
 
 
 async def cmd_push(args: argparse.Namespace) -> int:
-    from hoist.core.sources.image import detect_source
-
     target = parse_reference(args.ref)
     paths = [Path(p) for p in args.paths]
     await asyncio.to_thread(check_sources, paths)
     chunk_size = args.chunk_size or 0
     plain_http = True if args.plain_http else None
-    is_image = (
-        not args.as_files
-        and len(paths) == 1
-        and await asyncio.to_thread(detect_source, paths[0]) is not None
-    )
+    is_image = await asyncio.to_thread(push_as_image, paths, as_files=args.as_files) is not None
     transfer: Transfer
     if is_image:
         transfer = await asyncio.to_thread(

@@ -29,21 +29,19 @@ from hoist.core.errors import (
     SourceError,
     VerificationFailed,
 )
-from hoist.core.oci.manifest import OCI_INDEX, OCI_MANIFEST
-from hoist.core.progress import BlobEvent, BlobState, Event
-from hoist.core.registry.auth import Credentials
-from hoist.core.registry.browse import ManifestKind
-from hoist.core.registry.client import RegistryClient
-from hoist.core.retry import RetryPolicy
-from hoist.core.sources.artifact import (
-    FILE_MEDIA_TYPE,
-    FOLDER_MEDIA_TYPE,
+from hoist.core.oci.annotations import (
     ORAS_DIGEST,
     ORAS_UNPACK,
     SPLIT_FILE,
     SPLIT_FILE_DIGEST,
     TITLE,
 )
+from hoist.core.oci.manifest import FILE_MEDIA_TYPE, FOLDER_MEDIA_TYPE, OCI_INDEX, OCI_MANIFEST
+from hoist.core.progress import BlobEvent, BlobState, Event
+from hoist.core.registry.auth import Credentials
+from hoist.core.registry.browse import ManifestKind
+from hoist.core.registry.client import RegistryClient
+from hoist.core.retry import RetryPolicy
 from hoist.core.transfer import download
 from hoist.core.transfer.download import pull, pull_blob, safe_parts, target_path
 from pushing import push_paths

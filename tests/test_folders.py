@@ -16,10 +16,11 @@ from typing import Any
 import httpx
 import pytest
 from hoist.core.errors import FileChanged, SourceError
+from hoist.core.oci.annotations import TITLE
+from hoist.core.oci.manifest import FILE_MEDIA_TYPE
 from hoist.core.oci.reference import parse_reference
 from hoist.core.progress import BlobEvent, BlobState, Event
 from hoist.core.registry.client import RegistryClient
-from hoist.core.sources.artifact import FILE_MEDIA_TYPE, TITLE
 from hoist.core.sources.folder import EMPTY_DIRS, FILE_MODE
 from hoist.core.transfer.digest_cache import DigestCache
 from hoist.core.transfer.download import pull

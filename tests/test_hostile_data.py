@@ -25,10 +25,10 @@ from typing import Any
 import httpx
 import pytest
 from hoist.core.errors import FileChanged, HoistError, SourceError
+from hoist.core.oci.annotations import TITLE
 from hoist.core.oci.reference import parse_reference
 from hoist.core.progress import BlobEvent, Event
 from hoist.core.registry.client import RegistryClient
-from hoist.core.sources.artifact import TITLE
 from hoist.core.sources.content import FileRange
 from hoist.core.transfer.push import TransferRun, plan_file_push
 from pushing import ISOLATED_ENV, ROOT, hoist_cli

@@ -28,13 +28,8 @@ from hoist.core.oci.manifest import (
 )
 from hoist.core.oci.manifest import DOCKER_LIST as DOCKER_MANIFEST_LIST
 from hoist.core.sources.content import FileRange
-from hoist.core.sources.image import (
-    ImagePlan,
-    SourceKind,
-    detect_source,
-    list_images,
-    open_image,
-)
+from hoist.core.sources.formats import detect_source, list_images, open_image
+from hoist.core.sources.image import ImagePlan, SourceKind
 
 from tests.support.images import (
     ImageSpec,
@@ -64,7 +59,7 @@ def read_range(source: FileRange | bytes) -> bytes:
 
 
 def blob_bytes(plan: ImagePlan) -> dict[str, bytes]:
-    return {b.descriptor.digest: read_range(b.source) for b in plan.blobs}
+    return {b.digest: read_range(b.source) for b in plan.blobs}
 
 
 def hexpart(digest: str) -> str:
@@ -230,7 +225,7 @@ def test_plan_oci_layout(tmp_path: Path) -> None:
         "v1",
     )
     assert sha256_bytes(top.data) == top.digest
-    descriptors = {b.descriptor.digest: b.descriptor for b in plan.blobs}
+    descriptors = {b.digest: b for b in plan.blobs}
     assert descriptors[image.config_digest].media_type == image.config_media_type
     assert descriptors[image.config_digest].size == len(image.config)
     for digest, media_type, data in zip(
@@ -244,9 +239,7 @@ def test_plan_oci_layout(tmp_path: Path) -> None:
     for b in plan.blobs:
         assert isinstance(b.source, FileRange)
         assert b.source.offset == 0
-        assert b.source.path == built.path.absolute() / "blobs" / "sha256" / hexpart(
-            b.descriptor.digest
-        )
+        assert b.source.path == built.path.absolute() / "blobs" / "sha256" / hexpart(b.digest)
 
 
 def test_plan_oci_archive_layers_are_ranges_of_the_tar(tmp_path: Path) -> None:
@@ -295,7 +288,7 @@ def test_layer_range_in_a_tar_reads_back_exactly_the_layer(tmp_path: Path) -> No
     ).encode()
     tar = write_tar(tmp_path / "odd.tar", entries_for(files))
     plan = open_image(tar)
-    (blob,) = [b for b in plan.blobs if b.descriptor.digest == sha256_bytes(layer)]
+    (blob,) = [b for b in plan.blobs if b.digest == sha256_bytes(layer)]
     assert isinstance(blob.source, FileRange)
     assert read_range(blob.source) == layer
     with tarfile.open(tar) as tf:
@@ -439,7 +432,7 @@ def test_plan_legacy_docker_archive(tmp_path: Path) -> None:
     assert doc["layers"][0]["digest"] == image.diff_ids[0]
     assert doc["layers"][1]["digest"] == sha256_bytes(image.layers[1]) != image.diff_ids[1]
     assert blob_bytes(plan) == image.blobs
-    assert {b.descriptor.media_type for b in plan.blobs} == {
+    assert {b.media_type for b in plan.blobs} == {
         DOCKER_CONFIG,
         DOCKER_LAYER,
         DOCKER_LAYER_GZIP,
@@ -455,7 +448,7 @@ def test_legacy_tag_matches_tag_part_or_full_name(tmp_path: Path, tag: str) -> N
     built = write_docker_archive(tmp_path / "two.tar", images=specs)
     plan = open_image(built.path, tag=tag)
     assert plan.top.tag == "v1"
-    assert {b.descriptor.digest for b in plan.blobs} >= {built.images[0].config_digest}
+    assert {b.digest for b in plan.blobs} >= {built.images[0].config_digest}
     with pytest.raises(SourceError, match=r"holds 2 images.*example/app:v1.*other/app:v2"):
         open_image(built.path)
     with pytest.raises(SourceError, match="no image tagged 'v3'"):
@@ -525,7 +518,7 @@ def test_legacy_manifest_matches_skopeo_byte_for_byte(tmp_path: Path) -> None:
     skopeo("copy", "-q", "--preserve-digests", f"docker-archive:{built.path}", f"dir:{out}")
     assert (out / "manifest.json").read_bytes() == plan.top.data
     for b in plan.blobs:
-        assert (out / hexpart(b.descriptor.digest)).read_bytes() == read_range(b.source)
+        assert (out / hexpart(b.digest)).read_bytes() == read_range(b.source)
     # By default Hoist labels uncompressed layers for what they are.
     honest = open_image(built.path)
     assert {x["mediaType"] for x in json.loads(honest.top.data)["layers"]} == {DOCKER_LAYER}
@@ -925,7 +918,7 @@ def test_foreign_layer_without_blob_is_not_pushed(tmp_path: Path) -> None:
     ).encode()
     plan = open_image(write_tar(tmp_path / "f.tar", entries_for(files)))
     assert plan.top.data == data
-    assert foreign["digest"] not in {b.descriptor.digest for b in plan.blobs}
+    assert foreign["digest"] not in {b.digest for b in plan.blobs}
     assert blob_bytes(plan) == image.blobs
 
 

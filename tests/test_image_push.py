@@ -13,7 +13,7 @@ from hoist.core.oci.digest import sha256_bytes
 from hoist.core.oci.reference import parse_reference
 from hoist.core.progress import BlobEvent, BlobState, Event
 from hoist.core.registry.client import RegistryClient
-from hoist.core.sources.image import open_image
+from hoist.core.sources.formats import open_image
 from hoist.core.transfer.push import TransferRun, plan_image_push
 from pushing import get_blob, hoist_cli
 from support.images import write_docker_archive, write_oci_archive, write_oci_layout
@@ -47,7 +47,7 @@ def assert_same_as_skopeo_reads(
            f"docker://{registry.host}/{repo}", f"oci:{out}:x", home=tmp)  # fmt: skip
     plan = open_image(source)
     for blob in plan.blobs:
-        d = blob.descriptor
+        d = blob
         pulled = (out / "blobs" / "sha256" / d.digest[7:]).read_bytes()
         assert sha256_bytes(pulled) == d.digest and len(pulled) == d.size
 
@@ -126,8 +126,8 @@ async def test_existing_blobs_skipped_and_mounted(
     assert states and set(states) == {BlobState.MOUNTED}
     plan = open_image(layout.path)
     for blob in plan.blobs:  # readable in the new repository
-        data = get_blob(registry.url, "images/mount-dst", blob.descriptor.digest)
-        assert sha256_bytes(data) == blob.descriptor.digest
+        data = get_blob(registry.url, "images/mount-dst", blob.digest)
+        assert sha256_bytes(data) == blob.digest
 
 
 def test_cli_detects_an_image_and_as_files_overrides(

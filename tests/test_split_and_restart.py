@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from faults_helpers import RESTARTED, Recorder, messages, run_transfer
 from hoist.core.errors import FileChanged, TransferPaused
+from hoist.core.oci.annotations import SPLIT_FILE_DIGEST
 from hoist.core.oci.reference import parse_reference
 from hoist.core.progress import BlobEvent, Event
-from hoist.core.sources.artifact import SPLIT_FILE_DIGEST, SplitOptions
+from hoist.core.sources.artifact import SplitOptions
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import Transfer, TransferState
 from hoist.core.transfer.push import plan_file_push, restart_changed_blobs

@@ -17,6 +17,19 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+#: Docker schema 1: registries no longer accept these, so Hoist neither pushes nor reads them.
+DOCKER_SCHEMA1_TYPES = frozenset(
+    {
+        "application/vnd.docker.distribution.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    }
+)
+#: The artifact type oras gives an artifact when none is set.
+DEFAULT_ARTIFACT_TYPE = "application/vnd.unknown.artifact.v1"
+#: A file's layer: oras's default media type for files.
+FILE_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
+#: A packed folder's layer (a gzip tar, as oras packs folders).
+FOLDER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
 
 ACCEPT_ALL = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST)
 INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})

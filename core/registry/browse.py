@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 import httpx
 from hoist.core.errors import CatalogUnavailable, DeleteRefused, NotFound, RegistryError
+from hoist.core.oci.annotations import CREATED, TITLE
 from hoist.core.oci.digest import is_digest
 from hoist.core.oci.manifest import (
     ACCEPT_ALL,
@@ -42,7 +43,6 @@ from hoist.core.oci.manifest import (
 from hoist.core.oci.reference import DOCKER_HUB, DOCKER_HUB_API
 from hoist.core.registry.answers import read_capped
 from hoist.core.registry.client import MAX_MANIFEST, ManifestData, RegistryClient, next_link
-from hoist.core.sources.artifact import CREATED, TITLE
 
 DOCKER_SCHEMA1 = (
     "application/vnd.docker.distribution.manifest.v1+json",

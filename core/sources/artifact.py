@@ -29,28 +29,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 from hoist.core.errors import SourceError, StateFolderError, os_reason
+from hoist.core.oci.annotations import (
+    ORAS_DIGEST,
+    ORAS_UNPACK,
+    SPLIT_COUNT,
+    SPLIT_FILE,
+    SPLIT_FILE_SIZE,
+    SPLIT_INDEX,
+    SPLIT_OFFSET,
+    TITLE,
+)
 from hoist.core.oci.digest import Descriptor, sha256_bytes
-from hoist.core.oci.manifest import OCI_EMPTY, OCI_EMPTY_DATA, image_manifest
-from hoist.core.sources.content import FileRange
-from hoist.core.sources.folder import FILE_MODE, empty_dirs_annotation, scan_folder
+from hoist.core.oci.manifest import (
+    DEFAULT_ARTIFACT_TYPE,
+    FILE_MEDIA_TYPE,
+    FOLDER_MEDIA_TYPE,
+    OCI_EMPTY,
+    OCI_EMPTY_DATA,
+    image_manifest,
+)
+from hoist.core.sources.content import FileRange, PlannedBlob
+from hoist.core.sources.source import FilesFormat, FilesPlan, Probe, SourceSummary
 
 if TYPE_CHECKING:
     import tarfile
 
-DEFAULT_ARTIFACT_TYPE = "application/vnd.unknown.artifact.v1"  # what oras uses when none is set
-FILE_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"  # oras's default for files
-FOLDER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
-TITLE = "org.opencontainers.image.title"
-CREATED = "org.opencontainers.image.created"
-ORAS_UNPACK = "io.deis.oras.content.unpack"
-ORAS_DIGEST = "io.deis.oras.content.digest"
-SPLIT_PREFIX = "app.hoist.split."
-SPLIT_FILE = SPLIT_PREFIX + "file"  # the original file's name
-SPLIT_INDEX = SPLIT_PREFIX + "index"  # 1-based
-SPLIT_COUNT = SPLIT_PREFIX + "count"
-SPLIT_OFFSET = SPLIT_PREFIX + "offset"
-SPLIT_FILE_SIZE = SPLIT_PREFIX + "file.size"
-SPLIT_FILE_DIGEST = SPLIT_PREFIX + "file.digest"  # sha256 of the whole file (manifest level)
 EMPTY_CONFIG = Descriptor(OCI_EMPTY, sha256_bytes(OCI_EMPTY_DATA), len(OCI_EMPTY_DATA))
 #: gzip level of a packed folder: the fastest. Model weights don't compress, and level 9 ran at
 #: ~37 MiB/s on them (issue 19); level 1 costs a few percent of size on text.
@@ -89,80 +92,33 @@ def check_sources(paths: list[Path]) -> None:
 
 
 @dataclass(frozen=True)
-class ArtifactLayer:
-    """One layer an artifact will push: where its bytes are and how the manifest names it.
-
-    Plain data: the transfer layer turns it into the record it journals and uploads.
-    """
-
-    name: str
-    source: FileRange
-    media_type: str
-    annotations: dict[str, str]
-
-
-@dataclass(frozen=True)
 class ArtifactPlan:
     """An artifact's layers, in order, and what its manifest says besides (empty folders)."""
 
-    layers: list[ArtifactLayer]
+    blobs: list[PlannedBlob]
     annotations: dict[str, str]
 
 
-def plan_artifact(
-    paths: list[Path],
-    staging: Path,
-    split: SplitOptions | None = None,
-    *,
-    pack: bool = False,
-    stop: threading.Event | None = None,
-) -> ArtifactPlan:
-    """One layer per file (or per part; a folder's files, or with `pack` one tar per folder).
+class FileSource:
+    """One file pushed as a layer titled with its name, or cut into parts (split mode)."""
 
-    Blocking (it walks folders, and packs them with `pack`): call it in a worker thread, and
-    set `stop` to end the packing at once (PackingStopped).
-    """
-    if not paths:
-        raise SourceError("nothing to push: name at least one file or folder")
-    records: list[ArtifactLayer] = []
-    empty_dirs: list[str] = []
-    titles: set[str] = set()
-    for path in paths:
-        path = path.absolute()
-        if not path.exists():
-            raise SourceError(f"{path} does not exist")
-        title = path.name
-        if title in titles:
-            raise SourceError(
-                f"two sources are both named {title!r}",
-                hint="Each file's name is its title in the artifact: rename one of them",
-            )
-        titles.add(title)
-        if path.is_dir() and pack:
-            records.append(_pack_folder(path, staging, stop))
-        elif path.is_dir():
-            scan = scan_folder(path)
-            empty_dirs.extend(scan.empty_dirs)
-            records.extend(
-                ArtifactLayer(
-                    f.title,
-                    FileRange(f.path, 0, f.size),
-                    FILE_MEDIA_TYPE,
-                    {TITLE: f.title, FILE_MODE: f.mode_text},
-                )
-                for f in scan.files
-            )
-        elif path.is_file():
-            _check_readable(path)
-            if split is not None and path.stat().st_size > split.part_size:
-                records.extend(_split(path, split.part_size))
-            else:
-                records.append(
-                    ArtifactLayer(title, FileRange.whole(path), FILE_MEDIA_TYPE, {TITLE: title})
-                )
-        else:
-            raise SourceError(f"{path} is not a regular file or a folder")
-    return ArtifactPlan(records, empty_dirs_annotation(empty_dirs))
+    def __init__(self, probe: Probe) -> None:
+        self.path = probe.path
+
+    def describe(self) -> SourceSummary:
+        return SourceSummary(self.path, FORMAT.name, 1, self.path.stat().st_size)
+
+    def plan_files(self, part_size: int | None) -> FilesPlan:
+        _check_readable(self.path)
+        if part_size is not None and self.path.stat().st_size > part_size:
+            return FilesPlan(_split(self.path, part_size))
+        title = self.path.name
+        return FilesPlan(
+            [PlannedBlob(title, FileRange.whole(self.path), FILE_MEDIA_TYPE, {TITLE: title})]
+        )
+
+
+FORMAT = FilesFormat("file", lambda probe: probe.is_file, FileSource)
 
 
 def _check_readable(path: Path) -> None:
@@ -177,7 +133,7 @@ def _check_readable(path: Path) -> None:
         ) from exc
 
 
-def _split(path: Path, part_size: int) -> list[ArtifactLayer]:
+def _split(path: Path, part_size: int) -> list[PlannedBlob]:
     size = path.stat().st_size
     count = (size + part_size - 1) // part_size
     width = max(4, len(str(count)))
@@ -194,7 +150,7 @@ def _split(path: Path, part_size: int) -> list[ArtifactLayer]:
             SPLIT_FILE_SIZE: str(size),
         }
         source = FileRange(path, offset, min(part_size, size - offset))
-        out.append(ArtifactLayer(name, source, FILE_MEDIA_TYPE, annotations))
+        out.append(PlannedBlob(name, source, FILE_MEDIA_TYPE, annotations))
     return out
 
 
@@ -265,7 +221,7 @@ def folder_member_filter(
     return check
 
 
-def _pack_folder(folder: Path, staging: Path, stop: threading.Event | None = None) -> ArtifactLayer:
+def pack_folder(folder: Path, staging: Path, stop: threading.Event | None = None) -> PlannedBlob:
     """Pack `folder` into `staging/NAME.tar.gz` (sorted entries, so packing is repeatable).
 
     Refuses, naming the path, what a pull could not restore (a link leading out of the folder
@@ -305,7 +261,7 @@ def _pack_folder(folder: Path, staging: Path, stop: threading.Event | None = Non
         ORAS_UNPACK: "true",
         ORAS_DIGEST: "sha256:" + hashing.sha.hexdigest(),
     }
-    return ArtifactLayer(folder.name, FileRange.whole(out), FOLDER_MEDIA_TYPE, annotations)
+    return PlannedBlob(folder.name, FileRange.whole(out), FOLDER_MEDIA_TYPE, annotations)
 
 
 def _write_folder_tar(folder: Path, hashing: _HashingWriter, staging: Path) -> None:

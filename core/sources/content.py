@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncGenerator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hoist.core.bandwidth import Throttle
@@ -126,3 +126,28 @@ async def stream_range(
             if pending is not None and not pending.cancelled():
                 pending.exception()  # retrieved: nobody else will
             os.close(fd)
+
+
+@dataclass(frozen=True)
+class PlannedBlob:
+    """One blob a source will send, whatever the source: a file, a split part, a packed folder,
+    an image's layer or config. Plain data: the transfer layer turns it into the record it
+    journals and uploads.
+
+    `digest` is known when the source has verified the bytes already (an image's blobs); None
+    for a file's, which is hashed as it is sent. `identity` is the file as it was when a digest
+    was taken, so that a resume can tell it was replaced; None: taken when the push is planned.
+    `name` is what a person reads in a transfer's rows (a file's title, a part's name, a short
+    digest).
+    """
+
+    name: str
+    source: FileRange
+    media_type: str
+    annotations: dict[str, str] = field(default_factory=dict)
+    digest: str | None = None
+    identity: FileIdentity | None = None
+
+    @property
+    def size(self) -> int:
+        return self.source.length

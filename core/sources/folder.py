@@ -25,6 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hoist.core.errors import SourceError
+from hoist.core.oci.annotations import TITLE
+from hoist.core.oci.manifest import FILE_MEDIA_TYPE
+from hoist.core.sources.content import FileRange, PlannedBlob
+from hoist.core.sources.source import FilesFormat, FilesPlan, Probe, SourceSummary
 
 #: Layer annotation: the file's permission bits, four octal digits (`0644`, `0755`).
 FILE_MODE = "app.hoist.file.mode"
@@ -187,3 +191,31 @@ def parse_mode(annotations: dict[str, str]) -> int | None:
         return int(text, 8) & KEPT_MODE_BITS
     except ValueError:
         return None
+
+
+class FolderSource:
+    """A folder pushed as its files (the `scan_folder` policy above): one layer per file."""
+
+    def __init__(self, probe: Probe) -> None:
+        self.path = probe.path
+
+    def describe(self) -> SourceSummary:
+        files, size = count_folder(self.path)
+        return SourceSummary(self.path, FORMAT.name, files, size)
+
+    def plan_files(self, part_size: int | None) -> FilesPlan:
+        """Its files as layers, whole (split mode cuts single files only)."""
+        scan = scan_folder(self.path)
+        blobs = [
+            PlannedBlob(
+                f.title,
+                FileRange(f.path, 0, f.size),
+                FILE_MEDIA_TYPE,
+                {TITLE: f.title, FILE_MODE: f.mode_text},
+            )
+            for f in scan.files
+        ]
+        return FilesPlan(blobs, scan.empty_dirs)
+
+
+FORMAT = FilesFormat("folder", lambda probe: probe.is_dir, FolderSource)

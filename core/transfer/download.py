@@ -61,6 +61,16 @@ from hoist.core.errors import (
     WriteFailed,
     write_failed,
 )
+from hoist.core.oci.annotations import (
+    ORAS_DIGEST,
+    ORAS_UNPACK,
+    SPLIT_COUNT,
+    SPLIT_FILE,
+    SPLIT_FILE_DIGEST,
+    SPLIT_FILE_SIZE,
+    SPLIT_INDEX,
+    SPLIT_OFFSET,
+)
 from hoist.core.oci.digest import EMPTY_SHA256, READ_BLOCK, is_digest, sha256_bytes
 from hoist.core.oci.manifest import OCI_INDEX
 from hoist.core.oci.reference import Reference
@@ -77,17 +87,7 @@ from hoist.core.registry.browse import (
 )
 from hoist.core.registry.client import RegistryClient
 from hoist.core.retry import RetryPolicy, retry_temporary
-from hoist.core.sources.artifact import (
-    ORAS_DIGEST,
-    ORAS_UNPACK,
-    SPLIT_COUNT,
-    SPLIT_FILE,
-    SPLIT_FILE_DIGEST,
-    SPLIT_FILE_SIZE,
-    SPLIT_INDEX,
-    SPLIT_OFFSET,
-    folder_member_filter,
-)
+from hoist.core.sources.artifact import folder_member_filter
 from hoist.core.sources.folder import parse_empty_dirs, parse_mode
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import (

@@ -16,13 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from hoist.core.errors import HoistError, JournalError, JournalUnwritable
+from hoist.core.oci.manifest import DEFAULT_ARTIFACT_TYPE
 from hoist.core.oci.reference import Reference, parse_reference
 from hoist.core.paths import state_dir
 from hoist.core.progress import BlobState, ProgressCallback, TransferEvent
 from hoist.core.registry.client import RegistryClient
-from hoist.core.sources.artifact import (
-    DEFAULT_ARTIFACT_TYPE,
-)
 from hoist.core.sources.image import PlanManifest
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.upload import (

@@ -22,23 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from hoist.core.errors import FileChanged, HoistError, TransferPaused, os_reason
+from hoist.core.oci.annotations import CREATED, SPLIT_FILE, SPLIT_FILE_DIGEST, SPLIT_FILE_SIZE
 from hoist.core.oci.digest import Descriptor, hash_file_range, sha256_bytes
-from hoist.core.oci.manifest import OCI_EMPTY_DATA
+from hoist.core.oci.manifest import DEFAULT_ARTIFACT_TYPE, OCI_EMPTY_DATA
 from hoist.core.oci.reference import Reference
 from hoist.core.progress import BlobState, ProgressCallback
 from hoist.core.registry.client import RegistryClient
 from hoist.core.retry import T, retry_temporary
-from hoist.core.sources.artifact import (
-    CREATED,
-    DEFAULT_ARTIFACT_TYPE,
-    EMPTY_CONFIG,
-    SPLIT_FILE,
-    SPLIT_FILE_DIGEST,
-    SplitOptions,
-    artifact_manifest,
-    plan_artifact,
-)
-from hoist.core.sources.content import FileIdentity, FileRange
+from hoist.core.sources.artifact import EMPTY_CONFIG, SplitOptions, artifact_manifest
+from hoist.core.sources.content import FileIdentity, FileRange, PlannedBlob
+from hoist.core.sources.formats import plan_artifact, require_image
 from hoist.core.transfer.digest_cache import DigestCache
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import (
@@ -88,7 +81,7 @@ def plan_file_push(
     except BaseException:
         discard_staging(transfer_id)
         raise
-    blobs = [fresh_record(x.name, x.source, x.media_type, x.annotations) for x in plan.layers]
+    blobs = [_record(blob) for blob in plan.blobs]
     cache = digest_cache if digest_cache is not None else DigestCache()
     for blob in blobs:
         if _is_whole_file(blob):
@@ -120,6 +113,15 @@ async def plan_file_push_in_thread(
     except asyncio.CancelledError:
         stop.set()
         raise
+
+
+def _record(blob: PlannedBlob) -> BlobRecord:
+    """The journal's record of a planned blob, the file's identity taken now unless the
+    source took it when it verified the blob."""
+    record = fresh_record(blob.name, blob.source, blob.media_type, blob.annotations, blob.digest)
+    if blob.identity is not None:
+        record.identity = blob.identity
+    return record
 
 
 def _is_whole_file(blob: BlobRecord) -> bool:
@@ -165,29 +167,15 @@ def plan_image_push(
     """A Transfer pushing a container image (OCI layout, OCI archive, `docker save` tarball).
 
     Blocking: it reads the source and verifies every blob's digest before anything is pushed.
-    Layers stay where they are (byte ranges of the layout's files or of the tarball); blobs
-    the source holds only in memory (a generated config) are written to the state folder so a
-    resume reads the very same bytes.
-    """
-    from hoist.core.sources.image import open_image
+    Layers stay where they are (byte ranges of the layout's files or of the tarball).
 
-    plan = open_image(path, tag=image_tag, platform=platform)
+    Raises:
+        SourceError: `path` is no container image (the formats of
+            `hoist.core.sources.formats` are asked), or not a sound one.
+    """
+    plan = require_image(path).plan_image(tag=image_tag, platform=platform)
     transfer_id = new_transfer_id()
-    staging = staging_dir(transfer_id)
-    blobs: list[BlobRecord] = []
-    for blob in plan.blobs:
-        d = blob.descriptor
-        if isinstance(blob.source, bytes):
-            staging.mkdir(parents=True, exist_ok=True, mode=0o700)
-            staged = staging / d.digest.replace(":", "-")
-            staged.write_bytes(blob.source)
-            source = FileRange(staged, 0, len(blob.source))
-        else:
-            source = blob.source
-        record = fresh_record(d.digest[7:19], source, d.media_type, digest=d.digest)
-        if blob.identity is not None:
-            record.identity = blob.identity
-        blobs.append(record)
+    blobs = [_record(blob) for blob in plan.blobs]
     manifests = list(plan.manifests)
     if not (target.tag or target.digest):
         target = target.with_tag(plan.top.tag or "latest")
@@ -283,7 +271,7 @@ class TransferRun(JournaledRun):
         for blob in self.transfer.blobs:
             name = blob.annotations.get(SPLIT_FILE)
             if name and SPLIT_FILE_DIGEST not in blob.annotations:
-                size = int(blob.annotations["app.hoist.split.file.size"])
+                size = int(blob.annotations[SPLIT_FILE_SIZE])
                 files[name] = (blob.source.path, size)
 
         async def hash_all() -> dict[str, str]:

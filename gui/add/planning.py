@@ -14,42 +14,36 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hoist.core.errors import HoistError
+from hoist.core.oci.manifest import IMAGE_CONFIG_TYPES
 from hoist.core.oci.reference import Reference
 from hoist.core.registry.auth import Credentials
+from hoist.core.registry.credentials import resolve_credentials
+from hoist.core.sources.formats import FORMATS, files_source, push_as_image
+from hoist.core.sources.source import ImageFormat, SourceSummary
 from hoist.core.transfer.model import Transfer
 from hoist.core.transfer.upload import BlobRecord
 from hoist.gui.settings.store import RegistrySettings
 
 log = logging.getLogger(__name__)
 
-#: Media types of image configs: their rows say "config" rather than "layer N".
-CONFIG_MEDIA_TYPES = frozenset(
-    {
-        "application/vnd.oci.image.config.v1+json",
-        "application/vnd.docker.container.image.v1+json",
-    }
-)
-
 
 def image_support() -> bool:
-    """Whether hoist.core.sources.image (container image sources) is available in this build."""
-    try:
-        import hoist.core.sources.image  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether the source formats include an image format (the "Add image…" actions)."""
+    return any(isinstance(fmt, ImageFormat) for fmt in FORMATS)
 
 
 def is_image_source(path: Path) -> bool:
-    """An OCI layout folder or an image tarball, judged by content (blocking: a worker thread)."""
+    """An image source by `FORMATS`, as `hoist push` judges it (blocking: a worker thread)."""
     try:
-        from hoist.core.sources.image import detect_source
-    except ImportError:
-        return False
-    try:
-        return detect_source(path) is not None
+        return push_as_image([path]) is not None
     except (OSError, HoistError):
         return False
+
+
+def describe_as_files(path: Path) -> SourceSummary:
+    """What `path` pushed as files amounts to (a folder: its files and bytes), as its format
+    describes it (blocking: a worker thread walks a folder)."""
+    return files_source(path).describe()
 
 
 @dataclass(frozen=True)
@@ -113,9 +107,9 @@ def blob_label(record: BlobRecord, index: int, transfer: Transfer) -> str:
     """A child row's name: a file's title, a split part, "config", or "layer N"."""
     if transfer.kind != "image":
         return record.name
-    if record.media_type in CONFIG_MEDIA_TYPES:
+    if record.media_type in IMAGE_CONFIG_TYPES:
         return "config"
-    layers = [b for b in transfer.blobs if b.media_type not in CONFIG_MEDIA_TYPES]
+    layers = [b for b in transfer.blobs if b.media_type not in IMAGE_CONFIG_TYPES]
     number = next((i for i, b in enumerate(layers, 1) if b is record), index + 1)
     return f"layer {number}"
 
@@ -196,10 +190,6 @@ class CredentialCache:
 def _resolve(host: str, username: str | None) -> tuple[Credentials | None, str]:
     """(credentials or None, a sentence when the lookup itself failed)."""
     try:
-        from hoist.core.registry.credentials import resolve_credentials
-    except ImportError:  # pragma: no cover - the module ships with core
-        return None, ""
-    try:
         return resolve_credentials(host, username), ""
     except HoistError as exc:
         log.info("credentials for %s: %s", host, exc.sentence(window=True))
@@ -211,6 +201,7 @@ __all__ = [
     "SourceChoice",
     "blob_label",
     "classify_sources",
+    "describe_as_files",
     "image_support",
     "is_image_source",
     "reference_text",

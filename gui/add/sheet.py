@@ -19,7 +19,7 @@ from hoist.core.errors import HoistError, SourceError
 from hoist.core.oci.reference import Reference, parse_reference
 from hoist.core.registry.profile import ProfileStore, RegistryProfile
 from hoist.core.sources.artifact import SplitOptions
-from hoist.core.sources.folder import count_folder
+from hoist.core.sources.formats import list_images
 from hoist.core.transfer.model import Transfer
 from hoist.core.transfer.push import plan_file_push_in_thread, plan_image_push
 from hoist.core.transfer.queue import TransferItem, TransferQueue
@@ -29,6 +29,7 @@ from hoist.core.units import GiB, MiB, format_size, parse_size
 from hoist.gui.add.planning import (
     CredentialCache,
     SourceChoice,
+    describe_as_files,
     image_support,
     short_digest,
     suggest_repository,
@@ -402,9 +403,10 @@ class AddSheet(QDialog):
         text = self.summary.text()
         for folder in folders:
             try:
-                files, size = await asyncio.to_thread(count_folder, folder)
-            except OSError:
+                summary = await asyncio.to_thread(describe_as_files, folder)
+            except (HoistError, OSError):
                 continue
+            files, size = summary.files, summary.size
             noun = "file" if files == 1 else "files"
             text = text.replace(
                 f"{folder.name}/ (folder: counting its files…)",
@@ -420,12 +422,6 @@ class AddSheet(QDialog):
             self._task = None
 
     async def _load_image_choices(self) -> None:
-        try:
-            from hoist.core.sources.image import list_images
-        except ImportError:
-            self.image_tag.clear()
-            self.image_tag.addItem("(this build can't read images)", None)
-            return
         try:
             images = await asyncio.to_thread(list_images, self.choice.paths[0])
         except (HoistError, OSError) as exc:
