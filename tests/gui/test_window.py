@@ -24,7 +24,7 @@ from hoist.core.oci.reference import parse_reference
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.demo_registry import DemoRegistry
 from hoist.core.registry.profile import ProfileStore
-from hoist.core.transfer import download
+from hoist.core.transfer import fetch
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import Transfer, TransferState
 from hoist.core.transfer.push import plan_file_push
@@ -351,7 +351,7 @@ def test_download_from_browse_runs_in_the_queue_and_survives_a_restart(
 ) -> None:  # fmt: skip
     """Browse → Download: a row in Transfers with a child per file; paused there, it is
     listed paused after a restart, resumes from its `.partial` file and ends verified."""
-    monkeypatch.setattr(download, "PROGRESS_INTERVAL", 0.0)  # an event per MiB: pause early
+    monkeypatch.setattr(fetch, "PROGRESS_INTERVAL", 0.0)  # an event per MiB: pause early
     big = tmp_path / "src" / "weights.bin"
     big.parent.mkdir()
     big.write_bytes(os.urandom(64 * MiB + 5))
