@@ -21,7 +21,13 @@ from hoist.core.registry.client import RegistryClient
 from hoist.core.transfer import download, fetch
 from hoist.core.transfer.download import DownloadRun, plan_download
 from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.model import DOWNLOAD, DownloadPart, Transfer, TransferState
+from hoist.core.transfer.model import (
+    DOWNLOAD,
+    Download,
+    DownloadPart,
+    TransferState,
+    transfer_from_json,
+)
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from pushing import hoist_cli, push_paths
 from support.registry import RegistryProcess
@@ -82,10 +88,10 @@ async def test_a_download_runs_in_the_queue_and_is_journaled(
     assert names == {"model.bin", "folder"}
     assert item.total == item.acknowledged == item.transfer.total >= 3 * MiB + 7
     assert "downloading" in seen and seen[-1] == "done"
-    saved = Transfer.from_json(TransferJournal().load(item.id))
-    assert saved.is_download and saved.state == TransferState.DONE
+    saved = transfer_from_json(TransferJournal().load(item.id))
+    assert isinstance(saved, Download) and saved.state == TransferState.DONE
     assert saved.destination == str(out) and saved.acknowledged == saved.total == item.total
-    assert str(saved.target) == str(source)
+    assert str(saved.source) == str(source)
 
 
 async def test_a_paused_download_resumes_in_a_new_queue_from_its_partial_file(

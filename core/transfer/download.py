@@ -61,10 +61,9 @@ from hoist.core.transfer.fetch import (
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.layout_writer import LayoutWriter
 from hoist.core.transfer.model import (
-    DOWNLOAD,
+    Download,
     DownloadPart,
     JournaledRun,
-    Transfer,
     TransferState,
     new_transfer_id,
     save_despite_cancellation,
@@ -395,7 +394,7 @@ CHECKPOINT_INTERVAL = 2.0
 
 
 class DownloadRun(JournaledRun):
-    """Runs one download Transfer: `pull` into its folder, keeping the journal told.
+    """Runs one Download: `pull` into its folder, keeping the journal told.
 
     A download has no upload session to keep: what it holds is the `.partial` files, which
     `pull` continues from. So a pause stops at once (the bytes written so far are kept and
@@ -406,9 +405,11 @@ class DownloadRun(JournaledRun):
         pause: set it to stop; `run` then raises TransferPaused.
     """
 
+    transfer: Download
+
     def __init__(
         self,
-        transfer: Transfer,
+        transfer: Download,
         client: RegistryClient,
         *,
         journal: TransferJournal | None = None,
@@ -417,7 +418,7 @@ class DownloadRun(JournaledRun):
         on_event: ProgressCallback | None = None,
         pause: asyncio.Event | None = None,
     ) -> None:
-        if not transfer.is_download:
+        if not isinstance(transfer, Download):  # a caller without type checks
             raise ValueError(f"transfer {transfer.id} is a push, not a download")
         super().__init__(transfer, client, journal=journal, on_event=on_event, pause=pause)
         self.retry = retry or RetryPolicy()
@@ -462,8 +463,8 @@ class DownloadRun(JournaledRun):
         pulling = asyncio.ensure_future(
             pull(
                 self.client,
-                transfer.target.repository,
-                transfer.target.manifest_ref,
+                transfer.source.repository,
+                transfer.source.manifest_ref,
                 Path(transfer.destination),
                 platform=transfer.platform,
                 overwrite=transfer.overwrite,
@@ -475,7 +476,7 @@ class DownloadRun(JournaledRun):
                 on_plan=self._on_plan,
                 on_file=self._on_file,
                 keep_folders=[Path(p) for p in transfer.completed],
-                tag=transfer.target.tag,
+                tag=transfer.source.tag,
             )
         )
         paused = asyncio.ensure_future(self.pause.wait())
@@ -534,7 +535,7 @@ class DownloadRun(JournaledRun):
         await self.save()
 
 
-def discard_partial_files(transfer: Transfer) -> list[str]:
+def discard_partial_files(transfer: Download) -> list[str]:
     """Remove what a cancelled download left: its `.partial` files and a folder's hidden
     archive (blocking). Finished files stay: they are complete and verified, and may be what
     the user came for. A `.partial` another download has locked is its own: left alone.
@@ -582,17 +583,15 @@ def plan_download(
     overwrite: bool = False,
     parallel: int = 2,
     plain_http: bool | None = None,
-) -> Transfer:
-    """A Transfer downloading what `source` names into the folder `destination`.
+) -> Download:
+    """A Download of what `source` names into the folder `destination`.
 
     Pin `source` by digest where it can be: a tag moved while the download is paused would
     otherwise join bytes of two different artifacts.
     """
-    return Transfer(
+    return Download(
         id=new_transfer_id(),
-        target=source,
-        kind=DOWNLOAD,
-        blobs=[],
+        source=source,
         parallel=parallel,
         plain_http=plain_http,
         created_iso=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
