@@ -186,7 +186,7 @@ class FinishNotifier:
         transfer = item.transfer
         what = "Download" if isinstance(transfer, Download) else "Push"
         if state == TransferState.DONE:
-            where = transfer.destination if isinstance(transfer, Download) else transfer.target
+            where = transfer.goes_to
             self.notify(f"{what} finished", f"{transfer.name} is in {where}", False)
         else:
             self.notify(f"{what} failed", f"{transfer.name}: {transfer.error or 'failed'}", True)

@@ -258,3 +258,18 @@ def test_the_queue_item_counts_a_push_s_blobs_and_a_download_s_parts() -> None:
     push.blobs[0].state = BlobState.EXISTS
     assert push_item.status_text().startswith("done; 1 of 1")
     assert download_item.status_text() == "done"
+
+
+def test_each_type_says_where_its_bytes_come_from_and_go() -> None:
+    """What the window's columns and "Copy reference" read, without asking the type."""
+    push = transfer_from_json({**OLD_ARTIFACT_PUSH})
+    download = transfer_from_json({**OLD_DOWNLOAD})
+    assert (push.comes_from, push.goes_to) == ("/data/model.bin", "localhost:5000/models/llm:v1")
+    assert push.pinned_reference == push.target  # not pushed yet: no digest to pin it by
+    push.result = DIGEST
+    assert str(push.pinned_reference) == f"localhost:5000/models/llm:v1@{DIGEST}"
+    assert (download.comes_from, download.goes_to) == (
+        f"localhost:5000/models/llm:v1@{DIGEST}", "/home/me/models"
+    )  # fmt: skip
+    download.result = "sha256:" + "cd" * 32  # the manifest it got: its source stays pinned
+    assert download.pinned_reference == download.source

@@ -139,6 +139,23 @@ class TransferBase:
         raise NotImplementedError
 
     @property
+    def pinned_reference(self) -> Reference:
+        """The reference by digest once it is known, for "Copy reference" and "Show in
+        Browse": what a finished push stored, a download's source (pinned when queued)."""
+        raise NotImplementedError
+
+    @property
+    def comes_from(self) -> str:
+        """Where its bytes come from, for people: a push's files (one a line), a download's
+        reference."""
+        raise NotImplementedError
+
+    @property
+    def goes_to(self) -> str:
+        """Where its bytes go, for people: a push's reference, a download's folder."""
+        raise NotImplementedError
+
+    @property
     def name(self) -> str:
         raise NotImplementedError
 
@@ -196,6 +213,21 @@ class Push(TransferBase):
     @property
     def reference(self) -> Reference:
         return self.target
+
+    @property
+    def pinned_reference(self) -> Reference:
+        target = self.target
+        if self.result:
+            return Reference(target.registry, target.repository, target.tag, self.result)
+        return target
+
+    @property
+    def comes_from(self) -> str:
+        return "\n".join(self.sources) or str(self.target)
+
+    @property
+    def goes_to(self) -> str:
+        return str(self.target)
 
     @property
     def is_image(self) -> bool:
@@ -274,6 +306,18 @@ class Download(TransferBase):
     @property
     def reference(self) -> Reference:
         return self.source
+
+    @property
+    def pinned_reference(self) -> Reference:
+        return self.source
+
+    @property
+    def comes_from(self) -> str:
+        return str(self.source)
+
+    @property
+    def goes_to(self) -> str:
+        return self.destination
 
     @property
     def name(self) -> str:

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hoist.core.errors import HoistError
-from hoist.core.oci.reference import Reference
 from hoist.core.registry.auth import Credentials
-from hoist.core.transfer.model import Download, Push, Transfer
+from hoist.core.transfer.model import Push, Transfer
 from hoist.core.transfer.upload import BlobRecord
 from hoist.gui.settings.store import RegistrySettings
 
@@ -129,12 +128,7 @@ def short_digest(digest: str | None) -> str:
 
 def reference_text(transfer: Transfer) -> str:
     """What "Copy reference" copies: `host/repo:tag@sha256:...` once pushed, else the target."""
-    if isinstance(transfer, Download):  # what it fetched
-        return str(transfer.source)
-    target = transfer.target
-    if transfer.result:
-        return str(Reference(target.registry, target.repository, target.tag, transfer.result))
-    return str(target)
+    return str(transfer.pinned_reference)
 
 
 class CredentialCache:

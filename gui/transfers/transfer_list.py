@@ -116,10 +116,7 @@ def filter_label(name: str, counts: dict[str, int]) -> str:
 def transfer_destination(item: TransferItem) -> str:
     """The Target column: where a transfer's bytes go (a push's reference, a download's
     folder), or what a row standing for an unreadable journal entry is."""
-    transfer = item.transfer
-    if item.unreadable:
-        return "unreadable journal entry"
-    return transfer.destination if isinstance(transfer, Download) else str(transfer.target)
+    return "unreadable journal entry" if item.unreadable else item.transfer.goes_to
 
 
 def capitalized(text: str) -> str:
@@ -607,9 +604,7 @@ class TransferModel(QAbstractItemModel):
             return icons.icon(transfer_icon_name(item))
         if role == Qt.ItemDataRole.ToolTipRole:
             if column == Column.NAME:
-                if isinstance(transfer, Download):
-                    return str(transfer.source)
-                return "\n".join(transfer.sources) or str(transfer.target)
+                return transfer.comes_from
             if column == Column.TARGET:
                 pushed = isinstance(transfer, Push) and not item.unreadable
                 return reference_text(transfer) if pushed else transfer_destination(item)
@@ -937,12 +932,7 @@ class TransferController:
 
     def show_in_browse(self, item: TransferItem) -> None:
         if self.show_in_browse_cb is not None:
-            target = item.transfer.reference
-            if item.transfer.result and isinstance(item.transfer, Push):
-                target = Reference(
-                    target.registry, target.repository, target.tag, item.transfer.result
-                )
-            self.show_in_browse_cb(target)
+            self.show_in_browse_cb(item.transfer.pinned_reference)
 
     def open_folder(self, item: TransferItem) -> None:
         transfer = item.transfer
