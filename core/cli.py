@@ -41,6 +41,8 @@ from hoist.core.sources.artifact import SplitOptions, check_sources
 from hoist.core.sources.formats import push_as_image
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import (
+    Download,
+    Push,
     Transfer,
     TransferState,
     journal_transfers,
@@ -349,8 +351,8 @@ async def _run(transfer: Transfer, args: argparse.Namespace, journal: TransferJo
     printer = ProgressPrinter(_style(args.progress))
     pause = asyncio.Event()
     resume_line = f"Paused. Resume with: hoist resume {transfer.id}"
-    async with _client(args, transfer.target, transfer.plain_http) as client:
-        settings = _settings(args, transfer.target.api_host)
+    async with _client(args, transfer.reference, transfer.plain_http) as client:
+        settings = _settings(args, transfer.reference.api_host)
         # A download the window queued: `hoist resume` finishes it too.
         run = open_run(
             transfer, client, journal=journal, settings=settings, on_event=printer, pause=pause
@@ -371,7 +373,7 @@ async def _run(transfer: Transfer, args: argparse.Namespace, journal: TransferJo
                 return signals.exit_code
             finally:
                 printer.finish()
-    if transfer.is_download:
+    if isinstance(transfer, Download):
         print(transfer.destination)
     else:
         count, size = transfer.already_there
@@ -393,7 +395,7 @@ async def cmd_push(args: argparse.Namespace) -> int:
     chunk_size = args.chunk_size or 0
     plain_http = True if args.plain_http else None
     is_image = await asyncio.to_thread(push_as_image, paths, as_files=args.as_files) is not None
-    transfer: Transfer
+    transfer: Push
     if is_image:
         transfer = await asyncio.to_thread(
             plan_image_push,
@@ -468,7 +470,7 @@ async def cmd_resume(args: argparse.Namespace) -> int:
                 if args.restart_changed:
                     for name in restart_changed_blobs(transfer):
                         print(f"{name}: the file changed; pushing its new content", file=sys.stderr)
-                print(f"resuming {transfer.id}: {transfer.target}", file=sys.stderr)
+                print(f"resuming {transfer.id}: {transfer.reference}", file=sys.stderr)
                 code = await _run(transfer, args, journal)
             except HoistError as exc:
                 print(f"hoist: {transfer.id}: {exc.sentence()}", file=sys.stderr)
@@ -493,7 +495,7 @@ async def cmd_cancel(args: argparse.Namespace) -> int:
             print(f"hoist: {exc.message}", file=sys.stderr)
             print(f"removed {path}", file=sys.stderr)
             return 0
-        async with _client(args, transfer.target, transfer.plain_http) as client:
+        async with _client(args, transfer.reference, transfer.plain_http) as client:
             discarded = await discard_work(transfer, client)
         for problem in discarded.sessions:  # say so, go on
             print(problem, file=sys.stderr)
@@ -516,9 +518,9 @@ async def cmd_transfers(args: argparse.Namespace) -> int:
         if owner is None and t.state == TransferState.RUNNING:
             state = "interrupted"  # its Hoist died (or was killed): resumable
         rows.append({
-            "id": t.id, "kind": t.kind, "reference": str(t.target), "done": t.acknowledged,
+            "id": t.id, "kind": t.kind, "reference": str(t.reference), "done": t.acknowledged,
             "total": t.total, "state": state, "error": t.error, "owner": owner,
-            **({"destination": t.destination} if t.is_download else {}),
+            **({"destination": t.destination} if isinstance(t, Download) else {}),
         })  # fmt: skip
     if args.json:
         print(json.dumps(rows, indent=1))

@@ -26,7 +26,7 @@ from hoist.core.registry.demo_registry import HOW_TO_ADD_A_REGISTRY, DemoRegistr
 from hoist.core.sources.artifact import check_sources
 from hoist.core.transfer.download import plan_download
 from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.model import Transfer, TransferState
+from hoist.core.transfer.model import Download, Push, Transfer, TransferState
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from hoist.core.units import format_rate, format_size
 from hoist.gui.add.planning import (
@@ -117,15 +117,15 @@ class AppContext:
         ctx: AppContext
 
         def upload_settings(transfer: Transfer) -> Any:
-            return ctx.settings.upload_settings(transfer.target.api_host)
+            return ctx.settings.upload_settings(transfer.reference.api_host)
 
         def client_for(transfer: Transfer) -> RegistryClient:
             """The transfer's registry as the user set it up (TLS choices, credentials)."""
-            registry = ctx.settings.registry_for_host(transfer.target.registry)
-            creds = credentials.get(transfer.target.registry)
+            registry = ctx.settings.registry_for_host(transfer.reference.registry)
+            creds = credentials.get(transfer.reference.registry)
             if registry is None:
                 return RegistryClient(
-                    transfer.target.api_host, credentials=creds, plain_http=transfer.plain_http
+                    transfer.reference.api_host, credentials=creds, plain_http=transfer.plain_http
                 )
             return make_client(registry, creds)
 
@@ -184,9 +184,9 @@ class FinishNotifier:
         if started is None or self.clock() - started < self.threshold:
             return
         transfer = item.transfer
-        what = "Download" if transfer.is_download else "Push"
+        what = "Download" if isinstance(transfer, Download) else "Push"
         if state == TransferState.DONE:
-            where = transfer.destination if transfer.is_download else transfer.target
+            where = transfer.goes_to
             self.notify(f"{what} finished", f"{transfer.name} is in {where}", False)
         else:
             self.notify(f"{what} failed", f"{transfer.name}: {transfer.error or 'failed'}", True)
@@ -261,7 +261,8 @@ FRAME_ROOM = QSize(32, 48)
 def browse_download_text(item: TransferItem, percent: int) -> str:
     """What Browse says of a download it started, as it goes."""
     transfer = item.transfer
-    name, folder = transfer.name, transfer.destination
+    name = transfer.name
+    folder = transfer.destination if isinstance(transfer, Download) else ""
     state = item.state
     if state == TransferState.DONE:
         return f"Downloaded {name} to {folder}"
@@ -996,7 +997,7 @@ class MainWindow(QMainWindow):
         if kind == "removed":
             self._pushes_done.discard(item.id)
             return
-        if kind != "changed" or transfer.is_download or item.state != TransferState.DONE:
+        if kind != "changed" or not isinstance(transfer, Push) or item.state != TransferState.DONE:
             return
         if item.id in self._pushes_done:
             return
@@ -1018,7 +1019,9 @@ class MainWindow(QMainWindow):
     def _queued(self, item: TransferItem) -> None:
         self.tabs.setCurrentIndex(0)
         self.view.select_transfer(item.id)
-        self.statusBar().showMessage(f"Queued {item.transfer.name} → {item.transfer.target}", 8000)
+        self.statusBar().showMessage(
+            f"Queued {item.transfer.name} → {item.transfer.reference}", 8000
+        )
         self.save_settings()
 
     def _file_dialog(
@@ -1159,7 +1162,11 @@ class MainWindow(QMainWindow):
         else:
             text = f"{format_size(done)} of {format_size(total)}"
             if running:
-                down = sum(1 for i in self.ctx.queue.items if i.running and i.transfer.is_download)
+                down = sum(
+                    1
+                    for i in self.ctx.queue.items
+                    if i.running and isinstance(i.transfer, Download)
+                )
                 moving = [f"{running - down} uploading"] if running > down else []
                 moving += [f"{down} downloading"] if down else []
                 text += f" · {', '.join(moving)} at {format_rate(rate)}"

@@ -42,8 +42,9 @@ from hoist.core.registry.auth import Credentials
 from hoist.core.registry.browse import ManifestKind
 from hoist.core.registry.client import RegistryClient
 from hoist.core.retry import RetryPolicy
-from hoist.core.transfer import download
-from hoist.core.transfer.download import pull, pull_blob, safe_parts, target_path
+from hoist.core.transfer import fetch
+from hoist.core.transfer.download import pull, pull_blob
+from hoist.core.transfer.pull_jobs import safe_parts, target_path
 from pushing import push_paths
 from support.registry import RegistryProcess
 
@@ -286,7 +287,7 @@ async def test_interrupted_download_resumes_with_range(
     recorder: Recorder,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(download, "PROGRESS_INTERVAL", 0.0)  # an event for every MiB written
+    monkeypatch.setattr(fetch, "PROGRESS_INTERVAL", 0.0)  # an event for every MiB written
     data = make_bytes(6 * MiB + 5, seed=4)
     (tmp_path / "big.bin").write_bytes(data)
     await push_paths(registry.host, "pull/resume:v1", [tmp_path / "big.bin"])
@@ -356,8 +357,8 @@ async def test_split_artifact_is_joined_and_verified(
     assert names == [f"disk.img.part000{i}" for i in range(1, 5)]
 
     # Stop in the middle of part 2, with small writes so that some of it is on disk.
-    monkeypatch.setattr(download, "PROGRESS_INTERVAL", 0.0)
-    monkeypatch.setattr(download, "WRITE_BLOCK", 64 * KiB)
+    monkeypatch.setattr(fetch, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(fetch, "WRITE_BLOCK", 64 * KiB)
     out = tmp_path / "out"
     async with client_for(registry) as client:
         task: asyncio.Task[Any] | None = None

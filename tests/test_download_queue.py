@@ -18,10 +18,16 @@ from hoist.core.errors import HoistError
 from hoist.core.oci.reference import parse_reference
 from hoist.core.progress import BlobEvent, BlobState
 from hoist.core.registry.client import RegistryClient
-from hoist.core.transfer import download
+from hoist.core.transfer import download, fetch
 from hoist.core.transfer.download import DownloadRun, plan_download
 from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.model import DOWNLOAD, DownloadPart, Transfer, TransferState
+from hoist.core.transfer.model import (
+    DOWNLOAD,
+    Download,
+    DownloadPart,
+    TransferState,
+    transfer_from_json,
+)
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from pushing import hoist_cli, push_paths
 from support.registry import RegistryProcess
@@ -82,10 +88,10 @@ async def test_a_download_runs_in_the_queue_and_is_journaled(
     assert names == {"model.bin", "folder"}
     assert item.total == item.acknowledged == item.transfer.total >= 3 * MiB + 7
     assert "downloading" in seen and seen[-1] == "done"
-    saved = Transfer.from_json(TransferJournal().load(item.id))
-    assert saved.is_download and saved.state == TransferState.DONE
+    saved = transfer_from_json(TransferJournal().load(item.id))
+    assert isinstance(saved, Download) and saved.state == TransferState.DONE
     assert saved.destination == str(out) and saved.acknowledged == saved.total == item.total
-    assert str(saved.target) == str(source)
+    assert str(saved.source) == str(source)
 
 
 async def test_a_paused_download_resumes_in_a_new_queue_from_its_partial_file(
@@ -95,7 +101,7 @@ async def test_a_paused_download_resumes_in_a_new_queue_from_its_partial_file(
     recorder: Recorder,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(download, "PROGRESS_INTERVAL", 0.0)  # an event per MiB written
+    monkeypatch.setattr(fetch, "PROGRESS_INTERVAL", 0.0)  # an event per MiB written
     data = make_bytes(48 * MiB + 3, seed=12)
     (tmp_path / "big.bin").write_bytes(data)
     digest, _ = await push_paths(registry.host, "dl/pause:v1", [tmp_path / "big.bin"])
@@ -140,7 +146,7 @@ async def test_a_paused_download_resumes_in_a_new_queue_from_its_partial_file(
 async def test_cancelling_a_download_removes_its_partial_files_and_entry(
     registry: RegistryProcess, state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(download, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(fetch, "PROGRESS_INTERVAL", 0.0)
     data = make_bytes(24 * MiB, seed=13)
     (tmp_path / "c.bin").write_bytes(data)
     (tmp_path / "kept.txt").write_bytes(b"complete before the cancel\n")
@@ -274,7 +280,7 @@ async def test_a_folder_unpacked_before_a_pause_is_kept_on_resume(
     registry: RegistryProcess, state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The folder this download unpacked is not refused as "already exists" when it resumes."""
-    monkeypatch.setattr(download, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(fetch, "PROGRESS_INTERVAL", 0.0)
     src = tmp_path / "src"
     (src / "folder").mkdir(parents=True)
     (src / "folder" / "a.txt").write_bytes(b"in the folder\n")
@@ -382,13 +388,13 @@ async def test_a_pause_during_the_recheck_of_a_big_partial_is_prompt(
     out.mkdir()
     partial = out / "r.bin.partial"
     partial.write_bytes(data[: 20 * MiB])
-    feed = download._Cursor.feed
+    feed = fetch.FileCursor.feed
 
-    def slow_feed(self: download._Cursor, block: bytes | memoryview) -> None:
+    def slow_feed(self: fetch.FileCursor, block: bytes | memoryview) -> None:
         time.sleep(0.1)  # a slow disk: 20 blocks of 1 MiB take 2 s to re-check
         feed(self, block)
 
-    monkeypatch.setattr(download._Cursor, "feed", slow_feed)
+    monkeypatch.setattr(fetch.FileCursor, "feed", slow_feed)
     queue = queue_for(registry)
     checking = pause_when(
         queue, lambda item: any(e.state == BlobState.HASHING for e in item.blobs.values())

@@ -25,7 +25,7 @@ from hoist.core.sources.folder import EMPTY_DIRS, FILE_MODE
 from hoist.core.transfer.digest_cache import DigestCache
 from hoist.core.transfer.download import pull
 from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.model import Transfer, TransferState
+from hoist.core.transfer.model import Push, TransferState
 from hoist.core.transfer.push import TransferRun, plan_file_push, remember_digests
 from hoist.core.transfer.queue import TransferItem
 from pushing import get_manifest, hoist_cli, push_paths
@@ -297,7 +297,7 @@ async def test_many_small_files_do_not_cost_a_journal_write_each(
     async with RegistryClient(registry.host, plain_http=True) as client:
         await TransferRun(transfer, client, journal=journal).run()
     assert journal.writes < len(transfer.blobs) // 4
-    saved = Transfer.from_json(journal.load(transfer.id))
+    saved = Push.from_json(journal.load(transfer.id))
     assert saved.state == TransferState.DONE
     assert all(b.state == BlobState.DONE and b.digest for b in saved.blobs)
 

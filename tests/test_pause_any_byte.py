@@ -41,7 +41,7 @@ from hoist.core.registry.profile import ProfileStore
 from hoist.core.retry import RetryPolicy
 from hoist.core.sources.artifact import SplitOptions
 from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.model import Transfer, TransferState
+from hoist.core.transfer.model import Push, TransferState
 from hoist.core.transfer.push import plan_file_push
 from hoist.core.transfer.queue import TransferQueue
 from hoist.core.transfer.settings import apply_profile
@@ -270,7 +270,7 @@ async def test_two_blobs_at_once_pause_cleanly_and_resume_to_the_right_digests(
     assert TransferJournal().load(transfer.id)["state"] == "paused"
 
     proxy.limit_rate_up(None)
-    resumed = Transfer.from_json(journal.load(transfer.id))
+    resumed = Push.from_json(journal.load(transfer.id))
     await run_transfer(resumed, journal=journal, settings=UploadSettings(chunk_size=16 * MiB))
     total = sum(len(d) for d in datas)
     resent = recorder.blob_bytes_up() - total - EMPTY_CONFIG_SIZE

@@ -46,7 +46,7 @@ from hoist.core.errors import FileChanged, HoistError, RegistryError, TransferPa
 from hoist.core.progress import Event
 from hoist.core.registry.auth import Credentials
 from hoist.core.transfer.journal import JOURNAL_VERSION, TransferJournal
-from hoist.core.transfer.model import Transfer
+from hoist.core.transfer.model import Push
 from pushing import ROOT, get_blob, hoist_cli
 from support.proxy import ProxyFactory, RequestHead, html_error_page
 from support.registry import RegistryProcess
@@ -119,7 +119,7 @@ async def test_pause_and_resume_in_one_process(
 
     recorder.reset()
     events: list[Event] = []
-    resumed = Transfer.from_json(journal.load(transfer.id))
+    resumed = Push.from_json(journal.load(transfer.id))
     digest = await run_transfer(resumed, journal=journal, credentials=credentials, events=events)
 
     assert digest.startswith("sha256:")
@@ -172,7 +172,7 @@ async def test_file_changed_while_paused(
             f.write(bytes(b ^ 0xFF for b in old[at : at + 100]))
         os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     new = path.read_bytes()
-    resumed = Transfer.from_json(journal.load(transfer.id))
+    resumed = Push.from_json(journal.load(transfer.id))
 
     if change == "tail rewritten":
         await run_transfer(resumed, journal=journal)
@@ -219,7 +219,7 @@ async def test_session_purged_while_paused_restarts_the_blob(
 
     recorder.reset()
     events: list[Event] = []
-    resumed = Transfer.from_json(journal.load(transfer.id))
+    resumed = Push.from_json(journal.load(transfer.id))
     await run_transfer(resumed, journal=journal, events=events)
 
     said = messages(events)

@@ -14,7 +14,7 @@ from hoist.core.oci.reference import parse_reference
 from hoist.core.progress import BlobEvent, Event
 from hoist.core.sources.artifact import SplitOptions
 from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.model import Transfer, TransferState
+from hoist.core.transfer.model import Push, TransferState
 from hoist.core.transfer.push import plan_file_push, restart_changed_blobs
 from pushing import get_manifest, hoist_cli
 from support.registry import RegistryProcess
@@ -72,13 +72,13 @@ async def test_changed_file_is_refused_then_restarted_with_its_new_content(
         await run_transfer(transfer, on_event=pause_after_three, pause=pause, journal=journal)
 
     new = make_file(tmp_path / "model.bin", 12 * CHUNK, seed=4)  # changed while paused
-    resumed = Transfer.from_json(journal.load(transfer.id))
+    resumed = Push.from_json(journal.load(transfer.id))
     with pytest.raises(FileChanged) as info:
         await run_transfer(resumed, journal=journal)
     assert "restart" in info.value.sentence()
-    assert Transfer.from_json(journal.load(transfer.id)).state == TransferState.FAILED
+    assert Push.from_json(journal.load(transfer.id)).state == TransferState.FAILED
 
-    again = Transfer.from_json(journal.load(transfer.id))
+    again = Push.from_json(journal.load(transfer.id))
     assert restart_changed_blobs(again) == ["model.bin"]
     digest = await run_transfer(again, journal=journal)
     layer = get_manifest(registry.url, "restart/model", "v1")["layers"][0]

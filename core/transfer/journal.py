@@ -29,7 +29,10 @@ from hoist.core.paths import state_dir
 from hoist.core.statefile import atomic_write, read_regular_file
 from hoist.core.units import MiB
 
-JOURNAL_VERSION = 2  # 2: downloads (kind "download"), which version 1 would run as pushes
+#: 2: downloads (kind "download"), which version 1 would run as pushes. 3: a download names what
+#: it fetches `source` (2 said `target`) and each kind writes only its own fields; a Hoist of
+#: version 2 would call it "not a whole transfer", so it says a newer Hoist wrote it instead.
+JOURNAL_VERSION = 3
 
 #: A journal entry is a few KiB (a large image: some hundred KiB); anything past this is not one.
 MAX_ENTRY_SIZE = 16 * MiB

@@ -1,5 +1,6 @@
-"""A transfer as plain data: what the journal stores of a push or a download, and what
-every run of one shares (`JournaledRun`: its journal writes and state events).
+"""A transfer as plain data: a `Push` or a `Download` over what both share (`TransferBase`),
+as the journal stores it, and what every run of one shares (`JournaledRun`: its journal writes
+and state events). `load_transfer` reads either from its journal entry, in any earlier format.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from hoist.core.errors import HoistError, JournalError, JournalUnwritable
 from hoist.core.oci.manifest import DEFAULT_ARTIFACT_TYPE
@@ -65,7 +66,7 @@ def manifest_from_json(doc: dict[str, Any]) -> PlanManifest:
     )
 
 
-#: The kinds of transfer: two pushes and a download.
+#: The kinds of transfer the journal names: two pushes and a download.
 ARTIFACT, IMAGE, DOWNLOAD = "artifact", "image", "download"
 
 
@@ -109,22 +110,17 @@ class DownloadPart:
         )
 
 
-@dataclass
-class Transfer:
-    """Everything needed to run (or resume) one push or download; what the journal stores.
+@dataclass(kw_only=True)
+class TransferBase:
+    """What every push and download shares, and what the journal keeps of it; a transfer is
+    always a `Push` or a `Download` (`Transfer` names either).
 
-    For a download, `target` is what is fetched (pinned by digest, with the tag it was chosen
-    by kept for people to read), `destination` the folder, and `parts` are learned from the
-    manifest when it first runs (so `total` is 0 until then).
+    `kind` is what the journal calls it (ARTIFACT or IMAGE for a push, DOWNLOAD); callers ask
+    `isinstance(t, Download)` or the type's own properties rather than branch on it.
     """
 
     id: str
-    target: Reference
-    kind: str  # ARTIFACT, IMAGE or DOWNLOAD
-    blobs: list[BlobRecord]
-    sources: list[str] = field(default_factory=list)
-    manifests: list[PlanManifest] = field(default_factory=list)  # children before parents
-    artifact_type: str = DEFAULT_ARTIFACT_TYPE
+    kind: str
     state: TransferState = TransferState.QUEUED
     error: str = ""
     result: str | None = None
@@ -133,53 +129,46 @@ class Transfer:
     parallel: int = 1
     created: float = field(default_factory=time.time)
     created_iso: str = ""
-    mount_from: list[str] = field(default_factory=list)
-    destination: str = ""
-    platform: str | None = None
-    overwrite: bool = False
-    parts: list[DownloadPart] = field(default_factory=list)
-    completed: list[str] = field(default_factory=list)  # files and folders a download placed
-    annotations: dict[str, str] = field(default_factory=dict)  # an artifact manifest's own
 
     @property
-    def is_download(self) -> bool:
-        return self.kind == DOWNLOAD
+    def reference(self) -> Reference:
+        """The registry reference it talks to: what a push goes to, what a download fetches
+        (the registry, its client and settings are chosen by it)."""
+        raise NotImplementedError
+
+    @property
+    def pinned_reference(self) -> Reference:
+        """The reference by digest once it is known, for "Copy reference" and "Show in
+        Browse": what a finished push stored, a download's source (pinned when queued)."""
+        raise NotImplementedError
+
+    @property
+    def comes_from(self) -> str:
+        """Where its bytes come from, for people: a push's files (one a line), a download's
+        reference."""
+        raise NotImplementedError
+
+    @property
+    def goes_to(self) -> str:
+        """Where its bytes go, for people: a push's reference, a download's folder."""
+        raise NotImplementedError
 
     @property
     def name(self) -> str:
-        if self.is_download:
-            ref = self.target
-            name = ref.repository.rsplit("/", 1)[-1] + (
-                f":{ref.tag}" if ref.tag else f"@{(ref.digest or '')[7:19]}"
-            )
-            return f"{name} ({self.platform})" if self.platform else name
-        return ", ".join(Path(s).name for s in self.sources) or str(self.target)
+        raise NotImplementedError
 
     @property
     def total(self) -> int:
-        return sum(b.size for b in self.blobs) + sum(p.size for p in self.parts)
+        raise NotImplementedError
 
     @property
     def acknowledged(self) -> int:
-        return sum(b.size if b.finished else b.acknowledged for b in self.blobs) + sum(
-            p.size if p.finished else p.received for p in self.parts
-        )
-
-    @property
-    def already_there(self) -> tuple[int, int]:
-        """(blobs, bytes) the registry already held (or mounted) when this push asked."""
-        there = [b for b in self.blobs if b.state in (BlobState.EXISTS, BlobState.MOUNTED)]
-        return len(there), sum(b.size for b in there)
+        raise NotImplementedError
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "target": str(self.target),
             "kind": self.kind,
-            "sources": self.sources,
-            "blobs": [b.to_json() for b in self.blobs],
-            "manifests": [manifest_to_json(m) for m in self.manifests],
-            "artifact_type": self.artifact_type,
             "state": self.state.value,
             "error": self.error,
             "result": self.result,
@@ -188,41 +177,201 @@ class Transfer:
             "parallel": self.parallel,
             "created": self.created,
             "created_iso": self.created_iso,
+        }
+
+    @staticmethod
+    def _shared_from_json(doc: dict[str, Any]) -> dict[str, Any]:
+        """The shared fields of a journal document, as keyword arguments."""
+        return {
+            "state": TransferState(doc.get("state", "queued")),
+            "error": doc.get("error", ""),
+            "result": doc.get("result"),
+            "plain_http": doc.get("plain_http"),
+            "chunk_size": int(doc.get("chunk_size", 0)),
+            "parallel": int(doc.get("parallel", 1)),
+            "created": float(doc.get("created", 0)),
+            "created_iso": doc.get("created_iso", ""),
+        }
+
+
+@dataclass(kw_only=True)
+class Push(TransferBase):
+    """Files, a folder or an image sent to `target`: its blobs (each a BlobRecord the upload
+    engine resumes), and for an image its manifests byte for byte (children before parents)."""
+
+    target: Reference
+    kind: str  # ARTIFACT or IMAGE
+    blobs: list[BlobRecord]
+    sources: list[str] = field(default_factory=list)
+    manifests: list[PlanManifest] = field(default_factory=list)  # children before parents
+    artifact_type: str = DEFAULT_ARTIFACT_TYPE
+    mount_from: list[str] = field(default_factory=list)
+    annotations: dict[str, str] = field(default_factory=dict)  # an artifact manifest's own
+
+    @property
+    def reference(self) -> Reference:
+        return self.target
+
+    @property
+    def pinned_reference(self) -> Reference:
+        target = self.target
+        if self.result:
+            return Reference(target.registry, target.repository, target.tag, self.result)
+        return target
+
+    @property
+    def comes_from(self) -> str:
+        return "\n".join(self.sources) or str(self.target)
+
+    @property
+    def goes_to(self) -> str:
+        return str(self.target)
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind == IMAGE
+
+    @property
+    def name(self) -> str:
+        return ", ".join(Path(s).name for s in self.sources) or str(self.target)
+
+    @property
+    def total(self) -> int:
+        return sum(b.size for b in self.blobs)
+
+    @property
+    def acknowledged(self) -> int:
+        return sum(b.size if b.finished else b.acknowledged for b in self.blobs)
+
+    @property
+    def already_there(self) -> tuple[int, int]:
+        """(blobs, bytes) the registry already held (or mounted) when this push asked."""
+        there = [b for b in self.blobs if b.state in (BlobState.EXISTS, BlobState.MOUNTED)]
+        return len(there), sum(b.size for b in there)
+
+    def to_json(self) -> dict[str, Any]:
+        return super().to_json() | {
+            "target": str(self.target),
+            "sources": self.sources,
+            "blobs": [b.to_json() for b in self.blobs],
+            "manifests": [manifest_to_json(m) for m in self.manifests],
+            "artifact_type": self.artifact_type,
             "mount_from": self.mount_from,
+            "annotations": self.annotations,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Push:
+        """A push from its journal document (any version: a key added later has a default).
+
+        Raises KeyError for a missing key, ValueError for a kind that is no push's."""
+        transfer_id = doc["id"]
+        kind = doc["kind"]
+        if kind not in (ARTIFACT, IMAGE):
+            raise ValueError(f"{kind!r} is not a kind of transfer Hoist knows")
+        return cls(
+            id=transfer_id,
+            kind=kind,
+            target=parse_reference(doc["target"]),
+            sources=list(doc.get("sources", [])),
+            blobs=[BlobRecord.from_json(b) for b in doc["blobs"]],
+            manifests=[manifest_from_json(m) for m in doc.get("manifests", [])],
+            artifact_type=doc.get("artifact_type", DEFAULT_ARTIFACT_TYPE),
+            mount_from=list(doc.get("mount_from", [])),
+            annotations={str(k): str(v) for k, v in (doc.get("annotations") or {}).items()},
+            **cls._shared_from_json(doc),
+        )
+
+
+@dataclass(kw_only=True)
+class Download(TransferBase):
+    """What `source` names, fetched into the folder `destination`.
+
+    `source` is pinned by digest where it can be, with the tag it was chosen by kept for
+    people to read (and for the OCI layout's entry); `parts` are learned from the manifest
+    when it first runs (so `total` is 0 until then); `completed` are the files and folders
+    it placed, kept as they are by a resume.
+    """
+
+    source: Reference
+    destination: str
+    kind: str = field(default=DOWNLOAD, init=False)
+    platform: str | None = None
+    overwrite: bool = False
+    parts: list[DownloadPart] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)
+
+    @property
+    def reference(self) -> Reference:
+        return self.source
+
+    @property
+    def pinned_reference(self) -> Reference:
+        return self.source
+
+    @property
+    def comes_from(self) -> str:
+        return str(self.source)
+
+    @property
+    def goes_to(self) -> str:
+        return self.destination
+
+    @property
+    def name(self) -> str:
+        ref = self.source
+        name = ref.repository.rsplit("/", 1)[-1] + (
+            f":{ref.tag}" if ref.tag else f"@{(ref.digest or '')[7:19]}"
+        )
+        return f"{name} ({self.platform})" if self.platform else name
+
+    @property
+    def total(self) -> int:
+        return sum(p.size for p in self.parts)
+
+    @property
+    def acknowledged(self) -> int:
+        return sum(p.size if p.finished else p.received for p in self.parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return super().to_json() | {
+            "source": str(self.source),
             "destination": self.destination,
             "platform": self.platform,
             "overwrite": self.overwrite,
             "parts": [p.to_json() for p in self.parts],
             "completed": self.completed,
-            "annotations": self.annotations,
         }
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Transfer:
+    def from_json(cls, doc: dict[str, Any]) -> Download:
+        """A download from its journal document; one written before version 3 names its
+        source `target`."""
+        transfer_id = doc["id"]
+        source = doc["source"] if "source" in doc else doc["target"]
         return cls(
-            id=doc["id"],
-            target=parse_reference(doc["target"]),
-            kind=doc["kind"],
-            sources=list(doc.get("sources", [])),
-            blobs=[BlobRecord.from_json(b) for b in doc["blobs"]],
-            manifests=[manifest_from_json(m) for m in doc.get("manifests", [])],
-            artifact_type=doc.get("artifact_type", DEFAULT_ARTIFACT_TYPE),
-            state=TransferState(doc.get("state", "queued")),
-            error=doc.get("error", ""),
-            result=doc.get("result"),
-            plain_http=doc.get("plain_http"),
-            chunk_size=int(doc.get("chunk_size", 0)),
-            parallel=int(doc.get("parallel", 1)),
-            created=float(doc.get("created", 0)),
-            created_iso=doc.get("created_iso", ""),
-            mount_from=list(doc.get("mount_from", [])),
-            destination=str(doc.get("destination", "")),
+            id=transfer_id,
+            source=parse_reference(source),
+            destination=str(doc["destination"]),
             platform=doc.get("platform"),
             overwrite=bool(doc.get("overwrite", False)),
             parts=[DownloadPart.from_json(p) for p in doc.get("parts", [])],
             completed=[str(p) for p in doc.get("completed", [])],
-            annotations={str(k): str(v) for k, v in (doc.get("annotations") or {}).items()},
+            **cls._shared_from_json(doc),
         )
+
+
+#: A push or a download: what the queue holds, the journal keeps and a run runs.
+Transfer: TypeAlias = Push | Download
+
+
+def transfer_from_json(doc: dict[str, Any]) -> Transfer:
+    """The Push or Download a journal document holds, by its `kind`.
+
+    Raises KeyError, TypeError or ValueError when it is not a whole transfer."""
+    if doc.get("kind") == DOWNLOAD:
+        return Download.from_json(doc)
+    return Push.from_json(doc)
 
 
 def load_transfer(journal: TransferJournal, transfer_id: str) -> Transfer:
@@ -231,7 +380,7 @@ def load_transfer(journal: TransferJournal, transfer_id: str) -> Transfer:
     doc = journal.load(transfer_id)
     path = journal.path(transfer_id)
     try:
-        transfer = Transfer.from_json(doc)
+        transfer = transfer_from_json(doc)
     except KeyError as exc:
         raise JournalError(f"{path} is not a whole transfer: {exc.args[0]!r} is missing") from exc
     except (TypeError, ValueError, AttributeError, HoistError) as exc:
@@ -241,7 +390,9 @@ def load_transfer(journal: TransferJournal, transfer_id: str) -> Transfer:
     return transfer
 
 
-def journal_transfers(journal: TransferJournal) -> Iterator[tuple[str, Transfer | JournalError]]:
+def journal_transfers(
+    journal: TransferJournal,
+) -> Iterator[tuple[str, Transfer | JournalError]]:
     """Every transfer of the journal, or the error naming the file that keeps it from being
     read (for the caller to show and go on: one bad entry never stops Hoist)."""
     for transfer_id in journal.ids():

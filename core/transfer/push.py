@@ -1,13 +1,10 @@
-"""A transfer: one push (an artifact of files, or an image) from start to manifest, or one
-download into a folder.
+"""A push (an artifact of files, or an image) from start to manifest.
 
-A Transfer is plain data that the journal stores; `TransferRun` drives a push: blobs first (each
-a BlobUpload, several at once within a transfer when asked), the manifest last, checkpointing
-the journal after every acknowledged chunk. Running it again after a pause, a crash or a reboot
-continues where the registry stands. A download (`kind == "download"`) is driven by
-`hoist.core.transfer.download.DownloadRun`;
-its state is the `.partial` files in its folder, and the journal
-keeps what each holds only so that a paused download shows its progress before it resumes.
+A `Push` is plain data that the journal stores; `TransferRun` drives it: blobs first (each a
+BlobUpload, several at once within a push when asked), the manifest last, checkpointing the
+journal after every acknowledged chunk. Running it again after a pause, a crash or a reboot
+continues where the registry stands. A `Download` is driven by
+`hoist.core.transfer.download.DownloadRun`.
 """
 
 from __future__ import annotations
@@ -37,7 +34,9 @@ from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import (
     ARTIFACT,
     IMAGE,
+    Download,
     JournaledRun,
+    Push,
     Transfer,
     TransferState,
     discard_staging,
@@ -65,8 +64,8 @@ def plan_file_push(
     stop: threading.Event | None = None,
     pack: bool = False,
     digest_cache: DigestCache | None = None,
-) -> Transfer:
-    """A Transfer pushing files/folders as an artifact (blocking: walks folders, and packs
+) -> Push:
+    """A Push of files/folders as an artifact (blocking: walks folders, and packs
     them with `pack`).
 
     A file whose (size, mtime, inode) match what the digest cache saw at the last push gets
@@ -86,7 +85,7 @@ def plan_file_push(
     for blob in blobs:
         if _is_whole_file(blob):
             blob.digest = cache.lookup(blob.source.path, blob.identity)
-    return Transfer(
+    return Push(
         id=transfer_id,
         target=target if target.tag or target.digest else target.with_tag("latest"),
         kind=ARTIFACT,
@@ -101,9 +100,7 @@ def plan_file_push(
     )
 
 
-async def plan_file_push_in_thread(
-    target: Reference, paths: list[Path], **options: Any
-) -> Transfer:
+async def plan_file_push_in_thread(target: Reference, paths: list[Path], **options: Any) -> Push:
     """plan_file_push in a worker thread, for the window and the command line: cancelling the
     caller (Ctrl-C, closing the window) stops the packing too, and nothing it staged is left
     behind (the thread removes the half-written archive as it stops)."""
@@ -134,7 +131,7 @@ def _is_whole_file(blob: BlobRecord) -> bool:
     )
 
 
-def remember_digests(transfer: Transfer, cache: DigestCache) -> None:
+def remember_digests(transfer: Push, cache: DigestCache) -> None:
     """Note each whole file's digest under the identity it was pushed with (blocking: saves).
 
     The cache only saves reading files again: a state folder that can't take it (a full
@@ -163,8 +160,8 @@ def plan_image_push(
     parallel: int = 3,
     plain_http: bool | None = None,
     mount_from: list[str] | None = None,
-) -> Transfer:
-    """A Transfer pushing a container image (OCI layout, OCI archive, `docker save` tarball).
+) -> Push:
+    """A Push of a container image (OCI layout, OCI archive, `docker save` tarball).
 
     Blocking: it reads the source and verifies every blob's digest before anything is pushed.
     Layers stay where they are (byte ranges of the layout's files or of the tarball).
@@ -179,7 +176,7 @@ def plan_image_push(
     manifests = list(plan.manifests)
     if not (target.tag or target.digest):
         target = target.with_tag(plan.top.tag or "latest")
-    return Transfer(
+    return Push(
         id=transfer_id,
         target=target,
         kind=IMAGE,
@@ -204,9 +201,11 @@ class TransferRun(JournaledRun):
             folder's), so the next push of unchanged files reads none of them.
     """
 
+    transfer: Push
+
     def __init__(
         self,
-        transfer: Transfer,
+        transfer: Push,
         client: RegistryClient,
         *,
         journal: TransferJournal | None = None,
@@ -235,14 +234,13 @@ class TransferRun(JournaledRun):
                 self.client.auth.expect_push(transfer.target.repository)
             whole_file_digests = self._hash_split_files()
             await self._push_blobs()
-            if transfer.kind == ARTIFACT:
-                await asyncio.to_thread(remember_digests, transfer, self.digest_cache)
-            if transfer.kind == ARTIFACT:
-                await self._annotate_split(await whole_file_digests)
-                result = await self._push_artifact_manifest()
-            else:
+            if transfer.is_image:
                 whole_file_digests.cancel()
                 result = await self._push_image_manifests()
+            else:
+                await asyncio.to_thread(remember_digests, transfer, self.digest_cache)
+                await self._annotate_split(await whole_file_digests)
+                result = await self._push_artifact_manifest()
         except TransferPaused:
             self._state(TransferState.PAUSED)
             await self.save_final()
@@ -415,9 +413,11 @@ def restart_changed_blobs(transfer: Transfer) -> list[str]:
     is taken, the old session is forgotten (it can't hold the new bytes), and the digest goes
     too (a file's digest is computed anew as it is sent). An image's layers can't change
     without the image changing: those raise, asking for the image to be added again.
-    Returns the names of the blobs restarted.
+    Returns the names of the blobs restarted (none for a download: its files are fetched).
     """
-    restarted = []
+    restarted: list[str] = []
+    if isinstance(transfer, Download):
+        return restarted
     for blob in transfer.blobs:
         if blob.finished:
             continue
@@ -426,7 +426,7 @@ def restart_changed_blobs(transfer: Transfer) -> list[str]:
             continue
         except FileChanged:
             pass
-        if transfer.kind == IMAGE:
+        if transfer.is_image:
             raise FileChanged(
                 f"{blob.source.path} changed since the image was read",
                 hint="Add the image again to push what it holds now",
@@ -438,7 +438,7 @@ def restart_changed_blobs(transfer: Transfer) -> list[str]:
                 hint="Push the file again as a new transfer",
             )
         blob.identity = now
-        if transfer.kind == ARTIFACT and SPLIT_FILE not in blob.annotations:
+        if SPLIT_FILE not in blob.annotations:  # a whole file (an image's raised above)
             blob.source = FileRange(blob.source.path, blob.source.offset, now.size)
         blob.location = None
         blob.acknowledged = 0

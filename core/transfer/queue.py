@@ -1,7 +1,7 @@
 """The transfer queue: many transfers, a few at a time, each pausable, resumable, cancellable.
 
-Pushes and downloads share it: a download is a Transfer of kind "download" run by
-`hoist.core.transfer.download.DownloadRun`, shown, paused, resumed and journaled like a push.
+Pushes and downloads share it: a Download is run by `hoist.core.transfer.download.DownloadRun`,
+shown, paused, resumed and journaled like a Push.
 
 Items are plain objects holding a Transfer and what was last heard of each of its blobs; the
 queue runs them (at most `max_active` at once), shares one RegistryClient per registry (so
@@ -34,6 +34,8 @@ from hoist.core.registry.connect import client_for_host
 from hoist.core.transfer.journal import TransferClaim, TransferJournal
 from hoist.core.transfer.model import (
     ARTIFACT,
+    Download,
+    Push,
     Transfer,
     TransferState,
     journal_transfers,
@@ -108,14 +110,14 @@ class TransferItem:
 
     @property
     def acknowledged(self) -> int:
+        if isinstance(self.transfer, Download):
+            # Its parts follow its events as they come (a re-hash may lower them).
+            return self.transfer.acknowledged
         live = {name: e.acknowledged for name, e in self.blobs.items()}
-        pushed = sum(
+        return sum(
             b.size if b.finished else max(b.acknowledged, live.get(b.name, 0))
             for b in self.transfer.blobs
         )
-        # A download's parts follow its events as they come (a re-hash may lower them).
-        downloaded = sum(p.size if p.finished else p.received for p in self.transfer.parts)
-        return pushed + downloaded
 
     def blob_sent(self, name: str) -> int:
         """How far a blob's bytes have gone out: what the registry acknowledged plus what
@@ -132,7 +134,7 @@ class TransferItem:
     def sent(self) -> int:
         """Bytes handed to the network so far, counting each byte once: `acknowledged` plus
         the chunks in flight (equal to it when nothing runs)."""
-        if self.transfer.is_download:
+        if isinstance(self.transfer, Download):
             return self.acknowledged
         return sum(
             b.size if b.finished else max(b.acknowledged, self.blob_sent(b.name))
@@ -183,7 +185,7 @@ class TransferItem:
             return f"failed: {self.transfer.error}" if self.transfer.error else "failed"
         if state == TransferState.PAUSING:
             return "pausing…"
-        if state == TransferState.DONE and not self.transfer.is_download:
+        if state == TransferState.DONE and isinstance(self.transfer, Push):
             count, size = self.transfer.already_there
             if count:
                 blobs = len(self.transfer.blobs)
@@ -195,11 +197,13 @@ class TransferItem:
             e = waiting[0]
             reason = e.message or "waiting"
             return f"{reason}, retry in {int(e.retry_in or 0)} s"
-        download = self.transfer.is_download
-        if any(e.state == BlobState.HASHING for e in self.blobs.values()):
-            return "checking the part already " + ("downloaded" if download else "uploaded")
-        if download:
+        hashing = any(e.state == BlobState.HASHING for e in self.blobs.values())
+        if isinstance(self.transfer, Download):
+            if hashing:
+                return "checking the part already downloaded"
             return "reading the manifest" if not self.transfer.parts else "downloading"
+        if hashing:
+            return "checking the part already uploaded"
         if (
             self.blobs
             and all(
@@ -353,7 +357,7 @@ class TransferQueue:
         """A failed row standing for a journal entry that can't be read, so that the window
         can show it and Remove (or Cancel) can delete it; it never runs, and its file is never
         written over."""
-        transfer = Transfer(
+        transfer = Push(
             id=transfer_id,
             target=Reference("", ""),
             kind=ARTIFACT,
@@ -361,7 +365,6 @@ class TransferQueue:
             sources=[str(self.journal.path(transfer_id))],
             state=TransferState.FAILED,
             error=error.sentence(),
-            destination="unreadable journal entry",
         )
         return TransferItem(transfer, unreadable=True)
 
@@ -418,7 +421,7 @@ class TransferQueue:
         """Run a failed download again, now allowed to replace the files already in its
         folder (the user said yes to the ReplaceRefused question)."""
         item = self.get(transfer_id)
-        if item.transfer.is_download and item.state == TransferState.FAILED:
+        if isinstance(item.transfer, Download) and item.state == TransferState.FAILED:
             item.transfer.overwrite = True
             self.resume(transfer_id)
 
@@ -541,13 +544,13 @@ class TransferQueue:
             await asyncio.wait(list(self._writes))
 
     def _client(self, transfer: Transfer) -> RegistryClient:
-        key = (transfer.target.api_host, transfer.plain_http)
+        key = (transfer.reference.api_host, transfer.plain_http)
         client = self._clients.get(key)
         if client is None:
             if self.client_factory is not None:
                 client = self.client_factory(transfer)
             else:
-                registry = transfer.target.registry
+                registry = transfer.reference.registry
                 client = client_for_host(
                     registry,
                     plain_http=transfer.plain_http,
@@ -620,7 +623,7 @@ class TransferQueue:
             self._schedule()
             return
         settings = self.settings_factory(item.transfer)
-        if item.transfer.is_download:  # the upload caps don't apply; its own cap does
+        if isinstance(item.transfer, Download):  # the upload caps don't apply; its own does
             settings.throttle = all_limits(item.limiter.take)
         else:
             settings.throttle = all_limits(self.limiter.take, item.limiter.take, settings.throttle)

@@ -12,7 +12,9 @@ from hoist.core.progress import ProgressCallback
 from hoist.core.registry.client import RegistryClient
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import (
+    Download,
     JournaledRun,
+    Push,
     Transfer,
     discard_staging,
 )
@@ -33,8 +35,8 @@ def open_run(
     on_event: ProgressCallback | None = None,
     pause: asyncio.Event | None = None,
 ) -> JournaledRun:
-    """The run for a transfer's kind: TransferRun for a push, DownloadRun for a download."""
-    if transfer.is_download:
+    """The run for a transfer's type: TransferRun for a Push, DownloadRun for a Download."""
+    if isinstance(transfer, Download):
         from hoist.core.transfer.download import (
             DownloadRun,  # with browsing: loaded only when a download runs
         )
@@ -61,19 +63,27 @@ async def discard_work(transfer: Transfer, client: RegistryClient) -> Discarded:
     """Throw away what a cancelled transfer holds: its open upload sessions (DELETE), a
     download's partial files, and the files it staged. Goes on past each refusal."""
     discarded = Discarded()
-    if transfer.is_download:
+    if isinstance(transfer, Download):
         from hoist.core.transfer.download import discard_partial_files
 
         discarded.files = await asyncio.to_thread(discard_partial_files, transfer)
+    else:
+        discarded.sessions = await _cancel_sessions(transfer, client)
+    await asyncio.to_thread(discard_staging, transfer.id)
+    return discarded
+
+
+async def _cancel_sessions(transfer: Push, client: RegistryClient) -> list[str]:
+    """DELETE a push's open upload sessions; the sentences for those the registry refused."""
+    refused = []
     for blob in transfer.blobs:
         if blob.location and not blob.finished:
             try:
                 await client.cancel_upload(blob.location)
             except HoistError as exc:  # the session may be gone already
                 # Not the error's hint: "check the repository name" is no advice here.
-                discarded.sessions.append(
+                refused.append(
                     f"{blob.name}: could not remove its upload session ({exc.message}); "
                     "the registry discards it when it expires"
                 )
-    await asyncio.to_thread(discard_staging, transfer.id)
-    return discarded
+    return refused

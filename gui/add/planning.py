@@ -15,12 +15,11 @@ from pathlib import Path
 
 from hoist.core.errors import HoistError
 from hoist.core.oci.manifest import IMAGE_CONFIG_TYPES
-from hoist.core.oci.reference import Reference
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.credentials import resolve_credentials
 from hoist.core.sources.formats import FORMATS, files_source, push_as_image
 from hoist.core.sources.source import ImageFormat, SourceSummary
-from hoist.core.transfer.model import Transfer
+from hoist.core.transfer.model import Push, Transfer
 from hoist.core.transfer.upload import BlobRecord
 from hoist.gui.settings.store import RegistrySettings
 
@@ -103,7 +102,7 @@ def suggest_tag(path: Path) -> str:
     return found[-1].lower() if found else "latest"
 
 
-def blob_label(record: BlobRecord, index: int, transfer: Transfer) -> str:
+def blob_label(record: BlobRecord, index: int, transfer: Push) -> str:
     """A child row's name: a file's title, a split part, "config", or "layer N"."""
     if transfer.kind != "image":
         return record.name
@@ -123,10 +122,7 @@ def short_digest(digest: str | None) -> str:
 
 def reference_text(transfer: Transfer) -> str:
     """What "Copy reference" copies: `host/repo:tag@sha256:...` once pushed, else the target."""
-    target = transfer.target
-    if transfer.result and not transfer.is_download:  # a download's target is what it fetched
-        return str(Reference(target.registry, target.repository, target.tag, transfer.result))
-    return str(target)
+    return str(transfer.pinned_reference)
 
 
 class CredentialCache:

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from hoist.core.errors import HoistError
 from hoist.core.oci.reference import Reference
 from hoist.core.progress import BlobEvent, BlobState
-from hoist.core.transfer.model import DownloadPart, TransferState
+from hoist.core.transfer.model import Download, DownloadPart, Push, TransferState
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from hoist.core.transfer.upload import BlobRecord
 from hoist.core.units import format_duration, format_rate, format_size
@@ -113,6 +113,12 @@ def filter_label(name: str, counts: dict[str, int]) -> str:
     return f"{FILTER_LABELS[name]} ({counts.get(name, 0)})"
 
 
+def transfer_destination(item: TransferItem) -> str:
+    """The Target column: where a transfer's bytes go (a push's reference, a download's
+    folder), or what a row standing for an unreadable journal entry is."""
+    return "unreadable journal entry" if item.unreadable else item.transfer.goes_to
+
+
 def capitalized(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -121,7 +127,7 @@ def transfer_icon_name(item: TransferItem) -> str:
     state = item.state
     if state == TransferState.RUNNING:
         waiting = any(e.state == BlobState.WAITING for e in item.blobs.values())
-        moving = "downloading" if item.transfer.is_download else "uploading"
+        moving = "downloading" if isinstance(item.transfer, Download) else "uploading"
         return "waiting" if waiting else moving
     return {
         TransferState.QUEUED: "waiting",
@@ -246,10 +252,11 @@ class _BlobRow:
 
     moving = BlobState.UPLOADING
 
-    def __init__(self, item: TransferItem, row: int) -> None:
+    def __init__(self, item: TransferItem, transfer: Push, row: int) -> None:
         self.item = item
+        self.transfer = transfer
         self.row = row
-        self.record = item.transfer.blobs[row]
+        self.record = transfer.blobs[row]
         self.event = item.blobs.get(self.record.name)
         self.key = self.record.name
         self.state = blob_state(self.record, self.event)
@@ -265,7 +272,7 @@ class _BlobRow:
         return blob_status_text(self.record, self.event, self.item)
 
     def name(self) -> str:
-        return blob_label(self.record, self.row, self.item.transfer)
+        return blob_label(self.record, self.row, self.transfer)
 
     def target(self) -> str:
         return short_digest(self.record.digest)
@@ -279,9 +286,10 @@ class _PartRow:
 
     moving = BlobState.DOWNLOADING
 
-    def __init__(self, item: TransferItem, row: int) -> None:
+    def __init__(self, item: TransferItem, transfer: Download, row: int) -> None:
         self.item = item
-        self.part = item.transfer.parts[row]
+        self.transfer = transfer
+        self.part = transfer.parts[row]
         self.event = item.blobs.get(self.part.name)
         self.key = self.part.name
         self.state = self.part.state
@@ -304,7 +312,7 @@ class _PartRow:
 
     def tip(self) -> str:  # the file it becomes (a folder, not its hidden archive)
         if self.part.kind == "folder":
-            return str(Path(self.item.transfer.destination).joinpath(self.part.name))
+            return str(Path(self.transfer.destination).joinpath(self.part.name))
         return self.part.file
 
 
@@ -364,7 +372,8 @@ class TransferModel(QAbstractItemModel):
     def _child_count(item: TransferItem) -> int:
         """A row per blob (or per downloaded blob) when there are several; a download learns
         its blobs from the manifest, so its children appear once it has run."""
-        blobs = len(item.transfer.blobs) or len(item.transfer.parts)
+        transfer = item.transfer
+        blobs = len(transfer.parts) if isinstance(transfer, Download) else len(transfer.blobs)
         return blobs if blobs > 1 else 0
 
     def _on_queue(self, kind: str, item: TransferItem) -> None:
@@ -567,14 +576,14 @@ class TransferModel(QAbstractItemModel):
         transfer = item.transfer
         row = index.row()
         child: _BlobRow | _PartRow
-        if transfer.is_download:
+        if isinstance(transfer, Download):
             if row >= len(transfer.parts):
                 return None
-            child = _PartRow(item, row)
+            child = _PartRow(item, transfer, row)
         else:
             if row >= len(transfer.blobs):
                 return None
-            child = _BlobRow(item, row)
+            child = _BlobRow(item, transfer, row)
         return self._child_data(item, child, index.column(), role)
 
     def _transfer_data(self, item: TransferItem, column: int, role: int) -> Any:
@@ -595,9 +604,10 @@ class TransferModel(QAbstractItemModel):
             return icons.icon(transfer_icon_name(item))
         if role == Qt.ItemDataRole.ToolTipRole:
             if column == Column.NAME:
-                return "\n".join(transfer.sources) or str(transfer.target)
+                return transfer.comes_from
             if column == Column.TARGET:
-                return transfer.destination or reference_text(transfer)
+                pushed = isinstance(transfer, Push) and not item.unreadable
+                return reference_text(transfer) if pushed else transfer_destination(item)
             if column == Column.PROGRESS:
                 return self._progress_tip(item, item.sent, item.acknowledged)
             if column == Column.STATUS:
@@ -613,7 +623,7 @@ class TransferModel(QAbstractItemModel):
         if column == Column.NAME:
             return transfer_name(item)
         if column == Column.TARGET:
-            return transfer.destination or str(transfer.target)
+            return transfer_destination(item)
         if column == Column.PROGRESS:
             return self._progress_text(item.sent, item.total)
         if column == Column.SPEED:
@@ -678,7 +688,7 @@ class TransferModel(QAbstractItemModel):
     def _progress_tip(item: TransferItem, sent: int, acknowledged: int) -> str | None:
         """Both counts, honestly named: sent (in flight included) and acknowledged (kept
         whatever happens next)."""
-        if item.transfer.is_download:
+        if isinstance(item.transfer, Download):
             return None
         return f"{format_size(sent)} sent, {format_size(acknowledged)} acknowledged by the registry"
 
@@ -922,17 +932,13 @@ class TransferController:
 
     def show_in_browse(self, item: TransferItem) -> None:
         if self.show_in_browse_cb is not None:
-            target = item.transfer.target
-            if item.transfer.result and not item.transfer.is_download:
-                target = Reference(
-                    target.registry, target.repository, target.tag, item.transfer.result
-                )
-            self.show_in_browse_cb(target)
+            self.show_in_browse_cb(item.transfer.pinned_reference)
 
     def open_folder(self, item: TransferItem) -> None:
-        if self.open_folder_cb is not None and item.transfer.destination:
+        transfer = item.transfer
+        if self.open_folder_cb is not None and isinstance(transfer, Download):
             try:
-                self.open_folder_cb(item.transfer.destination)
+                self.open_folder_cb(transfer.destination)
             except HoistError as exc:
                 self.on_error(exc.sentence(window=True))
 
@@ -969,7 +975,7 @@ class TransferController:
 
 def cancel_label(items: Sequence[TransferItem]) -> str:
     """What Cancel throws away: the upload session, or the partial files of a download."""
-    downloads = sum(1 for item in items if item.transfer.is_download)
+    downloads = sum(1 for item in items if isinstance(item.transfer, Download))
     if not downloads:
         return "Cancel and delete the upload"
     if downloads == len(items):
@@ -983,8 +989,8 @@ def cancel_question(items: Sequence[TransferItem]) -> tuple[str, str]:
         question = f"Cancel {transfer_name(items[0])}?"
     else:
         question = f"Cancel {len(items)} transfers?"
-    pushed = sum(item.acknowledged for item in items if not item.transfer.is_download)
-    fetched = sum(item.acknowledged for item in items if item.transfer.is_download)
+    pushed = sum(item.acknowledged for item in items if isinstance(item.transfer, Push))
+    fetched = sum(item.acknowledged for item in items if isinstance(item.transfer, Download))
     lost: list[str] = []
     if pushed:
         lost.append(
@@ -1064,7 +1070,8 @@ def transfer_actions(
         "open_folder": ActionSpec(
             "Open download folder", SHORTCUTS["open_folder"],
             lambda: controller.open_folder(chosen[0]) if chosen else None,
-            one and chosen[0].transfer.is_download and controller.open_folder_cb is not None,
+            one and isinstance(chosen[0].transfer, Download)
+            and controller.open_folder_cb is not None,
         ),
         "pause_all": ActionSpec(
             "Pause all", SHORTCUTS["pause_all"], controller.pause_all,
@@ -1228,7 +1235,7 @@ class TransferView(QTreeView):
                 action.setText(with_accelerator(spec.label, ACCELERATORS[key]))
                 action.setEnabled(spec.enabled)
         # Only downloads have a folder to open: the action is shown when one is selected.
-        downloads = any(item.transfer.is_download for item in self.selected_items())
+        downloads = any(isinstance(item.transfer, Download) for item in self.selected_items())
         self.qactions["open_folder"].setVisible(downloads)
 
     def trigger(self, key: str) -> None:

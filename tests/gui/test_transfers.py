@@ -14,7 +14,7 @@ from hoist.core.progress import BlobEvent, BlobState, RateEstimator
 from hoist.core.sources.artifact import SplitOptions
 from hoist.core.transfer.download import plan_download
 from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.model import DownloadPart, Transfer, TransferState
+from hoist.core.transfer.model import DownloadPart, Push, Transfer, TransferState
 from hoist.core.transfer.push import plan_file_push
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from hoist.core.units import MiB
@@ -342,7 +342,7 @@ class FakeQueue:
 
 
 def fake_item(state: TransferState, *, running: bool = False) -> TransferItem:
-    transfer = Transfer(
+    transfer = Push(
         id=f"t-{state.value}", target=parse_reference(TARGET), kind="artifact", blobs=[]
     )
     transfer.state = state

@@ -24,9 +24,9 @@ from hoist.core.oci.reference import parse_reference
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.demo_registry import DemoRegistry
 from hoist.core.registry.profile import ProfileStore
-from hoist.core.transfer import download
+from hoist.core.transfer import fetch
 from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.model import Transfer, TransferState
+from hoist.core.transfer.model import Download, TransferState, transfer_from_json
 from hoist.core.transfer.push import plan_file_push
 from hoist.core.transfer.queue import TransferItem
 from hoist.core.transfer.settings import SPLIT_THRESHOLD
@@ -351,7 +351,7 @@ def test_download_from_browse_runs_in_the_queue_and_survives_a_restart(
 ) -> None:  # fmt: skip
     """Browse → Download: a row in Transfers with a child per file; paused there, it is
     listed paused after a restart, resumes from its `.partial` file and ends verified."""
-    monkeypatch.setattr(download, "PROGRESS_INTERVAL", 0.0)  # an event per MiB: pause early
+    monkeypatch.setattr(fetch, "PROGRESS_INTERVAL", 0.0)  # an event per MiB: pause early
     big = tmp_path / "src" / "weights.bin"
     big.parent.mkdir()
     big.write_bytes(os.urandom(64 * MiB + 5))
@@ -385,7 +385,7 @@ def test_download_from_browse_runs_in_the_queue_and_survives_a_restart(
         pane.qactions["download"].trigger()
         await aio.until(lambda: ctx.queue.items, 10, "the download in the queue")
         [item] = ctx.queue.items
-        assert item.transfer.is_download and str(item.transfer.target).endswith(digest)
+        assert isinstance(item.transfer, Download) and str(item.transfer.source).endswith(digest)
         await aio.until(lambda: item.state == TransferState.PAUSED and not item.running, 30)
         first.model.flush()
         qtmodeltester.check(first.model)
@@ -421,7 +421,7 @@ def test_download_from_browse_runs_in_the_queue_and_survives_a_restart(
     async def after_restart() -> None:
         await start(ctx2, window)
         item = ctx2.queue.get(transfer_id)
-        assert item.state == TransferState.PAUSED and item.transfer.is_download
+        assert item.state == TransferState.PAUSED and isinstance(item.transfer, Download)
         window.model.flush()
         assert cell(window, item, Column.STATUS) == "Paused"
         assert cell(window, item, Column.PROGRESS).endswith(f"({100 * held // item.total}%)")
@@ -918,7 +918,7 @@ def test_sigterm_to_the_window_process_pauses_its_push_and_keeps_the_acknowledge
     held = saved["blobs"][0]["acknowledged"]
     assert MiB <= held < len(data) and saved["blobs"][0]["location"]
     assert saved["state"] == "queued", "interrupted, not paused by the user: resumed next start"
-    reloaded = Transfer.from_json(saved)
+    reloaded = transfer_from_json(saved)
     assert reloaded.acknowledged == held
 
     proxy.reset_counters()
