@@ -10,9 +10,11 @@ from enum import IntEnum
 from pathlib import Path
 
 from hoist.core.progress import BlobEvent, BlobState
-from hoist.core.transfer.model import DownloadPart, TransferState
+from hoist.core.sources.artifact import ORAS_UNPACK
+from hoist.core.transfer.model import IMAGE, DownloadPart, TransferState
 from hoist.core.transfer.queue import TransferItem
 from hoist.core.transfer.upload import BlobRecord
+from hoist.core.units import format_size
 from hoist.gui.add.planning import blob_label, short_digest
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 
@@ -216,6 +218,8 @@ class BlobRow:
         return blob_status_text(self.record, self.event, self.item)
 
     def name(self) -> str:
+        if is_bundle(self.record):
+            return f"{self.record.name} — small files packed in one blob"
         return blob_label(self.record, self.row, self.item.transfer)
 
     def target(self) -> str:
@@ -257,3 +261,55 @@ class PartRow:
         if self.part.kind == "folder":
             return str(Path(self.item.transfer.destination).joinpath(self.part.name))
         return self.part.file
+
+
+def child_row(item: TransferItem, row: int) -> BlobRow | PartRow | None:
+    """The child row for a transfer's `row`-th blob (a push) or part (a download)."""
+    transfer = item.transfer
+    if transfer.is_download:
+        return PartRow(item, row) if row < len(transfer.parts) else None
+    return BlobRow(item, row) if row < len(transfer.blobs) else None
+
+
+def child_names(item: TransferItem) -> list[str]:
+    """The names of a transfer's blobs or parts, in row order (what grouping reads)."""
+    transfer = item.transfer
+    if transfer.is_download:
+        return [part.name for part in transfer.parts]
+    return [blob.name for blob in transfer.blobs]
+
+
+def is_bundle(record: BlobRecord) -> bool:
+    """A blob that is a tar of several files, marked for unpacking as ORAS marks a folder: its
+    title names where they go, not one file, so its row must not read as one file."""
+    return record.annotations.get(ORAS_UNPACK) == "true"
+
+
+def plural(count: int, noun: str) -> str:
+    """ "1 file", "2,006 files"."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
+def push_summary(item: TransferItem) -> tuple[str, str] | None:
+    """(status, tooltip) of a finished push of several blobs: how many, and how many the
+    registry already had, so a re-push of a folder says it sent only what changed
+    ("Done: 2,006 files, 1,998 already in the registry"). None for other transfers."""
+    transfer = item.transfer
+    blobs = transfer.blobs
+    if transfer.is_download or item.state != TransferState.DONE or len(blobs) < 2:
+        return None
+    bundled = any(is_bundle(b) for b in blobs)
+    noun = "blob" if transfer.kind == IMAGE or bundled else "file"
+    count, there = transfer.already_there
+    total = transfer.total
+    status = f"Done: {plural(len(blobs), noun)}"
+    tip = f"Done: {plural(len(blobs), noun)} ({format_size(total)})."
+    if count:
+        status += f", {count:,} already in the registry"
+        sent = len(blobs) - count
+        verb = "was" if sent == 1 else "were"
+        tip += (
+            f"\n{count:,} of them ({format_size(there)}) were already in the registry; "
+            f"{plural(sent, noun)} ({format_size(total - there)}) {verb} sent."
+        )
+    return status, tip

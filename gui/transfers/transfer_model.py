@@ -14,6 +14,18 @@ from hoist.core.transfer.model import TransferState
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from hoist.core.units import format_duration, format_rate, format_size
 from hoist.gui.add.planning import reference_text
+from hoist.gui.transfers.groups import (
+    Entry,
+    FileGroup,
+    GroupTotals,
+    group_children,
+    group_name,
+    group_state,
+    group_status,
+    group_tip,
+    group_tone,
+    group_totals,
+)
 from hoist.gui.transfers.rows import (
     FILTERS,
     HEADERS,
@@ -30,7 +42,10 @@ from hoist.gui.transfers.rows import (
     ToneRole,
     TransferIdRole,
     capitalized,
+    child_names,
+    child_row,
     matches_filter,
+    push_summary,
     transfer_icon_name,
     transfer_name,
     transfer_tone,
@@ -48,10 +63,27 @@ from PySide6.QtCore import (
 
 #: Repaints per second at most (the queue may report hundreds of chunk events a second).
 REFRESH_MS = 250
+#: The roles a group's row answers (any other is None without summing its members).
+GROUP_ROLES = frozenset(
+    {
+        StateRole,
+        ProgressRole,
+        SentRole,
+        ToneRole,
+        Qt.ItemDataRole.DisplayRole,
+        Qt.ItemDataRole.ToolTipRole,
+        Qt.ItemDataRole.TextAlignmentRole,
+    }
+)
 
 
 class TransferModel(QAbstractItemModel):
-    """A tree: one row per transfer, with one child row per blob when it has several.
+    """A tree: one row per transfer, with one child row per blob when it has several; over
+    `GROUP_ABOVE` blobs, one per folder group (`hoist.gui.transfers.groups`), whose member rows
+    are made when the view expands it (canFetchMore / fetchMore).
+
+    Internal ids: 0 for a transfer's row; the transfer's key for its child rows; a group's key
+    for the group's member rows (`_by_key` maps a key to its transfer and group).
 
     Rows follow `queue.items` (structure changes are applied at once, as Qt requires); value
     changes only mark a row dirty and are emitted by a timer at most `REFRESH_MS` apart.
@@ -72,8 +104,11 @@ class TransferModel(QAbstractItemModel):
         self._ids: list[str] = []
         self._items: dict[str, TransferItem] = {}
         self._keys: dict[str, int] = {}
-        self._by_key: dict[int, str] = {}
-        self._children: dict[str, int] = {}
+        self._by_key: dict[int, tuple[str, FileGroup | None]] = {}
+        self._units: dict[str, int] = {}  # blobs (parts) the layout was made for
+        self._layouts: dict[str, list[Entry]] = {}  # a transfer's child rows
+        self._totals: dict[int, GroupTotals] = {}  # by group key, until the next refresh
+        self._busy = 0  # > 0 while a change of ours is being announced
         self._next_key = 1
         self._dirty: set[str] = set()
         self._counts: dict[str, int] = {}
@@ -96,11 +131,16 @@ class TransferModel(QAbstractItemModel):
     def _append(self, item: TransferItem) -> None:
         self._ids.append(item.id)
         self._items[item.id] = item
+        key = self._new_key()
+        self._keys[item.id] = key
+        self._by_key[key] = (item.id, None)
+        self._units[item.id] = self._child_count(item)
+        self._layouts[item.id] = self._layout(item)
+
+    def _new_key(self) -> int:
         key = self._next_key
         self._next_key += 1
-        self._keys[item.id] = key
-        self._by_key[key] = item.id
-        self._children[item.id] = self._child_count(item)
+        return key
 
     @staticmethod
     def _child_count(item: TransferItem) -> int:
@@ -109,7 +149,31 @@ class TransferModel(QAbstractItemModel):
         blobs = len(item.transfer.blobs) or len(item.transfer.parts)
         return blobs if blobs > 1 else 0
 
+    def _layout(self, item: TransferItem) -> list[Entry]:
+        """The transfer's child rows, its groups given keys for their members' rows."""
+        if not self._child_count(item):
+            return []
+        entries = group_children(child_names(item))
+        for entry in entries:
+            if isinstance(entry, FileGroup):
+                entry.key = self._new_key()
+                self._by_key[entry.key] = (item.id, entry)
+        return entries
+
+    def _forget_layout(self, tid: str) -> None:
+        for entry in self._layouts.pop(tid, []):
+            if isinstance(entry, FileGroup):
+                self._by_key.pop(entry.key, None)
+                self._totals.pop(entry.key, None)
+
     def _on_queue(self, kind: str, item: TransferItem) -> None:
+        self._busy += 1
+        try:
+            self._follow(kind, item)
+        finally:
+            self._busy -= 1
+
+    def _follow(self, kind: str, item: TransferItem) -> None:
         if kind == "added":
             if item.id in self._items:
                 return
@@ -125,7 +189,8 @@ class TransferModel(QAbstractItemModel):
             self.beginRemoveRows(QModelIndex(), row, row)
             del self._ids[row]
             del self._items[item.id]
-            del self._children[item.id]
+            del self._units[item.id]
+            self._forget_layout(item.id)
             self._by_key.pop(self._keys.pop(item.id), None)
             self._dirty.discard(item.id)
             self.endRemoveRows()
@@ -157,38 +222,61 @@ class TransferModel(QAbstractItemModel):
 
     def flush(self) -> None:
         """Emit dataChanged for every dirty row (the timer calls this; tests may too)."""
+        self._busy += 1
+        try:
+            self._flush()
+        finally:
+            self._busy -= 1
+
+    def _flush(self) -> None:
         running = {tid for tid, item in self._items.items() if item.running}
         dirty = (self._dirty | running) & set(self._items)
         self._dirty.clear()
         last = len(HEADERS) - 1
         for tid in dirty:
             item = self._items[tid]
-            children = self._child_count(item)
-            if children != self._children[tid]:
-                self._reset_children(tid, children)
+            units = self._child_count(item)
+            if units != self._units[tid]:
+                self._reset_children(item, units)
             row = self._ids.index(tid)
             self.dataChanged.emit(self.index(row, 0), self.index(row, last))
-            if children:
-                parent = self.index(row, 0)
-                self.dataChanged.emit(
-                    self.index(0, 0, parent), self.index(children - 1, last, parent)
-                )
+            entries = self._layouts[tid]
+            if not entries:
+                continue
+            parent = self.index(row, 0)
+            self.dataChanged.emit(
+                self.index(0, 0, parent), self.index(len(entries) - 1, last, parent)
+            )
+            for at, entry in enumerate(entries):
+                if not isinstance(entry, FileGroup):
+                    continue
+                self._totals.pop(entry.key, None)  # summed again when next asked
+                if entry.fetched:  # expanded once: its member rows repaint too
+                    group = self.index(at, 0, parent)
+                    self.dataChanged.emit(
+                        self.index(0, 0, group), self.index(entry.fetched - 1, last, group)
+                    )
         if dirty:
             self._emit_counts()
             self.totals_changed.emit()
         if not running and not self._dirty:
             self._timer.stop()
 
-    def _reset_children(self, tid: str, count: int) -> None:
+    def _reset_children(self, item: TransferItem, units: int) -> None:
+        """New child rows for a transfer whose blobs changed (a download read its manifest)."""
+        tid = item.id
         parent = self.index(self._ids.index(tid), 0)
-        old = self._children[tid]
+        old = len(self._layouts[tid])
         if old:
             self.beginRemoveRows(parent, 0, old - 1)
-            self._children[tid] = 0
+            self._forget_layout(tid)
+            self._layouts[tid] = []
             self.endRemoveRows()
-        if count:
-            self.beginInsertRows(parent, 0, count - 1)
-            self._children[tid] = count
+        self._units[tid] = units
+        entries = self._layout(item)
+        if entries:
+            self.beginInsertRows(parent, 0, len(entries) - 1)
+            self._layouts[tid] = entries
             self.endInsertRows()
 
     def _emit_counts(self) -> None:
@@ -227,8 +315,27 @@ class TransferModel(QAbstractItemModel):
         if not index.isValid():
             return None
         key = int(index.internalId())
-        tid = self._by_key.get(key) if key else self._ids[index.row()]
+        node = self._by_key.get(key)
+        tid = node[0] if key and node else None if key else self._ids[index.row()]
         return self._items.get(tid) if tid else None
+
+    def _group_at(self, index: Index) -> FileGroup | None:
+        """The group a transfer's child row shows, or None (a blob's row, or no child row)."""
+        if not index.isValid() or index.column() != 0:
+            return None
+        node = self._by_key.get(int(index.internalId()))
+        if node is None or node[1] is not None:
+            return None
+        entries = self._layouts.get(node[0], [])
+        entry = entries[index.row()] if 0 <= index.row() < len(entries) else None
+        return entry if isinstance(entry, FileGroup) else None
+
+    def group_totals(self, item: TransferItem, group: FileGroup) -> GroupTotals:
+        """A group's members summed, once per refresh (a row's cells ask many times)."""
+        totals = self._totals.get(group.key)
+        if totals is None:
+            totals = self._totals[group.key] = group_totals(item, group)
+        return totals
 
     def index_of(self, transfer_id: str) -> QModelIndex:
         try:
@@ -246,6 +353,9 @@ class TransferModel(QAbstractItemModel):
         if parent.internalId() == 0:
             tid = self._ids[parent.row()]
             return self.createIndex(row, column, self._keys[tid])
+        group = self._group_at(parent)
+        if group is not None:
+            return self.createIndex(row, column, group.key)
         return QModelIndex()
 
     def parent(
@@ -258,17 +368,58 @@ class TransferModel(QAbstractItemModel):
         key = int(child.internalId())
         if key == 0:
             return QModelIndex()
-        tid = self._by_key.get(key)
-        if tid is None:
+        node = self._by_key.get(key)
+        if node is None:
             return QModelIndex()
-        return self.createIndex(self._ids.index(tid), 0, 0)
+        tid, group = node
+        if group is None:
+            return self.createIndex(self._ids.index(tid), 0, 0)
+        return self.createIndex(self._layouts[tid].index(group), 0, self._keys[tid])
 
     def rowCount(self, parent: Index = ROOT) -> int:
         if not parent.isValid():
             return len(self._ids)
-        if parent.column() != 0 or parent.internalId() != 0:
+        if parent.column() != 0:
             return 0
-        return self._children[self._ids[parent.row()]]
+        if parent.internalId() == 0:
+            return len(self._layouts[self._ids[parent.row()]])
+        group = self._group_at(parent)
+        return group.fetched if group is not None else 0
+
+    def hasChildren(self, parent: Index = ROOT) -> bool:
+        """A group has children before they are made (so the view offers to expand it)."""
+        return self.rowCount(parent) > 0 or self.canFetchMore(parent)
+
+    def canFetchMore(self, parent: Index) -> bool:
+        group = self._group_at(parent)
+        return group is not None and group.fetched < len(group.members)
+
+    def fetchMore(self, parent: Index) -> None:
+        """Make a group's member rows (the view asks when it is expanded). All at once: a
+        group is one folder the user chose to open, and the view lays out only rows in sight."""
+        group = self._group_at(parent)
+        if group is None or group.fetched >= len(group.members):
+            return
+        if self._busy:
+            # Asked from a handler of our own change's signals (a model tester walking the
+            # tree on rowsInserted): Qt forbids nesting changes, so insert once it is over.
+            key = group.key
+            QTimer.singleShot(0, self, lambda: self._fetch_later(key))
+            return
+        self._busy += 1
+        try:
+            self.beginInsertRows(parent, group.fetched, len(group.members) - 1)
+            group.fetched = len(group.members)
+            self.endInsertRows()
+        finally:
+            self._busy -= 1
+
+    def _fetch_later(self, key: int) -> None:
+        tid, group = self._by_key.get(key, ("", None))
+        if group is None:
+            return  # the transfer (or its layout) went meanwhile
+        top = self.index(self._ids.index(tid), 0)
+        self.fetchMore(self.index(self._layouts[tid].index(group), 0, top))
 
     def columnCount(self, parent: Index = ROOT) -> int:
         return len(HEADERS)
@@ -302,22 +453,28 @@ class TransferModel(QAbstractItemModel):
         if key == 0:
             item = self._items[self._ids[index.row()]]
             return self._transfer_data(item, index.column(), role)
-        tid = self._by_key.get(key)
-        if tid is None:
+        node = self._by_key.get(key)
+        if node is None:
             return None
+        tid, group = node
         item = self._items[tid]
-        transfer = item.transfer
         row = index.row()
-        child: BlobRow | PartRow
-        if transfer.is_download:
-            if row >= len(transfer.parts):
+        prefix = ""
+        if group is None:
+            entries = self._layouts[tid]
+            if row >= len(entries):
                 return None
-            child = PartRow(item, row)
+            entry = entries[row]
+            if isinstance(entry, FileGroup):
+                return self._group_data(item, entry, index.column(), role)
         else:
-            if row >= len(transfer.blobs):
+            if row >= group.fetched:
                 return None
-            child = BlobRow(item, row)
-        return self._child_data(item, child, index.column(), role)
+            entry, prefix = group.members[row], group.prefix
+        child = child_row(item, entry)
+        if child is None:
+            return None
+        return self._child_data(item, child, index.column(), role, prefix)
 
     def _transfer_data(self, item: TransferItem, column: int, role: int) -> Any:
         transfer = item.transfer
@@ -343,6 +500,9 @@ class TransferModel(QAbstractItemModel):
             if column == Column.PROGRESS:
                 return self._progress_tip(item, item.sent, item.acknowledged)
             if column == Column.STATUS:
+                summary = push_summary(item)
+                if summary is not None:
+                    return summary[1]
                 text = capitalized(item.status_text())
                 return (
                     f"{text}\n{item.message}" if item.message and item.message not in text else text
@@ -364,12 +524,52 @@ class TransferModel(QAbstractItemModel):
         if column == Column.ETA:
             return format_duration(item.eta) if item.running else ""
         if column == Column.STATUS:
-            return capitalized(item.status_text())
+            summary = push_summary(item)
+            return summary[0] if summary is not None else capitalized(item.status_text())
         return None
 
+    def _group_data(self, item: TransferItem, group: FileGroup, column: int, role: int) -> Any:
+        """A group's row: its members summed (`groups.group_totals`)."""
+        if role == TransferIdRole:
+            return item.id
+        if role not in GROUP_ROLES:
+            return None
+        totals = self.group_totals(item, group)
+        if role == StateRole:
+            return group_state(totals).value
+        if role == ProgressRole:
+            return self._fraction(totals.done, totals.size, totals.all_finished)
+        if role == SentRole:
+            return self._fraction(totals.sent, totals.size, False) if item.running else None
+        if role == ToneRole:
+            return group_tone(totals, item)
+        download = item.transfer.is_download
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if column in (Column.NAME, Column.TARGET):
+                return group_tip(group, totals)
+            if column == Column.PROGRESS:
+                return self._progress_tip(item, totals.sent, totals.done)
+            if column == Column.STATUS:
+                return group_status(totals, download)
+            return None
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            if column in (Column.SPEED, Column.ETA):
+                return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return None
+        if column == Column.NAME:
+            return group_name(group)
+        if column == Column.PROGRESS:
+            return self._progress_text(totals.sent, totals.size)
+        if column == Column.SPEED:
+            return format_rate(totals.rate) if item.running and totals.rate else ""
+        if column == Column.STATUS:
+            return group_status(totals, download)
+        return ""
+
     def _child_data(
-        self, item: TransferItem, child: BlobRow | PartRow, column: int, role: int
+        self, item: TransferItem, child: BlobRow | PartRow, column: int, role: int, prefix: str
     ) -> Any:
+        """A blob's (part's) row; in a group its name is said inside the group's folder."""
         if role == TransferIdRole:
             return item.id
         if role == BlobRole:
@@ -397,7 +597,8 @@ class TransferModel(QAbstractItemModel):
         event = child.event
         moving = item.running and event is not None and event.state == child.moving
         if column == Column.NAME:
-            return child.name()
+            name = child.name()
+            return name[len(prefix) :] if prefix and name.startswith(prefix) else name
         if column == Column.TARGET:
             return child.target()
         if column == Column.PROGRESS:
