@@ -110,6 +110,8 @@ class GroupTotals:
 
 def group_totals(item: TransferItem, group: FileGroup) -> GroupTotals:
     """Sum a group's members (the model caches it between repaints)."""
+    if not item.transfer.is_download:
+        return push_group_totals(item, group)
     totals = GroupTotals(count=len(group.members))
     for row in group.members:
         child = child_row(item, row)
@@ -181,3 +183,43 @@ def group_state(totals: GroupTotals) -> BlobState:
     if totals.failed:
         return BlobState.FAILED
     return totals.moving_state if totals.moving else BlobState.PENDING
+
+
+def push_group_totals(item: TransferItem, group: FileGroup) -> GroupTotals:
+    """`group_totals` for a push, read from the blob records without making a row object for
+    each: the same sums as BlobRow's (`blob_state`, `blob_acknowledged`, `blob_sent`), at a
+    fraction of the cost for a group of thousands of files."""
+    totals = GroupTotals(count=len(group.members))
+    blobs = item.transfer.blobs
+    events = item.blobs
+    for row in group.members:
+        if row >= len(blobs):
+            continue
+        record = blobs[row]
+        size = record.size
+        totals.size += size
+        if record.finished:
+            totals.done += size
+            totals.sent += size
+            totals.finished += 1
+            totals.there += record.state in THERE
+            continue
+        event = events.get(record.name)
+        if event is None:
+            totals.done += record.acknowledged
+            totals.sent += record.acknowledged
+            if record.state == BlobState.FAILED:
+                totals.failed += 1
+            continue
+        acknowledged = max(record.acknowledged, event.acknowledged)
+        totals.done += acknowledged
+        totals.sent += max(acknowledged, item.blob_sent(record.name))
+        state = event.state  # as `blob_state` reads an unfinished blob
+        if state == BlobState.FAILED:
+            totals.failed += 1
+        elif state == BlobState.WAITING:
+            totals.waiting += 1
+        elif state == BlobState.UPLOADING:
+            totals.moving += 1
+            totals.rate += event.rate or 0.0
+    return totals

@@ -109,6 +109,7 @@ class TransferModel(QAbstractItemModel):
         self._layouts: dict[str, list[Entry]] = {}  # a transfer's child rows
         self._totals: dict[int, GroupTotals] = {}  # by group key, until the next refresh
         self._busy = 0  # > 0 while a change of ours is being announced
+        self._numbers: dict[str, tuple[int, int, int]] = {}  # by transfer, until its refresh
         self._next_key = 1
         self._dirty: set[str] = set()
         self._counts: dict[str, int] = {}
@@ -190,6 +191,7 @@ class TransferModel(QAbstractItemModel):
             del self._ids[row]
             del self._items[item.id]
             del self._units[item.id]
+            self._numbers.pop(item.id, None)
             self._forget_layout(item.id)
             self._by_key.pop(self._keys.pop(item.id), None)
             self._dirty.discard(item.id)
@@ -217,6 +219,7 @@ class TransferModel(QAbstractItemModel):
 
     def _mark(self, transfer_id: str) -> None:
         self._dirty.add(transfer_id)
+        self._numbers.pop(transfer_id, None)
         if not self._timer.isActive():
             self._timer.start()
 
@@ -235,6 +238,7 @@ class TransferModel(QAbstractItemModel):
         last = len(HEADERS) - 1
         for tid in dirty:
             item = self._items[tid]
+            self._numbers.pop(tid, None)
             units = self._child_count(item)
             if units != self._units[tid]:
                 self._reset_children(item, units)
@@ -303,8 +307,9 @@ class TransferModel(QAbstractItemModel):
         for item in self._items.values():
             if item.state in (TransferState.DONE, TransferState.CANCELLED):
                 continue
-            done += item.acknowledged
-            total += item.total
+            acknowledged, _sent, size = self.numbers(item)
+            done += acknowledged
+            total += size
             if item.running:
                 running += 1
                 rate += item.rate or 0.0
@@ -329,6 +334,14 @@ class TransferModel(QAbstractItemModel):
         entries = self._layouts.get(node[0], [])
         entry = entries[index.row()] if 0 <= index.row() < len(entries) else None
         return entry if isinstance(entry, FileGroup) else None
+
+    def numbers(self, item: TransferItem) -> tuple[int, int, int]:
+        """(acknowledged, sent, total) bytes of a transfer, once per refresh: each sums every
+        blob, and a row's cells ask many times (a folder of 10,000 files)."""
+        numbers = self._numbers.get(item.id)
+        if numbers is None:
+            numbers = self._numbers[item.id] = (item.acknowledged, item.sent, item.total)
+        return numbers
 
     def group_totals(self, item: TransferItem, group: FileGroup) -> GroupTotals:
         """A group's members summed, once per refresh (a row's cells ask many times)."""
@@ -485,9 +498,11 @@ class TransferModel(QAbstractItemModel):
         if role == StateRole:
             return item.state.value
         if role == ProgressRole:
-            return self._fraction(item.acknowledged, item.total, item.state == TransferState.DONE)
+            acknowledged, sent, total = self.numbers(item)
+            return self._fraction(acknowledged, total, item.state == TransferState.DONE)
         if role == SentRole:
-            return self._fraction(item.sent, item.total, False) if item.running else None
+            _acknowledged, sent, total = self.numbers(item)
+            return self._fraction(sent, total, False) if item.running else None
         if role == ToneRole:
             return transfer_tone(item)
         if role == Qt.ItemDataRole.DecorationRole and column == Column.NAME:
@@ -498,7 +513,8 @@ class TransferModel(QAbstractItemModel):
             if column == Column.TARGET:
                 return transfer.destination or reference_text(transfer)
             if column == Column.PROGRESS:
-                return self._progress_tip(item, item.sent, item.acknowledged)
+                acknowledged, sent, _total = self.numbers(item)
+                return self._progress_tip(item, sent, acknowledged)
             if column == Column.STATUS:
                 summary = push_summary(item)
                 if summary is not None:
@@ -517,7 +533,8 @@ class TransferModel(QAbstractItemModel):
         if column == Column.TARGET:
             return transfer.destination or str(transfer.target)
         if column == Column.PROGRESS:
-            return self._progress_text(item.sent, item.total)
+            _acknowledged, sent, total = self.numbers(item)
+            return self._progress_text(sent, total)
         if column == Column.SPEED:
             rate = item.rate
             return format_rate(rate) if item.running and rate else ""
