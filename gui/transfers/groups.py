@@ -13,6 +13,7 @@ download (its parts), and a journal written by an earlier Hoist needs nothing ne
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -46,16 +47,10 @@ def common_folder(names: Sequence[str]) -> str:
     """The folder every name lies in, with its trailing slash ("data/"), or "" if none."""
     if not names:
         return ""
-    folders = [name.split("/")[:-1] for name in names]
-    shared = folders[0]
-    for parts in folders[1:]:
-        n = 0
-        while n < len(shared) and n < len(parts) and shared[n] == parts[n]:
-            n += 1
-        shared = shared[:n]
-        if not shared:
-            return ""
-    return "".join(part + "/" for part in shared)
+    # Every name shares the folders that the first and last in sorted order share.
+    first, last = min(names), max(names)
+    shared = posixpath.dirname(first) if first == last else posixpath.commonpath([first, last])
+    return f"{shared}/" if shared else ""
 
 
 def group_children(names: Sequence[str], above: int = GROUP_ABOVE) -> list[Entry]:

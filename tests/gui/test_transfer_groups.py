@@ -23,7 +23,7 @@ from hoist.core.transfer.push import plan_file_push
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from hoist.core.units import format_size
 from hoist.gui.transfers.actions import TransferController
-from hoist.gui.transfers.groups import GROUP_ABOVE
+from hoist.gui.transfers.groups import GROUP_ABOVE, FileGroup, common_folder, group_children
 from hoist.gui.transfers.rows import Column, ProgressRole
 from hoist.gui.transfers.transfer_model import TransferModel
 from hoist.gui.transfers.view import TransferView
@@ -247,3 +247,34 @@ def test_a_few_files_stay_one_row_each(
     assert LABELS <= GROUP_ABOVE
     top = model.index_of(item.id)
     assert names(model, top) == [b.name for b in item.transfer.blobs]
+
+
+@pytest.mark.parametrize(
+    ("names", "folder"),
+    [
+        (["data/ab/x", "data/ac/y"], "data/"),
+        (["data/a/x", "data/a/y"], "data/a/"),
+        (["data/x"], "data/"),
+        (["x", "data/a/y"], ""),
+        (["data/x", "datas/y"], ""),
+        ([], ""),
+    ],
+)
+def test_common_folder(names: list[str], folder: str) -> None:
+    assert common_folder(names) == folder
+
+
+def test_many_loose_files_are_one_group_and_single_file_folders_stay_rows() -> None:
+    names = sorted(
+        [f"d/f{i:03}" for i in range(GROUP_ABOVE + 1)] + ["d/one/x", "d/two/a", "d/two/b"]
+    )
+    entries = group_children(names)
+    groups = [e for e in entries if isinstance(e, FileGroup)]
+    assert [(g.label, len(g.members)) for g in groups] == [
+        ("d/ (top level)", GROUP_ABOVE + 1),
+        ("d/two/", 2),
+    ]
+    assert [names[e] for e in entries if isinstance(e, int)] == ["d/one/x"]
+    assert sorted(
+        m for e in entries for m in (e.members if isinstance(e, FileGroup) else [e])
+    ) == list(range(len(names))), "every file is in exactly one row or group"
