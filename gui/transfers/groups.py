@@ -33,7 +33,7 @@ THERE = (BlobState.EXISTS, BlobState.MOUNTED)
 class FileGroup:
     """Child rows shown as one: the files of one folder (or the loose files of a big one)."""
 
-    label: str  # "data/assets/", as the group's row names it
+    label: str  # "data/assets/", as the group's row names it ("" for loose files)
     prefix: str  # what every member's name starts with (a member's row shows the rest)
     members: list[int]  # row numbers of the blobs (or parts) in the transfer
     key: int = 0  # the model's internal id for the member rows
@@ -75,7 +75,7 @@ def group_children(names: Sequence[str], above: int = GROUP_ABOVE) -> list[Entry
     }
     single = {members[0] for members in folders.values() if len(members) == 1}
     if len(loose) > above:
-        label = f"{root} (top level)" if root else "files"
+        label = f"{root} (top level)" if root else ""  # files from several places
         groups[loose[0]] = FileGroup(label, root, loose)
         loose = []
     rows = sorted([*groups, *loose, *single])
@@ -133,8 +133,9 @@ def group_totals(item: TransferItem, group: FileGroup) -> GroupTotals:
 
 
 def group_name(group: FileGroup) -> str:
-    """ "data/assets/ — 1,998 files"."""
-    return f"{group.label} — {plural(len(group.members), 'file')}"
+    """ "data/assets/ — 1,998 files", or "2,000 files" for loose files from several places."""
+    count = plural(len(group.members), "file")
+    return f"{group.label} — {count}" if group.label else count
 
 
 def group_tip(group: FileGroup, totals: GroupTotals) -> str:

@@ -23,7 +23,13 @@ from hoist.core.transfer.push import plan_file_push
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from hoist.core.units import format_size
 from hoist.gui.transfers.actions import TransferController
-from hoist.gui.transfers.groups import GROUP_ABOVE, FileGroup, common_folder, group_children
+from hoist.gui.transfers.groups import (
+    GROUP_ABOVE,
+    FileGroup,
+    common_folder,
+    group_children,
+    group_name,
+)
 from hoist.gui.transfers.rows import Column, ProgressRole
 from hoist.gui.transfers.transfer_model import TransferModel
 from hoist.gui.transfers.view import TransferView
@@ -278,3 +284,10 @@ def test_many_loose_files_are_one_group_and_single_file_folders_stay_rows() -> N
     assert sorted(
         m for e in entries for m in (e.members if isinstance(e, FileGroup) else [e])
     ) == list(range(len(names))), "every file is in exactly one row or group"
+
+
+def test_many_files_from_several_places_are_one_group() -> None:
+    names = [f"f{i:03}.bin" for i in range(GROUP_ABOVE + 1)]
+    (group,) = group_children(names)
+    assert isinstance(group, FileGroup)
+    assert group_name(group) == f"{GROUP_ABOVE + 1} files"
