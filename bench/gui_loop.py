@@ -66,7 +66,7 @@ async def scenario(size: int, work: Path) -> int:
     from hoist.core.transfer.model import TransferState
     from hoist.core.transfer.push import plan_file_push
     from hoist.gui.main_window import AppContext, MainWindow
-    from hoist.gui.transfers.transfer_list import Column
+    from hoist.gui.transfers.rows import Column
     from support.registry import RegistryProcess
 
     data = ROOT / "bench" / "out" / f"random-{size}.bin"

@@ -44,20 +44,18 @@ from hoist.gui.settings.store import (
     SettingsStore,
     make_client,
 )
-from hoist.gui.transfers.replace_prompt import ReplaceAsker
-from hoist.gui.transfers.transfer_list import (
+from hoist.gui.transfers.actions import (
     ACCELERATORS,
-    FILTERS,
     MENU_LAYOUT,
     SHORTCUTS,
     TransferController,
-    TransferModel,
-    TransferView,
-    clipboard_copy,
-    filter_label,
     transfer_actions,
     with_accelerator,
 )
+from hoist.gui.transfers.replace_prompt import ReplaceAsker
+from hoist.gui.transfers.rows import FILTERS, filter_label
+from hoist.gui.transfers.transfer_model import TransferModel
+from hoist.gui.transfers.view import TransferView, clipboard_copy
 from hoist.gui.widgets import icons
 from hoist.gui.widgets.dialogs import ConfirmDialog, QuitDialog, lay_out_message, wait_signal
 from hoist.gui.widgets.theme import PillTabBar, plain_buttons

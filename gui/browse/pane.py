@@ -7,7 +7,7 @@ in sight), and the details of the chosen tag with Copy pull command, Download an
 
 Every action is a QAction with a shortcut; what each says and whether it can run now comes
 from `browse_actions()`, a plain function of the pane's state (tested without widgets), as
-`hoist.gui.transfers.transfer_list` does for transfers.
+`hoist.gui.transfers.actions` does for transfers.
 Deleting asks first, naming the other tags that share the
 manifest (registries delete by digest: they go too), and says the registry's refusal as a
 sentence (distribution without `storage.delete.enabled` answers 405 UNSUPPORTED).

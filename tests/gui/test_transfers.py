@@ -19,22 +19,23 @@ from hoist.core.transfer.push import plan_file_push
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from hoist.core.units import MiB
 from hoist.gui.main_window import FinishNotifier
-from hoist.gui.transfers.transfer_list import (
-    FILTERS,
+from hoist.gui.transfers.actions import (
     ITEM_ACTIONS,
     MENU_LAYOUT,
     SHORTCUTS,
+    TransferController,
+    transfer_actions,
+)
+from hoist.gui.transfers.rows import (
+    FILTERS,
     Column,
     ProgressRole,
     SentRole,
     StateRole,
-    TransferController,
-    TransferFilterProxy,
-    TransferModel,
-    TransferView,
     filter_label,
-    transfer_actions,
 )
+from hoist.gui.transfers.transfer_model import TransferFilterProxy, TransferModel
+from hoist.gui.transfers.view import TransferView
 from hoist.gui.widgets import icons
 from hoist.gui.widgets.icons import STATUS_ICONS
 from PySide6.QtCore import QModelIndex, Qt

@@ -37,7 +37,7 @@ from hoist.gui.add.sheet import AddSheet, split_image_name
 from hoist.gui.app import error_sentence, install_excepthook, shutdown, start
 from hoist.gui.main_window import AppContext, MainWindow, MessageDialog
 from hoist.gui.settings.store import RegistrySettings, Settings, SettingsStore
-from hoist.gui.transfers.transfer_list import Column
+from hoist.gui.transfers.rows import Column
 from pushing import get_manifest, hoist_cli, push_paths
 from PySide6.QtCore import QMimeData, QPoint, QPointF, QRect, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDropEvent, QScreen
