@@ -8,7 +8,6 @@ wires widgets to them and holds no transfer logic of its own. Background work is
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import sys
 import time
@@ -21,6 +20,7 @@ from hoist.core import __version__
 from hoist.core.bandwidth import BandwidthLimiter
 from hoist.core.errors import HoistError, JournalUnwritable
 from hoist.core.oci.reference import Reference, parse_reference
+from hoist.core.registry.auth import Credentials
 from hoist.core.registry.client import RegistryClient
 from hoist.core.registry.demo_registry import HOW_TO_ADD_A_REGISTRY, DemoRegistry
 from hoist.core.sources.artifact import check_sources
@@ -36,7 +36,9 @@ from hoist.gui.add.planning import (
     image_support,
 )
 from hoist.gui.add.sheet import AddSheet
+from hoist.gui.browse.pane import BrowsePane
 from hoist.gui.settings.dialog import RateLimitBox, SettingsDialog, TransferRateDialog
+from hoist.gui.settings.registry_dialog import RegistryDialog
 from hoist.gui.settings.store import (
     DEMO_REGISTRY_NAME,
     RegistrySettings,
@@ -280,31 +282,6 @@ def opening_size(available: QSize) -> QSize:
     return PREFERRED_SIZE.boundedTo(available - FRAME_ROOM)
 
 
-def browse_pane_factory() -> type[QWidget] | None:
-    """hoist.gui.browse.pane.BrowsePane when that module is present (it is written separately)."""
-    try:
-        from hoist.gui.browse.pane import BrowsePane
-    except ImportError:
-        return None
-    return BrowsePane
-
-
-def registry_dialog_factory() -> type[QDialog] | None:
-    """The registry dialog (it stores passwords in the keyring), when present."""
-    try:
-        from hoist.gui.settings.registry_dialog import RegistryDialog
-    except ImportError:
-        return None
-    return RegistryDialog
-
-
-def _construct(cls: type[QWidget], available: dict[str, Any]) -> QWidget:
-    """Build a pane with the services its constructor names (so either side can grow)."""
-    params = inspect.signature(cls).parameters
-    kwargs = {name: value for name, value in available.items() if name in params}
-    return cls(**kwargs)
-
-
 class MainWindow(QMainWindow):
     """Hoist's window.
 
@@ -326,7 +303,7 @@ class MainWindow(QMainWindow):
         self.tasks: set[asyncio.Task[Any]] = set()
         self.add_sheet: AddSheet | None = None
         self.settings_dialog: SettingsDialog | None = None
-        self.registry_dialog: QDialog | None = None
+        self.registry_dialog: RegistryDialog | None = None
         self.quit_dialog: QuitDialog | None = None
         self._quit_confirmed = False  # asked (or no need to): the next close quits
         self.unjournaled_box: QDialog | None = None  # the open "go on without resume?" question
@@ -340,11 +317,10 @@ class MainWindow(QMainWindow):
         self.resize(opening_size(self.screen().availableGeometry().size()))
 
         self.model = TransferModel(ctx.queue, self)
-        self._browse_cls = browse_pane_factory()
         self.controller = TransferController(
             ctx.queue,
             copy_text=clipboard_copy,
-            show_in_browse=self.show_in_browse if self._browse_cls is not None else None,
+            show_in_browse=self.show_in_browse,
             on_error=self.show_error,
             open_folder=open_folder,
             confirm=self.confirm_cancel,
@@ -558,38 +534,13 @@ class MainWindow(QMainWindow):
         )
         self.drop_highlight.hide()
 
-    def _make_browse_pane(self) -> QWidget:
-        cls = self._browse_cls
-        if cls is not None:
-            # No registry yet: `show_selected_registry` connects it once the app started
-            # (credentials looked up, the event loop running).
-            available = {
-                "settings": self.ctx.settings,
-                "credentials": self.ctx.credentials,
-                "queue": self.ctx.queue,
-                "parent": self,
-            }
-            try:
-                pane = _construct(cls, available)
-            except (TypeError, HoistError) as exc:
-                log.warning("the Browse area could not be created: %s", exc)
-            else:
-                status = getattr(pane, "statusMessage", None)
-                if status is not None:
-                    status.connect(lambda text: self.statusBar().showMessage(text, 10000))
-                requested = getattr(pane, "downloadRequested", None)
-                if requested is not None:
-                    requested.connect(self.download_from_browse)
-                return pane
-        label = QLabel(
-            "Browsing registries is not available in this build. Pushed artifacts can be "
-            "listed with `oras repo tags` or `skopeo list-tags`.",
-            self,
-        )
-        label.setObjectName("browse-placeholder")
-        label.setWordWrap(True)
-        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        return label
+    def _make_browse_pane(self) -> BrowsePane:
+        # No registry yet: `show_selected_registry` connects it once the app started
+        # (credentials looked up, the event loop running).
+        pane = BrowsePane(self, credentials=self.ctx.credentials)
+        pane.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 10000))
+        pane.downloadRequested.connect(self.download_from_browse)
+        return pane
 
     def _build_toolbar(self) -> None:
         bar = QToolBar("Main", self)
@@ -810,9 +761,7 @@ class MainWindow(QMainWindow):
 
     def show_selected_registry(self) -> None:
         """Point the Browse area at the selected registry (needs the running event loop)."""
-        set_registry = getattr(self.browse, "set_registry", None)
-        if callable(set_registry):
-            set_registry(self.ctx.settings.selected)
+        self.browse.set_registry(self.ctx.settings.selected)
 
     def update_demo_banner(self) -> None:
         settings = self.ctx.settings
@@ -837,24 +786,22 @@ class MainWindow(QMainWindow):
         self._open_registry_dialog(self.ctx.settings.selected)
 
     def _open_registry_dialog(self, registry: RegistrySettings | None) -> None:
-        """The registry dialog when present, else the Settings dialog's Registries page."""
-        cls = registry_dialog_factory()
-        if cls is None:
-            self.open_settings()
-            return
-        factory: Any = cls  # RegistryDialog(parent, registry)
-        dialog = factory(self, registry)
+        """The registry dialog (it stores the password in the keyring)."""
+        dialog = RegistryDialog(self, registry)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.saved.connect(
             lambda entry, d=dialog, old=registry: self.registry_saved(
-                entry, old, getattr(d, "session_credentials", None)
+                entry, old, d.session_credentials
             )
         )
         self.registry_dialog = dialog
         dialog.open()
 
     def registry_saved(
-        self, entry: RegistrySettings, old: RegistrySettings | None, session: Any = None
+        self,
+        entry: RegistrySettings,
+        old: RegistrySettings | None,
+        session: Credentials | None = None,
     ) -> None:
         """Put an added or edited registry in settings, select it, and save."""
         settings = self.ctx.settings
@@ -880,9 +827,8 @@ class MainWindow(QMainWindow):
         transfers that start from now on open new connections."""
         await self.ctx.credentials.refresh(entry)
         await self.ctx.queue.forget_clients()
-        set_registry = getattr(self.browse, "set_registry", None)
-        if callable(set_registry) and self.ctx.settings.selected == entry:
-            set_registry(entry, reconnect=True)
+        if self.ctx.settings.selected == entry:
+            self.browse.set_registry(entry, reconnect=True)
 
     def decline_demo(self) -> None:
         self.ctx.settings.demo_declined = True
@@ -912,9 +858,7 @@ class MainWindow(QMainWindow):
             if at >= 0:
                 self.registry_combo.setCurrentIndex(at)
                 self._registry_chosen(at)
-        show = getattr(self.browse, "show_reference", None)
-        if callable(show):
-            show(str(ref))
+        self.browse.show_reference(str(ref))
 
     def download_from_browse(self, reference: str, folder: str, platform: str = "") -> None:
         """Queue Browse's download, and show in Browse how it goes."""
@@ -929,16 +873,13 @@ class MainWindow(QMainWindow):
         if kind == "removed":
             del self._browse_downloads[item.id]
             return
-        show = getattr(self.browse, "show_download_progress", None)
-        if not callable(show):
-            return
         total = item.total
         percent = 100 * item.acknowledged // total if total else 0
         step = (item.state.value, percent)
         if self._browse_downloads[item.id] == step:
             return
         self._browse_downloads[item.id] = step
-        show(browse_download_text(item, percent))
+        self.browse.show_download_progress(browse_download_text(item, percent))
 
     def queue_download(self, reference: str, folder: str, platform: str = "") -> TransferItem:
         """Queue a download the Browse area asked for: it runs, pauses and resumes in
@@ -1001,9 +942,7 @@ class MainWindow(QMainWindow):
         if item.id in self._pushes_done:
             return
         self._pushes_done.add(item.id)
-        note_pushed = getattr(self.browse, "note_pushed", None)
-        if callable(note_pushed):
-            note_pushed(transfer.target)
+        self.browse.note_pushed(transfer.target)
 
     def _sheet_closed(self, sheet: AddSheet) -> None:
         if self.add_sheet is sheet:
@@ -1260,9 +1199,7 @@ class MainWindow(QMainWindow):
             self._save_pending = False
             self._save_timer.stop()
             await self.ctx.save_settings()
-        pane_close = getattr(self.browse, "aclose", None)
-        if callable(pane_close):
-            await pane_close()
+        await self.browse.aclose()
         current = asyncio.current_task()
         pending = [t for t in self.tasks if t is not current and not t.done()]
         for task in pending:
