@@ -10,41 +10,39 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hoist.core import __version__
-from hoist.core.bandwidth import BandwidthLimiter
 from hoist.core.errors import HoistError, JournalUnwritable
 from hoist.core.oci.reference import Reference, parse_reference
 from hoist.core.registry.auth import Credentials
-from hoist.core.registry.client import RegistryClient
 from hoist.core.registry.demo_registry import HOW_TO_ADD_A_REGISTRY, DemoRegistry
 from hoist.core.sources.artifact import check_sources
 from hoist.core.transfer.download import plan_download
-from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.model import Transfer, TransferState
-from hoist.core.transfer.queue import TransferItem, TransferQueue
+from hoist.core.transfer.queue import TransferItem
 from hoist.core.units import format_rate, format_size
 from hoist.gui.add.planning import (
-    CredentialCache,
     SourceChoice,
     classify_sources,
     image_support,
 )
 from hoist.gui.add.sheet import AddSheet
 from hoist.gui.browse.pane import BrowsePane
+from hoist.gui.context import AppContext, start_demo_registry
+from hoist.gui.help_dialogs import (
+    HOW_RESUMING_WORKS,
+    MessageDialog,
+    keyboard_map,
+    open_about,
+    open_message,
+)
+from hoist.gui.queue_listeners import BrowseFollower, FinishNotifier
 from hoist.gui.settings.dialog import RateLimitBox, SettingsDialog, TransferRateDialog
 from hoist.gui.settings.registry_dialog import RegistryDialog
 from hoist.gui.settings.store import (
-    DEMO_REGISTRY_NAME,
     RegistrySettings,
     Settings,
-    SettingsStore,
-    make_client,
 )
 from hoist.gui.transfers.replace_prompt import ReplaceAsker
 from hoist.gui.transfers.transfer_list import (
@@ -61,8 +59,8 @@ from hoist.gui.transfers.transfer_list import (
     with_accelerator,
 )
 from hoist.gui.widgets import icons
-from hoist.gui.widgets.dialogs import ConfirmDialog, QuitDialog, lay_out_message, wait_signal
-from hoist.gui.widgets.theme import PillTabBar, plain_buttons
+from hoist.gui.widgets.dialogs import ConfirmDialog, QuitDialog, wait_signal
+from hoist.gui.widgets.theme import PillTabBar
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
@@ -73,12 +71,10 @@ from PySide6.QtGui import (
     QDragMoveEvent,
     QDropEvent,
     QKeySequence,
-    QPixmap,
 )
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QFileDialog,
     QFrame,
     QHBoxLayout,
@@ -95,138 +91,6 @@ from PySide6.QtWidgets import (
 
 log = logging.getLogger(__name__)
 
-#: A transfer that ran at least this long gets a notification when it ends.
-LONG_TRANSFER = 60.0
-
-
-@dataclass
-class AppContext:
-    """The services the window works with (built by `hoist.gui.app`, or by tests)."""
-
-    settings: Settings
-    store: SettingsStore
-    queue: TransferQueue
-    credentials: CredentialCache
-    demo: DemoRegistry | None = None
-    problems: list[str] = field(default_factory=list)
-
-    @classmethod
-    def create(cls, store: SettingsStore | None = None) -> AppContext:
-        """Settings from disk and a queue over the journal (no transfer is loaded yet)."""
-        store = store or SettingsStore()
-        settings, problem = store.load()
-        credentials = CredentialCache()
-        ctx: AppContext
-
-        def upload_settings(transfer: Transfer) -> Any:
-            return ctx.settings.upload_settings(transfer.target.api_host)
-
-        def client_for(transfer: Transfer) -> RegistryClient:
-            """The transfer's registry as the user set it up (TLS choices, credentials)."""
-            registry = ctx.settings.registry_for_host(transfer.target.registry)
-            creds = credentials.get(transfer.target.registry)
-            if registry is None:
-                return RegistryClient(
-                    transfer.target.api_host, credentials=creds, plain_http=transfer.plain_http
-                )
-            return make_client(registry, creds)
-
-        queue = TransferQueue(
-            TransferJournal(),
-            settings=upload_settings,
-            credentials=credentials.get,
-            max_active=settings.max_active,
-            limiter=BandwidthLimiter(settings.rate_limit),
-            client_factory=client_for,
-            window_words=True,
-        )
-        ctx = cls(settings, store, queue, credentials)
-        if problem:
-            ctx.problems.append(problem)
-        return ctx
-
-    async def save_settings(self) -> None:
-        """Write the settings in a worker thread (one fsync); a failure is logged and shown."""
-        await asyncio.to_thread(self.store.save, self.settings)
-
-
-class FinishNotifier:
-    """Decides which ended transfers deserve a notification: those that ran a long time.
-
-    A queue listener (no Qt). `notify(title, message, failed)` shows it.
-    """
-
-    def __init__(
-        self,
-        notify: Callable[[str, str, bool], None],
-        *,
-        threshold: float = LONG_TRANSFER,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.notify = notify
-        self.threshold = threshold
-        self.clock = clock
-        self._started: dict[str, float] = {}
-        self._states: dict[str, TransferState] = {}
-
-    def __call__(self, kind: str, item: TransferItem) -> None:
-        if kind == "removed":
-            self._started.pop(item.id, None)
-            self._states.pop(item.id, None)
-            return
-        state = item.state
-        before = self._states.get(item.id)
-        self._states[item.id] = state
-        if state == TransferState.RUNNING:
-            self._started.setdefault(item.id, self.clock())
-            return
-        if state == before or state not in (TransferState.DONE, TransferState.FAILED):
-            return
-        started = self._started.pop(item.id, None)
-        if started is None or self.clock() - started < self.threshold:
-            return
-        transfer = item.transfer
-        what = "Download" if transfer.is_download else "Push"
-        if state == TransferState.DONE:
-            where = transfer.destination if transfer.is_download else transfer.target
-            self.notify(f"{what} finished", f"{transfer.name} is in {where}", False)
-        else:
-            self.notify(f"{what} failed", f"{transfer.name}: {transfer.error or 'failed'}", True)
-
-
-class MessageDialog(QDialog):
-    """A small non-blocking message: an icon, selectable text, and OK.
-
-    Used instead of QMessageBox, which fixes its own size after it is shown (a size hint the
-    offscreen platform of the tests can't take, and a jump on screen for users).
-    """
-
-    def __init__(
-        self, title: str, text: str, parent: QWidget | None = None, *, informative: str = "",
-        pixmap: QPixmap | None = None,
-    ) -> None:  # fmt: skip
-        super().__init__(parent)
-        self.setObjectName("message-dialog")
-        self.setWindowTitle(title)
-        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.text_label = QLabel(text, self)
-        self.text_label.setObjectName("message-text")
-        self.text_label.setWordWrap(True)
-        self.text_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.informative_label = QLabel(informative, self)
-        self.informative_label.setWordWrap(True)
-        self.informative_label.setVisible(bool(informative))
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok, self)
-        plain_buttons(buttons)
-        buttons.accepted.connect(self.accept)
-        lay_out_message(
-            self, self.text_label, self.informative_label, buttons, minimum=QSize(380, 120),
-            pixmap=pixmap,
-        )  # fmt: skip
-
-    def text(self) -> str:
-        return self.text_label.text()
-
 
 def open_folder(path: str) -> None:
     """Show a folder in the desktop's file manager."""
@@ -242,39 +106,10 @@ def open_folder(path: str) -> None:
         )
 
 
-HOW_RESUMING_WORKS = (
-    "Hoist sends a file in chunks and writes down, after every chunk, what the registry "
-    "acknowledged. After a pause, a lost network, or a restart of Hoist or the computer, it "
-    "asks the registry where the upload stands and continues from there, after re-reading "
-    "the part already sent to check it (about a second per GiB).\n\n"
-    "Some registries (distribution 2, Harbor) keep nothing of a chunk cut in the middle: "
-    "that upload starts again from the beginning. Split mode, offered for very large files, "
-    "limits what a cut costs to one part.\n\n"
-    "Downloads resume from their .partial files in the download folder. Cancel throws away "
-    "what was sent; Pause keeps it."
-)
-
 #: The size the window opens at on a large screen.
 PREFERRED_SIZE = QSize(1100, 680)
 #: Room left for the window manager's frame and title bar.
 FRAME_ROOM = QSize(32, 48)
-
-
-def browse_download_text(item: TransferItem, percent: int) -> str:
-    """What Browse says of a download it started, as it goes."""
-    transfer = item.transfer
-    name, folder = transfer.name, transfer.destination
-    state = item.state
-    if state == TransferState.DONE:
-        return f"Downloaded {name} to {folder}"
-    if state == TransferState.FAILED:
-        return f"The download of {name} failed: {transfer.error}. Retry it in Transfers."
-    if state == TransferState.PAUSED:
-        return f"The download of {name} is paused at {percent}%: resume it in Transfers"
-    if not item.total:
-        return f"Downloading {name} to {folder}: reading the manifest"
-    done = f"{format_size(item.acknowledged)} of {format_size(item.total)} ({percent}%)"
-    return f"Downloading {name} to {folder}: {done}; see Transfers"
 
 
 def opening_size(available: QSize) -> QSize:
@@ -343,11 +178,8 @@ class MainWindow(QMainWindow):
         # A download refused to replace files of the user's own: ask, and run it again if yes.
         self.replace_asker = ReplaceAsker(ctx.queue.replace_and_retry, self)
         ctx.queue.listeners.append(self.replace_asker)
-        self._pushes_done: set[str] = set()
-        ctx.queue.listeners.append(self._refresh_browse_after_push)
-        #: Downloads Browse started → the (state, percent) it shows for each.
-        self._browse_downloads: dict[str, tuple[str, int]] = {}
-        ctx.queue.listeners.append(self._follow_browse_download)
+        self.browse_follower = BrowseFollower(self.browse)
+        ctx.queue.listeners.append(self.browse_follower)
         self.model.totals_changed.connect(self._update_totals)
         self.model.totals_changed.connect(self._update_global_actions)
         self.model.counts_changed.connect(self._update_filter_labels)
@@ -862,24 +694,7 @@ class MainWindow(QMainWindow):
 
     def download_from_browse(self, reference: str, folder: str, platform: str = "") -> None:
         """Queue Browse's download, and show in Browse how it goes."""
-        item = self.queue_download(reference, folder, platform)
-        self._browse_downloads[item.id] = ("", -1)
-        self._follow_browse_download("changed", item)
-
-    def _follow_browse_download(self, kind: str, item: TransferItem) -> None:
-        """A queue listener: Browse says how its downloads go (when the percent changes)."""
-        if item.id not in self._browse_downloads:
-            return
-        if kind == "removed":
-            del self._browse_downloads[item.id]
-            return
-        total = item.total
-        percent = 100 * item.acknowledged // total if total else 0
-        step = (item.state.value, percent)
-        if self._browse_downloads[item.id] == step:
-            return
-        self._browse_downloads[item.id] = step
-        self.browse.show_download_progress(browse_download_text(item, percent))
+        self.browse_follower.follow(self.queue_download(reference, folder, platform))
 
     def queue_download(self, reference: str, folder: str, platform: str = "") -> TransferItem:
         """Queue a download the Browse area asked for: it runs, pauses and resumes in
@@ -930,19 +745,6 @@ class MainWindow(QMainWindow):
         sheet.open()
         self.sheet_opened.emit(sheet)
         return sheet
-
-    def _refresh_browse_after_push(self, kind: str, item: TransferItem) -> None:
-        """Once a push is done, Browse lists it (the catalog and tags it shows are re-read)."""
-        transfer = item.transfer
-        if kind == "removed":
-            self._pushes_done.discard(item.id)
-            return
-        if kind != "changed" or transfer.is_download or item.state != TransferState.DONE:
-            return
-        if item.id in self._pushes_done:
-            return
-        self._pushes_done.add(item.id)
-        self.browse.note_pushed(transfer.target)
 
     def _sheet_closed(self, sheet: AddSheet) -> None:
         if self.add_sheet is sheet:
@@ -1139,48 +941,18 @@ class MainWindow(QMainWindow):
     # -- misc --------------------------------------------------------------------------------
 
     def resuming_help(self) -> MessageDialog:
-        box = MessageDialog("How resuming works", "How Hoist resumes", self,
-                            informative=HOW_RESUMING_WORKS,
-                            pixmap=icons.app_icon().pixmap(48, 48))  # fmt: skip
-        box.open()
-        return box
+        return open_message(self, "How resuming works", "How Hoist resumes", HOW_RESUMING_WORKS)
 
     def keys_help(self) -> MessageDialog:
         lines = [f"{keys}\t{what}" for keys, what in self.keyboard_map()]
-        box = MessageDialog("Keyboard shortcuts", "Keyboard shortcuts", self,
-                            informative="\n".join(lines),
-                            pixmap=icons.app_icon().pixmap(48, 48))  # fmt: skip
-        box.open()
-        return box
+        return open_message(self, "Keyboard shortcuts", "Keyboard shortcuts", "\n".join(lines))
 
     def keyboard_map(self) -> list[tuple[str, str]]:
         """(keys, what they do) for every action with a shortcut: window, Transfers, Browse."""
-        out: list[tuple[str, str]] = []
-        seen: set[str] = set()
-        panes: list[QWidget] = [self, self.view, self.browse]
-        for widget in panes:
-            for action in widget.actions():
-                keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
-                what = action.text().replace("&", "")
-                if keys and what and (keys, what) not in out and keys + what not in seen:
-                    seen.add(keys + what)
-                    where = "Browse: " if widget is self.browse else ""
-                    out.append((keys, where + what))
-        return out
+        return keyboard_map([(self, ""), (self.view, ""), (self.browse, "Browse: ")])
 
     def about(self) -> MessageDialog:
-        box = MessageDialog(
-            "About Hoist",
-            f"<b>Hoist {__version__}</b>",
-            self,
-            informative=(
-                "Pushes large files and container images to OCI registries, and resumes them "
-                "after a broken connection or a restart.\nLicensed under the Apache License 2.0."
-            ),
-            pixmap=icons.app_icon().pixmap(64, 64),
-        )
-        box.open()
-        return box
+        return open_about(self)
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ThemeChange):
@@ -1271,8 +1043,7 @@ class MainWindow(QMainWindow):
         for listener in (
             self.notifier,
             self.replace_asker,
-            self._refresh_browse_after_push,
-            self._follow_browse_download,
+            self.browse_follower,
         ):
             if listener in self.ctx.queue.listeners:
                 self.ctx.queue.listeners.remove(listener)
@@ -1284,31 +1055,4 @@ class MainWindow(QMainWindow):
         self.closing.emit()
 
 
-async def start_demo_registry(ctx: AppContext) -> RegistrySettings:
-    """Start (or restart) the demo registry and make sure settings list it.
-
-    The port saved in the registry's URL is reused so the journal's transfers still point at
-    it; when another program took it, a new port is used and the entry updated.
-    """
-    existing = next((r for r in ctx.settings.registries if r.demo), None)
-    port = 0
-    if existing is not None and existing.valid:
-        _, _, text = existing.host.rpartition(":")
-        port = int(text) if text.isdigit() else 0
-    demo = ctx.demo or DemoRegistry(port=port)
-    ctx.demo = demo
-    host = await demo.start()
-    url = f"http://{host}"
-    if existing is None:
-        existing = RegistrySettings(ctx.settings.unique_name(DEMO_REGISTRY_NAME), url, demo=True)
-        ctx.settings.registries.append(existing)
-    elif existing.url != url:
-        log.warning("demo registry moved from %s to %s", existing.url, url)
-        existing.url = url
-    if not ctx.settings.selected_registry or ctx.settings.selected is existing:
-        ctx.settings.selected_registry = existing.name
-    await ctx.save_settings()
-    return existing
-
-
-__all__ = ["AppContext", "FinishNotifier", "MainWindow", "start_demo_registry"]
+__all__ = ["MainWindow", "open_folder", "opening_size"]

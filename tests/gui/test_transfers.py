@@ -18,7 +18,7 @@ from hoist.core.transfer.model import DownloadPart, Transfer, TransferState
 from hoist.core.transfer.push import plan_file_push
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from hoist.core.units import MiB
-from hoist.gui.main_window import FinishNotifier
+from hoist.gui.queue_listeners import FinishNotifier
 from hoist.gui.transfers.transfer_list import (
     FILTERS,
     ITEM_ACTIONS,

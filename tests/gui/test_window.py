@@ -35,7 +35,9 @@ from hoist.core.units import MiB
 from hoist.gui.add.planning import CredentialCache, suggest_repository, suggest_tag
 from hoist.gui.add.sheet import AddSheet, split_image_name
 from hoist.gui.app import error_sentence, install_excepthook, shutdown, start
-from hoist.gui.main_window import AppContext, MainWindow, MessageDialog
+from hoist.gui.context import AppContext
+from hoist.gui.help_dialogs import MessageDialog
+from hoist.gui.main_window import MainWindow
 from hoist.gui.settings.store import RegistrySettings, Settings, SettingsStore
 from hoist.gui.transfers.transfer_list import Column
 from pushing import get_manifest, hoist_cli, push_paths
