@@ -1,8 +1,11 @@
-"""The main window: registry selector, Transfers and Browse, drops, menus, status bar, tray.
+"""The main window: registry selector, Transfers and Browse, adding, settings, errors, tray.
 
-Services come in through `AppContext` (settings, queue, credentials, demo registry); the window
-wires widgets to them and holds no transfer logic of its own. Background work is a task kept in
-`self.tasks` until it ends; every problem reaches the user as a sentence.
+Services come in through `AppContext` (context.py); the window wires widgets to them and holds
+no transfer logic of its own. Its other roles have their own modules: the bars and where each
+action is shown (window_bars.py), drops (drop_target.py), the message bar and first-start
+banner (banners.py), whether closing quits or asks (quit_policy.py), the queue's listeners
+(queue_listeners.py) and the help dialogs (help_dialogs.py). Background work is a task kept
+in `self.tasks` until it ends; every problem reaches the user as a sentence.
 """
 
 from __future__ import annotations
@@ -17,19 +20,20 @@ from typing import Any
 from hoist.core.errors import HoistError, JournalUnwritable
 from hoist.core.oci.reference import Reference, parse_reference
 from hoist.core.registry.auth import Credentials
-from hoist.core.registry.demo_registry import HOW_TO_ADD_A_REGISTRY, DemoRegistry
+from hoist.core.registry.demo_registry import DemoRegistry
 from hoist.core.sources.artifact import check_sources
 from hoist.core.transfer.download import plan_download
 from hoist.core.transfer.queue import TransferItem
-from hoist.core.units import format_rate, format_size
 from hoist.gui.add.planning import (
     SourceChoice,
     classify_sources,
     image_support,
 )
 from hoist.gui.add.sheet import AddSheet
+from hoist.gui.banners import DemoBanner, MessageBar
 from hoist.gui.browse.pane import BrowsePane
 from hoist.gui.context import AppContext, start_demo_registry
+from hoist.gui.drop_target import DropTarget
 from hoist.gui.help_dialogs import (
     HOW_RESUMING_WORKS,
     MessageDialog,
@@ -38,7 +42,8 @@ from hoist.gui.help_dialogs import (
     open_message,
 )
 from hoist.gui.queue_listeners import BrowseFollower, FinishNotifier
-from hoist.gui.settings.dialog import RateLimitBox, SettingsDialog, TransferRateDialog
+from hoist.gui.quit_policy import QuitPolicy
+from hoist.gui.settings.dialog import SettingsDialog, TransferRateDialog
 from hoist.gui.settings.registry_dialog import RegistryDialog
 from hoist.gui.settings.store import (
     RegistrySettings,
@@ -48,7 +53,6 @@ from hoist.gui.transfers.replace_prompt import ReplaceAsker
 from hoist.gui.transfers.transfer_list import (
     ACCELERATORS,
     FILTERS,
-    MENU_LAYOUT,
     SHORTCUTS,
     TransferController,
     TransferModel,
@@ -59,32 +63,29 @@ from hoist.gui.transfers.transfer_list import (
     with_accelerator,
 )
 from hoist.gui.widgets import icons
-from hoist.gui.widgets.dialogs import ConfirmDialog, QuitDialog, wait_signal
+from hoist.gui.widgets.dialogs import ConfirmDialog, wait_signal
 from hoist.gui.widgets.theme import PillTabBar
+from hoist.gui.window_bars import (
+    build_menus,
+    build_status_bar,
+    build_toolbar,
+    make_action,
+    totals_text,
+)
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
     QDesktopServices,
-    QDragEnterEvent,
-    QDragLeaveEvent,
-    QDragMoveEvent,
-    QDropEvent,
     QKeySequence,
 )
 from PySide6.QtWidgets import (
-    QComboBox,
     QDialog,
     QFileDialog,
-    QFrame,
-    QHBoxLayout,
     QLabel,
     QMainWindow,
-    QPushButton,
-    QSizePolicy,
     QSystemTrayIcon,
     QTabWidget,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
@@ -139,8 +140,6 @@ class MainWindow(QMainWindow):
         self.add_sheet: AddSheet | None = None
         self.settings_dialog: SettingsDialog | None = None
         self.registry_dialog: RegistryDialog | None = None
-        self.quit_dialog: QuitDialog | None = None
-        self._quit_confirmed = False  # asked (or no need to): the next close quits
         self.unjournaled_box: QDialog | None = None  # the open "go on without resume?" question
         ctx.queue.journal_unwritable = self.ask_go_on_without_journal
         self.last_error = ""
@@ -148,7 +147,6 @@ class MainWindow(QMainWindow):
         self.setObjectName("main-window")
         self.setWindowTitle("Hoist")
         self.setWindowIcon(icons.app_icon())
-        self.setAcceptDrops(True)
         self.resize(opening_size(self.screen().availableGeometry().size()))
 
         self.model = TransferModel(ctx.queue, self)
@@ -168,10 +166,19 @@ class MainWindow(QMainWindow):
 
         self._build_actions()
         self._build_central()
-        self._build_toolbar()
-        self._build_menus()
-        self._build_status_bar()
+        self.toolbar, self.registry_combo = build_toolbar(self, self)
+        self.registry_combo.activated.connect(self._registry_chosen)
+        build_menus(self, self.menuBar(), self.view)
+        self.totals_label, self.rate_box = build_status_bar(
+            self.statusBar(), self.ctx.settings.rate_limit
+        )
+        self.rate_box.valueChanged.connect(self._rate_changed)
         self._build_tray()
+        self.quit_policy = QuitPolicy(
+            self, ctx.queue, ctx.settings,
+            tray=lambda: self.tray, save_soon=lambda: self._save_timer.start(),
+        )  # fmt: skip
+        self.quit_policy.asked.connect(self.quit_asked.emit)
 
         self.notifier = FinishNotifier(self._notify)
         ctx.queue.listeners.append(self.notifier)
@@ -205,95 +212,75 @@ class MainWindow(QMainWindow):
 
     # -- construction ------------------------------------------------------------------------
 
-    def _action(
-        self, text: str, slot: Callable[[], Any],
-        shortcut: str | QKeySequence | QKeySequence.StandardKey | None = None,
-        icon: str | None = None, tip: str = "",
-    ) -> QAction:  # fmt: skip
-        action = QAction(text, self)
-        if shortcut:
-            action.setShortcut(QKeySequence(shortcut))
-        if icon:
-            action.setIcon(icons.icon(icon))
-            action.setData(icon)
-        if tip:
-            action.setToolTip(tip)
-            action.setStatusTip(tip)
-        action.triggered.connect(lambda _checked=False: slot())
-        self.addAction(action)
-        return action
-
     def _build_actions(self) -> None:
-        self.add_files_action = self._action(
+        self.add_files_action = make_action(self,
             "Add &files…", self.pick_files, "Ctrl+O", "add-files",
             "Push files (or drop them on the window)",
         )  # fmt: skip
-        self.add_folder_action = self._action(
-            "Add f&older…", self.pick_folder, "Ctrl+Shift+O", None, "Push a folder as its files"
+        self.add_folder_action = make_action(
+            self,
+            "Add f&older…",
+            self.pick_folder,
+            "Ctrl+Shift+O",
+            None,
+            "Push a folder as its files",
         )
-        self.add_image_action = self._action(
+        self.add_image_action = make_action(self,
             "Add &image…", self.pick_image, "Ctrl+I", "add-image",
             "Push a container image (docker save tarball, OCI archive or layout)",
         )  # fmt: skip
         self.add_image_action.setEnabled(image_support())
-        self.add_layout_action = self._action(
-            "Add image folder (OCI &layout)…", self.pick_image_folder, None, None
+        self.add_layout_action = make_action(
+            self, "Add image folder (OCI &layout)…", self.pick_image_folder, None, None
         )
         self.add_layout_action.setEnabled(image_support())
-        self.pause_all_action = self._action(
+        self.pause_all_action = make_action(
+            self,
             with_accelerator("Pause all", ACCELERATORS["pause_all"]),
             self.controller.pause_all,
             SHORTCUTS["pause_all"],
             "pause",
         )
-        self.resume_all_action = self._action(
+        self.resume_all_action = make_action(
+            self,
             with_accelerator("Resume all", ACCELERATORS["resume_all"]),
             self.controller.resume_all,
             SHORTCUTS["resume_all"],
             "resume",
         )
-        self.settings_action = self._action(
-            "&Settings…", self.open_settings, QKeySequence.StandardKey.Preferences, "settings"
+        self.settings_action = make_action(
+            self, "&Settings…", self.open_settings, QKeySequence.StandardKey.Preferences, "settings"
         )
         if self.settings_action.shortcut().isEmpty():
             self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
-        self.add_registry_action = self._action(
+        self.add_registry_action = make_action(self,
             "Add &registry…", self.add_registry, None, None,
             "Add a registry (its password goes to the system keyring)",
         )  # fmt: skip
-        self.edit_registry_action = self._action(
-            "&Edit registry…", self.edit_registry, None, None, "Address, username, password, TLS"
+        self.edit_registry_action = make_action(
+            self,
+            "&Edit registry…",
+            self.edit_registry,
+            None,
+            None,
+            "Address, username, password, TLS",
         )
-        self.about_action = self._action("&About Hoist", self.about)
-        self.resuming_help_action = self._action("&How resuming works", self.resuming_help)
-        self.keys_help_action = self._action(
-            "&Keyboard shortcuts", self.keys_help, QKeySequence.StandardKey.HelpContents
+        self.about_action = make_action(self, "&About Hoist", self.about)
+        self.resuming_help_action = make_action(self, "&How resuming works", self.resuming_help)
+        self.keys_help_action = make_action(
+            self, "&Keyboard shortcuts", self.keys_help, QKeySequence.StandardKey.HelpContents
         )
-        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.quit_action = make_action(self, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.view.global_actions = {
             "pause_all": self.pause_all_action,
             "resume_all": self.resume_all_action,
         }
 
     def _build_central(self) -> None:
-        self.banner = QFrame(self)
-        self.banner.setObjectName("demo-banner")
-        self.banner.setFrameShape(QFrame.Shape.StyledPanel)
-        self.banner_label = QLabel(self.banner)
-        self.banner_label.setWordWrap(True)
-        self.banner_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.demo_button = QPushButton("Start a local registry", self.banner)
-        self.demo_button.setObjectName("start-demo")
-        self.demo_button.clicked.connect(lambda: self.spawn(self.start_demo()))
-        self.banner_settings = QPushButton("Add a registry…", self.banner)
-        self.banner_settings.clicked.connect(self.add_registry)
-        self.banner_close = QPushButton("Not now", self.banner)
-        self.banner_close.clicked.connect(self.decline_demo)
-        row = QHBoxLayout(self.banner)
-        row.addWidget(self.banner_label, 1)
-        row.addWidget(self.demo_button)
-        row.addWidget(self.banner_settings)
-        row.addWidget(self.banner_close)
+        self.banner = DemoBanner(self)
+        self.banner.demo_button.clicked.connect(lambda: self.spawn(self.start_demo()))
+        self.banner.add_button.clicked.connect(self.add_registry)
+        self.banner.close_button.clicked.connect(self.decline_demo)
 
         self.filter_bar = PillTabBar(self)
         self.filter_bar.setObjectName("status-filter")
@@ -330,23 +317,8 @@ class MainWindow(QMainWindow):
         self.browse = self._make_browse_pane()
         self.tabs.addTab(self.browse, "Browse")
 
-        self.message_bar = QFrame(self)
-        self.message_bar.setObjectName("message-bar")
-        self.message_bar.setFrameShape(QFrame.Shape.StyledPanel)
-        warn = QLabel(self.message_bar)
-        warn.setPixmap(icons.icon("failed").pixmap(16, 16))
-        self.message_label = QLabel(self.message_bar)
-        self.message_label.setObjectName("message")
-        self.message_label.setTextFormat(Qt.TextFormat.PlainText)  # registry text is not HTML
-        self.message_label.setWordWrap(True)
-        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        dismiss = QPushButton("Dismiss", self.message_bar)
-        dismiss.clicked.connect(self.dismiss_error)
-        bar_row = QHBoxLayout(self.message_bar)
-        bar_row.addWidget(warn)
-        bar_row.addWidget(self.message_label, 1)
-        bar_row.addWidget(dismiss)
-        self.message_bar.hide()
+        self.message_bar = MessageBar(self)
+        self.message_label = self.message_bar.label
 
         central = QWidget(self)
         outer = QVBoxLayout(central)
@@ -356,15 +328,7 @@ class MainWindow(QMainWindow):
         outer.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
 
-        self.drop_highlight = QLabel("Drop to push: a sheet asks where to", self)
-        self.drop_highlight.setObjectName("drop-highlight")
-        self.drop_highlight.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.drop_highlight.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        self.drop_highlight.setStyleSheet(
-            "#drop-highlight { border: 2px dashed palette(highlight); border-radius: 8px;"
-            " background: palette(base); color: palette(highlight); font-size: 16pt; }"
-        )
-        self.drop_highlight.hide()
+        self.drops = DropTarget(self, self.add_sources)
 
     def _make_browse_pane(self) -> BrowsePane:
         # No registry yet: `show_selected_registry` connects it once the app started
@@ -373,82 +337,6 @@ class MainWindow(QMainWindow):
         pane.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 10000))
         pane.downloadRequested.connect(self.download_from_browse)
         return pane
-
-    def _build_toolbar(self) -> None:
-        bar = QToolBar("Main", self)
-        bar.setObjectName("main-toolbar")
-        bar.setMovable(False)
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for action in (self.add_files_action, self.add_image_action):
-            bar.addAction(action)
-        bar.addSeparator()
-        bar.addAction(self.pause_all_action)
-        bar.addAction(self.resume_all_action)
-        bar.addSeparator()
-        bar.addAction(self.settings_action)
-        spacer = QWidget(bar)
-        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        bar.addWidget(spacer)
-        bar.addWidget(QLabel("Registry: ", bar))
-        self.registry_combo = QComboBox(bar)
-        self.registry_combo.setObjectName("registry-selector")
-        self.registry_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        # A long name is elided rather than pushing Edit registry off a 1024-pixel screen.
-        self.registry_combo.setMaximumWidth(
-            self.registry_combo.fontMetrics().horizontalAdvance("Team registry — signed in as ")
-            + 120
-        )
-        self.registry_combo.currentTextChanged.connect(self.registry_combo.setToolTip)
-        self.registry_combo.activated.connect(self._registry_chosen)
-        bar.addWidget(self.registry_combo)
-        bar.addAction(self.edit_registry_action)
-        self.addToolBar(bar)
-        self.toolbar = bar
-
-    def _build_menus(self) -> None:
-        menus = self.menuBar()
-        file_menu = menus.addMenu("&File")
-        for action in (self.add_files_action, self.add_folder_action, self.add_image_action,
-                       self.add_layout_action):  # fmt: skip
-            file_menu.addAction(action)
-        file_menu.addSeparator()
-        file_menu.addAction(self.add_registry_action)
-        file_menu.addAction(self.edit_registry_action)
-        file_menu.addAction(self.settings_action)
-        file_menu.addSeparator()
-        file_menu.addAction(self.quit_action)
-        transfers_menu = menus.addMenu("&Transfers")
-        transfers_menu.aboutToShow.connect(self.view.refresh_actions)
-        for group in MENU_LAYOUT[:-1]:  # the per-item groups; pause/resume all follow
-            for key in group:
-                transfers_menu.addAction(self.view.qactions[key])
-            transfers_menu.addSeparator()
-        transfers_menu.addAction(self.pause_all_action)
-        transfers_menu.addAction(self.resume_all_action)
-        help_menu = menus.addMenu("&Help")
-        help_menu.addAction(self.resuming_help_action)
-        help_menu.addAction(self.keys_help_action)
-        help_menu.addSeparator()
-        help_menu.addAction(self.about_action)
-
-    def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        bar.setSizeGripEnabled(False)
-        self.totals_label = QLabel(bar)
-        self.totals_label.setObjectName("totals")
-        self.totals_label.setContentsMargins(8, 0, 0, 0)
-        bar.addWidget(self.totals_label, 1)
-        limit_label = QLabel("Upload limit:", bar)
-        limit_label.setContentsMargins(0, 0, 2, 0)
-        bar.addPermanentWidget(limit_label)
-        self.rate_box = RateLimitBox(bar)
-        self.rate_box.setObjectName("rate-limit")
-        self.rate_box.set_bytes_per_second(self.ctx.settings.rate_limit)
-        self.rate_box.valueChanged.connect(self._rate_changed)
-        bar.addPermanentWidget(self.rate_box)
-        edge = QWidget(bar)  # keeps the box's arrows off the window's edge
-        edge.setFixedWidth(4)
-        bar.addPermanentWidget(edge)
 
     def _build_tray(self) -> None:
         self.tray: QSystemTrayIcon | None = None
@@ -532,13 +420,11 @@ class MainWindow(QMainWindow):
     def show_error(self, text: str) -> None:
         """Tell the user, without blocking: the message bar at the top (until dismissed)."""
         self.last_error = text
-        self.message_label.setText(text)
-        self.message_bar.show()
+        self.message_bar.say(text)
         self.error_shown.emit(text)
 
     def dismiss_error(self) -> None:
-        self.message_bar.hide()
-        self.message_label.clear()
+        self.message_bar.dismiss()
 
     def _notify(self, title: str, message: str, failed: bool) -> None:
         self.notifications.append((title, message))
@@ -597,19 +483,10 @@ class MainWindow(QMainWindow):
 
     def update_demo_banner(self) -> None:
         settings = self.ctx.settings
-        show = not settings.registries and not settings.demo_declined
-        self.banner.setVisible(show)
-        if not show:
-            return
-        if DemoRegistry.available():
-            self.banner_label.setText(
-                "No registry is set up yet. Hoist can start a local registry on this computer "
-                "(reachable only from here) so you can try pushing right away."
-            )
-            self.demo_button.show()
-        else:
-            self.banner_label.setText("No registry is set up yet. " + HOW_TO_ADD_A_REGISTRY + ".")
-            self.demo_button.hide()
+        self.banner.offer(
+            shown=not settings.registries and not settings.demo_declined,
+            demo_available=DemoRegistry.available(),
+        )
 
     def add_registry(self) -> None:
         self._open_registry_dialog(None)
@@ -669,13 +546,11 @@ class MainWindow(QMainWindow):
 
     async def start_demo(self) -> RegistrySettings:
         """Start the local demo registry and add it as "Local registry" (then select it)."""
-        self.demo_button.setEnabled(False)
-        self.demo_button.setText("Starting…")
+        self.banner.set_starting(True)
         try:
             registry = await start_demo_registry(self.ctx)
         finally:
-            self.demo_button.setEnabled(True)
-            self.demo_button.setText("Start a local registry")
+            self.banner.set_starting(False)
             self.refresh_registries()
             self.update_demo_banner()
         self.show_selected_registry()
@@ -800,48 +675,6 @@ class MainWindow(QMainWindow):
             lambda paths: self.add_sources(paths, kind="image"),
         )  # fmt: skip
 
-    # -- drag and drop -----------------------------------------------------------------------
-
-    @staticmethod
-    def _local_paths(urls: list[QUrl]) -> list[Path]:
-        return [Path(u.toLocalFile()) for u in urls if u.isLocalFile() and u.toLocalFile()]
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        mime = event.mimeData()
-        if mime.hasUrls() and self._local_paths(mime.urls()):
-            event.setDropAction(Qt.DropAction.CopyAction)
-            event.accept()
-            self._show_drop_highlight(True)
-        else:
-            event.ignore()
-
-    def dragLeaveEvent(self, event: QDragLeaveEvent) -> None:
-        self._show_drop_highlight(False)
-        super().dragLeaveEvent(event)
-
-    def _show_drop_highlight(self, on: bool) -> None:
-        """While files are dragged over the window, say that dropping them pushes them."""
-        area = self.centralWidget()
-        if on and area is not None:
-            self.drop_highlight.setGeometry(area.geometry().adjusted(6, 6, -6, -6))
-            self.drop_highlight.raise_()
-        self.drop_highlight.setVisible(on)
-
-    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        if event.mimeData().hasUrls():
-            event.setDropAction(Qt.DropAction.CopyAction)
-            event.accept()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        self._show_drop_highlight(False)
-        paths = self._local_paths(event.mimeData().urls())
-        if not paths:
-            event.ignore()
-            return
-        event.setDropAction(Qt.DropAction.CopyAction)
-        event.accept()
-        self.add_sources(paths)
-
     # -- settings ----------------------------------------------------------------------------
 
     def open_settings(self) -> None:
@@ -890,28 +723,13 @@ class MainWindow(QMainWindow):
 
     def _update_totals(self) -> None:
         done, total, rate, running = self.model.totals()
-        counts = self.model.counts()
-        if not counts["all"]:
-            text = "No transfers"
-        elif total == 0 or (done >= total and not running):
-            text = f"{counts['done']} done" + (
-                f", {counts['failed']} failed" if counts["failed"] else ""
+        downloading = sum(1 for i in self.ctx.queue.items if i.running and i.transfer.is_download)
+        self.totals_label.setText(
+            totals_text(
+                self.model.counts(), done, total, rate, running, downloading,
+                self.ctx.queue.limiter.rate,
             )
-        else:
-            text = f"{format_size(done)} of {format_size(total)}"
-            if running:
-                down = sum(1 for i in self.ctx.queue.items if i.running and i.transfer.is_download)
-                moving = [f"{running - down} uploading"] if running > down else []
-                moving += [f"{down} downloading"] if down else []
-                text += f" · {', '.join(moving)} at {format_rate(rate)}"
-            if counts["paused"]:
-                text += f" · {counts['paused']} paused"
-            if counts["failed"]:
-                text += f" · {counts['failed']} failed"
-        limit = self.ctx.queue.limiter.rate
-        if limit:
-            text += f" · uploads limited to {format_rate(limit)}"
-        self.totals_label.setText(text)
+        )  # fmt: skip
 
     def _update_global_actions(self) -> None:
         specs = transfer_actions([], self.ctx.queue.items, self.controller)
@@ -981,62 +799,17 @@ class MainWindow(QMainWindow):
 
     # -- quitting ----------------------------------------------------------------------------
 
-    def running_transfers(self) -> int:
-        return sum(1 for item in self.ctx.queue.items if item.running)
-
-    def ask_before_quitting(self) -> QuitDialog:
-        """Quit with transfers running: ask (pause everything and quit, keep running,
-        cancel). Non-blocking; the answer arrives in `_quit_answered`."""
-        if self.quit_dialog is not None:
-            self.quit_dialog.raise_()
-            return self.quit_dialog
-        dialog = QuitDialog(self.running_transfers(), self)
-        self.quit_dialog = dialog
-        dialog.finished.connect(lambda _result, d=dialog: self._quit_answered(d))
-        dialog.open()
-        self.quit_asked.emit(dialog)
-        return dialog
-
-    def _quit_answered(self, dialog: QuitDialog) -> None:
-        self.quit_dialog = None
-        if dialog.choice == QuitDialog.PAUSE:
-            if dialog.dont_ask:
-                self.ctx.settings.ask_before_quit = False
-                self._save_timer.start()  # written by `aclose` at the latest
-            self._quit_confirmed = True
-            self.close()
-        elif dialog.choice == QuitDialog.KEEP:
-            self.keep_running_in_background()
-
-    def keep_running_in_background(self) -> None:
-        """Out of the way while transfers go on: into the tray (a click brings the window
-        back), or minimized where there is no tray."""
-        if self.tray is not None and self.tray.isVisible():
-            self.hide()
-        else:
-            self.showMinimized()
-
     def end_session(self) -> None:
-        """The desktop session ends (logout, SIGTERM, SIGHUP): pause everything and quit
-        without asking, as "Pause everything and quit" does."""
-        self._quit_confirmed = True
-        if self.quit_dialog is not None:
-            self.quit_dialog.reject()
-        self.close()
+        """The desktop session ends: pause everything and quit without asking."""
+        self.quit_policy.end_session()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Closing quits: running transfers are paused (the app gives them a bounded wait to
         end their streams and journal what the registry acknowledged) and resume next time.
         With transfers running, the user is asked first unless they said not to."""
-        if (
-            not self._quit_confirmed
-            and self.ctx.settings.ask_before_quit
-            and self.running_transfers()
-        ):
+        if not self.quit_policy.may_close():
             event.ignore()
-            self.ask_before_quitting()
             return
-        self._quit_confirmed = True  # closing: a second close (a signal) changes nothing
         self._save_pending = self._save_pending or self._save_timer.isActive()
         self._save_timer.stop()  # `aclose` saves instead
         self.model.detach()

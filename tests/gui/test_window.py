@@ -646,11 +646,11 @@ def test_demo_registry_offered_when_none_configured(
     if not DemoRegistry.available():
         pytest.skip("docker-registry is not installed")
     window, ctx = open_window(registries=False)
-    assert window.banner.isVisible() and window.demo_button.isVisible()
+    assert window.banner.isVisible() and window.banner.demo_button.isVisible()
     assert window.registry_combo.currentText() == "No registry"
 
     async def scenario() -> RegistrySettings:
-        window.demo_button.click()
+        window.banner.demo_button.click()
         await aio.until(lambda: bool(ctx.settings.registries), 20, "the demo registry")
         await aio.until(lambda: not window.banner.isVisible(), 5)
         await window.browse.wait_connected()  # the Browse area follows the new registry
@@ -672,8 +672,8 @@ def test_without_the_registry_program_the_banner_explains(
 ) -> None:
     monkeypatch.setattr(DemoRegistry, "available", staticmethod(lambda *a: False))
     window, _ctx = open_window(registries=False)
-    assert window.banner.isVisible() and not window.demo_button.isVisible()
-    assert "Settings → Registries" in window.banner_label.text()
+    assert window.banner.isVisible() and not window.banner.demo_button.isVisible()
+    assert "Settings → Registries" in window.banner.label.text()
 
 
 def test_window_areas_menus_and_about(qtbot: QtBot, open_window: OpenWindow) -> None:
@@ -1287,7 +1287,7 @@ def test_window_fits_a_1024_by_640_screen(
         await aio.until(lambda: window.size() == SMALL_SCREEN.size(), 5, "the resize")
         await aio.until(lambda: window.banner.isVisible(), 5, "the banner")
         await asyncio.sleep(0)
-        assert shown_whole(window.banner_close, window), "Not now"
+        assert shown_whole(window.banner.close_button, window), "Not now"
         assert shown_whole(window.rate_box, window), "the rate limit"
         edit = window.toolbar.widgetForAction(window.edit_registry_action)
         assert edit is not None and shown_whole(edit, window), "Edit registry"
@@ -1606,10 +1606,10 @@ def test_dragging_files_over_the_window_highlights_it(
     except TypeError:
         enter = QDragEnterEvent(center.toPoint(), *args)
     QApplication.sendEvent(window, enter)
-    assert window.drop_highlight.isVisible()
-    assert window.rect().contains(window.drop_highlight.geometry())
+    assert window.drops.highlight.isVisible()
+    assert window.rect().contains(window.drops.highlight.geometry())
     QApplication.sendEvent(window, QDragLeaveEvent())
-    assert not window.drop_highlight.isVisible()
+    assert not window.drops.highlight.isVisible()
 
 
 def test_an_unreadable_journal_entry_is_said_in_the_window_s_words(
