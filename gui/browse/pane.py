@@ -40,18 +40,16 @@ from hoist.core.registry.browse import (
 )
 from hoist.core.registry.client import RegistryClient
 from hoist.gui.add.planning import CredentialCache
+from hoist.gui.browse.manifest_details import ManifestDetailModel
 from hoist.gui.browse.models import (
     PAGE_SIZE,
     KeyRole,
-    ManifestDetailModel,
     NameFilterProxy,
     RepositoryModel,
-    TagColumn,
-    TagModel,
-    TagSortProxy,
     counted,
     short_digest,
 )
+from hoist.gui.browse.tag_model import TagColumn, TagModel, TagSortProxy
 from hoist.gui.settings.store import RegistrySettings, make_client
 from hoist.gui.widgets.dialogs import ConfirmDialog, wait_signal
 from hoist.gui.widgets.tasks import report_task_failure

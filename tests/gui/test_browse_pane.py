@@ -31,18 +31,13 @@ from hoist.core.registry.client import RegistryClient
 from hoist.core.transfer.push import TransferRun, plan_image_push
 from hoist.core.units import format_size
 from hoist.gui.add.planning import CredentialCache
+from hoist.gui.browse.manifest_details import DetailRow, ManifestDetailModel, manifest_details
 from hoist.gui.browse.models import (
     LOADING_DATE,
     LOADING_SIZE,
-    DetailRow,
-    ManifestDetailModel,
     NameFilterProxy,
     RepositoryModel,
-    TagColumn,
-    TagModel,
-    TagSortProxy,
     format_created,
-    manifest_details,
     size_text,
 )
 from hoist.gui.browse.pane import (
@@ -56,6 +51,7 @@ from hoist.gui.browse.pane import (
     delete_plan,
     download_platform,
 )
+from hoist.gui.browse.tag_model import TagColumn, TagModel, TagSortProxy
 from hoist.gui.settings.store import RegistrySettings
 from pushing import push_paths
 from PySide6.QtCore import QModelIndex, QObject, Qt
