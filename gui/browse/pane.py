@@ -1,14 +1,19 @@
 """The Browse area: a registry's repositories, a repository's tags, one manifest's details.
 
+Why one module of ~950 lines: it is one widget whose parts share one state (the client, the
+open repository, the selected tags, the details shown) and react to each other's signals;
+cut further, each part would reach into the others. What can stand alone has its own module:
+the actions as data (`actions`), delete plans and the delete's registry calls (`deleting`),
+download references (`downloads`), how the three lists look (`views`), and the models
+(`models`, `tag_model`, `manifest_details`).
+
 Layout, left to right: repositories (a filter box over a list that loads pages as it scrolls,
 and a field to open a repository by name, which is the only way in where the registry does not
 list its repositories), tags (tag, size, created, digest; sizes and dates read for the rows
 in sight), and the details of the chosen tag with Copy pull command, Download and Delete.
 
 Every action is a QAction with a shortcut; what each says and whether it can run now comes
-from `browse_actions()`, a plain function of the pane's state (tested without widgets), as
-`hoist.gui.transfers.transfer_list` does for transfers.
-Deleting asks first, naming the other tags that share the
+from `browse_actions()`. Deleting asks first, naming the other tags that share the
 manifest (registries delete by digest: they go too), and says the registry's refusal as a
 sentence (distribution without `storage.delete.enabled` answers 405 UNSUPPORTED).
 
@@ -23,23 +28,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from hoist.core.errors import DeleteRefused, HoistError, InvalidReference
 from hoist.core.oci.digest import is_digest
 from hoist.core.oci.reference import Reference, parse_reference
 from hoist.core.registry.browse import (
-    ManifestInfo,
-    delete,
     inspect,
-    resolve_digest,
-    tags_sharing_digest,
 )
 from hoist.core.registry.client import RegistryClient
 from hoist.gui.add.planning import CredentialCache
+from hoist.gui.browse.actions import (
+    MENU_LAYOUT,
+    SHORTCUTS,
+    WINDOW_WIDE,
+    BrowseAction,
+    PaneState,
+    browse_actions,
+)
+from hoist.gui.browse.deleting import (
+    DeletePlan,
+    delete_manifests,
+    delete_message,
+    delete_outcome,
+    plan_delete,
+)
+from hoist.gui.browse.downloads import download_platform, download_reference
 from hoist.gui.browse.manifest_details import ManifestDetailModel
 from hoist.gui.browse.models import (
     PAGE_SIZE,
@@ -47,13 +63,13 @@ from hoist.gui.browse.models import (
     NameFilterProxy,
     RepositoryModel,
     counted,
-    short_digest,
 )
 from hoist.gui.browse.tag_model import TagColumn, TagModel, TagSortProxy
+from hoist.gui.browse.views import detail_tree, repository_list, tag_table, tag_table_width
 from hoist.gui.settings.store import RegistrySettings, make_client
 from hoist.gui.widgets.dialogs import ConfirmDialog, wait_signal
 from hoist.gui.widgets.tasks import report_task_failure
-from hoist.gui.widgets.theme import CELL_PADDING, PaddedDelegate, title_font
+from hoist.gui.widgets.theme import title_font
 from PySide6.QtCore import (
     QEvent,
     QModelIndex,
@@ -69,195 +85,17 @@ from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
-    QListView,
     QMenu,
     QPushButton,
     QSplitter,
-    QTableView,
     QToolButton,
-    QTreeView,
     QVBoxLayout,
     QWidget,
 )
 
 log = logging.getLogger(__name__)
-
-# -- actions as data ------------------------------------------------------------------------
-
-
-class BrowseAction(NamedTuple):
-    """One action: its label, key, whether it can run now, and why not (a tooltip)."""
-
-    label: str
-    shortcut: str
-    enabled: bool
-    why_not: str = ""
-
-
-SHORTCUTS = {
-    "refresh": "F5",
-    "filter": "Ctrl+F",
-    "open_repository": "Ctrl+L",
-    "copy_pull": "Ctrl+Shift+C",
-    "download": "Ctrl+D",
-    "delete": "Del",
-}
-#: Actions whose keys work anywhere in the window while Browse is shown.
-WINDOW_WIDE = ("refresh", "filter")
-#: Order of the tag list's context menu.
-MENU_LAYOUT = (("copy_pull", "download"), ("delete",), ("refresh",))
-
-
-@dataclass(frozen=True)
-class PaneState:
-    """What the actions depend on (the pane builds one from its widgets)."""
-
-    connected: bool = False
-    repository: str = ""
-    selected_tags: tuple[str, ...] = ()
-    details_shown: bool = False
-    pull_command: str = ""
-    deleting: bool = False
-    delete_refused: str = ""
-
-
-def browse_actions(state: PaneState) -> dict[str, BrowseAction]:
-    """Every action of the Browse area for `state`, as data (ordered as in the menu)."""
-    tags = state.selected_tags
-    no_tag = "Choose a tag first"
-    if not tags:
-        delete_label = "Delete tag…"
-    elif len(tags) == 1:
-        delete_label = f"Delete {tags[0]}…"
-    else:
-        delete_label = f"Delete {len(tags)} tags…"
-    delete_why = (
-        state.delete_refused
-        or (no_tag if not tags else "")
-        or ("Deleting…" if state.deleting else "")
-    )
-    download_why = "" if state.details_shown else no_tag
-    return {
-        "refresh": BrowseAction("Refresh", SHORTCUTS["refresh"], state.connected,
-                                "" if state.connected else "Choose a registry first"),
-        "filter": BrowseAction("Filter repositories", SHORTCUTS["filter"], state.connected),
-        "open_repository": BrowseAction(
-            "Open repository by name", SHORTCUTS["open_repository"], state.connected
-        ),
-        "copy_pull": BrowseAction(
-            "Copy pull command", SHORTCUTS["copy_pull"], bool(state.pull_command),
-            "" if state.pull_command else no_tag,
-        ),
-        "download": BrowseAction("Download…", SHORTCUTS["download"], not download_why,
-                                 download_why),
-        "delete": BrowseAction(delete_label, SHORTCUTS["delete"], not delete_why, delete_why),
-    }  # fmt: skip
-
-
-# -- deleting, as data ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DeletePlan:
-    """What a delete removes: the chosen tags' manifests, and every tag pointing at them.
-
-    Attributes:
-        chosen: the tags the user picked.
-        digests: each manifest to delete → every tag pointing at it (chosen or not).
-    """
-
-    repository: str
-    chosen: tuple[str, ...]
-    digests: Mapping[str, tuple[str, ...]]
-
-    @property
-    def removed_tags(self) -> list[str]:
-        out = list(self.chosen)
-        for tags in self.digests.values():
-            out.extend(t for t in tags if t not in out)
-        return out
-
-    @property
-    def also_removed(self) -> list[str]:
-        return [t for t in self.removed_tags if t not in self.chosen]
-
-
-def delete_plan(
-    repository: str,
-    chosen: Sequence[str],
-    digest_of: Mapping[str, str],
-    sharing: Mapping[str, Sequence[str]],
-) -> DeletePlan:
-    """Group the chosen tags by manifest; `sharing[digest]` lists every tag pointing at it."""
-    digests: dict[str, tuple[str, ...]] = {}
-    for tag in chosen:
-        digest = digest_of[tag]
-        if digest in digests:
-            continue
-        tags = [t for t in chosen if digest_of[t] == digest]
-        tags += [t for t in sharing.get(digest, ()) if t not in tags]
-        digests[digest] = tuple(tags)
-    return DeletePlan(repository, tuple(chosen), digests)
-
-
-def delete_message(plan: DeletePlan) -> tuple[str, str]:
-    """(question, explanation) for the confirmation, warning about tags that go too."""
-    chosen = plan.chosen
-    if len(chosen) == 1:
-        question = f"Delete {plan.repository}:{chosen[0]}?"
-    else:
-        question = f"Delete {len(chosen)} tags from {plan.repository}?"
-    also = plan.also_removed
-    parts: list[str] = []
-    if len(plan.digests) == 1:
-        digest = next(iter(plan.digests))
-        parts.append(f"The manifest {short_digest(digest)} is deleted from the registry.")
-    else:
-        parts.append(f"{len(plan.digests)} manifests are deleted from the registry.")
-    if also:
-        count = "1 other tag points" if len(also) == 1 else f"{len(also)} other tags point"
-        same = "the same manifest" if len(plan.digests) == 1 else "these manifests"
-        parts.append(
-            f"Registries delete by digest: {count} at {same} and will be deleted too: "
-            f"{', '.join(also)}."
-        )
-    parts.append("This can't be undone.")
-    return question, " ".join(parts)
-
-
-def delete_outcome(plan: DeletePlan, deleted: Sequence[str]) -> str:
-    """The sentence after a delete (tags in the order of `removed_tags`)."""
-    gone = {t for digest in deleted for t in plan.digests[digest]}
-    tags = [t for t in plan.removed_tags if t in gone]
-    names = ", ".join(tags)
-    return f"Deleted {names} from {plan.repository}" if tags else "Nothing was deleted"
-
-
-# -- downloads, as data ---------------------------------------------------------------------
-
-
-def download_platform(info: ManifestInfo, selected_key: str = "") -> tuple[str | None, str]:
-    """The platform to download of an index, or a sentence saying what to choose.
-
-    Returns (platform or None, problem sentence or "").
-    """
-    if not info.kind.is_index:
-        return None, ""
-    if selected_key.startswith("platform:"):
-        return selected_key.split(":", 1)[1], ""
-    runnable = [p.platform for p in info.platforms if not p.attestation and p.platform]
-    if len(runnable) == 1:
-        return runnable[0], ""
-    if not runnable:
-        return None, f"{info.reference} has no platform Hoist can pick to download"
-    return None, (
-        f"{info.reference} is a multi-platform image ({', '.join(runnable)}): "
-        "select a platform in the details, then download"
-    )
-
 
 # -- helpers --------------------------------------------------------------------------------
 
@@ -366,13 +204,7 @@ class BrowsePane(QWidget):
         self.repo_filter.setObjectName("repository-filter")
         self.repo_filter.setPlaceholderText(f"Filter repositories ({SHORTCUTS['filter']})")
         self.repo_filter.setClearButtonEnabled(True)
-        self.repo_view = QListView(self)
-        self.repo_view.setObjectName("repositories")
-        self.repo_view.setModel(self.repo_proxy)
-        self.repo_view.setUniformItemSizes(True)
-        self.repo_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.repo_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.repo_view.setItemDelegate(PaddedDelegate(self.repo_view))
+        self.repo_view = repository_list(self, self.repo_proxy)
         self.no_catalog = QLabel(self)
         self.no_catalog.setObjectName("no-catalog")
         self.no_catalog.setWordWrap(True)
@@ -415,40 +247,8 @@ class BrowsePane(QWidget):
         self.tag_filter.setObjectName("tag-filter")
         self.tag_filter.setPlaceholderText("Filter tags")
         self.tag_filter.setClearButtonEnabled(True)
-        # A table, not a QTreeView: Qt 6's QTreeView calls fetchMore on every relayout (its
-        # `layout()` fetches before sizing rows), which would page through every tag at once.
-        self.tag_view = QTableView(self)
-        self.tag_view.setObjectName("tags")
-        self.tag_view.setModel(self.tag_proxy)
+        self.tag_view = tag_table(self, self.tag_proxy)
         self.tags_label.setBuddy(self.tag_view)
-        self.tag_view.setShowGrid(False)
-        self.tag_view.setWordWrap(False)
-        self.tag_view.setCornerButtonEnabled(False)
-        self.tag_view.setTabKeyNavigation(False)  # Tab leaves the list, arrows move in it
-        self.tag_view.setAlternatingRowColors(True)
-        self.tag_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.tag_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.tag_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.tag_view.setSortingEnabled(True)
-        self.tag_view.sortByColumn(TagColumn.TAG, Qt.SortOrder.AscendingOrder)
-        self.tag_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        rows = self.tag_view.verticalHeader()
-        rows.hide()
-        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        rows.setDefaultSectionSize(self.fontMetrics().height() + 8)
-        header = self.tag_view.horizontalHeader()
-        header.setStretchLastSection(True)
-        header.setHighlightSections(False)
-        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        self.tag_view.setItemDelegate(PaddedDelegate(self.tag_view))
-        self.tag_view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        # Widths that fit a usual tag, a size and a date (measured in the view's font), so the
-        # digest keeps the rest and no sideways scrolling is needed.
-        fm = self.tag_view.fontMetrics()
-        pad = 2 * CELL_PADDING + 12
-        for column, sample in ((TagColumn.TAG, "v1.23.4-rc1"), (TagColumn.SIZE, "999 MiB"),
-                               (TagColumn.CREATED, "2024-05-01 12:30 UTC")):  # fmt: skip
-            self.tag_view.setColumnWidth(column, fm.horizontalAdvance(sample) + pad)
         self.tag_status = QLabel(self)
         self.tag_status.setObjectName("tag-status")
         self.tag_status.setWordWrap(True)
@@ -465,18 +265,7 @@ class BrowsePane(QWidget):
         self.detail_title.setObjectName("detail-title")
         self.detail_title.setWordWrap(True)
         title_font(self.detail_title, 1.0)
-        self.detail_view = QTreeView(self)
-        self.detail_view.setObjectName("details")
-        self.detail_view.setModel(self.detail_model)
-        self.detail_view.setUniformRowHeights(True)
-        self.detail_view.setAllColumnsShowFocus(True)
-        self.detail_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.detail_view.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # digests keep both ends
-        self.detail_view.setItemDelegate(PaddedDelegate(self.detail_view))
-        self.detail_view.setColumnWidth(
-            0, self.detail_view.fontMetrics().horizontalAdvance("Size (all platforms)") + 64
-        )
-        self.detail_view.header().setStretchLastSection(True)
+        self.detail_view = detail_tree(self, self.detail_model)
         self.copy_button = QToolButton(self)
         self.download_button = QToolButton(self)
         self.delete_button = QToolButton(self)
@@ -499,9 +288,7 @@ class BrowsePane(QWidget):
             self.splitter.addWidget(widget)
         # Repositories narrow, tags as wide as their columns, details the rest (and what a
         # wider window adds).
-        digest_width = fm.horizontalAdvance("sha256:0123456789ab") + pad
-        tags_width = sum(self.tag_view.columnWidth(c) for c in range(3)) + digest_width + 12
-        self.splitter.setSizes([240, tags_width, 520])
+        self.splitter.setSizes([240, tag_table_width(self.tag_view), 520])
         for index, stretch in enumerate((0, 0, 1)):
             self.splitter.setStretchFactor(index, stretch)
 
@@ -1107,11 +894,7 @@ class BrowsePane(QWidget):
         client = self.client
         if client is None:
             return ""
-        name = f"{client.host}/{repository}"
-        if is_digest(reference):
-            full = f"{name}:{tag}@{reference}" if tag else f"{name}@{reference}"
-        else:
-            full = f"{name}:{reference}"
+        full = download_reference(client.host, repository, reference, tag)
         self.downloadRequested.emit(full, str(folder), platform or "")
         self.show_message(f"Downloading {full.split('@')[0]} to {folder}: see Transfers")
         return full
@@ -1136,25 +919,12 @@ class BrowsePane(QWidget):
         deleted: list[str] = []
         plan: DeletePlan | None = None
         try:
-            limit = asyncio.Semaphore(4)
-
-            async def resolve(tag: str) -> str:
-                async with limit:
-                    return await resolve_digest(client, repository, tag)
-
-            digests = list(await asyncio.gather(*(resolve(t) for t in tags)))
-            digest_of = dict(zip(tags, digests, strict=True))
             every = self.tag_model.tags() if self.tag_model.complete else None
-            sharing = {}
-            for digest in dict.fromkeys(digests):
-                sharing[digest] = await tags_sharing_digest(client, repository, digest, tags=every)
-            plan = delete_plan(repository, tags, digest_of, sharing)
+            plan = await plan_delete(client, repository, tags, every)
             if not await self.confirm_delete(plan):
                 self.show_message("Nothing was deleted")
                 return []
-            for digest in plan.digests:
-                await delete(client, repository, digest)
-                deleted.append(digest)
+            await delete_manifests(client, plan, deleted)
             self.show_message(delete_outcome(plan, deleted))
         except DeleteRefused as exc:
             self._delete_refused = exc.sentence(window=True)
@@ -1194,16 +964,4 @@ def _registry_key(registry: RegistrySettings | RegistryClient | None) -> object:
     return ("settings", registry.url, registry.username, registry.insecure, registry.ca_bundle)
 
 
-__all__ = [
-    "SHORTCUTS",
-    "BrowseAction",
-    "BrowsePane",
-    "ConfirmDialog",
-    "DeletePlan",
-    "PaneState",
-    "browse_actions",
-    "delete_message",
-    "delete_outcome",
-    "delete_plan",
-    "download_platform",
-]
+__all__ = ["BrowsePane"]

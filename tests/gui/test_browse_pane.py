@@ -31,6 +31,9 @@ from hoist.core.registry.client import RegistryClient
 from hoist.core.transfer.push import TransferRun, plan_image_push
 from hoist.core.units import format_size
 from hoist.gui.add.planning import CredentialCache
+from hoist.gui.browse.actions import PaneState, browse_actions
+from hoist.gui.browse.deleting import DeletePlan, delete_message, delete_outcome, delete_plan
+from hoist.gui.browse.downloads import download_platform
 from hoist.gui.browse.manifest_details import DetailRow, ManifestDetailModel, manifest_details
 from hoist.gui.browse.models import (
     LOADING_DATE,
@@ -40,19 +43,10 @@ from hoist.gui.browse.models import (
     format_created,
     size_text,
 )
-from hoist.gui.browse.pane import (
-    BrowsePane,
-    ConfirmDialog,
-    DeletePlan,
-    PaneState,
-    browse_actions,
-    delete_message,
-    delete_outcome,
-    delete_plan,
-    download_platform,
-)
+from hoist.gui.browse.pane import BrowsePane
 from hoist.gui.browse.tag_model import TagColumn, TagModel, TagSortProxy
 from hoist.gui.settings.store import RegistrySettings
+from hoist.gui.widgets.dialogs import ConfirmDialog
 from pushing import push_paths
 from PySide6.QtCore import QModelIndex, QObject, Qt
 from PySide6.QtTest import QTest
