@@ -243,7 +243,7 @@ def test_updates_are_coalesced(
         notify(queue, "changed", item)
     assert changes == [], "listener callbacks must only mark rows dirty"
     qtbot.waitUntil(lambda: bool(changes), timeout=2000)
-    qtbot.wait(300)
+    qtbot.wait(300)  # watching that no second repaint follows (3 flush intervals): no event
     assert changes == [(0, len(Column) - 1)], "one repaint of the row for 200 events"
 
 
