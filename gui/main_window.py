@@ -21,15 +21,21 @@ from hoist.core.errors import HoistError, JournalUnwritable
 from hoist.core.oci.reference import Reference, parse_reference
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.demo_registry import DemoRegistry
-from hoist.core.sources.artifact import check_sources
 from hoist.core.transfer.download import plan_download
 from hoist.core.transfer.queue import TransferItem
 from hoist.gui.add.planning import (
-    SourceChoice,
-    classify_sources,
     image_support,
 )
 from hoist.gui.add.sheet import AddSheet
+from hoist.gui.adding import (
+    PICK_FILES,
+    PICK_FOLDER,
+    PICK_IMAGE,
+    PICK_IMAGE_FOLDER,
+    Picker,
+    choose_sources,
+    open_picker,
+)
 from hoist.gui.banners import DemoBanner, MessageBar
 from hoist.gui.browse.pane import BrowsePane
 from hoist.gui.context import AppContext, start_demo_registry
@@ -213,64 +219,52 @@ class MainWindow(QMainWindow):
     # -- construction ------------------------------------------------------------------------
 
     def _build_actions(self) -> None:
-        self.add_files_action = make_action(self,
-            "Add &files…", self.pick_files, "Ctrl+O", "add-files",
+        def act(text: str, slot: Callable[[], Any], *args: Any) -> QAction:
+            return make_action(self, text, slot, *args)
+
+        self.add_files_action = act(
+            "Add &files…", lambda: self.pick(PICK_FILES), "Ctrl+O", "add-files",
             "Push files (or drop them on the window)",
         )  # fmt: skip
-        self.add_folder_action = make_action(
-            self,
-            "Add f&older…",
-            self.pick_folder,
-            "Ctrl+Shift+O",
-            None,
+        self.add_folder_action = act(
+            "Add f&older…", lambda: self.pick(PICK_FOLDER), "Ctrl+Shift+O", None,
             "Push a folder as its files",
-        )
-        self.add_image_action = make_action(self,
-            "Add &image…", self.pick_image, "Ctrl+I", "add-image",
+        )  # fmt: skip
+        self.add_image_action = act(
+            "Add &image…", lambda: self.pick(PICK_IMAGE), "Ctrl+I", "add-image",
             "Push a container image (docker save tarball, OCI archive or layout)",
         )  # fmt: skip
         self.add_image_action.setEnabled(image_support())
-        self.add_layout_action = make_action(
-            self, "Add image folder (OCI &layout)…", self.pick_image_folder, None, None
+        self.add_layout_action = act(
+            "Add image folder (OCI &layout)…", lambda: self.pick(PICK_IMAGE_FOLDER)
         )
         self.add_layout_action.setEnabled(image_support())
-        self.pause_all_action = make_action(
-            self,
+        self.pause_all_action = act(
             with_accelerator("Pause all", ACCELERATORS["pause_all"]),
-            self.controller.pause_all,
-            SHORTCUTS["pause_all"],
-            "pause",
-        )
-        self.resume_all_action = make_action(
-            self,
+            self.controller.pause_all, SHORTCUTS["pause_all"], "pause",
+        )  # fmt: skip
+        self.resume_all_action = act(
             with_accelerator("Resume all", ACCELERATORS["resume_all"]),
-            self.controller.resume_all,
-            SHORTCUTS["resume_all"],
-            "resume",
-        )
-        self.settings_action = make_action(
-            self, "&Settings…", self.open_settings, QKeySequence.StandardKey.Preferences, "settings"
+            self.controller.resume_all, SHORTCUTS["resume_all"], "resume",
+        )  # fmt: skip
+        self.settings_action = act(
+            "&Settings…", self.open_settings, QKeySequence.StandardKey.Preferences, "settings"
         )
         if self.settings_action.shortcut().isEmpty():
             self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
-        self.add_registry_action = make_action(self,
+        self.add_registry_action = act(
             "Add &registry…", self.add_registry, None, None,
             "Add a registry (its password goes to the system keyring)",
         )  # fmt: skip
-        self.edit_registry_action = make_action(
-            self,
-            "&Edit registry…",
-            self.edit_registry,
-            None,
-            None,
-            "Address, username, password, TLS",
+        self.edit_registry_action = act(
+            "&Edit registry…", self.edit_registry, None, None, "Address, username, password, TLS"
         )
-        self.about_action = make_action(self, "&About Hoist", self.about)
-        self.resuming_help_action = make_action(self, "&How resuming works", self.resuming_help)
-        self.keys_help_action = make_action(
-            self, "&Keyboard shortcuts", self.keys_help, QKeySequence.StandardKey.HelpContents
+        self.about_action = act("&About Hoist", self.about)
+        self.resuming_help_action = act("&How resuming works", self.resuming_help)
+        self.keys_help_action = act(
+            "&Keyboard shortcuts", self.keys_help, QKeySequence.StandardKey.HelpContents
         )
-        self.quit_action = make_action(self, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.quit_action = act("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.view.global_actions = {
             "pause_all": self.pause_all_action,
             "resume_all": self.resume_all_action,
@@ -593,16 +587,7 @@ class MainWindow(QMainWindow):
             self.spawn(self.open_add_sheet(paths, kind=kind))
 
     async def open_add_sheet(self, paths: list[Path], *, kind: str | None = None) -> AddSheet:
-        await asyncio.to_thread(check_sources, paths)  # a missing path is refused by name
-        choice = await asyncio.to_thread(classify_sources, paths)
-        if kind == "image" and choice.kind != "image":
-            raise HoistError(
-                f"{paths[0].name} is not a container image (neither an OCI image layout nor "
-                "a `docker save` archive)",
-                hint="Use Add files… to push it as a file",
-            )
-        if kind == "files":
-            choice = SourceChoice("files", paths)
+        choice = await asyncio.to_thread(choose_sources, paths, kind)
         if self.add_sheet is not None:
             self.add_sheet.reject()
         sheet = AddSheet(
@@ -637,43 +622,9 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Queued {item.transfer.name} → {item.transfer.target}", 8000)
         self.save_settings()
 
-    def _file_dialog(
-        self, title: str, mode: QFileDialog.FileMode, on_chosen: Callable[[list[Path]], None],
-        name_filter: str = "",
-    ) -> QFileDialog:  # fmt: skip
-        dialog = QFileDialog(self, title)
-        dialog.setFileMode(mode)
-        if name_filter:
-            dialog.setNameFilter(name_filter)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.filesSelected.connect(lambda files: on_chosen([Path(f) for f in files]))
-        dialog.open()
-        return dialog
-
-    def pick_files(self) -> None:
-        self._file_dialog(
-            "Add files", QFileDialog.FileMode.ExistingFiles,
-            lambda paths: self.add_sources(paths, kind="files"),
-        )  # fmt: skip
-
-    def pick_folder(self) -> None:
-        self._file_dialog(
-            "Add folder", QFileDialog.FileMode.Directory,
-            lambda paths: self.add_sources(paths, kind="files"),
-        )  # fmt: skip
-
-    def pick_image(self) -> None:
-        self._file_dialog(
-            "Add image", QFileDialog.FileMode.ExistingFile,
-            lambda paths: self.add_sources(paths, kind="image"),
-            "Image archives (*.tar *.oci *.docker);;All files (*)",
-        )  # fmt: skip
-
-    def pick_image_folder(self) -> None:
-        self._file_dialog(
-            "Add image folder (OCI layout)", QFileDialog.FileMode.Directory,
-            lambda paths: self.add_sources(paths, kind="image"),
-        )  # fmt: skip
+    def pick(self, picker: Picker) -> QFileDialog:
+        """An Add… dialog; what the user chooses opens the add sheet."""
+        return open_picker(self, picker, lambda paths, kind: self.add_sources(paths, kind=kind))
 
     # -- settings ----------------------------------------------------------------------------
 
