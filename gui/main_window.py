@@ -2,10 +2,11 @@
 
 Services come in through `AppContext` (context.py); the window wires widgets to them and holds
 no transfer logic of its own. Its other roles have their own modules: the bars and where each
-action is shown (window_bars.py), drops (drop_target.py), the message bar and first-start
-banner (banners.py), whether closing quits or asks (quit_policy.py), the queue's listeners
-(queue_listeners.py) and the help dialogs (help_dialogs.py). Background work is a task kept
-in `self.tasks` until it ends; every problem reaches the user as a sentence.
+action is shown (window_bars.py), the Add… pickers (adding.py), drops (drop_target.py), the
+message bar and first-start banner (banners.py), whether closing quits or asks
+(quit_policy.py), the queue's listeners (queue_listeners.py) and the help dialogs
+(help_dialogs.py). Background work is a task kept in `self.tasks` until it ends; every
+problem reaches the user as a sentence.
 """
 
 from __future__ import annotations

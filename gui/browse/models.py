@@ -322,6 +322,23 @@ class RepositoryModel(QAbstractListModel):
             self.error = exc.sentence(window=True)
             self.failed.emit(self.error)
 
+    def status_text(self, shown: int, filtered: bool) -> str:
+        """What the list says under it: loaded, matching the filter (`shown` of them), more."""
+        loaded = self.rowCount()
+        more = "" if self.complete else "; more load as you scroll"
+        if self.loading:
+            return (
+                f"{counted(loaded, 'repository', 'repositories')}, loading more…"
+                if loaded
+                else "Loading repositories…"
+            )
+        if filtered:
+            match = "matches" if shown == 1 else "match"
+            return f"{shown} of {counted(loaded, 'repository', 'repositories')} {match}{more}"
+        if loaded == 0 and self.complete and not self.error:
+            return "This registry holds no repositories yet"
+        return f"{counted(loaded, 'repository', 'repositories')}{more}"
+
     def canFetchMore(self, parent: Index = ROOT) -> bool:
         return not parent.isValid() and self.feeder.more
 

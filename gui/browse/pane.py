@@ -1,10 +1,8 @@
 """The Browse area: a registry's repositories, a repository's tags, one manifest's details.
 
-Why one module of ~950 lines: it is one widget whose parts share one state (the client, the
-open repository, the selected tags, the details shown) and react to each other's signals;
-cut further, each part would reach into the others. What can stand alone has its own module:
-the actions as data (`actions`), delete plans and the delete's registry calls (`deleting`),
-download references (`downloads`), how the three lists look (`views`), and the models
+What the pane does lives here; its widgets and their layout are `layout.BrowseLayout`, and
+what can stand alone has its own module: the actions as data (`actions`), delete plans and
+the delete's registry calls (`deleting`), download references (`downloads`), and the models
 (`models`, `tag_model`, `manifest_details`).
 
 Layout, left to right: repositories (a filter box over a list that loads pages as it scrolls,
@@ -56,20 +54,15 @@ from hoist.gui.browse.deleting import (
     plan_delete,
 )
 from hoist.gui.browse.downloads import download_platform, download_reference
-from hoist.gui.browse.manifest_details import ManifestDetailModel
+from hoist.gui.browse.layout import BrowseLayout, visible_source_rows
 from hoist.gui.browse.models import (
     PAGE_SIZE,
     KeyRole,
-    NameFilterProxy,
-    RepositoryModel,
-    counted,
 )
-from hoist.gui.browse.tag_model import TagColumn, TagModel, TagSortProxy
-from hoist.gui.browse.views import detail_tree, repository_list, tag_table, tag_table_width
+from hoist.gui.browse.tag_model import TagColumn
 from hoist.gui.settings.store import RegistrySettings, make_client
 from hoist.gui.widgets.dialogs import ConfirmDialog, wait_signal
 from hoist.gui.widgets.tasks import report_task_failure
-from hoist.gui.widgets.theme import title_font
 from PySide6.QtCore import (
     QEvent,
     QModelIndex,
@@ -81,17 +74,9 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QDialog,
     QFileDialog,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
     QMenu,
-    QPushButton,
-    QSplitter,
-    QToolButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -104,23 +89,10 @@ def clipboard_copy(text: str) -> None:
     QGuiApplication.clipboard().setText(text)
 
 
-def visible_source_rows(view: QAbstractItemView, proxy: NameFilterProxy) -> list[int]:
-    """Source rows of the proxy rows the view shows now (empty when the view is hidden)."""
-    if not view.isVisible() or proxy.rowCount() == 0:
-        return []
-    area = view.viewport().rect()
-    top = view.indexAt(QPoint(1, 1))
-    if not top.isValid():
-        return []
-    bottom = view.indexAt(QPoint(1, area.bottom() - 1))
-    last = bottom.row() if bottom.isValid() else proxy.rowCount() - 1
-    return [proxy.mapToSource(proxy.index(r, 0)).row() for r in range(top.row(), last + 1)]
-
-
 # -- the pane -------------------------------------------------------------------------------
 
 
-class BrowsePane(QWidget):
+class BrowsePane(BrowseLayout):
     """Browse one registry: repositories → tags → details, with download and delete.
 
     Args:
@@ -150,8 +122,7 @@ class BrowsePane(QWidget):
         copy_text: Callable[[str], None] | None = None,
         page_size: int = PAGE_SIZE,
     ) -> None:
-        super().__init__(parent)
-        self.setObjectName("browse-pane")
+        super().__init__(parent, page_size=page_size)
         self.credentials = credentials
         self.copy_text = copy_text or clipboard_copy
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -170,15 +141,10 @@ class BrowsePane(QWidget):
         self._deleting = False
         self._delete_refused = ""
 
-        self.repo_model = RepositoryModel(self, page_size=page_size)
-        self.repo_proxy = NameFilterProxy(self)
-        self.repo_proxy.setSourceModel(self.repo_model)
-        self.tag_model = TagModel(self, page_size=page_size)
-        self.tag_proxy = TagSortProxy(self)
-        self.tag_proxy.setSourceModel(self.tag_model)
-        self.detail_model = ManifestDetailModel(self)
-
-        self._build()
+        self._visible_timer = QTimer(self)
+        self._visible_timer.setSingleShot(True)
+        self._visible_timer.setInterval(40)
+        self._visible_timer.timeout.connect(self._report_visible_rows)
         self._build_actions()
         self._connect_signals()
         self.refresh_actions()
@@ -186,122 +152,6 @@ class BrowsePane(QWidget):
         if registry is not None:
             # Connecting needs the running loop, which the window's constructor may precede.
             QTimer.singleShot(0, self, lambda: self.set_registry(registry))
-
-    # -- building ----------------------------------------------------------------------------
-
-    def _build(self) -> None:
-        self.title = QLabel(self)
-        self.title.setObjectName("browse-title")
-        title_font(self.title)
-        self.message = QLabel(self)
-        self.message.setObjectName("browse-message")
-        self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.message.hide()
-
-        # Repositories.
-        self.repo_filter = QLineEdit(self)
-        self.repo_filter.setObjectName("repository-filter")
-        self.repo_filter.setPlaceholderText(f"Filter repositories ({SHORTCUTS['filter']})")
-        self.repo_filter.setClearButtonEnabled(True)
-        self.repo_view = repository_list(self, self.repo_proxy)
-        self.no_catalog = QLabel(self)
-        self.no_catalog.setObjectName("no-catalog")
-        self.no_catalog.setWordWrap(True)
-        self.no_catalog.hide()
-        self.repo_status = QLabel(self)
-        self.repo_status.setObjectName("repository-status")
-        self.repo_status.setWordWrap(True)
-        self.repo_name = QLineEdit(self)
-        self.repo_name.setObjectName("repository-name")
-        self.repo_name.setPlaceholderText("team/model:v1")
-        self.repo_name.setToolTip("Open a repository by name (the only way in where the "
-                                  "registry does not list its repositories)")  # fmt: skip
-        self.repo_open = QPushButton("&Open", self)
-        self.repo_open.setObjectName("open-repository")
-        # The label above the field: a narrow pane leaves the field its whole width.
-        name_label = QLabel("Open a &repository by name:", self)
-        name_label.setBuddy(self.repo_name)
-        name_row = QHBoxLayout()
-        name_row.addWidget(self.repo_name, 1)
-        name_row.addWidget(self.repo_open)
-        repos_label = QLabel("Re&positories", self)
-        repos_label.setBuddy(self.repo_view)
-        title_font(repos_label, 1.0)
-        left = QWidget(self)
-        left_layout = QVBoxLayout(left)
-        left_layout.setContentsMargins(0, 0, 4, 0)
-        left_layout.addWidget(repos_label)
-        left_layout.addWidget(self.repo_filter)
-        left_layout.addWidget(self.repo_view, 1)
-        left_layout.addWidget(self.no_catalog)
-        left_layout.addWidget(self.repo_status)
-        left_layout.addSpacing(4)
-        left_layout.addWidget(name_label)
-        left_layout.addLayout(name_row)
-
-        # Tags.
-        self.tags_label = QLabel("&Tags", self)
-        title_font(self.tags_label, 1.0)
-        self.tag_filter = QLineEdit(self)
-        self.tag_filter.setObjectName("tag-filter")
-        self.tag_filter.setPlaceholderText("Filter tags")
-        self.tag_filter.setClearButtonEnabled(True)
-        self.tag_view = tag_table(self, self.tag_proxy)
-        self.tags_label.setBuddy(self.tag_view)
-        self.tag_status = QLabel(self)
-        self.tag_status.setObjectName("tag-status")
-        self.tag_status.setWordWrap(True)
-        middle = QWidget(self)
-        middle_layout = QVBoxLayout(middle)
-        middle_layout.setContentsMargins(4, 0, 4, 0)
-        middle_layout.addWidget(self.tags_label)
-        middle_layout.addWidget(self.tag_filter)
-        middle_layout.addWidget(self.tag_view, 1)
-        middle_layout.addWidget(self.tag_status)
-
-        # Details.
-        self.detail_title = QLabel("Details", self)
-        self.detail_title.setObjectName("detail-title")
-        self.detail_title.setWordWrap(True)
-        title_font(self.detail_title, 1.0)
-        self.detail_view = detail_tree(self, self.detail_model)
-        self.copy_button = QToolButton(self)
-        self.download_button = QToolButton(self)
-        self.delete_button = QToolButton(self)
-        buttons = QHBoxLayout()
-        for button in (self.copy_button, self.download_button, self.delete_button):
-            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-            button.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-            buttons.addWidget(button)
-        buttons.addStretch(1)
-        right = QWidget(self)
-        right_layout = QVBoxLayout(right)
-        right_layout.setContentsMargins(4, 0, 0, 0)
-        right_layout.addWidget(self.detail_title)
-        right_layout.addWidget(self.detail_view, 1)
-        right_layout.addLayout(buttons)
-
-        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
-        self.splitter.setChildrenCollapsible(False)
-        for widget in (left, middle, right):
-            self.splitter.addWidget(widget)
-        # Repositories narrow, tags as wide as their columns, details the rest (and what a
-        # wider window adds).
-        self.splitter.setSizes([240, tag_table_width(self.tag_view), 520])
-        for index, stretch in enumerate((0, 0, 1)):
-            self.splitter.setStretchFactor(index, stretch)
-
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(8, 8, 8, 4)
-        outer.addWidget(self.title)
-        outer.addWidget(self.message)
-        outer.addWidget(self.splitter, 1)
-
-        self._visible_timer = QTimer(self)
-        self._visible_timer.setSingleShot(True)
-        self._visible_timer.setInterval(40)
-        self._visible_timer.timeout.connect(self._report_visible_rows)
 
     def _build_actions(self) -> None:
         handlers: dict[str, Callable[[], None]] = {
@@ -560,23 +410,8 @@ class BrowsePane(QWidget):
         if self.client is None or model.unavailable:
             self.repo_status.clear()
             return
-        loaded = model.rowCount()
-        shown = self.repo_proxy.rowCount()
-        more = "" if model.complete else "; more load as you scroll"
-        if model.loading:
-            text = (
-                f"{counted(loaded, 'repository', 'repositories')}, loading more…"
-                if loaded
-                else "Loading repositories…"
-            )
-        elif self.repo_filter.text().strip():
-            match = "matches" if shown == 1 else "match"
-            text = f"{shown} of {counted(loaded, 'repository', 'repositories')} {match}{more}"
-        elif loaded == 0 and model.complete and not model.error:
-            text = "This registry holds no repositories yet"
-        else:
-            text = f"{counted(loaded, 'repository', 'repositories')}{more}"
-        self.repo_status.setText(text)
+        filtered = bool(self.repo_filter.text().strip())
+        self.repo_status.setText(model.status_text(self.repo_proxy.rowCount(), filtered))
 
     def _repository_chosen(self, current: QModelIndex, *_: Any) -> None:
         if not current.isValid():
@@ -719,18 +554,7 @@ class BrowsePane(QWidget):
         if not self.repository:
             self.tag_status.clear()
             return
-        count = model.rowCount()
-        more = "" if model.complete else "; more load as you scroll"
-        if model.loading and not count:
-            text = "Loading tags…"
-        elif model.loading_all:
-            done, total = model.detail_counts()
-            text = f"Reading sizes and dates to sort by them: {done} of {total}"
-        elif count == 0 and model.complete and not model.error:
-            text = f"{self.repository} has no tags"
-        else:
-            text = f"{counted(count, 'tag', 'tags')}{more}"
-        self.tag_status.setText(text)
+        self.tag_status.setText(model.status_text(self.repository))
 
     # -- details -----------------------------------------------------------------------------
 

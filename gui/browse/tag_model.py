@@ -40,6 +40,7 @@ from hoist.gui.browse.models import (
     NameRole,
     PageFeeder,
     SortRole,
+    counted,
     created_sort_key,
     format_created,
     short_digest,
@@ -213,6 +214,19 @@ class TagModel(QAbstractTableModel):
     def _error(self, exc: HoistError) -> None:
         self.error = exc.sentence(window=True)
         self.failed.emit(self.error)
+
+    def status_text(self, repository: str) -> str:
+        """What the list says under it: loading, reading details to sort, the count, more."""
+        count = self.rowCount()
+        more = "" if self.complete else "; more load as you scroll"
+        if self.loading and not count:
+            return "Loading tags…"
+        if self.loading_all:
+            done, total = self.detail_counts()
+            return f"Reading sizes and dates to sort by them: {done} of {total}"
+        if count == 0 and self.complete and not self.error:
+            return f"{repository} has no tags"
+        return f"{counted(count, 'tag', 'tags')}{more}"
 
     def canFetchMore(self, parent: Index = ROOT) -> bool:
         return not parent.isValid() and self.feeder.more

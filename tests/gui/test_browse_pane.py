@@ -34,6 +34,7 @@ from hoist.gui.add.planning import CredentialCache
 from hoist.gui.browse.actions import PaneState, browse_actions
 from hoist.gui.browse.deleting import DeletePlan, delete_message, delete_outcome, delete_plan
 from hoist.gui.browse.downloads import download_platform
+from hoist.gui.browse.layout import visible_source_rows
 from hoist.gui.browse.manifest_details import DetailRow, ManifestDetailModel, manifest_details
 from hoist.gui.browse.models import (
     LOADING_DATE,
@@ -43,7 +44,7 @@ from hoist.gui.browse.models import (
     format_created,
     size_text,
 )
-from hoist.gui.browse.pane import BrowsePane, visible_source_rows
+from hoist.gui.browse.pane import BrowsePane
 from hoist.gui.browse.tag_model import DetailState, TagColumn, TagModel, TagSortProxy
 from hoist.gui.settings.store import RegistrySettings
 from hoist.gui.widgets.dialogs import ConfirmDialog
