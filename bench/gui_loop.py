@@ -65,7 +65,8 @@ async def scenario(size: int, work: Path) -> int:
     from hoist.core.oci.reference import parse_reference
     from hoist.core.transfer.model import TransferState
     from hoist.core.transfer.push import plan_file_push
-    from hoist.gui.main_window import AppContext, MainWindow
+    from hoist.gui.context import AppContext
+    from hoist.gui.main_window import MainWindow
     from hoist.gui.transfers.rows import Column
     from support.registry import RegistryProcess
 

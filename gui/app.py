@@ -27,7 +27,9 @@ from hoist.core import __version__
 from hoist.core.errors import HoistError
 from hoist.core.paths import state_dir
 from hoist.core.redaction import RedactingFormatter
-from hoist.gui.main_window import AppContext, MainWindow, MessageDialog, start_demo_registry
+from hoist.gui.context import AppContext, start_demo_registry
+from hoist.gui.help_dialogs import MessageDialog
+from hoist.gui.main_window import MainWindow
 from hoist.gui.widgets import icons
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtGui import QGuiApplication

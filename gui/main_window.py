@@ -1,52 +1,64 @@
-"""The main window: registry selector, Transfers and Browse, drops, menus, status bar, tray.
+"""The main window: registry selector, Transfers and Browse, adding, settings, errors, tray.
 
-Services come in through `AppContext` (settings, queue, credentials, demo registry); the window
-wires widgets to them and holds no transfer logic of its own. Background work is a task kept in
-`self.tasks` until it ends; every problem reaches the user as a sentence.
+Services come in through `AppContext` (context.py); the window wires widgets to them and holds
+no transfer logic of its own. Its other roles have their own modules: the bars and where each
+action is shown (window_bars.py), the Add… pickers (adding.py), drops (drop_target.py), the
+message bar and first-start banner (banners.py), whether closing quits or asks
+(quit_policy.py), the queue's listeners (queue_listeners.py) and the help dialogs
+(help_dialogs.py). Background work is a task kept in `self.tasks` until it ends; every
+problem reaches the user as a sentence.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import sys
-import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hoist.core import __version__
-from hoist.core.bandwidth import BandwidthLimiter
 from hoist.core.errors import HoistError, JournalUnwritable
 from hoist.core.oci.reference import Reference, parse_reference
-from hoist.core.registry.client import RegistryClient
-from hoist.core.registry.demo_registry import HOW_TO_ADD_A_REGISTRY, DemoRegistry
-from hoist.core.sources.artifact import check_sources
+from hoist.core.registry.auth import Credentials
+from hoist.core.registry.demo_registry import DemoRegistry
 from hoist.core.transfer.download import plan_download
-from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.model import Download, Push, Transfer, TransferState
-from hoist.core.transfer.queue import TransferItem, TransferQueue
-from hoist.core.units import format_rate, format_size
+from hoist.core.transfer.model import Download
+from hoist.core.transfer.queue import TransferItem
 from hoist.gui.add.planning import (
-    CredentialCache,
-    SourceChoice,
-    classify_sources,
     image_support,
 )
 from hoist.gui.add.sheet import AddSheet
-from hoist.gui.settings.dialog import RateLimitBox, SettingsDialog, TransferRateDialog
+from hoist.gui.adding import (
+    PICK_FILES,
+    PICK_FOLDER,
+    PICK_IMAGE,
+    PICK_IMAGE_FOLDER,
+    Picker,
+    choose_sources,
+    open_picker,
+)
+from hoist.gui.banners import DemoBanner, MessageBar
+from hoist.gui.browse.pane import BrowsePane
+from hoist.gui.context import AppContext, start_demo_registry
+from hoist.gui.drop_target import DropTarget
+from hoist.gui.help_dialogs import (
+    HOW_RESUMING_WORKS,
+    MessageDialog,
+    keyboard_map,
+    open_about,
+    open_message,
+)
+from hoist.gui.queue_listeners import BrowseFollower, FinishNotifier
+from hoist.gui.quit_policy import QuitPolicy
+from hoist.gui.settings.dialog import SettingsDialog, TransferRateDialog
+from hoist.gui.settings.registry_dialog import RegistryDialog
 from hoist.gui.settings.store import (
-    DEMO_REGISTRY_NAME,
     RegistrySettings,
     Settings,
-    SettingsStore,
-    make_client,
 )
 from hoist.gui.transfers.actions import (
     ACCELERATORS,
-    MENU_LAYOUT,
     SHORTCUTS,
     TransferController,
     transfer_actions,
@@ -57,171 +69,34 @@ from hoist.gui.transfers.rows import FILTERS, filter_label
 from hoist.gui.transfers.transfer_model import TransferModel
 from hoist.gui.transfers.view import TransferView, clipboard_copy
 from hoist.gui.widgets import icons
-from hoist.gui.widgets.dialogs import ConfirmDialog, QuitDialog, lay_out_message, wait_signal
-from hoist.gui.widgets.theme import PillTabBar, plain_buttons
+from hoist.gui.widgets.dialogs import ConfirmDialog, wait_signal
+from hoist.gui.widgets.theme import PillTabBar
+from hoist.gui.window_bars import (
+    build_menus,
+    build_status_bar,
+    build_toolbar,
+    make_action,
+    totals_text,
+)
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
     QDesktopServices,
-    QDragEnterEvent,
-    QDragLeaveEvent,
-    QDragMoveEvent,
-    QDropEvent,
     QKeySequence,
-    QPixmap,
 )
 from PySide6.QtWidgets import (
-    QComboBox,
     QDialog,
-    QDialogButtonBox,
     QFileDialog,
-    QFrame,
-    QHBoxLayout,
     QLabel,
     QMainWindow,
-    QPushButton,
-    QSizePolicy,
     QSystemTrayIcon,
     QTabWidget,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
 log = logging.getLogger(__name__)
-
-#: A transfer that ran at least this long gets a notification when it ends.
-LONG_TRANSFER = 60.0
-
-
-@dataclass
-class AppContext:
-    """The services the window works with (built by `hoist.gui.app`, or by tests)."""
-
-    settings: Settings
-    store: SettingsStore
-    queue: TransferQueue
-    credentials: CredentialCache
-    demo: DemoRegistry | None = None
-    problems: list[str] = field(default_factory=list)
-
-    @classmethod
-    def create(cls, store: SettingsStore | None = None) -> AppContext:
-        """Settings from disk and a queue over the journal (no transfer is loaded yet)."""
-        store = store or SettingsStore()
-        settings, problem = store.load()
-        credentials = CredentialCache()
-        ctx: AppContext
-
-        def upload_settings(transfer: Transfer) -> Any:
-            return ctx.settings.upload_settings(transfer.reference.api_host)
-
-        def client_for(transfer: Transfer) -> RegistryClient:
-            """The transfer's registry as the user set it up (TLS choices, credentials)."""
-            registry = ctx.settings.registry_for_host(transfer.reference.registry)
-            creds = credentials.get(transfer.reference.registry)
-            if registry is None:
-                return RegistryClient(
-                    transfer.reference.api_host, credentials=creds, plain_http=transfer.plain_http
-                )
-            return make_client(registry, creds)
-
-        queue = TransferQueue(
-            TransferJournal(),
-            settings=upload_settings,
-            credentials=credentials.get,
-            max_active=settings.max_active,
-            limiter=BandwidthLimiter(settings.rate_limit),
-            client_factory=client_for,
-            window_words=True,
-        )
-        ctx = cls(settings, store, queue, credentials)
-        if problem:
-            ctx.problems.append(problem)
-        return ctx
-
-    async def save_settings(self) -> None:
-        """Write the settings in a worker thread (one fsync); a failure is logged and shown."""
-        await asyncio.to_thread(self.store.save, self.settings)
-
-
-class FinishNotifier:
-    """Decides which ended transfers deserve a notification: those that ran a long time.
-
-    A queue listener (no Qt). `notify(title, message, failed)` shows it.
-    """
-
-    def __init__(
-        self,
-        notify: Callable[[str, str, bool], None],
-        *,
-        threshold: float = LONG_TRANSFER,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.notify = notify
-        self.threshold = threshold
-        self.clock = clock
-        self._started: dict[str, float] = {}
-        self._states: dict[str, TransferState] = {}
-
-    def __call__(self, kind: str, item: TransferItem) -> None:
-        if kind == "removed":
-            self._started.pop(item.id, None)
-            self._states.pop(item.id, None)
-            return
-        state = item.state
-        before = self._states.get(item.id)
-        self._states[item.id] = state
-        if state == TransferState.RUNNING:
-            self._started.setdefault(item.id, self.clock())
-            return
-        if state == before or state not in (TransferState.DONE, TransferState.FAILED):
-            return
-        started = self._started.pop(item.id, None)
-        if started is None or self.clock() - started < self.threshold:
-            return
-        transfer = item.transfer
-        what = "Download" if isinstance(transfer, Download) else "Push"
-        if state == TransferState.DONE:
-            where = transfer.goes_to
-            self.notify(f"{what} finished", f"{transfer.name} is in {where}", False)
-        else:
-            self.notify(f"{what} failed", f"{transfer.name}: {transfer.error or 'failed'}", True)
-
-
-class MessageDialog(QDialog):
-    """A small non-blocking message: an icon, selectable text, and OK.
-
-    Used instead of QMessageBox, which fixes its own size after it is shown (a size hint the
-    offscreen platform of the tests can't take, and a jump on screen for users).
-    """
-
-    def __init__(
-        self, title: str, text: str, parent: QWidget | None = None, *, informative: str = "",
-        pixmap: QPixmap | None = None,
-    ) -> None:  # fmt: skip
-        super().__init__(parent)
-        self.setObjectName("message-dialog")
-        self.setWindowTitle(title)
-        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.text_label = QLabel(text, self)
-        self.text_label.setObjectName("message-text")
-        self.text_label.setWordWrap(True)
-        self.text_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.informative_label = QLabel(informative, self)
-        self.informative_label.setWordWrap(True)
-        self.informative_label.setVisible(bool(informative))
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok, self)
-        plain_buttons(buttons)
-        buttons.accepted.connect(self.accept)
-        lay_out_message(
-            self, self.text_label, self.informative_label, buttons, minimum=QSize(380, 120),
-            pixmap=pixmap,
-        )  # fmt: skip
-
-    def text(self) -> str:
-        return self.text_label.text()
 
 
 def open_folder(path: str) -> None:
@@ -238,70 +113,15 @@ def open_folder(path: str) -> None:
         )
 
 
-HOW_RESUMING_WORKS = (
-    "Hoist sends a file in chunks and writes down, after every chunk, what the registry "
-    "acknowledged. After a pause, a lost network, or a restart of Hoist or the computer, it "
-    "asks the registry where the upload stands and continues from there, after re-reading "
-    "the part already sent to check it (about a second per GiB).\n\n"
-    "Some registries (distribution 2, Harbor) keep nothing of a chunk cut in the middle: "
-    "that upload starts again from the beginning. Split mode, offered for very large files, "
-    "limits what a cut costs to one part.\n\n"
-    "Downloads resume from their .partial files in the download folder. Cancel throws away "
-    "what was sent; Pause keeps it."
-)
-
 #: The size the window opens at on a large screen.
 PREFERRED_SIZE = QSize(1100, 680)
 #: Room left for the window manager's frame and title bar.
 FRAME_ROOM = QSize(32, 48)
 
 
-def browse_download_text(item: TransferItem, percent: int) -> str:
-    """What Browse says of a download it started, as it goes."""
-    transfer = item.transfer
-    name = transfer.name
-    folder = transfer.destination if isinstance(transfer, Download) else ""
-    state = item.state
-    if state == TransferState.DONE:
-        return f"Downloaded {name} to {folder}"
-    if state == TransferState.FAILED:
-        return f"The download of {name} failed: {transfer.error}. Retry it in Transfers."
-    if state == TransferState.PAUSED:
-        return f"The download of {name} is paused at {percent}%: resume it in Transfers"
-    if not item.total:
-        return f"Downloading {name} to {folder}: reading the manifest"
-    done = f"{format_size(item.acknowledged)} of {format_size(item.total)} ({percent}%)"
-    return f"Downloading {name} to {folder}: {done}; see Transfers"
-
-
 def opening_size(available: QSize) -> QSize:
     """The preferred size, or less on a small screen (a 1024×640 one holds the whole window)."""
     return PREFERRED_SIZE.boundedTo(available - FRAME_ROOM)
-
-
-def browse_pane_factory() -> type[QWidget] | None:
-    """hoist.gui.browse.pane.BrowsePane when that module is present (it is written separately)."""
-    try:
-        from hoist.gui.browse.pane import BrowsePane
-    except ImportError:
-        return None
-    return BrowsePane
-
-
-def registry_dialog_factory() -> type[QDialog] | None:
-    """The registry dialog (it stores passwords in the keyring), when present."""
-    try:
-        from hoist.gui.settings.registry_dialog import RegistryDialog
-    except ImportError:
-        return None
-    return RegistryDialog
-
-
-def _construct(cls: type[QWidget], available: dict[str, Any]) -> QWidget:
-    """Build a pane with the services its constructor names (so either side can grow)."""
-    params = inspect.signature(cls).parameters
-    kwargs = {name: value for name, value in available.items() if name in params}
-    return cls(**kwargs)
 
 
 class MainWindow(QMainWindow):
@@ -325,9 +145,7 @@ class MainWindow(QMainWindow):
         self.tasks: set[asyncio.Task[Any]] = set()
         self.add_sheet: AddSheet | None = None
         self.settings_dialog: SettingsDialog | None = None
-        self.registry_dialog: QDialog | None = None
-        self.quit_dialog: QuitDialog | None = None
-        self._quit_confirmed = False  # asked (or no need to): the next close quits
+        self.registry_dialog: RegistryDialog | None = None
         self.unjournaled_box: QDialog | None = None  # the open "go on without resume?" question
         ctx.queue.journal_unwritable = self.ask_go_on_without_journal
         self.last_error = ""
@@ -335,15 +153,13 @@ class MainWindow(QMainWindow):
         self.setObjectName("main-window")
         self.setWindowTitle("Hoist")
         self.setWindowIcon(icons.app_icon())
-        self.setAcceptDrops(True)
         self.resize(opening_size(self.screen().availableGeometry().size()))
 
         self.model = TransferModel(ctx.queue, self)
-        self._browse_cls = browse_pane_factory()
         self.controller = TransferController(
             ctx.queue,
             copy_text=clipboard_copy,
-            show_in_browse=self.show_in_browse if self._browse_cls is not None else None,
+            show_in_browse=self.show_in_browse,
             on_error=self.show_error,
             open_folder=open_folder,
             confirm=self.confirm_cancel,
@@ -356,21 +172,27 @@ class MainWindow(QMainWindow):
 
         self._build_actions()
         self._build_central()
-        self._build_toolbar()
-        self._build_menus()
-        self._build_status_bar()
+        self.toolbar, self.registry_combo = build_toolbar(self, self)
+        self.registry_combo.activated.connect(self._registry_chosen)
+        build_menus(self, self.menuBar(), self.view)
+        self.totals_label, self.rate_box = build_status_bar(
+            self.statusBar(), self.ctx.settings.rate_limit
+        )
+        self.rate_box.valueChanged.connect(self._rate_changed)
         self._build_tray()
+        self.quit_policy = QuitPolicy(
+            self, ctx.queue, ctx.settings,
+            tray=lambda: self.tray, save_soon=lambda: self._save_timer.start(),
+        )  # fmt: skip
+        self.quit_policy.asked.connect(self.quit_asked.emit)
 
         self.notifier = FinishNotifier(self._notify)
         ctx.queue.listeners.append(self.notifier)
         # A download refused to replace files of the user's own: ask, and run it again if yes.
         self.replace_asker = ReplaceAsker(ctx.queue.replace_and_retry, self)
         ctx.queue.listeners.append(self.replace_asker)
-        self._pushes_done: set[str] = set()
-        ctx.queue.listeners.append(self._refresh_browse_after_push)
-        #: Downloads Browse started → the (state, percent) it shows for each.
-        self._browse_downloads: dict[str, tuple[str, int]] = {}
-        ctx.queue.listeners.append(self._follow_browse_download)
+        self.browse_follower = BrowseFollower(self.browse)
+        ctx.queue.listeners.append(self.browse_follower)
         self.model.totals_changed.connect(self._update_totals)
         self.model.totals_changed.connect(self._update_global_actions)
         self.model.counts_changed.connect(self._update_filter_labels)
@@ -396,95 +218,63 @@ class MainWindow(QMainWindow):
 
     # -- construction ------------------------------------------------------------------------
 
-    def _action(
-        self, text: str, slot: Callable[[], Any],
-        shortcut: str | QKeySequence | QKeySequence.StandardKey | None = None,
-        icon: str | None = None, tip: str = "",
-    ) -> QAction:  # fmt: skip
-        action = QAction(text, self)
-        if shortcut:
-            action.setShortcut(QKeySequence(shortcut))
-        if icon:
-            action.setIcon(icons.icon(icon))
-            action.setData(icon)
-        if tip:
-            action.setToolTip(tip)
-            action.setStatusTip(tip)
-        action.triggered.connect(lambda _checked=False: slot())
-        self.addAction(action)
-        return action
-
     def _build_actions(self) -> None:
-        self.add_files_action = self._action(
-            "Add &files…", self.pick_files, "Ctrl+O", "add-files",
+        def act(text: str, slot: Callable[[], Any], *args: Any) -> QAction:
+            return make_action(self, text, slot, *args)
+
+        self.add_files_action = act(
+            "Add &files…", lambda: self.pick(PICK_FILES), "Ctrl+O", "add-files",
             "Push files (or drop them on the window)",
         )  # fmt: skip
-        self.add_folder_action = self._action(
-            "Add f&older…", self.pick_folder, "Ctrl+Shift+O", None, "Push a folder as its files"
-        )
-        self.add_image_action = self._action(
-            "Add &image…", self.pick_image, "Ctrl+I", "add-image",
+        self.add_folder_action = act(
+            "Add f&older…", lambda: self.pick(PICK_FOLDER), "Ctrl+Shift+O", None,
+            "Push a folder as its files",
+        )  # fmt: skip
+        self.add_image_action = act(
+            "Add &image…", lambda: self.pick(PICK_IMAGE), "Ctrl+I", "add-image",
             "Push a container image (docker save tarball, OCI archive or layout)",
         )  # fmt: skip
         self.add_image_action.setEnabled(image_support())
-        self.add_layout_action = self._action(
-            "Add image folder (OCI &layout)…", self.pick_image_folder, None, None
+        self.add_layout_action = act(
+            "Add image folder (OCI &layout)…", lambda: self.pick(PICK_IMAGE_FOLDER)
         )
         self.add_layout_action.setEnabled(image_support())
-        self.pause_all_action = self._action(
+        self.pause_all_action = act(
             with_accelerator("Pause all", ACCELERATORS["pause_all"]),
-            self.controller.pause_all,
-            SHORTCUTS["pause_all"],
-            "pause",
-        )
-        self.resume_all_action = self._action(
+            self.controller.pause_all, SHORTCUTS["pause_all"], "pause",
+        )  # fmt: skip
+        self.resume_all_action = act(
             with_accelerator("Resume all", ACCELERATORS["resume_all"]),
-            self.controller.resume_all,
-            SHORTCUTS["resume_all"],
-            "resume",
-        )
-        self.settings_action = self._action(
+            self.controller.resume_all, SHORTCUTS["resume_all"], "resume",
+        )  # fmt: skip
+        self.settings_action = act(
             "&Settings…", self.open_settings, QKeySequence.StandardKey.Preferences, "settings"
         )
         if self.settings_action.shortcut().isEmpty():
             self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
-        self.add_registry_action = self._action(
+        self.add_registry_action = act(
             "Add &registry…", self.add_registry, None, None,
             "Add a registry (its password goes to the system keyring)",
         )  # fmt: skip
-        self.edit_registry_action = self._action(
+        self.edit_registry_action = act(
             "&Edit registry…", self.edit_registry, None, None, "Address, username, password, TLS"
         )
-        self.about_action = self._action("&About Hoist", self.about)
-        self.resuming_help_action = self._action("&How resuming works", self.resuming_help)
-        self.keys_help_action = self._action(
+        self.about_action = act("&About Hoist", self.about)
+        self.resuming_help_action = act("&How resuming works", self.resuming_help)
+        self.keys_help_action = act(
             "&Keyboard shortcuts", self.keys_help, QKeySequence.StandardKey.HelpContents
         )
-        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.quit_action = act("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.view.global_actions = {
             "pause_all": self.pause_all_action,
             "resume_all": self.resume_all_action,
         }
 
     def _build_central(self) -> None:
-        self.banner = QFrame(self)
-        self.banner.setObjectName("demo-banner")
-        self.banner.setFrameShape(QFrame.Shape.StyledPanel)
-        self.banner_label = QLabel(self.banner)
-        self.banner_label.setWordWrap(True)
-        self.banner_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.demo_button = QPushButton("Start a local registry", self.banner)
-        self.demo_button.setObjectName("start-demo")
-        self.demo_button.clicked.connect(lambda: self.spawn(self.start_demo()))
-        self.banner_settings = QPushButton("Add a registry…", self.banner)
-        self.banner_settings.clicked.connect(self.add_registry)
-        self.banner_close = QPushButton("Not now", self.banner)
-        self.banner_close.clicked.connect(self.decline_demo)
-        row = QHBoxLayout(self.banner)
-        row.addWidget(self.banner_label, 1)
-        row.addWidget(self.demo_button)
-        row.addWidget(self.banner_settings)
-        row.addWidget(self.banner_close)
+        self.banner = DemoBanner(self)
+        self.banner.demo_button.clicked.connect(lambda: self.spawn(self.start_demo()))
+        self.banner.add_button.clicked.connect(self.add_registry)
+        self.banner.close_button.clicked.connect(self.decline_demo)
 
         self.filter_bar = PillTabBar(self)
         self.filter_bar.setObjectName("status-filter")
@@ -521,23 +311,8 @@ class MainWindow(QMainWindow):
         self.browse = self._make_browse_pane()
         self.tabs.addTab(self.browse, "Browse")
 
-        self.message_bar = QFrame(self)
-        self.message_bar.setObjectName("message-bar")
-        self.message_bar.setFrameShape(QFrame.Shape.StyledPanel)
-        warn = QLabel(self.message_bar)
-        warn.setPixmap(icons.icon("failed").pixmap(16, 16))
-        self.message_label = QLabel(self.message_bar)
-        self.message_label.setObjectName("message")
-        self.message_label.setTextFormat(Qt.TextFormat.PlainText)  # registry text is not HTML
-        self.message_label.setWordWrap(True)
-        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        dismiss = QPushButton("Dismiss", self.message_bar)
-        dismiss.clicked.connect(self.dismiss_error)
-        bar_row = QHBoxLayout(self.message_bar)
-        bar_row.addWidget(warn)
-        bar_row.addWidget(self.message_label, 1)
-        bar_row.addWidget(dismiss)
-        self.message_bar.hide()
+        self.message_bar = MessageBar(self)
+        self.message_label = self.message_bar.label
 
         central = QWidget(self)
         outer = QVBoxLayout(central)
@@ -547,124 +322,15 @@ class MainWindow(QMainWindow):
         outer.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
 
-        self.drop_highlight = QLabel("Drop to push: a sheet asks where to", self)
-        self.drop_highlight.setObjectName("drop-highlight")
-        self.drop_highlight.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.drop_highlight.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        self.drop_highlight.setStyleSheet(
-            "#drop-highlight { border: 2px dashed palette(highlight); border-radius: 8px;"
-            " background: palette(base); color: palette(highlight); font-size: 16pt; }"
-        )
-        self.drop_highlight.hide()
+        self.drops = DropTarget(self, self.add_sources)
 
-    def _make_browse_pane(self) -> QWidget:
-        cls = self._browse_cls
-        if cls is not None:
-            # No registry yet: `show_selected_registry` connects it once the app started
-            # (credentials looked up, the event loop running).
-            available = {
-                "settings": self.ctx.settings,
-                "credentials": self.ctx.credentials,
-                "queue": self.ctx.queue,
-                "parent": self,
-            }
-            try:
-                pane = _construct(cls, available)
-            except (TypeError, HoistError) as exc:
-                log.warning("the Browse area could not be created: %s", exc)
-            else:
-                status = getattr(pane, "statusMessage", None)
-                if status is not None:
-                    status.connect(lambda text: self.statusBar().showMessage(text, 10000))
-                requested = getattr(pane, "downloadRequested", None)
-                if requested is not None:
-                    requested.connect(self.download_from_browse)
-                return pane
-        label = QLabel(
-            "Browsing registries is not available in this build. Pushed artifacts can be "
-            "listed with `oras repo tags` or `skopeo list-tags`.",
-            self,
-        )
-        label.setObjectName("browse-placeholder")
-        label.setWordWrap(True)
-        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        return label
-
-    def _build_toolbar(self) -> None:
-        bar = QToolBar("Main", self)
-        bar.setObjectName("main-toolbar")
-        bar.setMovable(False)
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for action in (self.add_files_action, self.add_image_action):
-            bar.addAction(action)
-        bar.addSeparator()
-        bar.addAction(self.pause_all_action)
-        bar.addAction(self.resume_all_action)
-        bar.addSeparator()
-        bar.addAction(self.settings_action)
-        spacer = QWidget(bar)
-        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        bar.addWidget(spacer)
-        bar.addWidget(QLabel("Registry: ", bar))
-        self.registry_combo = QComboBox(bar)
-        self.registry_combo.setObjectName("registry-selector")
-        self.registry_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        # A long name is elided rather than pushing Edit registry off a 1024-pixel screen.
-        self.registry_combo.setMaximumWidth(
-            self.registry_combo.fontMetrics().horizontalAdvance("Team registry — signed in as ")
-            + 120
-        )
-        self.registry_combo.currentTextChanged.connect(self.registry_combo.setToolTip)
-        self.registry_combo.activated.connect(self._registry_chosen)
-        bar.addWidget(self.registry_combo)
-        bar.addAction(self.edit_registry_action)
-        self.addToolBar(bar)
-        self.toolbar = bar
-
-    def _build_menus(self) -> None:
-        menus = self.menuBar()
-        file_menu = menus.addMenu("&File")
-        for action in (self.add_files_action, self.add_folder_action, self.add_image_action,
-                       self.add_layout_action):  # fmt: skip
-            file_menu.addAction(action)
-        file_menu.addSeparator()
-        file_menu.addAction(self.add_registry_action)
-        file_menu.addAction(self.edit_registry_action)
-        file_menu.addAction(self.settings_action)
-        file_menu.addSeparator()
-        file_menu.addAction(self.quit_action)
-        transfers_menu = menus.addMenu("&Transfers")
-        transfers_menu.aboutToShow.connect(self.view.refresh_actions)
-        for group in MENU_LAYOUT[:-1]:  # the per-item groups; pause/resume all follow
-            for key in group:
-                transfers_menu.addAction(self.view.qactions[key])
-            transfers_menu.addSeparator()
-        transfers_menu.addAction(self.pause_all_action)
-        transfers_menu.addAction(self.resume_all_action)
-        help_menu = menus.addMenu("&Help")
-        help_menu.addAction(self.resuming_help_action)
-        help_menu.addAction(self.keys_help_action)
-        help_menu.addSeparator()
-        help_menu.addAction(self.about_action)
-
-    def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        bar.setSizeGripEnabled(False)
-        self.totals_label = QLabel(bar)
-        self.totals_label.setObjectName("totals")
-        self.totals_label.setContentsMargins(8, 0, 0, 0)
-        bar.addWidget(self.totals_label, 1)
-        limit_label = QLabel("Upload limit:", bar)
-        limit_label.setContentsMargins(0, 0, 2, 0)
-        bar.addPermanentWidget(limit_label)
-        self.rate_box = RateLimitBox(bar)
-        self.rate_box.setObjectName("rate-limit")
-        self.rate_box.set_bytes_per_second(self.ctx.settings.rate_limit)
-        self.rate_box.valueChanged.connect(self._rate_changed)
-        bar.addPermanentWidget(self.rate_box)
-        edge = QWidget(bar)  # keeps the box's arrows off the window's edge
-        edge.setFixedWidth(4)
-        bar.addPermanentWidget(edge)
+    def _make_browse_pane(self) -> BrowsePane:
+        # No registry yet: `show_selected_registry` connects it once the app started
+        # (credentials looked up, the event loop running).
+        pane = BrowsePane(self, credentials=self.ctx.credentials)
+        pane.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 10000))
+        pane.downloadRequested.connect(self.download_from_browse)
+        return pane
 
     def _build_tray(self) -> None:
         self.tray: QSystemTrayIcon | None = None
@@ -748,13 +414,11 @@ class MainWindow(QMainWindow):
     def show_error(self, text: str) -> None:
         """Tell the user, without blocking: the message bar at the top (until dismissed)."""
         self.last_error = text
-        self.message_label.setText(text)
-        self.message_bar.show()
+        self.message_bar.say(text)
         self.error_shown.emit(text)
 
     def dismiss_error(self) -> None:
-        self.message_bar.hide()
-        self.message_label.clear()
+        self.message_bar.dismiss()
 
     def _notify(self, title: str, message: str, failed: bool) -> None:
         self.notifications.append((title, message))
@@ -809,25 +473,14 @@ class MainWindow(QMainWindow):
 
     def show_selected_registry(self) -> None:
         """Point the Browse area at the selected registry (needs the running event loop)."""
-        set_registry = getattr(self.browse, "set_registry", None)
-        if callable(set_registry):
-            set_registry(self.ctx.settings.selected)
+        self.browse.set_registry(self.ctx.settings.selected)
 
     def update_demo_banner(self) -> None:
         settings = self.ctx.settings
-        show = not settings.registries and not settings.demo_declined
-        self.banner.setVisible(show)
-        if not show:
-            return
-        if DemoRegistry.available():
-            self.banner_label.setText(
-                "No registry is set up yet. Hoist can start a local registry on this computer "
-                "(reachable only from here) so you can try pushing right away."
-            )
-            self.demo_button.show()
-        else:
-            self.banner_label.setText("No registry is set up yet. " + HOW_TO_ADD_A_REGISTRY + ".")
-            self.demo_button.hide()
+        self.banner.offer(
+            shown=not settings.registries and not settings.demo_declined,
+            demo_available=DemoRegistry.available(),
+        )
 
     def add_registry(self) -> None:
         self._open_registry_dialog(None)
@@ -836,24 +489,22 @@ class MainWindow(QMainWindow):
         self._open_registry_dialog(self.ctx.settings.selected)
 
     def _open_registry_dialog(self, registry: RegistrySettings | None) -> None:
-        """The registry dialog when present, else the Settings dialog's Registries page."""
-        cls = registry_dialog_factory()
-        if cls is None:
-            self.open_settings()
-            return
-        factory: Any = cls  # RegistryDialog(parent, registry)
-        dialog = factory(self, registry)
+        """The registry dialog (it stores the password in the keyring)."""
+        dialog = RegistryDialog(self, registry)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.saved.connect(
             lambda entry, d=dialog, old=registry: self.registry_saved(
-                entry, old, getattr(d, "session_credentials", None)
+                entry, old, d.session_credentials
             )
         )
         self.registry_dialog = dialog
         dialog.open()
 
     def registry_saved(
-        self, entry: RegistrySettings, old: RegistrySettings | None, session: Any = None
+        self,
+        entry: RegistrySettings,
+        old: RegistrySettings | None,
+        session: Credentials | None = None,
     ) -> None:
         """Put an added or edited registry in settings, select it, and save."""
         settings = self.ctx.settings
@@ -879,9 +530,8 @@ class MainWindow(QMainWindow):
         transfers that start from now on open new connections."""
         await self.ctx.credentials.refresh(entry)
         await self.ctx.queue.forget_clients()
-        set_registry = getattr(self.browse, "set_registry", None)
-        if callable(set_registry) and self.ctx.settings.selected == entry:
-            set_registry(entry, reconnect=True)
+        if self.ctx.settings.selected == entry:
+            self.browse.set_registry(entry, reconnect=True)
 
     def decline_demo(self) -> None:
         self.ctx.settings.demo_declined = True
@@ -890,13 +540,11 @@ class MainWindow(QMainWindow):
 
     async def start_demo(self) -> RegistrySettings:
         """Start the local demo registry and add it as "Local registry" (then select it)."""
-        self.demo_button.setEnabled(False)
-        self.demo_button.setText("Starting…")
+        self.banner.set_starting(True)
         try:
             registry = await start_demo_registry(self.ctx)
         finally:
-            self.demo_button.setEnabled(True)
-            self.demo_button.setText("Start a local registry")
+            self.banner.set_starting(False)
             self.refresh_registries()
             self.update_demo_banner()
         self.show_selected_registry()
@@ -911,33 +559,11 @@ class MainWindow(QMainWindow):
             if at >= 0:
                 self.registry_combo.setCurrentIndex(at)
                 self._registry_chosen(at)
-        show = getattr(self.browse, "show_reference", None)
-        if callable(show):
-            show(str(ref))
+        self.browse.show_reference(str(ref))
 
     def download_from_browse(self, reference: str, folder: str, platform: str = "") -> None:
         """Queue Browse's download, and show in Browse how it goes."""
-        item = self.queue_download(reference, folder, platform)
-        self._browse_downloads[item.id] = ("", -1)
-        self._follow_browse_download("changed", item)
-
-    def _follow_browse_download(self, kind: str, item: TransferItem) -> None:
-        """A queue listener: Browse says how its downloads go (when the percent changes)."""
-        if item.id not in self._browse_downloads:
-            return
-        if kind == "removed":
-            del self._browse_downloads[item.id]
-            return
-        show = getattr(self.browse, "show_download_progress", None)
-        if not callable(show):
-            return
-        total = item.total
-        percent = 100 * item.acknowledged // total if total else 0
-        step = (item.state.value, percent)
-        if self._browse_downloads[item.id] == step:
-            return
-        self._browse_downloads[item.id] = step
-        show(browse_download_text(item, percent))
+        self.browse_follower.follow(self.queue_download(reference, folder, platform))
 
     def queue_download(self, reference: str, folder: str, platform: str = "") -> TransferItem:
         """Queue a download the Browse area asked for: it runs, pauses and resumes in
@@ -961,16 +587,7 @@ class MainWindow(QMainWindow):
             self.spawn(self.open_add_sheet(paths, kind=kind))
 
     async def open_add_sheet(self, paths: list[Path], *, kind: str | None = None) -> AddSheet:
-        await asyncio.to_thread(check_sources, paths)  # a missing path is refused by name
-        choice = await asyncio.to_thread(classify_sources, paths)
-        if kind == "image" and choice.kind != "image":
-            raise HoistError(
-                f"{paths[0].name} is not a container image (neither an OCI image layout nor "
-                "a `docker save` archive)",
-                hint="Use Add files… to push it as a file",
-            )
-        if kind == "files":
-            choice = SourceChoice("files", paths)
+        choice = await asyncio.to_thread(choose_sources, paths, kind)
         if self.add_sheet is not None:
             self.add_sheet.reject()
         sheet = AddSheet(
@@ -988,21 +605,6 @@ class MainWindow(QMainWindow):
         sheet.open()
         self.sheet_opened.emit(sheet)
         return sheet
-
-    def _refresh_browse_after_push(self, kind: str, item: TransferItem) -> None:
-        """Once a push is done, Browse lists it (the catalog and tags it shows are re-read)."""
-        transfer = item.transfer
-        if kind == "removed":
-            self._pushes_done.discard(item.id)
-            return
-        if kind != "changed" or not isinstance(transfer, Push) or item.state != TransferState.DONE:
-            return
-        if item.id in self._pushes_done:
-            return
-        self._pushes_done.add(item.id)
-        note_pushed = getattr(self.browse, "note_pushed", None)
-        if callable(note_pushed):
-            note_pushed(transfer.target)
 
     def _sheet_closed(self, sheet: AddSheet) -> None:
         if self.add_sheet is sheet:
@@ -1022,85 +624,9 @@ class MainWindow(QMainWindow):
         )
         self.save_settings()
 
-    def _file_dialog(
-        self, title: str, mode: QFileDialog.FileMode, on_chosen: Callable[[list[Path]], None],
-        name_filter: str = "",
-    ) -> QFileDialog:  # fmt: skip
-        dialog = QFileDialog(self, title)
-        dialog.setFileMode(mode)
-        if name_filter:
-            dialog.setNameFilter(name_filter)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.filesSelected.connect(lambda files: on_chosen([Path(f) for f in files]))
-        dialog.open()
-        return dialog
-
-    def pick_files(self) -> None:
-        self._file_dialog(
-            "Add files", QFileDialog.FileMode.ExistingFiles,
-            lambda paths: self.add_sources(paths, kind="files"),
-        )  # fmt: skip
-
-    def pick_folder(self) -> None:
-        self._file_dialog(
-            "Add folder", QFileDialog.FileMode.Directory,
-            lambda paths: self.add_sources(paths, kind="files"),
-        )  # fmt: skip
-
-    def pick_image(self) -> None:
-        self._file_dialog(
-            "Add image", QFileDialog.FileMode.ExistingFile,
-            lambda paths: self.add_sources(paths, kind="image"),
-            "Image archives (*.tar *.oci *.docker);;All files (*)",
-        )  # fmt: skip
-
-    def pick_image_folder(self) -> None:
-        self._file_dialog(
-            "Add image folder (OCI layout)", QFileDialog.FileMode.Directory,
-            lambda paths: self.add_sources(paths, kind="image"),
-        )  # fmt: skip
-
-    # -- drag and drop -----------------------------------------------------------------------
-
-    @staticmethod
-    def _local_paths(urls: list[QUrl]) -> list[Path]:
-        return [Path(u.toLocalFile()) for u in urls if u.isLocalFile() and u.toLocalFile()]
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        mime = event.mimeData()
-        if mime.hasUrls() and self._local_paths(mime.urls()):
-            event.setDropAction(Qt.DropAction.CopyAction)
-            event.accept()
-            self._show_drop_highlight(True)
-        else:
-            event.ignore()
-
-    def dragLeaveEvent(self, event: QDragLeaveEvent) -> None:
-        self._show_drop_highlight(False)
-        super().dragLeaveEvent(event)
-
-    def _show_drop_highlight(self, on: bool) -> None:
-        """While files are dragged over the window, say that dropping them pushes them."""
-        area = self.centralWidget()
-        if on and area is not None:
-            self.drop_highlight.setGeometry(area.geometry().adjusted(6, 6, -6, -6))
-            self.drop_highlight.raise_()
-        self.drop_highlight.setVisible(on)
-
-    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        if event.mimeData().hasUrls():
-            event.setDropAction(Qt.DropAction.CopyAction)
-            event.accept()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        self._show_drop_highlight(False)
-        paths = self._local_paths(event.mimeData().urls())
-        if not paths:
-            event.ignore()
-            return
-        event.setDropAction(Qt.DropAction.CopyAction)
-        event.accept()
-        self.add_sources(paths)
+    def pick(self, picker: Picker) -> QFileDialog:
+        """An Add… dialog; what the user chooses opens the add sheet."""
+        return open_picker(self, picker, lambda paths, kind: self.add_sources(paths, kind=kind))
 
     # -- settings ----------------------------------------------------------------------------
 
@@ -1150,32 +676,15 @@ class MainWindow(QMainWindow):
 
     def _update_totals(self) -> None:
         done, total, rate, running = self.model.totals()
-        counts = self.model.counts()
-        if not counts["all"]:
-            text = "No transfers"
-        elif total == 0 or (done >= total and not running):
-            text = f"{counts['done']} done" + (
-                f", {counts['failed']} failed" if counts["failed"] else ""
+        downloading = sum(
+            1 for i in self.ctx.queue.items if i.running and isinstance(i.transfer, Download)
+        )
+        self.totals_label.setText(
+            totals_text(
+                self.model.counts(), done, total, rate, running, downloading,
+                self.ctx.queue.limiter.rate,
             )
-        else:
-            text = f"{format_size(done)} of {format_size(total)}"
-            if running:
-                down = sum(
-                    1
-                    for i in self.ctx.queue.items
-                    if i.running and isinstance(i.transfer, Download)
-                )
-                moving = [f"{running - down} uploading"] if running > down else []
-                moving += [f"{down} downloading"] if down else []
-                text += f" · {', '.join(moving)} at {format_rate(rate)}"
-            if counts["paused"]:
-                text += f" · {counts['paused']} paused"
-            if counts["failed"]:
-                text += f" · {counts['failed']} failed"
-        limit = self.ctx.queue.limiter.rate
-        if limit:
-            text += f" · uploads limited to {format_rate(limit)}"
-        self.totals_label.setText(text)
+        )  # fmt: skip
 
     def _update_global_actions(self) -> None:
         specs = transfer_actions([], self.ctx.queue.items, self.controller)
@@ -1205,48 +714,18 @@ class MainWindow(QMainWindow):
     # -- misc --------------------------------------------------------------------------------
 
     def resuming_help(self) -> MessageDialog:
-        box = MessageDialog("How resuming works", "How Hoist resumes", self,
-                            informative=HOW_RESUMING_WORKS,
-                            pixmap=icons.app_icon().pixmap(48, 48))  # fmt: skip
-        box.open()
-        return box
+        return open_message(self, "How resuming works", "How Hoist resumes", HOW_RESUMING_WORKS)
 
     def keys_help(self) -> MessageDialog:
         lines = [f"{keys}\t{what}" for keys, what in self.keyboard_map()]
-        box = MessageDialog("Keyboard shortcuts", "Keyboard shortcuts", self,
-                            informative="\n".join(lines),
-                            pixmap=icons.app_icon().pixmap(48, 48))  # fmt: skip
-        box.open()
-        return box
+        return open_message(self, "Keyboard shortcuts", "Keyboard shortcuts", "\n".join(lines))
 
     def keyboard_map(self) -> list[tuple[str, str]]:
         """(keys, what they do) for every action with a shortcut: window, Transfers, Browse."""
-        out: list[tuple[str, str]] = []
-        seen: set[str] = set()
-        panes: list[QWidget] = [self, self.view, self.browse]
-        for widget in panes:
-            for action in widget.actions():
-                keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
-                what = action.text().replace("&", "")
-                if keys and what and (keys, what) not in out and keys + what not in seen:
-                    seen.add(keys + what)
-                    where = "Browse: " if widget is self.browse else ""
-                    out.append((keys, where + what))
-        return out
+        return keyboard_map([(self, ""), (self.view, ""), (self.browse, "Browse: ")])
 
     def about(self) -> MessageDialog:
-        box = MessageDialog(
-            "About Hoist",
-            f"<b>Hoist {__version__}</b>",
-            self,
-            informative=(
-                "Pushes large files and container images to OCI registries, and resumes them "
-                "after a broken connection or a restart.\nLicensed under the Apache License 2.0."
-            ),
-            pixmap=icons.app_icon().pixmap(64, 64),
-        )
-        box.open()
-        return box
+        return open_about(self)
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ThemeChange):
@@ -1265,9 +744,7 @@ class MainWindow(QMainWindow):
             self._save_pending = False
             self._save_timer.stop()
             await self.ctx.save_settings()
-        pane_close = getattr(self.browse, "aclose", None)
-        if callable(pane_close):
-            await pane_close()
+        await self.browse.aclose()
         current = asyncio.current_task()
         pending = [t for t in self.tasks if t is not current and not t.done()]
         for task in pending:
@@ -1277,70 +754,24 @@ class MainWindow(QMainWindow):
 
     # -- quitting ----------------------------------------------------------------------------
 
-    def running_transfers(self) -> int:
-        return sum(1 for item in self.ctx.queue.items if item.running)
-
-    def ask_before_quitting(self) -> QuitDialog:
-        """Quit with transfers running: ask (pause everything and quit, keep running,
-        cancel). Non-blocking; the answer arrives in `_quit_answered`."""
-        if self.quit_dialog is not None:
-            self.quit_dialog.raise_()
-            return self.quit_dialog
-        dialog = QuitDialog(self.running_transfers(), self)
-        self.quit_dialog = dialog
-        dialog.finished.connect(lambda _result, d=dialog: self._quit_answered(d))
-        dialog.open()
-        self.quit_asked.emit(dialog)
-        return dialog
-
-    def _quit_answered(self, dialog: QuitDialog) -> None:
-        self.quit_dialog = None
-        if dialog.choice == QuitDialog.PAUSE:
-            if dialog.dont_ask:
-                self.ctx.settings.ask_before_quit = False
-                self._save_timer.start()  # written by `aclose` at the latest
-            self._quit_confirmed = True
-            self.close()
-        elif dialog.choice == QuitDialog.KEEP:
-            self.keep_running_in_background()
-
-    def keep_running_in_background(self) -> None:
-        """Out of the way while transfers go on: into the tray (a click brings the window
-        back), or minimized where there is no tray."""
-        if self.tray is not None and self.tray.isVisible():
-            self.hide()
-        else:
-            self.showMinimized()
-
     def end_session(self) -> None:
-        """The desktop session ends (logout, SIGTERM, SIGHUP): pause everything and quit
-        without asking, as "Pause everything and quit" does."""
-        self._quit_confirmed = True
-        if self.quit_dialog is not None:
-            self.quit_dialog.reject()
-        self.close()
+        """The desktop session ends: pause everything and quit without asking."""
+        self.quit_policy.end_session()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Closing quits: running transfers are paused (the app gives them a bounded wait to
         end their streams and journal what the registry acknowledged) and resume next time.
         With transfers running, the user is asked first unless they said not to."""
-        if (
-            not self._quit_confirmed
-            and self.ctx.settings.ask_before_quit
-            and self.running_transfers()
-        ):
+        if not self.quit_policy.may_close():
             event.ignore()
-            self.ask_before_quitting()
             return
-        self._quit_confirmed = True  # closing: a second close (a signal) changes nothing
         self._save_pending = self._save_pending or self._save_timer.isActive()
         self._save_timer.stop()  # `aclose` saves instead
         self.model.detach()
         for listener in (
             self.notifier,
             self.replace_asker,
-            self._refresh_browse_after_push,
-            self._follow_browse_download,
+            self.browse_follower,
         ):
             if listener in self.ctx.queue.listeners:
                 self.ctx.queue.listeners.remove(listener)
@@ -1352,31 +783,4 @@ class MainWindow(QMainWindow):
         self.closing.emit()
 
 
-async def start_demo_registry(ctx: AppContext) -> RegistrySettings:
-    """Start (or restart) the demo registry and make sure settings list it.
-
-    The port saved in the registry's URL is reused so the journal's transfers still point at
-    it; when another program took it, a new port is used and the entry updated.
-    """
-    existing = next((r for r in ctx.settings.registries if r.demo), None)
-    port = 0
-    if existing is not None and existing.valid:
-        _, _, text = existing.host.rpartition(":")
-        port = int(text) if text.isdigit() else 0
-    demo = ctx.demo or DemoRegistry(port=port)
-    ctx.demo = demo
-    host = await demo.start()
-    url = f"http://{host}"
-    if existing is None:
-        existing = RegistrySettings(ctx.settings.unique_name(DEMO_REGISTRY_NAME), url, demo=True)
-        ctx.settings.registries.append(existing)
-    elif existing.url != url:
-        log.warning("demo registry moved from %s to %s", existing.url, url)
-        existing.url = url
-    if not ctx.settings.selected_registry or ctx.settings.selected is existing:
-        ctx.settings.selected_registry = existing.name
-    await ctx.save_settings()
-    return existing
-
-
-__all__ = ["AppContext", "FinishNotifier", "MainWindow", "start_demo_registry"]
+__all__ = ["MainWindow", "open_folder", "opening_size"]

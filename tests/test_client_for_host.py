@@ -26,7 +26,8 @@ from hoist.core.transfer.push import plan_file_push
 from hoist.core.transfer.queue import TransferQueue
 from hoist.core.transfer.upload import UploadSettings
 from hoist.core.units import MiB
-from hoist.gui.settings.store import RegistrySettings, Settings, make_client
+from hoist.gui.context import AppContext
+from hoist.gui.settings.store import RegistrySettings, Settings, SettingsStore, make_client
 from support.registry import RegistryProcess
 
 #: (the registry as the user writes it, whether plain HTTP is asked for) → a client.
@@ -53,7 +54,22 @@ def from_window(registry: str, plain: bool, tmp_path: Path) -> RegistryClient:
     return make_client(settings, None)  # the window's cache holds nothing for it yet
 
 
-BUILDERS = {"cli": from_cli, "queue": from_queue, "window": from_window}
+def from_window_queue(registry: str, plain: bool, tmp_path: Path) -> RegistryClient:
+    """A transfer the window queues to a registry that is not in its Settings (a journal
+    entry from `hoist push`, or a push to a host typed in the sheet)."""
+    transfer = plan_file_push(parse_reference(f"{registry}/team/model:v1"), [tmp_path / "f.bin"])
+    transfer.plain_http = True if plain else None
+    ctx = AppContext.create(SettingsStore(tmp_path / "gui-settings.json"))
+    assert ctx.queue.client_factory is not None
+    return ctx.queue.client_factory(transfer)
+
+
+BUILDERS = {
+    "cli": from_cli,
+    "queue": from_queue,
+    "window": from_window,
+    "window-queue": from_window_queue,
+}
 
 
 def login(registry: RegistryProcess) -> Credentials:

@@ -307,7 +307,8 @@ def test_registry_error_text_is_plain_text_in_the_message_bar(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     """#21: a registry's error text is shown as it is, never rendered as HTML."""
-    from hoist.gui.main_window import AppContext, MainWindow
+    from hoist.gui.context import AppContext
+    from hoist.gui.main_window import MainWindow
     from PySide6.QtCore import Qt
 
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")

@@ -568,6 +568,46 @@ def test_ctrl_c_while_a_folder_is_packed_leaves_no_archive(
     assert manifest_status(registry.url, "hostile/packing", "v1") == 404
 
 
+async def test_a_stop_just_as_packing_ends_leaves_no_archive(
+    state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (or Cancel) that lands after the packing thread finished but before its caller
+    took the result: the archive it staged is removed all the same. Under load this is what
+    left an archive behind in test_ctrl_c_while_a_folder_is_packed_leaves_no_archive."""
+    import threading
+
+    from hoist.core.transfer import push
+
+    folder = tmp_path / "small"
+    folder.mkdir()
+    (folder / "a.bin").write_bytes(os.urandom(1000))
+    started, go, planned = threading.Event(), threading.Event(), threading.Event()
+    real_plan = push.plan_file_push
+
+    def plan_then_say_so(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        go.wait(30)
+        transfer = real_plan(*args, **kwargs)
+        planned.set()
+        return transfer
+
+    monkeypatch.setattr(push, "plan_file_push", plan_then_say_so)
+    target = parse_reference("localhost:5000/hostile/stop-late:v1")
+    task = asyncio.create_task(push.plan_file_push_in_thread(target, [folder], pack=True))
+    assert await asyncio.to_thread(started.wait, 30), "the planning thread never started"
+
+    def cancel_once_planned() -> None:
+        # In the loop's thread, so the worker's result can't reach the task before the cancel.
+        go.set()
+        assert planned.wait(30), "the packing never ended"
+        task.cancel()
+
+    asyncio.get_running_loop().call_soon(cancel_once_planned)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert list((state_dir / "staging").rglob("*.tar.gz")) == []
+
+
 # -- smaller things seen on the command line ------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ continues where the registry stands. A `Download` is driven by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import threading
@@ -105,10 +106,18 @@ async def plan_file_push_in_thread(target: Reference, paths: list[Path], **optio
     caller (Ctrl-C, closing the window) stops the packing too, and nothing it staged is left
     behind (the thread removes the half-written archive as it stops)."""
     stop = threading.Event()
+    planning = asyncio.ensure_future(
+        asyncio.to_thread(plan_file_push, target, paths, stop=stop, **options)
+    )
     try:
-        return await asyncio.to_thread(plan_file_push, target, paths, stop=stop, **options)
+        return await asyncio.shield(planning)
     except asyncio.CancelledError:
         stop.set()
+        # The thread ends at its next write; or it had just ended, its archive whole: that
+        # one is removed here, since no caller takes the transfer any more.
+        with contextlib.suppress(Exception):  # PackingStopped, or the planning's own error
+            transfer = await planning
+            await asyncio.to_thread(discard_staging, transfer.id)
         raise
 
 

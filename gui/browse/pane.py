@@ -1,5 +1,10 @@
 """The Browse area: a registry's repositories, a repository's tags, one manifest's details.
 
+What the pane does lives here; its widgets and their layout are `layout.BrowseLayout`, and
+what can stand alone has its own module: the actions as data (`actions`), delete plans and
+the delete's registry calls (`deleting`), download references (`downloads`), and the models
+(`models`, `tag_model`, `manifest_details`).
+
 Layout, left to right: repositories (a filter box over a list that loads pages as it scrolls,
 and a field to open a repository by name, which is the only way in where the registry does not
 list its repositories), tags (tag, size, created, digest; sizes and dates read for the rows
@@ -7,10 +12,9 @@ in sight), and the details of the chosen tag with Copy pull command, Download an
 
 Every action is a QAction with a shortcut; what each says and whether it can run now comes
 from `browse_actions()`, a plain function of the pane's state (tested without widgets), as
-`hoist.gui.transfers.actions` does for transfers.
-Deleting asks first, naming the other tags that share the
-manifest (registries delete by digest: they go too), and says the registry's refusal as a
-sentence (distribution without `storage.delete.enabled` answers 405 UNSUPPORTED).
+`hoist.gui.transfers.actions` does for transfers. Deleting asks first, naming the other tags
+that share the manifest (registries delete by digest: they go too), and says the registry's
+refusal as a sentence (distribution without `storage.delete.enabled` answers 405 UNSUPPORTED).
 
 Download asks for a folder and hands the download to the window's transfer queue with
 `downloadRequested(reference, folder, platform)`: there it has a row like any push, is paused,
@@ -23,39 +27,43 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from hoist.core.errors import DeleteRefused, HoistError, InvalidReference
 from hoist.core.oci.digest import is_digest
 from hoist.core.oci.reference import Reference, parse_reference
 from hoist.core.registry.browse import (
-    ManifestInfo,
-    delete,
     inspect,
-    resolve_digest,
-    tags_sharing_digest,
 )
 from hoist.core.registry.client import RegistryClient
 from hoist.gui.add.planning import CredentialCache
+from hoist.gui.browse.actions import (
+    MENU_LAYOUT,
+    SHORTCUTS,
+    WINDOW_WIDE,
+    BrowseAction,
+    PaneState,
+    browse_actions,
+)
+from hoist.gui.browse.deleting import (
+    DeletePlan,
+    delete_manifests,
+    delete_message,
+    delete_outcome,
+    plan_delete,
+)
+from hoist.gui.browse.downloads import download_platform, download_reference
+from hoist.gui.browse.layout import BrowseLayout, visible_source_rows
 from hoist.gui.browse.models import (
     PAGE_SIZE,
     KeyRole,
-    ManifestDetailModel,
-    NameFilterProxy,
-    RepositoryModel,
-    TagColumn,
-    TagModel,
-    TagSortProxy,
-    counted,
-    short_digest,
 )
+from hoist.gui.browse.tag_model import TagColumn
 from hoist.gui.settings.store import RegistrySettings, make_client
 from hoist.gui.widgets.dialogs import ConfirmDialog, wait_signal
 from hoist.gui.widgets.tasks import report_task_failure
-from hoist.gui.widgets.theme import CELL_PADDING, PaddedDelegate, title_font
 from PySide6.QtCore import (
     QEvent,
     QModelIndex,
@@ -67,199 +75,13 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QDialog,
     QFileDialog,
-    QHBoxLayout,
-    QHeaderView,
-    QLabel,
-    QLineEdit,
-    QListView,
     QMenu,
-    QPushButton,
-    QSplitter,
-    QTableView,
-    QToolButton,
-    QTreeView,
-    QVBoxLayout,
     QWidget,
 )
 
 log = logging.getLogger(__name__)
-
-# -- actions as data ------------------------------------------------------------------------
-
-
-class BrowseAction(NamedTuple):
-    """One action: its label, key, whether it can run now, and why not (a tooltip)."""
-
-    label: str
-    shortcut: str
-    enabled: bool
-    why_not: str = ""
-
-
-SHORTCUTS = {
-    "refresh": "F5",
-    "filter": "Ctrl+F",
-    "open_repository": "Ctrl+L",
-    "copy_pull": "Ctrl+Shift+C",
-    "download": "Ctrl+D",
-    "delete": "Del",
-}
-#: Actions whose keys work anywhere in the window while Browse is shown.
-WINDOW_WIDE = ("refresh", "filter")
-#: Order of the tag list's context menu.
-MENU_LAYOUT = (("copy_pull", "download"), ("delete",), ("refresh",))
-
-
-@dataclass(frozen=True)
-class PaneState:
-    """What the actions depend on (the pane builds one from its widgets)."""
-
-    connected: bool = False
-    repository: str = ""
-    selected_tags: tuple[str, ...] = ()
-    details_shown: bool = False
-    pull_command: str = ""
-    deleting: bool = False
-    delete_refused: str = ""
-
-
-def browse_actions(state: PaneState) -> dict[str, BrowseAction]:
-    """Every action of the Browse area for `state`, as data (ordered as in the menu)."""
-    tags = state.selected_tags
-    no_tag = "Choose a tag first"
-    if not tags:
-        delete_label = "Delete tag…"
-    elif len(tags) == 1:
-        delete_label = f"Delete {tags[0]}…"
-    else:
-        delete_label = f"Delete {len(tags)} tags…"
-    delete_why = (
-        state.delete_refused
-        or (no_tag if not tags else "")
-        or ("Deleting…" if state.deleting else "")
-    )
-    download_why = "" if state.details_shown else no_tag
-    return {
-        "refresh": BrowseAction("Refresh", SHORTCUTS["refresh"], state.connected,
-                                "" if state.connected else "Choose a registry first"),
-        "filter": BrowseAction("Filter repositories", SHORTCUTS["filter"], state.connected),
-        "open_repository": BrowseAction(
-            "Open repository by name", SHORTCUTS["open_repository"], state.connected
-        ),
-        "copy_pull": BrowseAction(
-            "Copy pull command", SHORTCUTS["copy_pull"], bool(state.pull_command),
-            "" if state.pull_command else no_tag,
-        ),
-        "download": BrowseAction("Download…", SHORTCUTS["download"], not download_why,
-                                 download_why),
-        "delete": BrowseAction(delete_label, SHORTCUTS["delete"], not delete_why, delete_why),
-    }  # fmt: skip
-
-
-# -- deleting, as data ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DeletePlan:
-    """What a delete removes: the chosen tags' manifests, and every tag pointing at them.
-
-    Attributes:
-        chosen: the tags the user picked.
-        digests: each manifest to delete → every tag pointing at it (chosen or not).
-    """
-
-    repository: str
-    chosen: tuple[str, ...]
-    digests: Mapping[str, tuple[str, ...]]
-
-    @property
-    def removed_tags(self) -> list[str]:
-        out = list(self.chosen)
-        for tags in self.digests.values():
-            out.extend(t for t in tags if t not in out)
-        return out
-
-    @property
-    def also_removed(self) -> list[str]:
-        return [t for t in self.removed_tags if t not in self.chosen]
-
-
-def delete_plan(
-    repository: str,
-    chosen: Sequence[str],
-    digest_of: Mapping[str, str],
-    sharing: Mapping[str, Sequence[str]],
-) -> DeletePlan:
-    """Group the chosen tags by manifest; `sharing[digest]` lists every tag pointing at it."""
-    digests: dict[str, tuple[str, ...]] = {}
-    for tag in chosen:
-        digest = digest_of[tag]
-        if digest in digests:
-            continue
-        tags = [t for t in chosen if digest_of[t] == digest]
-        tags += [t for t in sharing.get(digest, ()) if t not in tags]
-        digests[digest] = tuple(tags)
-    return DeletePlan(repository, tuple(chosen), digests)
-
-
-def delete_message(plan: DeletePlan) -> tuple[str, str]:
-    """(question, explanation) for the confirmation, warning about tags that go too."""
-    chosen = plan.chosen
-    if len(chosen) == 1:
-        question = f"Delete {plan.repository}:{chosen[0]}?"
-    else:
-        question = f"Delete {len(chosen)} tags from {plan.repository}?"
-    also = plan.also_removed
-    parts: list[str] = []
-    if len(plan.digests) == 1:
-        digest = next(iter(plan.digests))
-        parts.append(f"The manifest {short_digest(digest)} is deleted from the registry.")
-    else:
-        parts.append(f"{len(plan.digests)} manifests are deleted from the registry.")
-    if also:
-        count = "1 other tag points" if len(also) == 1 else f"{len(also)} other tags point"
-        same = "the same manifest" if len(plan.digests) == 1 else "these manifests"
-        parts.append(
-            f"Registries delete by digest: {count} at {same} and will be deleted too: "
-            f"{', '.join(also)}."
-        )
-    parts.append("This can't be undone.")
-    return question, " ".join(parts)
-
-
-def delete_outcome(plan: DeletePlan, deleted: Sequence[str]) -> str:
-    """The sentence after a delete (tags in the order of `removed_tags`)."""
-    gone = {t for digest in deleted for t in plan.digests[digest]}
-    tags = [t for t in plan.removed_tags if t in gone]
-    names = ", ".join(tags)
-    return f"Deleted {names} from {plan.repository}" if tags else "Nothing was deleted"
-
-
-# -- downloads, as data ---------------------------------------------------------------------
-
-
-def download_platform(info: ManifestInfo, selected_key: str = "") -> tuple[str | None, str]:
-    """The platform to download of an index, or a sentence saying what to choose.
-
-    Returns (platform or None, problem sentence or "").
-    """
-    if not info.kind.is_index:
-        return None, ""
-    if selected_key.startswith("platform:"):
-        return selected_key.split(":", 1)[1], ""
-    runnable = [p.platform for p in info.platforms if not p.attestation and p.platform]
-    if len(runnable) == 1:
-        return runnable[0], ""
-    if not runnable:
-        return None, f"{info.reference} has no platform Hoist can pick to download"
-    return None, (
-        f"{info.reference} is a multi-platform image ({', '.join(runnable)}): "
-        "select a platform in the details, then download"
-    )
-
 
 # -- helpers --------------------------------------------------------------------------------
 
@@ -268,23 +90,10 @@ def clipboard_copy(text: str) -> None:
     QGuiApplication.clipboard().setText(text)
 
 
-def visible_source_rows(view: QAbstractItemView, proxy: NameFilterProxy) -> list[int]:
-    """Source rows of the proxy rows the view shows now (empty when the view is hidden)."""
-    if not view.isVisible() or proxy.rowCount() == 0:
-        return []
-    area = view.viewport().rect()
-    top = view.indexAt(QPoint(1, 1))
-    if not top.isValid():
-        return []
-    bottom = view.indexAt(QPoint(1, area.bottom() - 1))
-    last = bottom.row() if bottom.isValid() else proxy.rowCount() - 1
-    return [proxy.mapToSource(proxy.index(r, 0)).row() for r in range(top.row(), last + 1)]
-
-
 # -- the pane -------------------------------------------------------------------------------
 
 
-class BrowsePane(QWidget):
+class BrowsePane(BrowseLayout):
     """Browse one registry: repositories → tags → details, with download and delete.
 
     Args:
@@ -314,8 +123,7 @@ class BrowsePane(QWidget):
         copy_text: Callable[[str], None] | None = None,
         page_size: int = PAGE_SIZE,
     ) -> None:
-        super().__init__(parent)
-        self.setObjectName("browse-pane")
+        super().__init__(parent, page_size=page_size)
         self.credentials = credentials
         self.copy_text = copy_text or clipboard_copy
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -334,15 +142,10 @@ class BrowsePane(QWidget):
         self._deleting = False
         self._delete_refused = ""
 
-        self.repo_model = RepositoryModel(self, page_size=page_size)
-        self.repo_proxy = NameFilterProxy(self)
-        self.repo_proxy.setSourceModel(self.repo_model)
-        self.tag_model = TagModel(self, page_size=page_size)
-        self.tag_proxy = TagSortProxy(self)
-        self.tag_proxy.setSourceModel(self.tag_model)
-        self.detail_model = ManifestDetailModel(self)
-
-        self._build()
+        self._visible_timer = QTimer(self)
+        self._visible_timer.setSingleShot(True)
+        self._visible_timer.setInterval(40)
+        self._visible_timer.timeout.connect(self._report_visible_rows)
         self._build_actions()
         self._connect_signals()
         self.refresh_actions()
@@ -350,173 +153,6 @@ class BrowsePane(QWidget):
         if registry is not None:
             # Connecting needs the running loop, which the window's constructor may precede.
             QTimer.singleShot(0, self, lambda: self.set_registry(registry))
-
-    # -- building ----------------------------------------------------------------------------
-
-    def _build(self) -> None:
-        self.title = QLabel(self)
-        self.title.setObjectName("browse-title")
-        title_font(self.title)
-        self.message = QLabel(self)
-        self.message.setObjectName("browse-message")
-        self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.message.hide()
-
-        # Repositories.
-        self.repo_filter = QLineEdit(self)
-        self.repo_filter.setObjectName("repository-filter")
-        self.repo_filter.setPlaceholderText(f"Filter repositories ({SHORTCUTS['filter']})")
-        self.repo_filter.setClearButtonEnabled(True)
-        self.repo_view = QListView(self)
-        self.repo_view.setObjectName("repositories")
-        self.repo_view.setModel(self.repo_proxy)
-        self.repo_view.setUniformItemSizes(True)
-        self.repo_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.repo_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.repo_view.setItemDelegate(PaddedDelegate(self.repo_view))
-        self.no_catalog = QLabel(self)
-        self.no_catalog.setObjectName("no-catalog")
-        self.no_catalog.setWordWrap(True)
-        self.no_catalog.hide()
-        self.repo_status = QLabel(self)
-        self.repo_status.setObjectName("repository-status")
-        self.repo_status.setWordWrap(True)
-        self.repo_name = QLineEdit(self)
-        self.repo_name.setObjectName("repository-name")
-        self.repo_name.setPlaceholderText("team/model:v1")
-        self.repo_name.setToolTip("Open a repository by name (the only way in where the "
-                                  "registry does not list its repositories)")  # fmt: skip
-        self.repo_open = QPushButton("&Open", self)
-        self.repo_open.setObjectName("open-repository")
-        # The label above the field: a narrow pane leaves the field its whole width.
-        name_label = QLabel("Open a &repository by name:", self)
-        name_label.setBuddy(self.repo_name)
-        name_row = QHBoxLayout()
-        name_row.addWidget(self.repo_name, 1)
-        name_row.addWidget(self.repo_open)
-        repos_label = QLabel("Re&positories", self)
-        repos_label.setBuddy(self.repo_view)
-        title_font(repos_label, 1.0)
-        left = QWidget(self)
-        left_layout = QVBoxLayout(left)
-        left_layout.setContentsMargins(0, 0, 4, 0)
-        left_layout.addWidget(repos_label)
-        left_layout.addWidget(self.repo_filter)
-        left_layout.addWidget(self.repo_view, 1)
-        left_layout.addWidget(self.no_catalog)
-        left_layout.addWidget(self.repo_status)
-        left_layout.addSpacing(4)
-        left_layout.addWidget(name_label)
-        left_layout.addLayout(name_row)
-
-        # Tags.
-        self.tags_label = QLabel("&Tags", self)
-        title_font(self.tags_label, 1.0)
-        self.tag_filter = QLineEdit(self)
-        self.tag_filter.setObjectName("tag-filter")
-        self.tag_filter.setPlaceholderText("Filter tags")
-        self.tag_filter.setClearButtonEnabled(True)
-        # A table, not a QTreeView: Qt 6's QTreeView calls fetchMore on every relayout (its
-        # `layout()` fetches before sizing rows), which would page through every tag at once.
-        self.tag_view = QTableView(self)
-        self.tag_view.setObjectName("tags")
-        self.tag_view.setModel(self.tag_proxy)
-        self.tags_label.setBuddy(self.tag_view)
-        self.tag_view.setShowGrid(False)
-        self.tag_view.setWordWrap(False)
-        self.tag_view.setCornerButtonEnabled(False)
-        self.tag_view.setTabKeyNavigation(False)  # Tab leaves the list, arrows move in it
-        self.tag_view.setAlternatingRowColors(True)
-        self.tag_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.tag_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.tag_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.tag_view.setSortingEnabled(True)
-        self.tag_view.sortByColumn(TagColumn.TAG, Qt.SortOrder.AscendingOrder)
-        self.tag_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        rows = self.tag_view.verticalHeader()
-        rows.hide()
-        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        rows.setDefaultSectionSize(self.fontMetrics().height() + 8)
-        header = self.tag_view.horizontalHeader()
-        header.setStretchLastSection(True)
-        header.setHighlightSections(False)
-        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        self.tag_view.setItemDelegate(PaddedDelegate(self.tag_view))
-        self.tag_view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        # Widths that fit a usual tag, a size and a date (measured in the view's font), so the
-        # digest keeps the rest and no sideways scrolling is needed.
-        fm = self.tag_view.fontMetrics()
-        pad = 2 * CELL_PADDING + 12
-        for column, sample in ((TagColumn.TAG, "v1.23.4-rc1"), (TagColumn.SIZE, "999 MiB"),
-                               (TagColumn.CREATED, "2024-05-01 12:30 UTC")):  # fmt: skip
-            self.tag_view.setColumnWidth(column, fm.horizontalAdvance(sample) + pad)
-        self.tag_status = QLabel(self)
-        self.tag_status.setObjectName("tag-status")
-        self.tag_status.setWordWrap(True)
-        middle = QWidget(self)
-        middle_layout = QVBoxLayout(middle)
-        middle_layout.setContentsMargins(4, 0, 4, 0)
-        middle_layout.addWidget(self.tags_label)
-        middle_layout.addWidget(self.tag_filter)
-        middle_layout.addWidget(self.tag_view, 1)
-        middle_layout.addWidget(self.tag_status)
-
-        # Details.
-        self.detail_title = QLabel("Details", self)
-        self.detail_title.setObjectName("detail-title")
-        self.detail_title.setWordWrap(True)
-        title_font(self.detail_title, 1.0)
-        self.detail_view = QTreeView(self)
-        self.detail_view.setObjectName("details")
-        self.detail_view.setModel(self.detail_model)
-        self.detail_view.setUniformRowHeights(True)
-        self.detail_view.setAllColumnsShowFocus(True)
-        self.detail_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.detail_view.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # digests keep both ends
-        self.detail_view.setItemDelegate(PaddedDelegate(self.detail_view))
-        self.detail_view.setColumnWidth(
-            0, self.detail_view.fontMetrics().horizontalAdvance("Size (all platforms)") + 64
-        )
-        self.detail_view.header().setStretchLastSection(True)
-        self.copy_button = QToolButton(self)
-        self.download_button = QToolButton(self)
-        self.delete_button = QToolButton(self)
-        buttons = QHBoxLayout()
-        for button in (self.copy_button, self.download_button, self.delete_button):
-            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-            button.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-            buttons.addWidget(button)
-        buttons.addStretch(1)
-        right = QWidget(self)
-        right_layout = QVBoxLayout(right)
-        right_layout.setContentsMargins(4, 0, 0, 0)
-        right_layout.addWidget(self.detail_title)
-        right_layout.addWidget(self.detail_view, 1)
-        right_layout.addLayout(buttons)
-
-        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
-        self.splitter.setChildrenCollapsible(False)
-        for widget in (left, middle, right):
-            self.splitter.addWidget(widget)
-        # Repositories narrow, tags as wide as their columns, details the rest (and what a
-        # wider window adds).
-        digest_width = fm.horizontalAdvance("sha256:0123456789ab") + pad
-        tags_width = sum(self.tag_view.columnWidth(c) for c in range(3)) + digest_width + 12
-        self.splitter.setSizes([240, tags_width, 520])
-        for index, stretch in enumerate((0, 0, 1)):
-            self.splitter.setStretchFactor(index, stretch)
-
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(8, 8, 8, 4)
-        outer.addWidget(self.title)
-        outer.addWidget(self.message)
-        outer.addWidget(self.splitter, 1)
-
-        self._visible_timer = QTimer(self)
-        self._visible_timer.setSingleShot(True)
-        self._visible_timer.setInterval(40)
-        self._visible_timer.timeout.connect(self._report_visible_rows)
 
     def _build_actions(self) -> None:
         handlers: dict[str, Callable[[], None]] = {
@@ -775,23 +411,8 @@ class BrowsePane(QWidget):
         if self.client is None or model.unavailable:
             self.repo_status.clear()
             return
-        loaded = model.rowCount()
-        shown = self.repo_proxy.rowCount()
-        more = "" if model.complete else "; more load as you scroll"
-        if model.loading:
-            text = (
-                f"{counted(loaded, 'repository', 'repositories')}, loading more…"
-                if loaded
-                else "Loading repositories…"
-            )
-        elif self.repo_filter.text().strip():
-            match = "matches" if shown == 1 else "match"
-            text = f"{shown} of {counted(loaded, 'repository', 'repositories')} {match}{more}"
-        elif loaded == 0 and model.complete and not model.error:
-            text = "This registry holds no repositories yet"
-        else:
-            text = f"{counted(loaded, 'repository', 'repositories')}{more}"
-        self.repo_status.setText(text)
+        filtered = bool(self.repo_filter.text().strip())
+        self.repo_status.setText(model.status_text(self.repo_proxy.rowCount(), filtered))
 
     def _repository_chosen(self, current: QModelIndex, *_: Any) -> None:
         if not current.isValid():
@@ -934,18 +555,7 @@ class BrowsePane(QWidget):
         if not self.repository:
             self.tag_status.clear()
             return
-        count = model.rowCount()
-        more = "" if model.complete else "; more load as you scroll"
-        if model.loading and not count:
-            text = "Loading tags…"
-        elif model.loading_all:
-            done, total = model.detail_counts()
-            text = f"Reading sizes and dates to sort by them: {done} of {total}"
-        elif count == 0 and model.complete and not model.error:
-            text = f"{self.repository} has no tags"
-        else:
-            text = f"{counted(count, 'tag', 'tags')}{more}"
-        self.tag_status.setText(text)
+        self.tag_status.setText(model.status_text(self.repository))
 
     # -- details -----------------------------------------------------------------------------
 
@@ -1109,11 +719,7 @@ class BrowsePane(QWidget):
         client = self.client
         if client is None:
             return ""
-        name = f"{client.host}/{repository}"
-        if is_digest(reference):
-            full = f"{name}:{tag}@{reference}" if tag else f"{name}@{reference}"
-        else:
-            full = f"{name}:{reference}"
+        full = download_reference(client.host, repository, reference, tag)
         self.downloadRequested.emit(full, str(folder), platform or "")
         self.show_message(f"Downloading {full.split('@')[0]} to {folder}: see Transfers")
         return full
@@ -1138,25 +744,12 @@ class BrowsePane(QWidget):
         deleted: list[str] = []
         plan: DeletePlan | None = None
         try:
-            limit = asyncio.Semaphore(4)
-
-            async def resolve(tag: str) -> str:
-                async with limit:
-                    return await resolve_digest(client, repository, tag)
-
-            digests = list(await asyncio.gather(*(resolve(t) for t in tags)))
-            digest_of = dict(zip(tags, digests, strict=True))
             every = self.tag_model.tags() if self.tag_model.complete else None
-            sharing = {}
-            for digest in dict.fromkeys(digests):
-                sharing[digest] = await tags_sharing_digest(client, repository, digest, tags=every)
-            plan = delete_plan(repository, tags, digest_of, sharing)
+            plan = await plan_delete(client, repository, tags, every)
             if not await self.confirm_delete(plan):
                 self.show_message("Nothing was deleted")
                 return []
-            for digest in plan.digests:
-                await delete(client, repository, digest)
-                deleted.append(digest)
+            await delete_manifests(client, plan, deleted)
             self.show_message(delete_outcome(plan, deleted))
         except DeleteRefused as exc:
             self._delete_refused = exc.sentence(window=True)
@@ -1196,16 +789,4 @@ def _registry_key(registry: RegistrySettings | RegistryClient | None) -> object:
     return ("settings", registry.url, registry.username, registry.insecure, registry.ca_bundle)
 
 
-__all__ = [
-    "SHORTCUTS",
-    "BrowseAction",
-    "BrowsePane",
-    "ConfirmDialog",
-    "DeletePlan",
-    "PaneState",
-    "browse_actions",
-    "delete_message",
-    "delete_outcome",
-    "delete_plan",
-    "download_platform",
-]
+__all__ = ["BrowsePane"]

@@ -31,32 +31,23 @@ from hoist.core.registry.client import RegistryClient
 from hoist.core.transfer.push import TransferRun, plan_image_push
 from hoist.core.units import format_size
 from hoist.gui.add.planning import CredentialCache
+from hoist.gui.browse.actions import PaneState, browse_actions
+from hoist.gui.browse.deleting import DeletePlan, delete_message, delete_outcome, delete_plan
+from hoist.gui.browse.downloads import download_platform
+from hoist.gui.browse.layout import visible_source_rows
+from hoist.gui.browse.manifest_details import DetailRow, ManifestDetailModel, manifest_details
 from hoist.gui.browse.models import (
     LOADING_DATE,
     LOADING_SIZE,
-    DetailRow,
-    ManifestDetailModel,
     NameFilterProxy,
     RepositoryModel,
-    TagColumn,
-    TagModel,
-    TagSortProxy,
     format_created,
-    manifest_details,
     size_text,
 )
-from hoist.gui.browse.pane import (
-    BrowsePane,
-    ConfirmDialog,
-    DeletePlan,
-    PaneState,
-    browse_actions,
-    delete_message,
-    delete_outcome,
-    delete_plan,
-    download_platform,
-)
+from hoist.gui.browse.pane import BrowsePane
+from hoist.gui.browse.tag_model import DetailState, TagColumn, TagModel, TagSortProxy
 from hoist.gui.settings.store import RegistrySettings
+from hoist.gui.widgets.dialogs import ConfirmDialog
 from pushing import push_paths
 from PySide6.QtCore import QModelIndex, QObject, Qt
 from PySide6.QtTest import QTest
@@ -309,6 +300,16 @@ def scroll_to_end(pane: BrowsePane) -> None:
     pane.repo_view.scrollToBottom()
 
 
+def tags_in_sight_read(pane: BrowsePane) -> bool:
+    """Every tag row the view shows has its size and date read (or failed)."""
+    model = pane.tag_model
+    rows = visible_source_rows(pane.tag_view, pane.tag_proxy)
+    details = [model.detail(model.tag_at(r) or "") for r in rows]
+    return bool(rows) and all(
+        d is not None and d.state in (DetailState.DONE, DetailState.FAILED) for d in details
+    )
+
+
 # -- repositories ---------------------------------------------------------------------------
 
 
@@ -326,7 +327,8 @@ def test_catalog_pages_load_as_the_list_scrolls_and_filter(
         assert counting.count("GET", "/_catalog") == 1
         assert pane.repo_model.canFetchMore()
         assert pane.title.text() == f"Browsing catalog test ({reg.host})"
-        # Nothing more is fetched while nobody scrolls (50 rows fill the list).
+        # Nothing more is fetched while nobody scrolls (50 rows fill the list): a check that
+        # nothing happens has no event to wait for, so it watches for a while.
         await asyncio.sleep(0.4)
         assert pane.repo_model.rowCount() == 50
         assert counting.count("GET", "/_catalog") == 1
@@ -335,9 +337,12 @@ def test_catalog_pages_load_as_the_list_scrolls_and_filter(
         scroll_to_end(pane)
         await aio.until(lambda: pane.repo_model.rowCount() == 100, what="second page")
         assert counting.count("GET", "/_catalog") == 2
-        while pane.repo_model.canFetchMore() or pane.repo_model.loading:
-            scroll_to_end(pane)
-            await asyncio.sleep(0.05)
+
+        def every_repository_listed() -> bool:
+            scroll_to_end(pane)  # the list asks for the next page when its end is in sight
+            return not (pane.repo_model.canFetchMore() or pane.repo_model.loading)
+
+        await aio.until(every_repository_listed, what="every page")
         names = pane.repo_model.names()
         assert len(names) == 250 and names == sorted(names)
         assert counting.count("GET", "/_catalog") <= 6
@@ -438,9 +443,7 @@ def test_tags_page_as_they_scroll_and_sizes_fill_for_visible_rows(
         assert "50 tags; more load as you scroll" in pane.tag_status.text()
 
         # Rows in sight get their size and date; the rest still say so.
-        await aio.until(lambda: cell(pane, "t000", TagColumn.SIZE) != LOADING_SIZE,
-                        what="first row's size")  # fmt: skip
-        await asyncio.sleep(0.5)
+        await aio.until(lambda: tags_in_sight_read(pane), what="the sizes of the rows in sight")
         assert cell(pane, "t000", TagColumn.SIZE) == format_size(1000 + 2)
         assert cell(pane, "t001", TagColumn.CREATED) == "2024-05-01 10:00 UTC"
         assert cell(pane, "t002", TagColumn.CREATED) == "2023-01-01 10:00 UTC"
@@ -459,9 +462,11 @@ def test_tags_page_as_they_scroll_and_sizes_fill_for_visible_rows(
                         what="rows scrolled into sight")  # fmt: skip
         assert pane.tag_model.inspections == 3
 
-        while pane.tag_model.canFetchMore() or pane.tag_model.loading:
-            pane.tag_view.scrollToBottom()
-            await asyncio.sleep(0.05)
+        def every_tag_listed() -> bool:
+            pane.tag_view.scrollToBottom()  # the next page is asked for when the end shows
+            return not (pane.tag_model.canFetchMore() or pane.tag_model.loading)
+
+        await aio.until(every_tag_listed, what="every page of tags")
         assert pane.tag_model.tags() == tags
         assert counting.count("HEAD", "/manifests/") < 300
 
@@ -485,9 +490,7 @@ def test_sorting_by_date_reads_every_date_newest_first(
         await pane.wait_connected()
         pane.open_repository(repo)
         await aio.until(lambda: pane.tag_model.rowCount() == 300, what="all tags")
-        await aio.until(lambda: cell(pane, "t000", TagColumn.SIZE) != LOADING_SIZE,
-                        what="visible sizes")  # fmt: skip
-        await asyncio.sleep(0.3)
+        await aio.until(lambda: tags_in_sight_read(pane), what="the sizes of the rows in sight")
         assert counting.count("HEAD", "/manifests/") < 100
 
         pane.tag_view.sortByColumn(TagColumn.CREATED, Qt.SortOrder.DescendingOrder)
@@ -802,12 +805,14 @@ def test_paged_models_pass_the_model_tester(
             assert tags.rowCount() == 125 and tags.row_of("t003") == 0
             tags.start(client, "")
             repos.start(None)
-            await asyncio.sleep(0.05)
+            await aio.until(lambda: tags.complete and repos.complete, what="the empty lists")
             tags.stop()
             repos.stop()
-        await asyncio.sleep(0.05)
+            await aio.until(
+                lambda: not (tags.running_tasks() or repos.running_tasks()), what="tasks ended"
+            )
         owner.deleteLater()
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one loop turn: the deferred delete runs
 
     aio.run(scenario(), timeout=TIMEOUT)
 

@@ -18,7 +18,7 @@ from hoist.core.transfer.model import DownloadPart, Push, Transfer, TransferStat
 from hoist.core.transfer.push import plan_file_push
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from hoist.core.units import MiB
-from hoist.gui.main_window import FinishNotifier
+from hoist.gui.queue_listeners import FinishNotifier
 from hoist.gui.transfers.actions import (
     ITEM_ACTIONS,
     MENU_LAYOUT,
@@ -244,7 +244,7 @@ def test_updates_are_coalesced(
         notify(queue, "changed", item)
     assert changes == [], "listener callbacks must only mark rows dirty"
     qtbot.waitUntil(lambda: bool(changes), timeout=2000)
-    qtbot.wait(300)
+    qtbot.wait(300)  # watching that no second repaint follows (3 flush intervals): no event
     assert changes == [(0, len(Column) - 1)], "one repaint of the row for 200 events"
 
 

@@ -35,7 +35,9 @@ from hoist.core.units import MiB
 from hoist.gui.add.planning import CredentialCache, suggest_repository, suggest_tag
 from hoist.gui.add.sheet import AddSheet, split_image_name
 from hoist.gui.app import error_sentence, install_excepthook, shutdown, start
-from hoist.gui.main_window import AppContext, MainWindow, MessageDialog
+from hoist.gui.context import AppContext
+from hoist.gui.help_dialogs import MessageDialog
+from hoist.gui.main_window import MainWindow
 from hoist.gui.settings.store import RegistrySettings, Settings, SettingsStore
 from hoist.gui.transfers.rows import Column
 from pushing import get_manifest, hoist_cli, push_paths
@@ -271,7 +273,7 @@ def test_pause_and_resume_from_view_actions(
         await aio.until(lambda: item.state == TransferState.PAUSED and not item.running, 20)
         held = item.acknowledged
         assert 0 < held < item.total
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # watching that nothing happens: no event to wait for
         assert item.acknowledged == held, "nothing is sent while paused"
         window.model.flush()
         assert cell(window, item, Column.STATUS) == "Paused"
@@ -583,6 +585,8 @@ def test_unexpected_errors_are_shown_without_traceback(
 
 def test_rate_limit_box_sets_the_limiter(open_window: OpenWindow, aio: Any) -> None:
     window, ctx = open_window()
+    path = SettingsStore().path
+    before = path.stat().st_mtime_ns if path.exists() else None
     window.rate_box.setValue(5.0)
     assert ctx.queue.limiter.rate == 5 * MiB
     assert ctx.settings.rate_limit == 5 * MiB
@@ -592,8 +596,9 @@ def test_rate_limit_box_sets_the_limiter(open_window: OpenWindow, aio: Any) -> N
     window.rate_box.setValue(0)
     assert ctx.queue.limiter.rate == 0
     assert window.rate_box.text() == "No limit"
-    aio.run(asyncio.sleep(1.0))  # the debounced save runs
-    assert json.loads(SettingsStore().path.read_text())["rate_limit"] == 0
+    # The save is debounced: one write, once the box stopped changing.
+    aio.run(aio.until(lambda: path.exists() and path.stat().st_mtime_ns != before, 10, "save"))
+    assert json.loads(path.read_text())["rate_limit"] == 0
 
 
 def test_settings_dialog_applies_at_once(open_window: OpenWindow, aio: Any) -> None:
@@ -612,7 +617,7 @@ def test_settings_dialog_applies_at_once(open_window: OpenWindow, aio: Any) -> N
         dialog.ask_quit.setChecked(False)
         dialog.accept()
         await aio.until(lambda: window.settings_dialog is None, 5, "the dialog to close")
-        await asyncio.sleep(0.2)
+        await aio.until(lambda: not window.tasks, 10, "the settings written")
 
     aio.run(scenario())
     assert ctx.queue.max_active == 3
@@ -644,11 +649,11 @@ def test_demo_registry_offered_when_none_configured(
     if not DemoRegistry.available():
         pytest.skip("docker-registry is not installed")
     window, ctx = open_window(registries=False)
-    assert window.banner.isVisible() and window.demo_button.isVisible()
+    assert window.banner.isVisible() and window.banner.demo_button.isVisible()
     assert window.registry_combo.currentText() == "No registry"
 
     async def scenario() -> RegistrySettings:
-        window.demo_button.click()
+        window.banner.demo_button.click()
         await aio.until(lambda: bool(ctx.settings.registries), 20, "the demo registry")
         await aio.until(lambda: not window.banner.isVisible(), 5)
         await window.browse.wait_connected()  # the Browse area follows the new registry
@@ -670,8 +675,8 @@ def test_without_the_registry_program_the_banner_explains(
 ) -> None:
     monkeypatch.setattr(DemoRegistry, "available", staticmethod(lambda *a: False))
     window, _ctx = open_window(registries=False)
-    assert window.banner.isVisible() and not window.demo_button.isVisible()
-    assert "Settings → Registries" in window.banner_label.text()
+    assert window.banner.isVisible() and not window.banner.demo_button.isVisible()
+    assert "Settings → Registries" in window.banner.label.text()
 
 
 def test_window_areas_menus_and_about(qtbot: QtBot, open_window: OpenWindow) -> None:
@@ -1159,7 +1164,7 @@ def test_cancel_asks_first_saying_what_is_lost_and_delete_never_cancels(
         assert view.qactions["remove"].shortcut().toString() == "Del"
         assert not view.qactions["remove"].isEnabled()
         QTest.keyClick(view, Qt.Key.Key_Delete)
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one loop turn: a task Delete started would have begun
         assert item in ctx.queue.items and item.running and window.confirm_box is None
         view.qactions["cancel"].trigger()
         await aio.until(lambda: window.confirm_box is not None, 10, "the question")
@@ -1170,7 +1175,7 @@ def test_cancel_asks_first_saying_what_is_lost_and_delete_never_cancels(
         assert "Pause instead" in box.informativeText()
         box.cancel_button.click()  # Keep
         await aio.until(lambda: window.confirm_box is None, 10, "the answer")
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one loop turn: the answer reaches the controller
         assert item in ctx.queue.items and item.running, "Keep keeps the transfer"
         view.qactions["cancel"].trigger()
         await aio.until(lambda: window.confirm_box is not None, 10, "the question again")
@@ -1284,8 +1289,8 @@ def test_window_fits_a_1024_by_640_screen(
         window.resize(SMALL_SCREEN.size())
         await aio.until(lambda: window.size() == SMALL_SCREEN.size(), 5, "the resize")
         await aio.until(lambda: window.banner.isVisible(), 5, "the banner")
-        await asyncio.sleep(0)
-        assert shown_whole(window.banner_close, window), "Not now"
+        await asyncio.sleep(0)  # one loop turn: the layout places the shown banner
+        assert shown_whole(window.banner.close_button, window), "Not now"
         assert shown_whole(window.rate_box, window), "the rate limit"
         edit = window.toolbar.widgetForAction(window.edit_registry_action)
         assert edit is not None and shown_whole(edit, window), "Edit registry"
@@ -1306,7 +1311,7 @@ def test_window_fits_a_1024_by_640_screen(
         window.refresh_registries()
         window.update_demo_banner()
         await aio.until(lambda: long_name in window.registry_combo.currentText(), 5, "it")
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one loop turn: the toolbar lays out the wider selector
         edit = window.toolbar.widgetForAction(window.edit_registry_action)
         assert edit is not None and shown_whole(edit, window), "Edit registry, long name"
 
@@ -1334,7 +1339,7 @@ def test_enter_in_add_registry_saves_without_an_error(
         QTest.keyClick(dialog.url_edit, Qt.Key.Key_Return)
         await aio.until(lambda: ctx.settings.registries, 10, "the saved registry")
         await aio.until(lambda: not tasks, 10, "the dialog's tasks")
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one loop turn: the dialog's close and the window's save start
 
     aio.run(scenario())
     assert [r.host for r in ctx.settings.registries] == [registry.host]
@@ -1604,10 +1609,10 @@ def test_dragging_files_over_the_window_highlights_it(
     except TypeError:
         enter = QDragEnterEvent(center.toPoint(), *args)
     QApplication.sendEvent(window, enter)
-    assert window.drop_highlight.isVisible()
-    assert window.rect().contains(window.drop_highlight.geometry())
+    assert window.drops.highlight.isVisible()
+    assert window.rect().contains(window.drops.highlight.geometry())
     QApplication.sendEvent(window, QDragLeaveEvent())
-    assert not window.drop_highlight.isVisible()
+    assert not window.drops.highlight.isVisible()
 
 
 def test_an_unreadable_journal_entry_is_said_in_the_window_s_words(
