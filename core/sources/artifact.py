@@ -5,10 +5,12 @@ The manifest is an OCI image manifest with `artifactType`, the empty config
 `org.opencontainers.image.title`, so `oras pull` writes each file back under its name.
 
 A folder is pushed as its files (`hoist.core.sources.folder`: one layer per file, titled
-`folder/sub/name`). Asked to pack it (`--pack`), it is packed as a gzip tar (as oras does),
+`folder/sub/name`; its small files in tar bundles, `hoist.core.sources.bundle`). Asked to pack
+it (`--pack`), it is packed as a gzip tar (as oras does; `--pack=tar`: uncompressed),
 titled with the folder's name and annotated `io.deis.oras.content.unpack: "true"` and
-`io.deis.oras.content.digest` (the tar's own digest), so `oras pull` unpacks it. The tar is
-written once into the state folder, so that a resume reads the very same bytes.
+`io.deis.oras.content.digest` (the tar's own digest), so `oras pull` unpacks it (the gzip tar
+only: oras-go gunzips every layer so marked). The tar is written once into the state folder,
+so that a resume reads the very same bytes.
 
 Split mode cuts one file into parts of `part_size` bytes, each its own blob, so that a broken
 session costs at most one part. Each part is titled `NAME.partNNNN` (NNNN from 0001, zero-padded
@@ -31,8 +33,16 @@ from typing import TYPE_CHECKING, BinaryIO, NoReturn
 from hoist.core.errors import SourceError, StateFolderError, os_reason
 from hoist.core.oci.digest import Descriptor, sha256_bytes
 from hoist.core.oci.manifest import OCI_EMPTY, OCI_EMPTY_DATA, image_manifest
+from hoist.core.sources.bundle import (
+    BUNDLE,
+    BUNDLE_FILES,
+    BUNDLE_FORMAT,
+    BUNDLE_MEDIA_TYPE,
+    bundle_title,
+    plan_bundles,
+)
 from hoist.core.sources.content import FileRange
-from hoist.core.sources.folder import FILE_MODE, empty_dirs_annotation, scan_folder
+from hoist.core.sources.folder import FILE_MODE, FolderFile, empty_dirs_annotation, scan_folder
 
 if TYPE_CHECKING:
     import tarfile
@@ -55,6 +65,9 @@ EMPTY_CONFIG = Descriptor(OCI_EMPTY, sha256_bytes(OCI_EMPTY_DATA), len(OCI_EMPTY
 #: gzip level of a packed folder: the fastest. Model weights don't compress, and level 9 ran at
 #: ~37 MiB/s on them (issue 19); level 1 costs a few percent of size on text.
 PACK_LEVEL = 1
+#: What `--pack` may make of a folder: a plain tar, or a gzip tar (the default, as oras packs).
+PACK_FORMATS = ("tar", "tar.gz")
+DEFAULT_PACK = "tar.gz"
 
 
 @dataclass(frozen=True)
@@ -114,14 +127,18 @@ def plan_artifact(
     staging: Path,
     split: SplitOptions | None = None,
     *,
-    pack: bool = False,
+    pack: bool | str = False,
     stop: threading.Event | None = None,
 ) -> ArtifactPlan:
-    """One layer per file (or per part; a folder's files, or with `pack` one tar per folder).
+    """One layer per file (or per part; a folder's files, its small files in bundles, or with
+    `pack` one tar per folder: `pack` is one of PACK_FORMATS, True meaning DEFAULT_PACK).
 
     Blocking (it walks folders, and packs them with `pack`): call it in a worker thread, and
     set `stop` to end the packing at once (PackingStopped).
     """
+    pack_format = DEFAULT_PACK if pack is True else (pack or None)
+    if pack_format is not None and pack_format not in PACK_FORMATS:
+        raise SourceError(f"a folder is packed as {' or '.join(PACK_FORMATS)}, not {pack_format}")
     if not paths:
         raise SourceError("nothing to push: name at least one file or folder")
     records: list[ArtifactLayer] = []
@@ -138,20 +155,12 @@ def plan_artifact(
                 hint="Each file's name is its title in the artifact: rename one of them",
             )
         titles.add(title)
-        if path.is_dir() and pack:
-            records.append(_pack_folder(path, staging, stop))
+        if path.is_dir() and pack_format is not None:
+            records.append(_pack_folder(path, staging, stop, gzipped=pack_format == "tar.gz"))
         elif path.is_dir():
             scan = scan_folder(path)
             empty_dirs.extend(scan.empty_dirs)
-            records.extend(
-                ArtifactLayer(
-                    f.title,
-                    FileRange(f.path, 0, f.size),
-                    FILE_MEDIA_TYPE,
-                    {TITLE: f.title, FILE_MODE: f.mode_text},
-                )
-                for f in scan.files
-            )
+            records.extend(_folder_layers(path, scan.files))
         elif path.is_file():
             _check_readable(path)
             if split is not None and path.stat().st_size > split.part_size:
@@ -163,6 +172,30 @@ def plan_artifact(
         else:
             raise SourceError(f"{path} is not a regular file or a folder")
     return ArtifactPlan(records, empty_dirs_annotation(empty_dirs))
+
+
+def _folder_layers(folder: Path, files: list[FolderFile]) -> list[ArtifactLayer]:
+    """A scanned folder's layers: its small files in bundles (first), then one per file."""
+    bundles, alone = plan_bundles(folder.absolute(), files)
+    titles = {f.title for f in files}
+    layers = []
+    for index, bundle in enumerate(bundles, 1):
+        title = bundle_title(folder.name, index)
+        if title in titles:
+            raise SourceError(
+                f"the folder holds a file named {title!r}, the name Hoist gives a bundle",
+                hint="Rename that file, or push the folder with --pack",
+            )
+        annotations = {TITLE: title, BUNDLE: BUNDLE_FORMAT, BUNDLE_FILES: str(len(bundle.members))}
+        layers.append(ArtifactLayer(title, bundle, BUNDLE_MEDIA_TYPE, annotations))
+    layers.extend(
+        ArtifactLayer(
+            f.title, FileRange(f.path, 0, f.size), FILE_MEDIA_TYPE,
+            {TITLE: f.title, FILE_MODE: f.mode_text},
+        )
+        for f in alone
+    )  # fmt: skip
+    return layers
 
 
 def _check_readable(path: Path) -> None:
@@ -265,8 +298,11 @@ def folder_member_filter(
     return check
 
 
-def _pack_folder(folder: Path, staging: Path, stop: threading.Event | None = None) -> ArtifactLayer:
-    """Pack `folder` into `staging/NAME.tar.gz` (sorted entries, so packing is repeatable).
+def _pack_folder(
+    folder: Path, staging: Path, stop: threading.Event | None = None, *, gzipped: bool = True
+) -> ArtifactLayer:
+    """Pack `folder` into `staging/NAME.tar.gz` (or `.tar`: sorted entries, so packing is
+    repeatable).
 
     Refuses, naming the path, what a pull could not restore (a link leading out of the folder
     or by absolute path, a pipe, a device, a socket) and what can't be read, before anything
@@ -278,15 +314,16 @@ def _pack_folder(folder: Path, staging: Path, stop: threading.Event | None = Non
     import gzip  # only folders need these: kept off every push's start-up
 
     staging.mkdir(parents=True, exist_ok=True, mode=0o700)
-    out = staging / f"{folder.name}.tar.gz"
+    out = staging / f"{folder.name}.tar{'.gz' if gzipped else ''}"
     try:
         with open(out, "wb") as raw:
             gz = gzip.GzipFile(
                 filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=PACK_LEVEL
-            )
-            hashing = _HashingWriter(gz, stop)  # type: ignore[arg-type]
+            ) if gzipped else None  # fmt: skip
+            hashing = _HashingWriter(gz or raw, stop)  # type: ignore[arg-type]
             _write_folder_tar(folder, hashing, staging)
-            gz.close()
+            if gz is not None:
+                gz.close()
             raw.flush()
             os.fsync(raw.fileno())
     except OSError as exc:
@@ -305,7 +342,8 @@ def _pack_folder(folder: Path, staging: Path, stop: threading.Event | None = Non
         ORAS_UNPACK: "true",
         ORAS_DIGEST: "sha256:" + hashing.sha.hexdigest(),
     }
-    return ArtifactLayer(folder.name, FileRange.whole(out), FOLDER_MEDIA_TYPE, annotations)
+    media_type = FOLDER_MEDIA_TYPE if gzipped else FILE_MEDIA_TYPE
+    return ArtifactLayer(folder.name, FileRange.whole(out), media_type, annotations)
 
 
 def _write_folder_tar(folder: Path, hashing: _HashingWriter, staging: Path) -> None:

@@ -44,6 +44,8 @@ class FolderFile:
     title: str  # `folder/sub/name`, forward slashes
     size: int
     mode: int  # permission bits only
+    mtime_ns: int = 0  # with size and inode: the identity the digest cache keys bundles by
+    inode: int = 0
 
     @property
     def mode_text(self) -> str:
@@ -123,7 +125,8 @@ def scan_folder(folder: Path) -> FolderScan:
                 refused.append(f"{full} is {reason}")
                 continue
             mode = stat.S_IMODE(st.st_mode) & KEPT_MODE_BITS
-            scan.files.append(FolderFile(full, _title(root, full), st.st_size, mode))
+            title = _title(root, full)
+            scan.files.append(FolderFile(full, title, st.st_size, mode, st.st_mtime_ns, st.st_ino))
     if refused:
         more = len(refused) - _NAMED_AT_MOST
         named = "; ".join(refused[:_NAMED_AT_MOST]) + (f"; and {more} more" if more > 0 else "")

@@ -88,6 +88,7 @@ from hoist.core.sources.artifact import (
     SPLIT_OFFSET,
     folder_member_filter,
 )
+from hoist.core.sources.bundle import BUNDLE, unpack_bundle
 from hoist.core.sources.folder import parse_empty_dirs, parse_mode
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import (
@@ -891,7 +892,10 @@ def _artifact_jobs(
             continue
         target = target_path(dest, title)
         part = _Part(title, layer.digest, layer.size)
-        if layer.annotations.get(ORAS_UNPACK) == "true":
+        if layer.annotations.get(BUNDLE) is not None:  # small files: unpacked into the tree
+            bundle = target.with_name(f".{target.name}.hoist-bundle")
+            jobs.append(_Job(title, bundle, [part], layer.digest, "bundle"))
+        elif layer.annotations.get(ORAS_UNPACK) == "true":
             tar_digest = layer.annotations.get(ORAS_DIGEST)
             if tar_digest is not None:
                 _check_digest(tar_digest, f"the folder {title!r}")
@@ -1065,6 +1069,13 @@ async def pull(
         pulled = await fetch.run()
         if job.mode is not None:
             await _settle(functools.partial(os.chmod, job.target, job.mode))
+        if job.kind == "bundle":
+            where, into = functools.partial(target_path, dest), target_path(dest, job.title).parent
+            try:
+                await _settle(functools.partial(unpack_bundle, job.target, where, overwrite))
+            except OSError as exc:
+                raise write_failed(exc, exc.filename or into) from exc
+            return PulledFile(into, pulled.size, pulled.digest, "bundle", fetched=pulled.fetched)
         if job.kind != "folder":
             return pulled
         final = dest.joinpath(*safe_parts(job.title))

@@ -38,6 +38,7 @@ from hoist.core.sources.artifact import (
     artifact_manifest,
     plan_artifact,
 )
+from hoist.core.sources.bundle import BundleSource
 from hoist.core.sources.content import FileIdentity, FileRange
 from hoist.core.transfer.digest_cache import DigestCache
 from hoist.core.transfer.journal import TransferJournal
@@ -70,7 +71,7 @@ def plan_file_push(
     parallel: int = 1,
     plain_http: bool | None = None,
     stop: threading.Event | None = None,
-    pack: bool = False,
+    pack: bool | str = False,
     digest_cache: DigestCache | None = None,
 ) -> Transfer:
     """A Transfer pushing files/folders as an artifact (blocking: walks folders, and packs
@@ -91,7 +92,9 @@ def plan_file_push(
     blobs = [fresh_record(x.name, x.source, x.media_type, x.annotations) for x in plan.layers]
     cache = digest_cache if digest_cache is not None else DigestCache()
     for blob in blobs:
-        if _is_whole_file(blob):
+        if isinstance(blob.source, BundleSource):
+            blob.digest = cache.lookup_bundle(blob.source.fingerprint())
+        elif _is_whole_file(blob):
             blob.digest = cache.lookup(blob.source.path, blob.identity)
     return Transfer(
         id=transfer_id,
@@ -126,7 +129,8 @@ def _is_whole_file(blob: BlobRecord) -> bool:
     """A blob that is one whole local file (not a split part, not an image's layer)."""
     source = blob.source
     return (
-        source.offset == 0
+        source.is_one_file
+        and source.offset == 0
         and source.length == blob.identity.size
         and (SPLIT_FILE not in blob.annotations)
     )
@@ -139,7 +143,11 @@ def remember_digests(transfer: Transfer, cache: DigestCache) -> None:
     disk) costs the next push a re-hash, never this push.
     """
     for blob in transfer.blobs:
-        if blob.finished and blob.digest and _is_whole_file(blob):
+        if not (blob.finished and blob.digest):
+            continue
+        if isinstance(blob.source, BundleSource):
+            cache.remember_bundle(blob.source.fingerprint(), blob.digest)
+        elif _is_whole_file(blob):
             cache.remember(blob.source.path, blob.identity, blob.digest)
     try:
         cache.save()
@@ -442,6 +450,11 @@ def restart_changed_blobs(transfer: Transfer) -> list[str]:
             raise FileChanged(
                 f"{blob.source.path} changed since the image was read",
                 hint="Add the image again to push what it holds now",
+            )
+        if isinstance(blob.source, BundleSource):  # its files are planned with the folder
+            raise FileChanged(
+                f"small files of {blob.source.path} changed since the push began",
+                hint="Push the folder again as a new transfer",
             )
         now = FileIdentity.of(blob.source.path)
         if blob.annotations.get(SPLIT_FILE) is not None and now.size != blob.identity.size:
