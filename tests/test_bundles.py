@@ -33,9 +33,10 @@ from hoist.core.transfer.download import pull, target_path
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import Transfer, TransferState
 from hoist.core.transfer.push import TransferRun, plan_file_push
-from pushing import get_blob, get_manifest, hoist_cli
+from pushing import get_blob, get_manifest, hoist_cli, push_paths
 from support.registry import RegistryProcess
 from test_download import make_bytes
+from test_folders import blob_bytes as whole
 from test_folders import snapshot
 
 KiB = 1024
@@ -55,14 +56,6 @@ def small_folder(root: Path, count: int = 300, size: int = 700) -> Path:
 def bundles_of(folder: Path) -> list[BundleSource]:
     found, _ = plan_bundles(folder.absolute(), scan_folder(folder).files)
     return found
-
-
-def whole(source: FileRange) -> bytes:
-    reader = source.open_reader()
-    try:
-        return reader.pread(source.length, 0)
-    finally:
-        reader.close()
 
 
 def test_a_bundle_is_a_plain_tar_of_its_files_with_nothing_but_names_sizes_and_modes(
@@ -217,10 +210,8 @@ async def test_pull_unpacks_bundles_and_oras_py_gets_tars_that_tar_unpacks(
 
     folder = small_folder(tmp_path / "src", count=400)
     (folder / "big.bin").write_bytes(make_bytes(MiB + 3, seed=99))
-    env = {"HOIST_STATE_DIR": str(state_dir)}
+    await push_paths(registry.host, "bundles/pull:v1", [folder], parallel=4)
     ref = f"{registry.host}/bundles/pull:v1"
-    pushed = hoist_cli("push", "--plain-http", ref, str(folder), "--progress", "plain", env=env)
-    assert pushed.returncode == 0, pushed.stderr
     manifest = get_manifest(registry.url, "bundles/pull", "v1")
     bundles = [x for x in manifest["layers"] if BUNDLE in x["annotations"]]
     assert bundles and all(x["mediaType"] == FILE_MEDIA_TYPE for x in bundles)
