@@ -12,7 +12,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from hoist.core.errors import ArtifactInvalid, SourceError, TransferPaused
+from hoist.core.errors import ArtifactInvalid, FileChanged, SourceError, TransferPaused
 from hoist.core.oci.reference import parse_reference
 from hoist.core.progress import BlobEvent, Event
 from hoist.core.registry.client import RegistryClient
@@ -29,10 +29,16 @@ from hoist.core.sources.bundle import (
 from hoist.core.sources.content import FileRange
 from hoist.core.sources.folder import scan_folder
 from hoist.core.transfer.digest_cache import DigestCache
-from hoist.core.transfer.download import pull, target_path
+from hoist.core.transfer.download import discard_partial_files, pull, target_path
 from hoist.core.transfer.journal import TransferJournal
-from hoist.core.transfer.model import Transfer, TransferState
-from hoist.core.transfer.push import TransferRun, plan_file_push
+from hoist.core.transfer.model import (
+    DOWNLOAD,
+    DownloadPart,
+    Transfer,
+    TransferState,
+    new_transfer_id,
+)
+from hoist.core.transfer.push import TransferRun, plan_file_push, restart_changed_blobs
 from pushing import get_blob, get_manifest, hoist_cli, push_paths
 from support.registry import RegistryProcess
 from test_download import make_bytes
@@ -329,3 +335,29 @@ def test_pack_tar_pushes_one_uncompressed_tar(
 
 def _sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_restarting_changed_blobs_asks_for_the_folder_again_when_a_bundled_file_changed(
+    tmp_path: Path, state_dir: Path
+) -> None:
+    """A bundle's members are planned with the folder (a changed file may move between
+    bundles): "restart changed" can't rebuild one alone, and says what to do."""
+    folder = small_folder(tmp_path, count=30)
+    transfer = plan_file_push(parse_reference("127.0.0.1:1/x/y:v1"), [folder])
+    assert restart_changed_blobs(transfer) == []
+    transfer.blobs[0].source.members[2].path.write_bytes(b"new")  # type: ignore[attr-defined]
+    with pytest.raises(FileChanged, match="changed since the push began") as info:
+        restart_changed_blobs(transfer)
+    assert "Push the folder again" in info.value.sentence()
+
+
+def test_a_cancelled_download_removes_a_fetched_bundle_not_yet_unpacked(tmp_path: Path) -> None:
+    archive = tmp_path / "data" / ".f.hoist-bundle"
+    archive.parent.mkdir()
+    archive.write_bytes(b"a whole bundle, fetched, not yet unpacked")
+    transfer = Transfer(
+        id=new_transfer_id(), target=parse_reference("127.0.0.1:1/x/y:v1"), kind=DOWNLOAD,
+        blobs=[], parts=[DownloadPart("data/f", 41, str(archive), kind="bundle")],
+    )  # fmt: skip
+    assert discard_partial_files(transfer) == []
+    assert not archive.exists()

@@ -128,7 +128,7 @@ class PulledFile:
     path: Path
     size: int
     digest: str
-    kind: str  # "file", "split", "folder", "blob", "manifest", "config", "layer"
+    kind: str  # "file", "split", "folder", "bundle", "blob", "manifest", "config", "layer"
     reused: bool = False
     fetched: int = 0
 
@@ -1524,7 +1524,7 @@ def discard_partial_files(transfer: Transfer) -> list[str]:
     problems = []
     for part in {(p.file, p.kind): p for p in transfer.parts}.values():
         file = Path(part.file)
-        leftovers = [_partial(file)] + ([file] if part.kind == "folder" else [])
+        leftovers = [_partial(file)] + ([file] if part.kind in ("folder", "bundle") else [])
         for path in leftovers:
             try:
                 _remove_unless_locked(path)
