@@ -310,6 +310,21 @@ def test_a_bundle_that_is_not_a_tar_is_refused(tmp_path: Path) -> None:
         unpack_bundle(archive, lambda name: target_path(tmp_path, name))
 
 
+@pytest.mark.parametrize("limit", ["MAX_BUNDLE_FILES", "MAX_BUNDLE_BYTES"])
+def test_a_bundle_larger_than_any_hoist_makes_is_refused_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: str
+) -> None:
+    """A pull holds a bundle's member list in memory (and tarfile a pax header whole)."""
+    monkeypatch.setattr(bundle, limit, 10 if limit == "MAX_BUNDLE_FILES" else 8 * KiB)
+    archive = tmp_path / "bundle.tar"
+    archive.write_bytes(_tar([_file(f"ok/f{i}") for i in range(11)]))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(ArtifactInvalid, match="more than"):
+        unpack_bundle(archive, lambda name: target_path(dest, name))
+    assert list(dest.iterdir()) == []
+
+
 def test_pack_tar_pushes_one_uncompressed_tar(
     registry: RegistryProcess, state_dir: Path, tmp_path: Path
 ) -> None:

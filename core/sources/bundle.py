@@ -64,6 +64,10 @@ BUNDLE_CAP = 64 * MiB
 #: that few reach the cap (a cut at the cap would shift every later cut when a file is added).
 BUNDLE_TARGET = 16 * MiB
 BOUNDARY_EVERY = 128
+#: What a pull unpacks at most (memory: a member list, and tarfile reads a pax header whole):
+#: Hoist's bundles stay under BUNDLE_CAP, and hold at most one file per 512-byte header.
+MAX_BUNDLE_BYTES = 4 * BUNDLE_CAP
+MAX_BUNDLE_FILES = MAX_BUNDLE_BYTES // 512
 _BLOCK = tarfile.BLOCKSIZE  # 512
 _RECORD = tarfile.RECORDSIZE  # 10240: tar's end is padded to a whole record, as tar writes it
 
@@ -326,6 +330,11 @@ def unpack_bundle(
     Returns the files written or kept. Raises SourceError (unsafe or refused names, or a file
     in the way), ArtifactInvalid (not a tar), OSError (the disk refused).
     """
+    if archive.stat().st_size > MAX_BUNDLE_BYTES:
+        raise ArtifactInvalid(
+            f"the bundle {archive.name} holds more than {MAX_BUNDLE_BYTES} bytes, "
+            "which no Hoist bundle does"
+        )
     with open(archive, "rb") as raw:
         try:
             entries = _entries(raw)
@@ -363,7 +372,7 @@ def unpack_bundle(
 
 def _entries(raw: IO[bytes]) -> list[tarfile.TarInfo]:
     """The bundle's members, all regular files with distinct names, or SourceError."""
-    out = []
+    out: list[tarfile.TarInfo] = []
     seen: set[str] = set()
     with tarfile.open(fileobj=raw, mode="r:") as tar:
         for info in tar:
@@ -374,6 +383,8 @@ def _entries(raw: IO[bytes]) -> list[tarfile.TarInfo]:
                 )
             if info.name in seen:
                 raise SourceError(f"the bundle names {info.name!r} twice")
+            if len(out) >= MAX_BUNDLE_FILES:
+                raise ArtifactInvalid(f"the bundle holds more than {MAX_BUNDLE_FILES} files")
             seen.add(info.name)
             out.append(info)
     return out
