@@ -57,6 +57,7 @@ def _answer_missing_sniffio_at_once() -> None:
 
 
 _answer_missing_sniffio_at_once()
+
 #: Manifests are small (registries accept at least 4 MB); refuse to read more than this.
 MAX_MANIFEST = 8 * 1024 * 1024
 #: Lists of repositories or tags, one page: generous but bounded.

@@ -2,7 +2,9 @@
 
 Plain files, split-mode parts, and layers inside a `docker save` tarball or an OCI layout are all
 byte ranges of some file, so one streaming reader serves them all, and a resume needs nothing but
-the path, the offset and the length.
+the path, the offset and the length. A bundle of a folder's small files (`bundle.BundleSource`)
+is the one source that is not: its bytes are generated from many files, through the same
+reader interface (`FileRange.open_reader`).
 """
 
 from __future__ import annotations

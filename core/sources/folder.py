@@ -3,7 +3,9 @@
 `oras push reg/m:v1 model/config.json model/sub/x.txt` titles its layers `model/config.json` and
 `model/sub/x.txt`, and `oras pull` writes them back under those paths; a folder pushed by Hoist
 has that shape, so any ORAS client recreates its files. Each layer's bytes are the file itself
-(a `FileRange`), read as it is sent: nothing is staged, nothing compressed.
+(a `FileRange`), read as it is sent: nothing is staged, nothing compressed. Files under 2 MiB
+go together in tar bundles instead (`hoist.core.sources.bundle`: thousands of small files must
+not cost thousands of round trips).
 
 What the plain file layers can't say travels in annotations only Hoist reads:
 - `app.hoist.file.mode` on each layer: the permission bits (`0755`), so executables stay so;
