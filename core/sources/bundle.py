@@ -129,7 +129,10 @@ class BundleSource(FileRange):
     @classmethod
     def of(cls, root: Path, members: list[BundleMember]) -> BundleSource:
         ordered = tuple(sorted(members, key=lambda m: m.name))
-        return cls(root, 0, _layout(ordered).length, ordered)
+        layout = _layout(ordered)
+        source = cls(root, 0, layout.length, ordered)
+        source.__dict__["layout"] = layout  # what `layout` caches: the headers are made once
+        return source
 
     @functools.cached_property
     def layout(self) -> _Layout:
