@@ -86,14 +86,16 @@ class BundleMember:
         return self.identity.size
 
     def to_json(self) -> list[object]:
+        """[name, mode, size, mtime_ns, inode]: the path is the bundle's folder's parent and
+        the name (the journal writes every member at each checkpoint: kept short)."""
         i = self.identity
-        return [self.name, str(self.path), self.mode, i.size, i.mtime_ns, i.inode]
+        return [self.name, self.mode, i.size, i.mtime_ns, i.inode]
 
     @classmethod
-    def from_json(cls, doc: list[object]) -> BundleMember:
-        name, path, mode, size, mtime_ns, inode = doc
+    def from_json(cls, doc: list[object], root: Path) -> BundleMember:
+        name, mode, size, mtime_ns, inode = doc
         identity = FileIdentity(int(str(size)), int(str(mtime_ns)), int(str(inode)))
-        return cls(Path(str(path)), str(name), int(str(mode)), identity)
+        return cls(_member_path(root, str(name)), str(name), int(str(mode)), identity)
 
     def header(self) -> bytes:
         """The member's tar header: name, size and mode only (see the module docstring)."""
@@ -151,7 +153,7 @@ class BundleSource(FileRange):
     def fingerprint(self) -> str:
         """What identifies the bundle's bytes without reading them: its members' names, modes
         and (path, size, mtime, inode). The digest cache keys bundles by it."""
-        doc = [m.to_json() for m in self.members]
+        doc = [str(self.path), [m.to_json() for m in self.members]]
         return hashlib.sha256(json.dumps([1, doc], separators=(",", ":")).encode()).hexdigest()
 
     def to_json(self) -> dict[str, object]:
@@ -179,8 +181,9 @@ def source_from_json(doc: dict[str, object]) -> FileRange:
     file ranges)."""
     members = doc.get("bundle")
     if isinstance(members, list):
-        loaded = tuple(BundleMember.from_json(m) for m in members)
-        return BundleSource(Path(str(doc["path"])), 0, int(str(doc["length"])), loaded)
+        root = Path(str(doc["path"]))
+        loaded = tuple(BundleMember.from_json(m, root) for m in members)
+        return BundleSource(root, 0, int(str(doc["length"])), loaded)
     return FileRange.from_json(doc)
 
 
@@ -262,7 +265,8 @@ def plan_bundles(
     """Split a scanned folder's files into bundles (of its small files) and files pushed as
     their own blobs, both in title order.
 
-    A title tar can't name in UTF-8 (a file name that is not valid UTF-8) stays a file.
+    A title tar can't name in UTF-8 (a file name that is not valid UTF-8) stays a file, as
+    does one whose path is not the folder's parent joined with its title.
     """
     bundles: list[BundleSource] = []
     alone: list[FolderFile] = []
@@ -276,7 +280,8 @@ def plan_bundles(
         group, size = [], 0
 
     for f in sorted(files, key=lambda f: f.title):
-        if f.size >= SMALL_FILE_LIMIT or not _utf8(f.title):
+        small = f.size < SMALL_FILE_LIMIT and _utf8(f.title)
+        if not small or _member_path(root, f.title) != f.path:  # a journal names it so
             alone.append(f)
             continue
         member = BundleMember(f.path, f.title, f.mode, FileIdentity(f.size, f.mtime_ns, f.inode))
@@ -305,6 +310,11 @@ def _ends_bundle(title: str, size: int) -> bool:
 def bundle_title(folder: str, index: int) -> str:
     """The title of a folder's `index`-th bundle (from 1): a hidden tar inside the folder."""
     return f"{folder}/.hoist-bundle-{index:04d}.tar"
+
+
+def _member_path(root: Path, name: str) -> Path:
+    """Where a member of a bundle of the folder `root` is: names start with the folder's."""
+    return root.parent.joinpath(*name.split("/"))
 
 
 def _utf8(text: str) -> bool:
