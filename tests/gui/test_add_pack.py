@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from hoist.core.transfer.model import TransferState
 from hoist.core.units import MiB
+from hoist.gui.add.sheet import AddSheet
+from hoist.gui.main_window import AppContext, MainWindow
 from pushing import get_manifest
 from support.registry import RegistryProcess
 from test_window import OpenWindow, drop, fill_and_push, open_window, start
@@ -41,11 +43,8 @@ def test_a_dropped_folder_goes_as_its_files_or_as_one_tar(
     tag = choice.replace(".", "-") if choice else "files"
 
     async def scenario() -> None:
-        await start(ctx, window)
-        drop(window, [folder])
-        await aio.until(lambda: window.add_sheet is not None, 10, "the add sheet")
-        sheet = window.add_sheet
-        assert sheet is not None and sheet.pack.isVisibleTo(sheet)
+        sheet = await sheet_for(aio, window, ctx, folder)
+        assert sheet.pack.isVisibleTo(sheet)
         sheet.pack.setCurrentIndex(sheet.pack.findData(choice))
         await fill_and_push(aio, sheet, "gui/pack", tag)
         assert sheet.item is not None
@@ -70,10 +69,16 @@ def test_the_folder_choice_is_not_offered_for_files(
     window, ctx = open_window()
 
     async def scenario() -> None:
-        await start(ctx, window)
-        drop(window, [file])
-        await aio.until(lambda: window.add_sheet is not None, 10, "the add sheet")
-        sheet = window.add_sheet
-        assert sheet is not None and not sheet.pack.isVisibleTo(sheet)
+        sheet = await sheet_for(aio, window, ctx, file)
+        assert not sheet.pack.isVisibleTo(sheet)
 
     aio.run(scenario())
+
+
+async def sheet_for(aio: Any, window: MainWindow, ctx: AppContext, path: Path) -> AddSheet:
+    """The add sheet a drop of `path` on the started window opens."""
+    await start(ctx, window)
+    drop(window, [path])
+    await aio.until(lambda: window.add_sheet is not None, 10, "the add sheet")
+    assert window.add_sheet is not None
+    return window.add_sheet
