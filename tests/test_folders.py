@@ -246,7 +246,7 @@ async def test_repush_sends_only_the_changed_bundle_or_file(
         assert {e.blob for e in blob_events if e.state == BlobState.HASHING} <= {name}
         assert {e.blob for e in blob_events if e.sent} == {name}
         manifest = get_manifest(fresh_registry.url, "folders/again", repush)
-        (layer,) = [x for x in manifest["layers"] if x["annotations"][TITLE] == name]
+        (layer,) = [x for x in manifest["layers"] if x["annotations"] == sent.annotations]
         assert layer["digest"] == sent.digest
 
 

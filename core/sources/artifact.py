@@ -187,7 +187,8 @@ def _folder_layers(folder: Path, files: list[FolderFile]) -> list[ArtifactLayer]
                 hint="Rename that file, or push the folder with --pack",
             )
         annotations = {TITLE: title, BUNDLE: BUNDLE_FORMAT, BUNDLE_FILES: str(len(bundle.members))}
-        layers.append(ArtifactLayer(title, bundle, BUNDLE_MEDIA_TYPE, annotations))
+        name = f"{title} ({len(bundle.members)} files)"  # what progress and the window show
+        layers.append(ArtifactLayer(name, bundle, BUNDLE_MEDIA_TYPE, annotations))
     layers.extend(
         ArtifactLayer(
             f.title, FileRange(f.path, 0, f.size), FILE_MEDIA_TYPE,
