@@ -3,9 +3,9 @@ against oras-py, and pushed again unchanged.
 
 The folder (kept in `bench/out/model-<bytes>/` and reused) holds a few large shards of random
 bytes, a few configs and `--small-files` small files in subfolders, `--size` bytes in all. Each
-client runs once, in its own subprocess (wall time, CPU time and peak RSS from `os.wait4`,
-through push_throughput.py's launcher), against a private registry whose storage lives in
-/dev/shm and is emptied before each push except the re-push:
+client runs `--repeat` times (medians and spreads reported), in its own subprocess (wall time,
+CPU time and peak RSS from `os.wait4`, through bench/measure.py), against a private registry
+whose storage lives in /dev/shm and is emptied before each push except the re-push:
 
 - `hoist folder`: `python -m hoist.core push --plain-http REF FOLDER` (its default blobs at
   once), with an empty state folder (no digest cache);
@@ -14,7 +14,8 @@ through push_throughput.py's launcher), against a private registry whose storage
 - `hoist one file`: the same number of bytes as one file (`bench/out/random-<bytes>.bin`);
 - `oras-py folder`: `OrasClient.push(files=[every file], do_chunked=True)`, one blob at a time.
 
-    .venv/bin/python bench/folder_push.py [--size 2GiB] [--small-files 2000] [--out FILE]
+    .venv/bin/python bench/folder_push.py [--size 2GiB] [--small-files 2000] [--repeat 3]
+                                          [--out FILE]
 
 Targets (issue 19): folder ≥ 1.0× one file, ≥ 1.5× oras-py, unchanged re-push < 3 s, peak RSS
 < 150 MB.
@@ -33,6 +34,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 from hoist.core.units import MiB, format_size, parse_size  # noqa: E402
+from measure import Runs, hoist_push, registry_binary, write_report  # noqa: E402
 from push_throughput import (  # noqa: E402
     OUT_DIR,
     PYTHON,
@@ -100,15 +102,6 @@ def make_folder(size: int, small_files: int) -> Path:
     return folder
 
 
-def hoist_push(registry: Registry, ref: str, path: Path, state: Path) -> Sample:
-    env = {**os.environ, "HOIST_STATE_DIR": str(state), "HOIST_CONFIG_DIR": str(state / "cfg")}
-    cmd = [PYTHON, "-m", "hoist.core", "push", "--plain-http", "--progress", "plain"]
-    sample = measure([*cmd, f"{registry.host}/{ref}", str(path)], env=env, registry=registry)
-    if sample.returncode:
-        raise RuntimeError(f"hoist push {ref} failed: {sample.stderr[-2000:]}")
-    return sample
-
-
 def oras_push(registry: Registry, ref: str, folder: Path) -> Sample:
     files = sorted(str(p.relative_to(folder.parent)) for p in folder.rglob("*") if p.is_file())
     with tempfile.NamedTemporaryFile("w", prefix="hoist-bench-oras-", suffix=".txt") as listing:
@@ -125,56 +118,50 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="2GiB")
     parser.add_argument("--small-files", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     size = parse_size(args.size)
-    binary = shutil.which("docker-registry") or shutil.which("registry")
-    if binary is None:
-        print("needs docker-registry on the PATH", file=sys.stderr)
-        return 2
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    binary = registry_binary()
     folder = make_folder(size, args.small_files)
     count = sum(1 for p in folder.rglob("*") if p.is_file())
     one_file = ensure_file(size)
     for path in [*folder.rglob("*.safetensors"), one_file]:
         warm(path)
     registry = Registry(binary, Path("/dev/shm"))
-    rows: list[tuple[str, Sample]] = []
-    state = Path(tempfile.mkdtemp(prefix="hoist-bench-state-"))
+    runs = Runs()
     try:
         registry.start()
-        registry.wipe()
-        rows.append(("hoist folder", hoist_push(registry, "bench/folder:v1", folder, state)))
-        rows.append(("hoist re-push unchanged", hoist_push(
-            registry, "bench/folder:v2", folder, state)))  # fmt: skip
-        registry.wipe()
-        shutil.rmtree(state)
-        rows.append(("hoist one file", hoist_push(registry, "bench/one:v1", one_file, state)))
-        registry.wipe()
-        rows.append(("oras-py folder", oras_push(registry, "bench/oras:v1", folder)))
+        for i in range(args.repeat):
+            state = Path(tempfile.mkdtemp(prefix="hoist-bench-state-"))
+            try:
+                registry.wipe()
+                runs.add("hoist folder", hoist_push(registry, f"bench/folder:v{i}", folder, state))
+                again = hoist_push(registry, f"bench/folder:again{i}", folder, state)
+                runs.add("hoist re-push unchanged", again)
+                registry.wipe()
+                shutil.rmtree(state)
+                runs.add("hoist one file", hoist_push(registry, f"bench/one:v{i}", one_file, state))
+                registry.wipe()
+                runs.add("oras-py folder", oras_push(registry, f"bench/oras:v{i}", folder))
+            finally:
+                shutil.rmtree(state, ignore_errors=True)
     finally:
         registry.stop()
-        shutil.rmtree(state, ignore_errors=True)
 
-    by = dict(rows)
     lines = [
         f"# Folder push: {format_size(size)} in {count} files ({SHARDS} shards, "
-        f"{args.small_files} small files), distribution 2.8 on /dev/shm, each run once",
+        f"{args.small_files} small files), distribution 2.8 on /dev/shm, {args.repeat} runs",
         "",
-        "| client | seconds | MB/s | client CPU s | registry CPU s | peak RSS MB |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"    .venv/bin/python bench/folder_push.py {' '.join(sys.argv[1:])}",
+        "",
+        *runs.table(lambda name: None if "unchanged" in name else size),
     ]
-    for name, s in rows:
-        rate = size / 1e6 / s.seconds if "unchanged" not in name else float("nan")
-        lines.append(
-            f"| {name} | {s.seconds:.2f} | {rate:.0f} | {s.cpu:.2f} | {s.registry_cpu:.2f} "
-            f"| {s.maxrss_mb:.0f} |"
-        )
-    folder_s = by["hoist folder"].seconds
-    vs_one = by["hoist one file"].seconds / folder_s
-    vs_oras = by["oras-py folder"].seconds / folder_s
-    repush = by["hoist re-push unchanged"].seconds
-    rss = max(s.maxrss_mb for name, s in rows if name.startswith("hoist"))
+    folder_s = runs.seconds("hoist folder")
+    vs_one = runs.seconds("hoist one file") / folder_s
+    vs_oras = runs.seconds("oras-py folder") / folder_s
+    repush = runs.seconds("hoist re-push unchanged")
+    rss = runs.max_rss("hoist")
     checks = [
         (f"folder vs one file: {vs_one:.2f}× (goal ≥ {TARGET_VS_ONE_FILE})",
          vs_one >= TARGET_VS_ONE_FILE),
@@ -182,11 +169,8 @@ def main() -> int:
         (f"unchanged re-push: {repush:.2f} s (goal < {TARGET_REPUSH_S})", repush < TARGET_REPUSH_S),
         (f"Hoist peak RSS: {rss:.0f} MB (goal < {TARGET_RSS_MB:.0f})", rss < TARGET_RSS_MB),
     ]  # fmt: skip
-    lines += ["", *(f"- {'PASS' if ok else 'FAIL'}: {text}" for text, ok in checks)]
-    report = "\n".join(lines) + "\n"
-    print(report)
-    if args.out:
-        args.out.write_text(report)
+    lines += ["", *(f"- {'PASS' if ok else 'FAIL'}: {text} (medians)" for text, ok in checks)]
+    write_report(lines, args.out)
     return 0
 
 

@@ -2,13 +2,14 @@
 against skopeo.
 
 The layout (made once in `bench/out/oci-layout-<layers>x<bytes>/`, layers of random bytes) is
-pushed by each client once, in its own subprocess (wall, CPU, peak RSS through
-push_throughput.py's launcher), to a private registry on /dev/shm wiped before each push:
+pushed by each client `--repeat` times (medians and spreads), in its own subprocess (wall, CPU,
+peak RSS through bench/measure.py), to a private registry on /dev/shm wiped before each push:
 
 - `hoist --parallel N` for each N of `--parallel` (default 3,4,6): `python -m hoist.core push`;
 - `skopeo copy oci:LAYOUT docker://REF --dest-tls-verify=false` (when installed).
 
     .venv/bin/python bench/image_push.py [--layers 6] [--layer-size 128MiB] [--parallel 3,4,6]
+                                         [--repeat 1]
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 from hoist.core.units import MiB, format_size, parse_size  # noqa: E402
-from push_throughput import OUT_DIR, PYTHON, ROOT, Registry, Sample, measure, warm  # noqa: E402
+from measure import Runs, hoist_push, registry_binary, write_report  # noqa: E402
+from push_throughput import OUT_DIR, ROOT, Registry, measure, warm  # noqa: E402
 
 
 def _blob(layout: Path, data: bytes) -> dict[str, object]:
@@ -82,64 +84,49 @@ def main() -> int:
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--layer-size", default="128MiB")
     parser.add_argument("--parallel", default="3,4,6")
+    parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     size = parse_size(args.layer_size)
-    binary = shutil.which("docker-registry") or shutil.which("registry")
-    if binary is None:
-        print("needs docker-registry on the PATH", file=sys.stderr)
-        return 2
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    binary = registry_binary()
     layout = make_layout(args.layers, size)
     for blob in (layout / "blobs" / "sha256").iterdir():
         warm(blob)
     registry = Registry(binary, Path("/dev/shm"))
-    rows: list[tuple[str, Sample]] = []
+    runs = Runs()
     state = Path(tempfile.mkdtemp(prefix="hoist-bench-state-"))
-    env = {**os.environ, "HOIST_STATE_DIR": str(state), "HOIST_CONFIG_DIR": str(state / "cfg")}
     try:
         registry.start()
-        for n in (int(x) for x in args.parallel.split(",")):
-            registry.wipe()
-            ref = f"{registry.host}/bench/image-p{n}:v1"
-            cmd = [PYTHON, "-m", "hoist.core", "push", "--plain-http", "--progress", "plain"]
-            sample = measure(
-                [*cmd, "--parallel", str(n), ref, str(layout)], env=env, registry=registry
-            )
-            if sample.returncode:
-                raise RuntimeError(f"hoist failed: {sample.stderr[-2000:]}")
-            rows.append((f"hoist --parallel {n}", sample))
-        skopeo = shutil.which("skopeo")
-        if skopeo:
-            registry.wipe()
-            ref = f"docker://{registry.host}/bench/image-skopeo:v1"
-            sample = measure(
-                [skopeo, "copy", "--dest-tls-verify=false", f"oci:{layout}:bench", ref],
-                env=env, registry=registry,
-            )  # fmt: skip
-            if sample.returncode:
-                raise RuntimeError(f"skopeo failed: {sample.stderr[-2000:]}")
-            rows.append(("skopeo copy", sample))
+        for i in range(args.repeat):
+            for n in (int(x) for x in args.parallel.split(",")):
+                registry.wipe()
+                ref = f"bench/image-p{n}:v{i}"
+                sample = hoist_push(registry, ref, layout, state, ("--parallel", str(n)))
+                runs.add(f"hoist --parallel {n}", sample)
+            skopeo = shutil.which("skopeo")
+            if skopeo:
+                registry.wipe()
+                ref = f"docker://{registry.host}/bench/image-skopeo:v{i}"
+                sample = measure(
+                    [skopeo, "copy", "--dest-tls-verify=false", f"oci:{layout}:bench", ref],
+                    registry=registry,
+                )
+                if sample.returncode:
+                    raise RuntimeError(f"skopeo failed: {sample.stderr[-2000:]}")
+                runs.add("skopeo copy", sample)
     finally:
         registry.stop()
         shutil.rmtree(state, ignore_errors=True)
     total = args.layers * size
     lines = [
         f"# Image push: OCI layout, {args.layers} × {format_size(size)} layers "
-        f"({format_size(total)}), distribution 2.8 on /dev/shm, each run once",
+        f"({format_size(total)}), distribution 2.8 on /dev/shm, {args.repeat} runs",
         "",
-        "| client | seconds | MB/s | client CPU s | registry CPU s | peak RSS MB |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"    .venv/bin/python bench/image_push.py {' '.join(sys.argv[1:])}",
+        "",
+        *runs.table(lambda name: total),
     ]
-    for name, s in rows:
-        lines.append(
-            f"| {name} | {s.seconds:.2f} | {total / 1e6 / s.seconds:.0f} | {s.cpu:.2f} "
-            f"| {s.registry_cpu:.2f} | {s.maxrss_mb:.0f} |"
-        )
-    report = "\n".join(lines) + "\n"
-    print(report)
-    if args.out:
-        args.out.write_text(report)
+    write_report(lines, args.out)
     return 0
 
 

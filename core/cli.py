@@ -423,7 +423,7 @@ async def cmd_push(args: argparse.Namespace) -> int:
                 split=split,
                 chunk_size=chunk_size,
                 parallel=args.parallel or DEFAULT_BLOBS_AT_ONCE,
-                pack=args.pack,
+                pack=args.pack or False,
                 plain_http=plain_http,
             )
         except asyncio.CancelledError:
@@ -755,8 +755,15 @@ def build_parser() -> argparse.ArgumentParser:
         "and folders, 3 for images)",
     )  # fmt: skip
     push.add_argument(
-        "--pack", action="store_true",
+        "--pack", action="store_const", const="tar.gz",
         help="push each folder as one gzip tar (as `oras push` does) instead of as its files",
+    )  # fmt: skip
+    push.add_argument(  # an option string of its own: `--pack` alone keeps taking no value
+        "--pack=tar", dest="pack", action="store_const", const="tar",
+        help="push each folder as one uncompressed tar (`--pack=tar.gz` is `--pack`)",
+    )  # fmt: skip
+    push.add_argument(
+        "--pack=tar.gz", dest="pack", action="store_const", const="tar.gz", help=argparse.SUPPRESS
     )  # fmt: skip
     push.add_argument("--as-files", action="store_true", help="push an image source as a file")
     push.add_argument("--platform", help="push one platform of a multi-arch image (linux/arm64)")

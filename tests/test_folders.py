@@ -9,6 +9,9 @@ import hashlib
 import os
 import socket
 import stat
+import subprocess
+import sys
+import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,9 @@ from hoist.core.oci.manifest import FILE_MEDIA_TYPE
 from hoist.core.oci.reference import parse_reference
 from hoist.core.progress import BlobEvent, BlobState, Event
 from hoist.core.registry.client import RegistryClient
+from hoist.core.sources import bundle
+from hoist.core.sources.bundle import BUNDLE, BUNDLE_FILES, BundleSource
+from hoist.core.sources.content import FileRange
 from hoist.core.sources.folder import EMPTY_DIRS, FILE_MODE
 from hoist.core.transfer.digest_cache import DigestCache
 from hoist.core.transfer.download import pull
@@ -80,15 +86,17 @@ async def test_folder_round_trip_hoist_and_oras(
 
     model = make_model(tmp_path / "src")
     before = snapshot(model)
-    digest, _ = await push_paths(registry.host, "folders/files:v1", [model], parallel=4)
+    digest, transfer = await push_paths(registry.host, "folders/files:v1", [model], parallel=4)
     manifest = get_manifest(registry.url, "folders/files", "v1")
-    titles = [layer["annotations"][TITLE] for layer in manifest["layers"]]
     files = [rel for rel, (kind, _, _) in before.items() if kind == "file"]
-    assert sorted(titles) == sorted(f"model/{rel}" for rel in files)
+    assert sorted(layer_files(transfer)) == sorted(f"model/{rel}" for rel in files)
     assert {layer["mediaType"] for layer in manifest["layers"]} == {FILE_MEDIA_TYPE}
-    modes = {layer["annotations"][TITLE]: layer["annotations"][FILE_MODE]
-             for layer in manifest["layers"]}  # fmt: skip
-    assert modes["model/run.sh"] == "0755" and modes["model/config.json"] == "0600"
+    alone = {layer["annotations"][TITLE]: layer["annotations"].get(FILE_MODE)
+             for layer in manifest["layers"] if BUNDLE not in layer["annotations"]}  # fmt: skip
+    assert alone == {  # the large files go alone; 2,000 small ones in a few bundles
+        "model/model-00001.safetensors": "0644", "model/model-00002.safetensors": "0644",
+    }  # fmt: skip
+    assert 2 < len(manifest["layers"]) - len(alone) < 40
     assert manifest["annotations"][EMPTY_DIRS] == '["model/cache/empty"]'
 
     out = tmp_path / "hoist-pulled"
@@ -100,8 +108,14 @@ async def test_folder_round_trip_hoist_and_oras(
     oras_out = tmp_path / "oras-pulled"
     oras = oras.client.OrasClient(hostname=registry.host, insecure=True)
     oras.pull(target=f"{registry.host}/folders/files:v1", outdir=str(oras_out))
-    for rel in files:
-        assert (oras_out / "model" / rel).read_bytes() == (model / rel).read_bytes(), rel
+    for layer in manifest["layers"]:  # bundles: tars that `tar -xf` unpacks (README)
+        if BUNDLE in layer["annotations"]:
+            bundle = oras_out / layer["annotations"][TITLE]
+            with tarfile.open(bundle) as tar:
+                tar.extractall(oras_out, filter="data")
+            bundle.unlink()
+    pulled = snapshot(oras_out / "model")
+    assert {rel: pulled[rel][2] for rel in files} == {rel: before[rel][2] for rel in files}
 
 
 async def test_folder_push_writes_no_staging_file(
@@ -181,7 +195,9 @@ def test_cli_pushes_a_folder_as_files_and_pulls_it_back(
     pushed = hoist_cli("push", "--plain-http", ref, str(model), "--progress", "plain", env=env)
     assert pushed.returncode == 0, pushed.stderr
     manifest = get_manifest(registry.url, "folders/cli", "v1")
-    assert len(manifest["layers"]) == len([p for p in model.rglob("*") if p.is_file()])
+    bundles = [x for x in manifest["layers"] if BUNDLE in x["annotations"]]
+    assert len(manifest["layers"]) == len(bundles) + 2  # the small files bundled, shards alone
+    assert sum(int(x["annotations"][BUNDLE_FILES]) for x in bundles) == 34  # all but 2
     out = tmp_path / "out"
     pulled = hoist_cli("pull", "--plain-http", ref, "-o", str(out), env=env)
     assert pulled.returncode == 0, pulled.stderr
@@ -193,38 +209,75 @@ def uploads(log: str, repo: str) -> int:
     return log.count(f'"POST /v2/{repo}/blobs/uploads/')
 
 
-async def test_repush_sends_only_the_changed_file(
+async def test_repush_sends_only_the_changed_bundle_or_file(
     fresh_registry: RegistryProcess, state_dir: Path, tmp_path: Path
 ) -> None:
-    model = make_model(tmp_path / "src", small_files=40)
-    await push_paths(
+    model = make_model(tmp_path / "src", small_files=400)
+    _, transfer = await push_paths(
         fresh_registry.host, "folders/again:v1", [model], parallel=4, chunk_size=MiB
     )  # the shards go in chunks, hashed as they are sent
     first = uploads(fresh_registry.log_text(), "folders/again")
-    assert first == len([p for p in model.rglob("*") if p.is_file()]) + 1  # + the empty config
+    assert first == len(transfer.blobs) + 1  # + the empty config
+    assert len(transfer.blobs) > 4  # a few bundles, and the shards
 
-    (model / "config.json").write_text('{"layers": 3}\n')  # one file changes
-    events: list[Event] = []
-    _, transfer = await push_paths(
-        fresh_registry.host, "folders/again:v2", [model], parallel=4, events=events,
-        chunk_size=MiB,
-    )  # fmt: skip
-    assert uploads(fresh_registry.log_text(), "folders/again") == first + 1  # only that file
-    sent = {b.name for b in transfer.blobs if b.state == BlobState.DONE}
-    assert sent == {"model/config.json"}
-    count, size = transfer.already_there
-    assert count == len(transfer.blobs) - 1
-    assert size == transfer.total - len('{"layers": 3}\n')
-    blob_events = [e for e in events if isinstance(e, BlobEvent)]
-    assert {e.blob for e in blob_events if e.state == BlobState.EXISTS} == {
-        b.name for b in transfer.blobs if b.name != "model/config.json"
-    }
-    # Only the changed file was read: no other was hashed, none sent a byte.
-    assert {e.blob for e in blob_events if e.state == BlobState.HASHING} <= {"model/config.json"}
-    assert {e.blob for e in blob_events if e.sent} == {"model/config.json"}
-    manifest = get_manifest(fresh_registry.url, "folders/again", "v2")
-    (config,) = [x for x in manifest["layers"] if x["annotations"][TITLE] == "model/config.json"]
-    assert config["size"] == len('{"layers": 3}\n')
+    # One small file changes: its bundle goes again, nothing else is read or sent.
+    for changed, repush in [
+        (model / "config.json", "v2"),
+        (model / "model-00002.safetensors", "v3"),
+    ]:
+        before = uploads(fresh_registry.log_text(), "folders/again")
+        changed.write_bytes(changed.read_bytes()[:-1] + b"!\n")
+        events: list[Event] = []
+        _, transfer = await push_paths(
+            fresh_registry.host, f"folders/again:{repush}", [model], parallel=4, events=events,
+            chunk_size=MiB,
+        )  # fmt: skip
+        assert uploads(fresh_registry.log_text(), "folders/again") == before + 1
+        name = holding(transfer, changed)
+        assert {b.name for b in transfer.blobs if b.state == BlobState.DONE} == {name}
+        count, size = transfer.already_there
+        assert count == len(transfer.blobs) - 1
+        (sent,) = [b for b in transfer.blobs if b.name == name]
+        assert size == transfer.total - sent.size
+        blob_events = [e for e in events if isinstance(e, BlobEvent)]
+        assert {e.blob for e in blob_events if e.state == BlobState.EXISTS} == {
+            b.name for b in transfer.blobs if b.name != name
+        }
+        # Only the changed blob was read: no other was hashed, none sent a byte.
+        assert {e.blob for e in blob_events if e.state == BlobState.HASHING} <= {name}
+        assert {e.blob for e in blob_events if e.sent} == {name}
+        manifest = get_manifest(fresh_registry.url, "folders/again", repush)
+        (layer,) = [x for x in manifest["layers"] if x["annotations"] == sent.annotations]
+        assert layer["digest"] == sent.digest
+
+
+def layer_files(transfer: Push) -> list[str]:
+    """The file titles a pushed folder's layers hold: their own, or their bundle's members'."""
+    out = []
+    for blob in transfer.blobs:
+        if isinstance(blob.source, BundleSource):
+            out.extend(m.name for m in blob.source.members)
+        else:
+            out.append(blob.name)
+    return out
+
+
+def holding(transfer: Push, path: Path) -> str:
+    """The name of the blob that holds the file `path` (itself, or its bundle)."""
+    (name,) = [
+        b.name for b in transfer.blobs
+        if b.source.path == path
+        or (isinstance(b.source, BundleSource) and path in {m.path for m in b.source.members})
+    ]  # fmt: skip
+    return name
+
+
+def blob_bytes(source: FileRange) -> bytes:
+    reader = source.open_reader()
+    try:
+        return reader.pread(source.length, 0)
+    finally:
+        reader.close()
 
 
 def test_unchanged_files_are_not_read_again(tmp_path: Path, state_dir: Path) -> None:
@@ -234,7 +287,7 @@ def test_unchanged_files_are_not_read_again(tmp_path: Path, state_dir: Path) -> 
     transfer = plan_file_push(parse_reference("127.0.0.1:1/x/y:v1"), [model], digest_cache=cache)
     assert all(b.digest is None for b in transfer.blobs)
     for blob in transfer.blobs:
-        blob.digest = "sha256:" + hashlib.sha256(blob.source.path.read_bytes()).hexdigest()
+        blob.digest = "sha256:" + hashlib.sha256(blob_bytes(blob.source)).hexdigest()
         blob.state = BlobState.DONE
     remember_digests(transfer, cache)
     (model / "config.json").write_text("changed")
@@ -243,8 +296,9 @@ def test_unchanged_files_are_not_read_again(tmp_path: Path, state_dir: Path) -> 
         digest_cache=DigestCache(tmp_path / "digests.json"),
     )  # fmt: skip
     known = {b.name: b.digest for b in again.blobs}
-    assert known.pop("model/config.json") is None
-    assert known == {b.name: b.digest for b in transfer.blobs if b.name != "model/config.json"}
+    name = holding(transfer, model / "config.json")
+    assert known.pop(name) is None
+    assert known == {b.name: b.digest for b in transfer.blobs if b.name != name}
     (tmp_path / "digests.json").unlink()
     fresh = plan_file_push(
         parse_reference("127.0.0.1:1/x/y:v1"), [model],
@@ -268,7 +322,7 @@ async def test_a_failing_blob_among_several_at_once_fails_the_push_with_its_sent
             await TransferRun(transfer, client).run()
     assert transfer.state == TransferState.FAILED
     unfinished = [b.name for b in transfer.blobs if not b.finished]
-    assert unfinished == ["model/config.json"]
+    assert unfinished == [holding(transfer, model / "config.json")]
 
 
 class _CountingJournal(TransferJournal):
@@ -284,11 +338,13 @@ class _CountingJournal(TransferJournal):
 
 
 async def test_many_small_files_do_not_cost_a_journal_write_each(
-    registry: RegistryProcess, state_dir: Path, tmp_path: Path
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each write serializes every blob: one per file made a 2,000-file push quadratic (165 s
     for 256 MiB in bench/folder_push.py). Settled small blobs share deferred writes; the last
-    write still holds every blob's final state."""
+    write still holds every blob's final state. (Small files are bundled now: here each goes
+    alone, as a folder of many files just over the bundling limit would.)"""
+    monkeypatch.setattr(bundle, "SMALL_FILE_LIMIT", 0)
     model = make_model(tmp_path / "src", small_files=200)
     transfer = plan_file_push(
         parse_reference(f"{registry.host}/folders/journal:v1"), [model], parallel=4
@@ -341,8 +397,9 @@ async def test_a_file_touched_while_it_is_sent_is_refused_at_commit(
      (4, "done; 4 of 4 (32 B) already in the registry")],
 )  # fmt: skip
 def test_a_done_push_says_how_much_was_already_there(
-    tmp_path: Path, state_dir: Path, there: int, text: str
+    tmp_path: Path, state_dir: Path, there: int, text: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(bundle, "SMALL_FILE_LIMIT", 0)  # four blobs, not one bundle
     folder = tmp_path / "model"
     folder.mkdir()
     for i in range(4):
@@ -359,3 +416,29 @@ def test_a_damaged_digest_cache_only_costs_a_rehash(tmp_path: Path, state_dir: P
     (state_dir / "digests.json").write_bytes(b'{"version": 1, "files": {"x": ')
     transfer = plan_file_push(parse_reference("127.0.0.1:1/x/y:v1"), [model])
     assert all(b.digest is None for b in transfer.blobs)
+
+
+def test_httpcore_does_not_search_for_a_missing_sniffio_on_every_request() -> None:
+    """httpcore runs `import sniffio` six times a request to tell asyncio from trio; when it
+    isn't installed, each failed import walks sys.path again (65-255 µs each here: 0.4-1.5 ms
+    a request, seconds over a folder's thousands of requests)."""
+    script = """
+import asyncio, importlib.machinery, importlib.util, sys
+import hoist.core.registry.client
+from httpcore._synchronization import current_async_library
+searched = []
+find = importlib.machinery.PathFinder.find_spec
+def counting(name, *args, **kwargs):
+    searched.append(name)
+    return find(name, *args, **kwargs)
+importlib.machinery.PathFinder.find_spec = counting
+async def main():
+    for _ in range(100):
+        assert current_async_library() == "asyncio"
+asyncio.run(main())
+print(searched.count("sniffio"), "sniffio" in sys.modules and sys.modules["sniffio"] is not None)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    searches, installed = out.stdout.split()
+    assert searches == "0", f"sniffio looked for {searches} times (installed: {installed})"

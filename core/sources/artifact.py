@@ -5,10 +5,12 @@ The manifest is an OCI image manifest with `artifactType`, the empty config
 `org.opencontainers.image.title`, so `oras pull` writes each file back under its name.
 
 A folder is pushed as its files (`hoist.core.sources.folder`: one layer per file, titled
-`folder/sub/name`). Asked to pack it (`--pack`), it is packed as a gzip tar (as oras does),
+`folder/sub/name`; its small files in tar bundles, `hoist.core.sources.bundle`). Asked to pack
+it (`--pack`), it is packed as a gzip tar (as oras does; `--pack=tar`: uncompressed),
 titled with the folder's name and annotated `io.deis.oras.content.unpack: "true"` and
-`io.deis.oras.content.digest` (the tar's own digest), so `oras pull` unpacks it. The tar is
-written once into the state folder, so that a resume reads the very same bytes.
+`io.deis.oras.content.digest` (the tar's own digest), so `oras pull` unpacks it (the gzip tar
+only: oras-go gunzips every layer so marked). The tar is written once into the state folder,
+so that a resume reads the very same bytes.
 
 Split mode cuts one file into parts of `part_size` bytes, each its own blob, so that a broken
 session costs at most one part. Each part is titled `NAME.partNNNN` (NNNN from 0001, zero-padded
@@ -58,6 +60,9 @@ EMPTY_CONFIG = Descriptor(OCI_EMPTY, sha256_bytes(OCI_EMPTY_DATA), len(OCI_EMPTY
 #: gzip level of a packed folder: the fastest. Model weights don't compress, and level 9 ran at
 #: ~37 MiB/s on them (issue 19); level 1 costs a few percent of size on text.
 PACK_LEVEL = 1
+#: What `--pack` may make of a folder: a plain tar, or a gzip tar (the default, as oras packs).
+PACK_FORMATS = ("tar", "tar.gz")
+DEFAULT_PACK = "tar.gz"
 
 
 @dataclass(frozen=True)
@@ -221,8 +226,11 @@ def folder_member_filter(
     return check
 
 
-def pack_folder(folder: Path, staging: Path, stop: threading.Event | None = None) -> PlannedBlob:
-    """Pack `folder` into `staging/NAME.tar.gz` (sorted entries, so packing is repeatable).
+def pack_folder(
+    folder: Path, staging: Path, stop: threading.Event | None = None, *, gzipped: bool = True
+) -> PlannedBlob:
+    """Pack `folder` into `staging/NAME.tar.gz` (or `.tar`: sorted entries, so packing is
+    repeatable).
 
     Refuses, naming the path, what a pull could not restore (a link leading out of the folder
     or by absolute path, a pipe, a device, a socket) and what can't be read, before anything
@@ -234,15 +242,16 @@ def pack_folder(folder: Path, staging: Path, stop: threading.Event | None = None
     import gzip  # only folders need these: kept off every push's start-up
 
     staging.mkdir(parents=True, exist_ok=True, mode=0o700)
-    out = staging / f"{folder.name}.tar.gz"
+    out = staging / f"{folder.name}.tar{'.gz' if gzipped else ''}"
     try:
         with open(out, "wb") as raw:
             gz = gzip.GzipFile(
                 filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=PACK_LEVEL
-            )
-            hashing = _HashingWriter(gz, stop)  # type: ignore[arg-type]
+            ) if gzipped else None  # fmt: skip
+            hashing = _HashingWriter(gz or raw, stop)  # type: ignore[arg-type]
             _write_folder_tar(folder, hashing, staging)
-            gz.close()
+            if gz is not None:
+                gz.close()
             raw.flush()
             os.fsync(raw.fileno())
     except OSError as exc:
@@ -261,7 +270,8 @@ def pack_folder(folder: Path, staging: Path, stop: threading.Event | None = None
         ORAS_UNPACK: "true",
         ORAS_DIGEST: "sha256:" + hashing.sha.hexdigest(),
     }
-    return PlannedBlob(folder.name, FileRange.whole(out), FOLDER_MEDIA_TYPE, annotations)
+    media_type = FOLDER_MEDIA_TYPE if gzipped else FILE_MEDIA_TYPE
+    return PlannedBlob(folder.name, FileRange.whole(out), media_type, annotations)
 
 
 def _write_folder_tar(folder: Path, hashing: _HashingWriter, staging: Path) -> None:

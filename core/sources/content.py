@@ -2,20 +2,24 @@
 
 Plain files, split-mode parts, and layers inside a `docker save` tarball or an OCI layout are all
 byte ranges of some file, so one streaming reader serves them all, and a resume needs nothing but
-the path, the offset and the length.
+the path, the offset and the length. A bundle of a folder's small files (`bundle.BundleSource`)
+is the one source that is not: its bytes are generated from many files, through the same
+reader interface (`FileRange.open_reader`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from hoist.core.bandwidth import Throttle
 from hoist.core.errors import FileChanged, SourceError
-from hoist.core.oci.digest import READ_BLOCK, SequentialHasher
+from hoist.core.oci.digest import READ_BLOCK, SequentialHasher, hash_file_range
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,45 @@ class FileRange:
     def from_json(cls, doc: dict[str, object]) -> FileRange:
         return cls(Path(str(doc["path"])), int(str(doc["offset"])), int(str(doc["length"])))
 
+    @property
+    def is_one_file(self) -> bool:
+        """Whether the bytes are one range of `path` (sendfile may send them); a small-file
+        bundle (`hoist.core.sources.bundle`) overrides it: its bytes are generated."""
+        return True
+
+    def open_reader(self) -> RangeReader:
+        """A reader of the blob's bytes by position (blocking: opens the file)."""
+        return _FileReader(self)
+
+    def hash_prefix(self, length: int, stop: threading.Event | None = None) -> SequentialHasher:
+        """The blob's first `length` bytes hashed (blocking: see `hash_file_range`)."""
+        return hash_file_range(self.path, self.offset, length, stop)
+
+
+class RangeReader(Protocol):
+    """Reads a blob's bytes by position within the blob (blocking calls)."""
+
+    def pread(self, n: int, pos: int) -> bytes:
+        """Exactly `n` bytes from `pos`, or FileChanged when the source ends sooner."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class _FileReader:
+    def __init__(self, source: FileRange) -> None:
+        self.source = source
+        self.fd = os.open(source.path, os.O_RDONLY)
+
+    def pread(self, n: int, pos: int) -> bytes:
+        data = os.pread(self.fd, n, self.source.offset + pos)
+        if len(data) != n:
+            raise FileChanged(f"{self.source.path} is shorter than when the upload began")
+        return data
+
+    def close(self) -> None:
+        os.close(self.fd)
+
 
 async def stream_range(
     source: FileRange,
@@ -87,14 +130,11 @@ async def stream_range(
     whatever the chunk or file size. Bytes the hasher has already seen (a re-sent chunk) are
     read again but not hashed again.
     """
-    fd = await asyncio.to_thread(os.open, source.path, os.O_RDONLY)
+    reader = await asyncio.to_thread(source.open_reader)
     pending: asyncio.Future[bytes] | None = None
 
     def read(pos: int) -> bytes:
-        n = min(block, end - pos)
-        data = os.pread(fd, n, source.offset + pos)
-        if len(data) != n:
-            raise FileChanged(f"{source.path} is shorter than when the upload began")
+        data = reader.pread(min(block, end - pos), pos)
         hasher.update(pos, data)
         return data
 
@@ -119,13 +159,33 @@ async def stream_range(
             def close_when_read(f: asyncio.Future[bytes]) -> None:
                 if not f.cancelled():
                     f.exception()  # retrieved: the generator is gone
-                os.close(fd)
+                reader.close()
 
             pending.add_done_callback(close_when_read)
         else:
             if pending is not None and not pending.cancelled():
                 pending.exception()  # retrieved: nobody else will
-            os.close(fd)
+            reader.close()
+
+
+#: Only these bits are kept: no setuid/setgid/sticky bit travels through a registry.
+KEPT_MODE_BITS = 0o777
+
+
+@dataclass(frozen=True)
+class FolderFile:
+    """One regular file of a scanned folder."""
+
+    path: Path  # absolute
+    title: str  # `folder/sub/name`, forward slashes
+    size: int
+    mode: int  # permission bits only
+    mtime_ns: int = 0  # with size and inode: the identity the digest cache keys bundles by
+    inode: int = 0
+
+    @property
+    def mode_text(self) -> str:
+        return f"{self.mode:04o}"
 
 
 @dataclass(frozen=True)

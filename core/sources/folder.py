@@ -3,7 +3,9 @@
 `oras push reg/m:v1 model/config.json model/sub/x.txt` titles its layers `model/config.json` and
 `model/sub/x.txt`, and `oras pull` writes them back under those paths; a folder pushed by Hoist
 has that shape, so any ORAS client recreates its files. Each layer's bytes are the file itself
-(a `FileRange`), read as it is sent: nothing is staged, nothing compressed.
+(a `FileRange`), read as it is sent: nothing is staged, nothing compressed. Files under 2 MiB
+go together in tar bundles instead (`hoist.core.sources.bundle`: thousands of small files must
+not cost thousands of round trips).
 
 What the plain file layers can't say travels in annotations only Hoist reads:
 - `app.hoist.file.mode` on each layer: the permission bits (`0755`), so executables stay so;
@@ -27,31 +29,23 @@ from pathlib import Path
 from hoist.core.errors import SourceError
 from hoist.core.oci.annotations import TITLE
 from hoist.core.oci.manifest import FILE_MEDIA_TYPE
-from hoist.core.sources.content import FileRange, PlannedBlob
+from hoist.core.sources.bundle import (
+    BUNDLE,
+    BUNDLE_FILES,
+    BUNDLE_FORMAT,
+    BUNDLE_MEDIA_TYPE,
+    bundle_title,
+    plan_bundles,
+)
+from hoist.core.sources.content import KEPT_MODE_BITS, FileRange, FolderFile, PlannedBlob
 from hoist.core.sources.source import FilesFormat, FilesPlan, Probe, SourceSummary
 
 #: Layer annotation: the file's permission bits, four octal digits (`0644`, `0755`).
 FILE_MODE = "app.hoist.file.mode"
 #: Manifest annotation: JSON list of the folders that hold nothing, as `model/sub/empty`.
 EMPTY_DIRS = "app.hoist.folder.empty-dirs"
-#: Only these bits are kept: no setuid/setgid/sticky bit travels through a registry.
-KEPT_MODE_BITS = 0o777
 #: How many refused paths a refusal names before it says "and N more".
 _NAMED_AT_MOST = 10
-
-
-@dataclass(frozen=True)
-class FolderFile:
-    """One regular file of a scanned folder."""
-
-    path: Path  # absolute
-    title: str  # `folder/sub/name`, forward slashes
-    size: int
-    mode: int  # permission bits only
-
-    @property
-    def mode_text(self) -> str:
-        return f"{self.mode:04o}"
 
 
 @dataclass
@@ -127,7 +121,8 @@ def scan_folder(folder: Path) -> FolderScan:
                 refused.append(f"{full} is {reason}")
                 continue
             mode = stat.S_IMODE(st.st_mode) & KEPT_MODE_BITS
-            scan.files.append(FolderFile(full, _title(root, full), st.st_size, mode))
+            title = _title(root, full)
+            scan.files.append(FolderFile(full, title, st.st_size, mode, st.st_mtime_ns, st.st_ino))
     if refused:
         more = len(refused) - _NAMED_AT_MOST
         named = "; ".join(refused[:_NAMED_AT_MOST]) + (f"; and {more} more" if more > 0 else "")
@@ -204,18 +199,34 @@ class FolderSource:
         return SourceSummary(self.path, FORMAT.name, files, size)
 
     def plan_files(self, part_size: int | None) -> FilesPlan:
-        """Its files as layers, whole (split mode cuts single files only)."""
+        """Its files as layers, whole (split mode cuts single files only): the small ones in
+        bundles (first), then one layer per file."""
         scan = scan_folder(self.path)
-        blobs = [
-            PlannedBlob(
-                f.title,
-                FileRange(f.path, 0, f.size),
-                FILE_MEDIA_TYPE,
-                {TITLE: f.title, FILE_MODE: f.mode_text},
+        return FilesPlan(_folder_blobs(self.path, scan.files), scan.empty_dirs)
+
+
+def _folder_blobs(folder: Path, files: list[FolderFile]) -> list[PlannedBlob]:
+    bundles, alone = plan_bundles(folder.absolute(), files)
+    titles = {f.title for f in files}
+    blobs = []
+    for index, bundle in enumerate(bundles, 1):
+        title = bundle_title(folder.name, index)
+        if title in titles:
+            raise SourceError(
+                f"the folder holds a file named {title!r}, the name Hoist gives a bundle",
+                hint="Rename that file, or push the folder with --pack",
             )
-            for f in scan.files
-        ]
-        return FilesPlan(blobs, scan.empty_dirs)
+        annotations = {TITLE: title, BUNDLE: BUNDLE_FORMAT, BUNDLE_FILES: str(len(bundle.members))}
+        name = f"{title} ({len(bundle.members)} files)"  # what progress and the window show
+        blobs.append(PlannedBlob(name, bundle, BUNDLE_MEDIA_TYPE, annotations))
+    blobs.extend(
+        PlannedBlob(
+            f.title, FileRange(f.path, 0, f.size), FILE_MEDIA_TYPE,
+            {TITLE: f.title, FILE_MODE: f.mode_text},
+        )
+        for f in alone
+    )  # fmt: skip
+    return blobs
 
 
 FORMAT = FilesFormat("folder", lambda probe: probe.is_dir, FolderSource)

@@ -22,7 +22,13 @@ from hoist.core.sources import (
     oci_archive,
     oci_layout,
 )
-from hoist.core.sources.artifact import ArtifactPlan, SplitOptions, pack_folder
+from hoist.core.sources.artifact import (
+    DEFAULT_PACK,
+    PACK_FORMATS,
+    ArtifactPlan,
+    SplitOptions,
+    pack_folder,
+)
 from hoist.core.sources.folder import empty_dirs_annotation
 from hoist.core.sources.image import ImageEntry, ImagePlan, SourceKind
 from hoist.core.sources.image_files import Progress
@@ -145,15 +151,19 @@ def plan_artifact(
     staging: Path,
     split: SplitOptions | None = None,
     *,
-    pack: bool = False,
+    pack: bool | str = False,
     stop: threading.Event | None = None,
 ) -> ArtifactPlan:
-    """One artifact of files and folders: each path's layers in order (a folder's files, or
-    with `pack` one tar per folder, packed into `staging`).
+    """One artifact of files and folders: each path's layers in order (a folder's files, its
+    small files in bundles, or with `pack` one tar per folder, packed into `staging`: `pack`
+    is one of PACK_FORMATS, True meaning DEFAULT_PACK).
 
     Blocking (it walks folders, and packs them with `pack`): call it in a worker thread, and
     set `stop` to end the packing at once (PackingStopped).
     """
+    pack_format = DEFAULT_PACK if pack is True else (pack or None)
+    if pack_format is not None and pack_format not in PACK_FORMATS:
+        raise SourceError(f"a folder is packed as {' or '.join(PACK_FORMATS)}, not {pack_format}")
     if not paths:
         raise SourceError("nothing to push: name at least one file or folder")
     blobs = []
@@ -170,8 +180,8 @@ def plan_artifact(
                 hint="Each file's name is its title in the artifact: rename one of them",
             )
         titles.add(title)
-        if pack and path.is_dir():
-            blobs.append(pack_folder(path, staging, stop))
+        if pack_format is not None and path.is_dir():
+            blobs.append(pack_folder(path, staging, stop, gzipped=pack_format == "tar.gz"))
             continue
         part = files_source(path).plan_files(split.part_size if split else None)
         blobs.extend(part.blobs)

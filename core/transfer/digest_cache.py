@@ -3,9 +3,10 @@
 A re-push of a folder of thousands of files should cost a HEAD per file, not a read of every
 byte: the cache maps a file's absolute path to the digest it had at the (size, mtime_ns, inode)
 last seen, the way git's index and `rsync` trust a file's stat. A file whose identity differs is
-hashed anew as it is sent. The cache is a single JSON file in the state folder, written
-atomically; deleting it only costs one re-hash per file. It holds paths and digests, nothing
-secret.
+hashed anew as it is sent. A bundle of small files is kept under the fingerprint of its
+members' identities, so an unchanged bundle is not read either. The cache is a single JSON
+file in the state folder, written atomically; deleting it only costs one re-hash per file. It
+holds paths and digests, nothing secret.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 _VERSION = 1
 #: Entries kept at most (the newest win): bounds the file whatever the user pushes over years.
 MAX_ENTRIES = 200_000
+#: Bundles are keyed by their members' identities: no path starts so (paths are absolute).
+_BUNDLE_KEY = "bundle:"
 
 
 def default_cache_path() -> Path:
@@ -77,6 +80,18 @@ class DigestCache:
     def remember(self, path: Path, identity: FileIdentity, digest: str) -> None:
         self._entries.pop(str(path), None)  # re-inserted last: the newest are kept on trim
         self._entries[str(path)] = {**identity.to_json(), "digest": digest}
+
+    def lookup_bundle(self, fingerprint: str) -> str | None:
+        """The digest a small-file bundle had when its members had exactly these identities
+        (`BundleSource.fingerprint`), or None."""
+        entry = self._entries.get(_BUNDLE_KEY + fingerprint)
+        digest = entry.get("digest") if isinstance(entry, dict) else None
+        return digest if isinstance(digest, str) and digest.startswith("sha256:") else None
+
+    def remember_bundle(self, fingerprint: str, digest: str) -> None:
+        key = _BUNDLE_KEY + fingerprint
+        self._entries.pop(key, None)
+        self._entries[key] = {"digest": digest}
 
     def save(self) -> None:
         """Write the cache atomically (blocking: call it in a worker thread)."""

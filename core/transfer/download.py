@@ -46,6 +46,7 @@ from hoist.core.registry.browse import (
 )
 from hoist.core.registry.client import RegistryClient
 from hoist.core.retry import RetryPolicy
+from hoist.core.sources.bundle import unpack_bundle
 from hoist.core.sources.folder import parse_empty_dirs
 from hoist.core.transfer.fetch import (
     FileCursor,
@@ -236,6 +237,13 @@ async def pull(
         pulled = await fetch.run()
         if job.mode is not None:
             await settle(functools.partial(os.chmod, job.target, job.mode))
+        if job.kind == "bundle":
+            where, into = functools.partial(target_path, dest), target_path(dest, job.title).parent
+            try:
+                await settle(functools.partial(unpack_bundle, job.target, where, overwrite))
+            except OSError as exc:
+                raise write_failed(exc, exc.filename or into) from exc
+            return PulledFile(into, pulled.size, pulled.digest, "bundle", fetched=pulled.fetched)
         if job.kind != "folder":
             return pulled
         final = dest.joinpath(*safe_parts(job.title))
@@ -545,7 +553,7 @@ def discard_partial_files(transfer: Download) -> list[str]:
     problems = []
     for part in {(p.file, p.kind): p for p in transfer.parts}.values():
         file = Path(part.file)
-        leftovers = [partial_path(file)] + ([file] if part.kind == "folder" else [])
+        leftovers = [partial_path(file)] + ([file] if part.kind in ("folder", "bundle") else [])
         for path in leftovers:
             try:
                 _remove_unless_locked(path)

@@ -72,7 +72,7 @@ class PulledFile:
     path: Path
     size: int
     digest: str
-    kind: str  # "file", "split", "folder", "blob", "manifest", "config", "layer"
+    kind: str  # "file", "split", "folder", "bundle", "blob", "manifest", "config", "layer"
     reused: bool = False
     fetched: int = 0
 

@@ -28,6 +28,7 @@ from hoist.core.oci.digest import is_digest
 from hoist.core.registry.browse import (
     BlobInfo,
 )
+from hoist.core.sources.bundle import BUNDLE
 from hoist.core.sources.folder import parse_mode
 from hoist.core.transfer.fetch import FilePart, partial_path
 
@@ -165,7 +166,10 @@ def artifact_jobs(
             continue
         target = target_path(dest, title)
         part = FilePart(title, layer.digest, layer.size)
-        if layer.annotations.get(ORAS_UNPACK) == "true":
+        if layer.annotations.get(BUNDLE) is not None:  # small files: unpacked into the tree
+            bundle = target.with_name(f".{target.name}.hoist-bundle")
+            jobs.append(PullJob(title, bundle, [part], layer.digest, "bundle"))
+        elif layer.annotations.get(ORAS_UNPACK) == "true":
             tar_digest = layer.annotations.get(ORAS_DIGEST)
             if tar_digest is not None:
                 check_digest(tar_digest, f"the folder {title!r}")

@@ -28,6 +28,7 @@ from hoist.core.progress import BlobState, ProgressCallback
 from hoist.core.registry.client import RegistryClient
 from hoist.core.retry import T, retry_temporary
 from hoist.core.sources.artifact import EMPTY_CONFIG, SplitOptions, artifact_manifest
+from hoist.core.sources.bundle import BundleSource
 from hoist.core.sources.content import FileIdentity, FileRange, PlannedBlob
 from hoist.core.sources.formats import plan_artifact, require_image
 from hoist.core.transfer.digest_cache import DigestCache
@@ -63,7 +64,7 @@ def plan_file_push(
     parallel: int = 1,
     plain_http: bool | None = None,
     stop: threading.Event | None = None,
-    pack: bool = False,
+    pack: bool | str = False,
     digest_cache: DigestCache | None = None,
 ) -> Push:
     """A Push of files/folders as an artifact (blocking: walks folders, and packs
@@ -84,7 +85,9 @@ def plan_file_push(
     blobs = [_record(blob) for blob in plan.blobs]
     cache = digest_cache if digest_cache is not None else DigestCache()
     for blob in blobs:
-        if _is_whole_file(blob):
+        if isinstance(blob.source, BundleSource):
+            blob.digest = cache.lookup_bundle(blob.source.fingerprint())
+        elif _is_whole_file(blob):
             blob.digest = cache.lookup(blob.source.path, blob.identity)
     return Push(
         id=transfer_id,
@@ -134,7 +137,8 @@ def _is_whole_file(blob: BlobRecord) -> bool:
     """A blob that is one whole local file (not a split part, not an image's layer)."""
     source = blob.source
     return (
-        source.offset == 0
+        source.is_one_file
+        and source.offset == 0
         and source.length == blob.identity.size
         and (SPLIT_FILE not in blob.annotations)
     )
@@ -147,7 +151,11 @@ def remember_digests(transfer: Push, cache: DigestCache) -> None:
     disk) costs the next push a re-hash, never this push.
     """
     for blob in transfer.blobs:
-        if blob.finished and blob.digest and _is_whole_file(blob):
+        if not (blob.finished and blob.digest):
+            continue
+        if isinstance(blob.source, BundleSource):
+            cache.remember_bundle(blob.source.fingerprint(), blob.digest)
+        elif _is_whole_file(blob):
             cache.remember(blob.source.path, blob.identity, blob.digest)
     try:
         cache.save()
@@ -439,6 +447,11 @@ def restart_changed_blobs(transfer: Transfer) -> list[str]:
             raise FileChanged(
                 f"{blob.source.path} changed since the image was read",
                 hint="Add the image again to push what it holds now",
+            )
+        if isinstance(blob.source, BundleSource):  # its files are planned with the folder
+            raise FileChanged(
+                f"small files of {blob.source.path} changed since the push began",
+                hint="Push the folder again as a new transfer",
             )
         now = FileIdentity.of(blob.source.path)
         if blob.annotations.get(SPLIT_FILE) is not None and now.size != blob.identity.size:

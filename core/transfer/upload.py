@@ -46,13 +46,14 @@ from hoist.core.errors import (
     TransferPaused,
     UploadSessionLost,
 )
-from hoist.core.oci.digest import SequentialHasher, TrustedDigest, hash_file_range, sha256_bytes
+from hoist.core.oci.digest import SequentialHasher, TrustedDigest, sha256_bytes
 from hoist.core.oci.manifest import OCI_EMPTY_DATA
 from hoist.core.progress import BlobEvent, BlobState, ProgressCallback, RateEstimator
 from hoist.core.registry.client import FileBody, RegistryClient, UploadStatus
 from hoist.core.registry.filebody import StreamEnd
 from hoist.core.registry.profile import RegistryProfile
 from hoist.core.retry import RetryPolicy, T, retry_temporary
+from hoist.core.sources.bundle import source_from_json
 from hoist.core.sources.content import FileIdentity, FileRange
 from hoist.core.units import MiB, format_duration, format_size
 
@@ -121,7 +122,7 @@ class BlobRecord:
     def from_json(cls, doc: dict[str, Any]) -> BlobRecord:
         return cls(
             name=str(doc["name"]),
-            source=FileRange.from_json(doc["source"]),
+            source=source_from_json(doc["source"]),
             identity=FileIdentity.from_json(doc["identity"]),
             media_type=str(doc["media_type"]),
             annotations=dict(doc.get("annotations") or {}),
@@ -396,9 +397,7 @@ class BlobUpload:
         for all of it. Raises TransferPaused when paused meanwhile."""
         source = self.record.source
         stop = threading.Event()
-        job = asyncio.ensure_future(
-            asyncio.to_thread(hash_file_range, source.path, source.offset, length, stop)
-        )
+        job = asyncio.ensure_future(asyncio.to_thread(source.hash_prefix, length, stop))
         paused = asyncio.ensure_future(self.pause.wait())
         try:
             await asyncio.wait({job, paused}, return_when=asyncio.FIRST_COMPLETED)
@@ -809,11 +808,7 @@ class BlobUpload:
         digest = record.digest
         if digest is None:
             self._emit(BlobState.HASHING, "hashing")
-            digest = (
-                await asyncio.to_thread(
-                    hash_file_range, record.source.path, record.source.offset, record.size
-                )
-            ).digest()
+            digest = (await asyncio.to_thread(record.source.hash_prefix, record.size)).digest()
             record.digest = digest
             if await self._already_there(digest):
                 return digest

@@ -57,6 +57,12 @@ from PySide6.QtWidgets import (
 log = logging.getLogger(__name__)
 
 PART_CHOICES = (256 * MiB, 1 * GiB, 4 * GiB)
+#: How a folder may go (`hoist push`, `--pack=tar`, `--pack`): its files, or one tar.
+PACK_CHOICES = (
+    ("As its files", None),
+    ("As one tar, uncompressed", "tar"),
+    ("As one tar.gz, as oras packs folders", "tar.gz"),
+)
 ALL_PLATFORMS = "All platforms"
 
 
@@ -205,6 +211,21 @@ class AddSheet(QDialog):
                 w.hide()
         self.part_size.setEnabled(self.split.isChecked())
         self.split.toggled.connect(self.part_size.setEnabled)
+
+        # A folder goes as its files (small ones in bundles), or packed into one blob.
+        self.pack = QComboBox(self)
+        self.pack.setObjectName("pack")
+        self.pack.setToolTip(
+            "As its files, only what changed goes again, and any ORAS client pulls the files. "
+            "As one tar, the folder is one blob, packed first in Hoist's state folder; the oras "
+            "command can't unpack an uncompressed one (Hoist and oras-py can)."
+        )
+        for label, form_name in PACK_CHOICES:
+            self.pack.addItem(label, form_name)
+        if not self.is_image and any(p.is_dir() for p in paths):
+            form.addRow("Folders:", self.pack)
+        else:
+            self.pack.hide()
         self.part_size.currentTextChanged.connect(lambda _text: self._part_size_changed())
 
         # "The tag already exists" (shown after the HEAD check).
@@ -373,7 +394,7 @@ class AddSheet(QDialog):
 
     def _set_busy(self, busy: bool, text: str = "") -> None:
         for w in (self.registry, self.repository, self.tag, self.split, self.part_size,
-                  self.image_tag, self.platform, self.push_button):  # fmt: skip
+                  self.pack, self.image_tag, self.platform, self.push_button):  # fmt: skip
             w.setEnabled(not busy)
         if not busy:
             self.part_size.setEnabled(self.split.isChecked())
@@ -537,6 +558,7 @@ class AddSheet(QDialog):
                 split=split,
                 parallel=parallel,
                 plain_http=reg.plain_http,
+                pack=self.pack.currentData() or False,
             )
         if not image_support():
             raise SourceError("this build of Hoist can't read container images")

@@ -9,8 +9,9 @@ from __future__ import annotations
 from enum import IntEnum
 from pathlib import Path
 
-from hoist.core.oci.annotations import ORAS_UNPACK
+from hoist.core.oci.annotations import TITLE
 from hoist.core.progress import BlobEvent, BlobState
+from hoist.core.sources.bundle import BUNDLE, BUNDLE_FILES
 from hoist.core.transfer.model import IMAGE, Download, DownloadPart, Push, TransferState
 from hoist.core.transfer.queue import TransferItem
 from hoist.core.transfer.upload import BlobRecord
@@ -226,7 +227,7 @@ class BlobRow:
 
     def name(self) -> str:
         if is_bundle(self.record):
-            return f"{self.record.name} — small files packed in one blob"
+            return bundle_label(self.record)
         return blob_label(self.record, self.row, self.transfer)
 
     def target(self) -> str:
@@ -288,9 +289,17 @@ def child_names(item: TransferItem) -> list[str]:
 
 
 def is_bundle(record: BlobRecord) -> bool:
-    """A blob that is a tar of several files, marked for unpacking as ORAS marks a folder: its
-    title names where they go, not one file, so its row must not read as one file."""
-    return record.annotations.get(ORAS_UNPACK) == "true"
+    """A bundle of a folder's small files (`app.hoist.bundle`): its title names the tar, not
+    one file, so its row must not read as one file."""
+    return record.annotations.get(BUNDLE) is not None
+
+
+def bundle_label(record: BlobRecord) -> str:
+    """ "48 small files in one blob (model/.hoist-bundle-0001.tar)"."""
+    title = record.annotations.get(TITLE, record.name)
+    count = record.annotations.get(BUNDLE_FILES, "")
+    what = f"{int(count):,} small files" if count.isdigit() else "small files"
+    return f"{what} in one blob ({title})"
 
 
 def plural(count: int, noun: str) -> str:

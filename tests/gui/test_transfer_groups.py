@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hoist.core.oci.annotations import TITLE
 from hoist.core.oci.reference import parse_reference
 from hoist.core.progress import BlobState
-from hoist.core.sources.artifact import ORAS_UNPACK
+from hoist.core.sources import bundle
+from hoist.core.sources.bundle import BUNDLE, BUNDLE_FILES
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import Transfer, TransferState
 from hoist.core.transfer.push import plan_file_push
@@ -39,6 +41,13 @@ from support.registry import RegistryProcess
 
 ASSETS, LABELS = 120, 30  # two top folders; three loose files beside them
 FILES = ASSETS + LABELS + 3
+
+
+@pytest.fixture(autouse=True)
+def _every_file_its_own_blob(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about many file rows: a dataset of files over the bundling limit has
+    one blob a file; small files stand in for them (quick to write and push)."""
+    monkeypatch.setattr(bundle, "SMALL_FILE_LIMIT", 0)
 
 
 def make_dataset(root: Path) -> Path:
@@ -233,15 +242,16 @@ def test_group_progress_is_the_sum_of_its_members_as_they_change(
 def test_a_bundle_of_small_files_reads_as_one(
     aio: Any, queue: TransferQueue, model: TransferModel, tmp_path: Path
 ) -> None:
-    """A blob annotated for unpacking (ORAS's folder mark) says it holds several files."""
+    """A bundle of small files (`app.hoist.bundle`) says how many files it holds."""
     folder = make_dataset(tmp_path)
     transfer = plan("127.0.0.1:5999/groups/bundled:v1", folder / "labels")
-    transfer.blobs[0].annotations[ORAS_UNPACK] = "true"
-    transfer.blobs[0].name = "labels/small-files.tar"
+    transfer.blobs[0].annotations.update(
+        {BUNDLE: "tar", BUNDLE_FILES: "1200", TITLE: "labels/.hoist-bundle-0001.tar"}
+    )
     item = add(aio, queue, transfer, start=False)
     top = model.index_of(item.id)
     first = text(model, 0, Column.NAME, top)
-    assert first == "labels/small-files.tar — small files packed in one blob"
+    assert first == "1,200 small files in one blob (labels/.hoist-bundle-0001.tar)"
     assert text(model, 1, Column.NAME, top) == transfer.blobs[1].name
 
 

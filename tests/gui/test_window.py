@@ -183,7 +183,7 @@ def test_drop_folder_shows_its_files_and_pushes_them_as_files(
     folder = tmp_path / "model"
     (folder / "sub").mkdir(parents=True)
     (folder / "config.json").write_bytes(b"{}" * 512)
-    (folder / "sub" / "weights.bin").write_bytes(os.urandom(MiB))
+    (folder / "sub" / "weights.bin").write_bytes(os.urandom(2 * MiB))  # not bundled: 2 MiB
     window, ctx = open_window()
 
     async def scenario() -> TransferItem:
@@ -192,7 +192,7 @@ def test_drop_folder_shows_its_files_and_pushes_them_as_files(
         await aio.until(lambda: window.add_sheet is not None, 10, "the add sheet")
         sheet = window.add_sheet
         assert sheet is not None and not sheet.is_image
-        expected = "model/ (folder: 2 files, 1 MiB)"
+        expected = "model/ (folder: 2 files, 2 MiB)"
         await aio.until(lambda: expected in sheet.summary.text(), 10, "the folder counted")
         await fill_and_push(aio, sheet, "gui/folder", "v1")
         assert sheet.item is not None
