@@ -11,7 +11,8 @@
 #   5. `hoist push` from the bundle pushes a file (several chunks) and a folder to a real local
 #      registry (Debian's docker-registry, started here on 127.0.0.1), and curl then finds the
 #      manifest and the blobs, byte for byte; the docker credential helper hoist runs on the way
-#      gets the caller's LD_LIBRARY_PATH, not the bundle's (packaging/rthook_child_env.py).
+#      gets the caller's LD_LIBRARY_PATH, not the bundle's (packaging/rthook_child_env.py);
+#   6. `hoist pull` from the bundle gives the pushed folder back (its small file from a bundle).
 #
 # Runs alone on an existing bundle (`bash packaging/smoke_test.sh [DIST]`); build.sh runs it last.
 # Needs docker-registry, curl and python3 (for JSON); everything it writes is in a temp folder,
@@ -205,7 +206,8 @@ EOF
   # A folder with --pack: packed into a tar by the bundled Python (tarfile, gzip).
   mkdir -p "$WORK/folder/sub"
   echo "hello from the hoist smoke test" >"$WORK/folder/hello.txt"
-  head -c 70000 /dev/urandom >"$WORK/folder/sub/data.bin"
+  # data.bin is over the bundling limit (2 MiB): a layer of its own; hello.txt goes in a bundle.
+  head -c 3145728 /dev/urandom >"$WORK/folder/sub/data.bin"
   ref=127.0.0.1:$port/smoke/hoist:folder
   out=$("$CLI" push --plain-http --progress plain --pack "$ref" "$WORK/folder" \
     2>"$WORK/push-dir.err")
@@ -228,6 +230,15 @@ EOF
     pass "hoist push (folder as files): $out"
     verify_artifact "smoke/hoist" "folder-files" "${out#*@}" "$port" \
       "$WORK/folder/sub/data.bin" "folder/sub/data.bin"
+    # Pulled back by the bundle's own hoist: the same tree (the small file from its bundle).
+    if "$CLI" pull --plain-http --progress plain -o "$WORK/pulled" "$ref" >"$WORK/pull.out" \
+      2>"$WORK/pull.err" && diff -r "$WORK/folder" "$WORK/pulled/folder" >"$WORK/pull.diff" 2>&1
+    then
+      pass "hoist pull (folder as files): the same tree, the small file unpacked from its bundle"
+    else
+      fail "hoist pull (folder as files) did not give the folder back" \
+        "$(tail -n 20 "$WORK/pull.err" "$WORK/pull.diff")"
+    fi
   fi
 }
 
