@@ -234,3 +234,26 @@ def test_the_installed_names_import(module: str) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def readme_layout() -> str:
+    """The README's "How the code is laid out" section, up to the next heading."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("## How the code is laid out")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def test_the_readme_layout_names_every_module() -> None:
+    """The README's map is drawn from the code: every module of core and gui is named there
+    (by its file name, in its folder's entry), so a module added without a word is caught."""
+    import re
+
+    layout = readme_layout()
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", layout))
+    unnamed = sorted(
+        name
+        for name, path in all_modules().items()
+        if path.stem not in ("__init__", "__main__") and path.stem not in words
+    )
+    assert unnamed == [], f"README's layout names none of these modules: {unnamed}"
