@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -247,8 +248,6 @@ def readme_layout() -> str:
 def test_the_readme_layout_names_every_module() -> None:
     """The README's map is drawn from the code: every module of core and gui is named there
     (by its file name, in its folder's entry), so a module added without a word is caught."""
-    import re
-
     layout = readme_layout()
     words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", layout))
     unnamed = sorted(
