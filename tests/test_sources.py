@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from hoist.core import cli
+from hoist.core.cli.exit_codes import EXIT_FAILED
 from hoist.core.errors import SourceError
 from hoist.core.oci.manifest import FILE_MEDIA_TYPE
 from hoist.core.sources import formats, image_files, source
@@ -139,7 +140,7 @@ def test_a_format_added_to_the_list_reaches_every_caller(
     # The command line: `hoist push` plans it as an image (and fails in the fake's words,
     # before any registry is asked: the address below has nothing listening).
     code = cli.main(["push", "127.0.0.1:9/fake/x:v1", str(fake)])
-    assert code == cli.EXIT_FAILED
+    assert code == EXIT_FAILED
     assert "the fake format planned thing.bin" in capsys.readouterr().err
     # Pushed as files, it is a file like any other.
     plan = plan_artifact([fake], tmp_path / "staging")
