@@ -27,8 +27,8 @@ from hoist.core.errors import (
     TransferPaused,
 )
 from hoist.core.oci.reference import parse_reference
-from hoist.core.sources.artifact import SplitOptions, check_sources
-from hoist.core.sources.formats import push_as_image
+from hoist.core.sources.artifact import SplitOptions
+from hoist.core.sources.formats import check_sources, push_as_image
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import (
     Download,
