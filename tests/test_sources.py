@@ -28,7 +28,7 @@ from hoist.core.sources.formats import (
 )
 from hoist.core.sources.image import ImageEntry, ImagePlan, SourceKind
 from hoist.core.sources.source import ImageFormat, Probe, SourceSummary
-from hoist.gui.add.planning import classify_sources, image_support
+from hoist.gui.add.planning import classify_sources
 
 from tests.support.images import (
     entries_for,
@@ -145,15 +145,6 @@ def test_a_format_added_to_the_list_reaches_every_caller(
     # Pushed as files, it is a file like any other.
     plan = plan_artifact([fake], tmp_path / "staging")
     assert [b.name for b in plan.blobs] == ["thing.bin"]
-
-
-def test_image_support_follows_the_list(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert image_support()
-    monkeypatch.setattr(
-        "hoist.gui.add.planning.FORMATS",
-        tuple(f for f in FORMATS if not isinstance(f, ImageFormat)),
-    )
-    assert not image_support()
 
 
 def test_sources_describe_themselves(tmp_path: Path) -> None:
