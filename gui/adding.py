@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hoist.core.errors import HoistError
-from hoist.core.sources.artifact import check_sources
+from hoist.core.sources.formats import check_sources
 from hoist.gui.add.planning import SourceChoice, classify_sources
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QWidget

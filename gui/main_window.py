@@ -25,9 +25,6 @@ from hoist.core.registry.demo_registry import DemoRegistry
 from hoist.core.transfer.download import plan_download
 from hoist.core.transfer.model import Download
 from hoist.core.transfer.queue import TransferItem
-from hoist.gui.add.planning import (
-    image_support,
-)
 from hoist.gui.add.sheet import AddSheet
 from hoist.gui.adding import (
     PICK_FILES,
@@ -234,11 +231,9 @@ class MainWindow(QMainWindow):
             "Add &image…", lambda: self.pick(PICK_IMAGE), "Ctrl+I", "add-image",
             "Push a container image (docker save tarball, OCI archive or layout)",
         )  # fmt: skip
-        self.add_image_action.setEnabled(image_support())
         self.add_layout_action = act(
             "Add image folder (OCI &layout)…", lambda: self.pick(PICK_IMAGE_FOLDER)
         )
-        self.add_layout_action.setEnabled(image_support())
         self.pause_all_action = act(
             with_accelerator("Pause all", ACCELERATORS["pause_all"]),
             self.controller.pause_all, SHORTCUTS["pause_all"], "pause",

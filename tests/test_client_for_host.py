@@ -13,9 +13,9 @@ import keyring
 import keyring.backends.null
 import keyring.core
 import pytest
-from hoist.core.cli import _client as cli_client
-from hoist.core.cli import _settings as cli_settings
-from hoist.core.cli import build_parser
+from hoist.core.cli.connect import client_for_args as cli_client
+from hoist.core.cli.connect import settings_for_args as cli_settings
+from hoist.core.cli.parser import build_parser
 from hoist.core.errors import AuthenticationFailed
 from hoist.core.oci.reference import parse_reference
 from hoist.core.registry.auth import Credentials

@@ -370,7 +370,7 @@ def test_resume_all_with_password_stdin_authenticates_every_transfer(
 def test_progress_line_says_no_zero_speed_and_counts_blobs_already_there() -> None:
     import io
 
-    from hoist.core.cli import ProgressPrinter
+    from hoist.core.cli.display import ProgressPrinter
     from hoist.core.progress import BlobEvent, BlobState
 
     out = io.StringIO()

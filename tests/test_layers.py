@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("sources", ["hoist.core.sources"]),
     ("registry", ["hoist.core.registry"]),
     ("transfer", ["hoist.core.transfer"]),
-    ("command line", ["hoist.core.cli", "hoist.core.__main__"]),
+    ("command line", ["hoist.core.cli", "hoist.core.__main__"]),  # cli/ and python -m hoist.core
     ("window: shared widgets", ["hoist.gui.widgets"]),
     ("window: settings", ["hoist.gui.settings"]),
     ("window: features", ["hoist.gui.add", "hoist.gui.browse", "hoist.gui.transfers"]),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from hoist.core import cli
+from hoist.core.cli.exit_codes import EXIT_FAILED
 from hoist.core.errors import SourceError
 from hoist.core.oci.manifest import FILE_MEDIA_TYPE
 from hoist.core.sources import formats, image_files, source
@@ -27,7 +28,7 @@ from hoist.core.sources.formats import (
 )
 from hoist.core.sources.image import ImageEntry, ImagePlan, SourceKind
 from hoist.core.sources.source import ImageFormat, Probe, SourceSummary
-from hoist.gui.add.planning import classify_sources, image_support
+from hoist.gui.add.planning import classify_sources
 
 from tests.support.images import (
     entries_for,
@@ -139,20 +140,11 @@ def test_a_format_added_to_the_list_reaches_every_caller(
     # The command line: `hoist push` plans it as an image (and fails in the fake's words,
     # before any registry is asked: the address below has nothing listening).
     code = cli.main(["push", "127.0.0.1:9/fake/x:v1", str(fake)])
-    assert code == cli.EXIT_FAILED
+    assert code == EXIT_FAILED
     assert "the fake format planned thing.bin" in capsys.readouterr().err
     # Pushed as files, it is a file like any other.
     plan = plan_artifact([fake], tmp_path / "staging")
     assert [b.name for b in plan.blobs] == ["thing.bin"]
-
-
-def test_image_support_follows_the_list(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert image_support()
-    monkeypatch.setattr(
-        "hoist.gui.add.planning.FORMATS",
-        tuple(f for f in FORMATS if not isinstance(f, ImageFormat)),
-    )
-    assert not image_support()
 
 
 def test_sources_describe_themselves(tmp_path: Path) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
-import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,32 +67,6 @@ DEFAULT_PACK = "tar.gz"
 @dataclass(frozen=True)
 class SplitOptions:
     part_size: int
-
-
-def check_sources(paths: list[Path]) -> None:
-    """Refuse at once, by name, a source that is not there or can't be read (before a sheet
-    or a plan is made for it). Blocking (it stats each path): call it in a worker thread.
-
-    Raises:
-        SourceError: naming the first path that can't be pushed.
-    """
-    for path in paths:
-        try:
-            info = path.stat()
-        except FileNotFoundError:
-            raise SourceError(
-                f"{path} does not exist", hint="Check the path: it was moved, renamed or deleted"
-            ) from None
-        except OSError as exc:
-            raise SourceError(f"can't read {path.name}: {exc.strerror}") from exc
-        is_dir = stat.S_ISDIR(info.st_mode)
-        if not (is_dir or stat.S_ISREG(info.st_mode)):
-            raise SourceError(f"{path.name} is not a regular file or a folder ({path})")
-        if not os.access(path, os.R_OK | (os.X_OK if is_dir else 0)):
-            raise SourceError(
-                f"can't read {path.name}: permission denied ({path})",
-                hint="Give your user read access to it, or push a copy",
-            )
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,14 @@
 (`hoist.core.transfer.push`) and the window's add sheet all recognise a path through it, so a
 new format is its module, its test, and one line here. The first format whose `detect` answers
 yes is the path's format: more specific ones come first (a Docker 25+ archive holds an OCI
-layout too; an OCI layout is a folder; every archive is a file).
+layout too; an OCI layout is a folder; every archive is a file). What every format refuses
+alike (a path that is missing or unreadable) is checked here too, by `check_sources`.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from pathlib import Path
 
@@ -49,6 +51,32 @@ FORMATS: tuple[SourceFormat, ...] = (
     folder.FORMAT,
     artifact.FORMAT,
 )
+
+
+def check_sources(paths: list[Path]) -> None:
+    """Refuse at once, by name, a source that is not there or can't be read (before a sheet
+    or a plan is made for it). Blocking (it stats each path): call it in a worker thread.
+
+    Raises:
+        SourceError: naming the first path that can't be pushed.
+    """
+    for path in paths:
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            raise SourceError(
+                f"{path} does not exist", hint="Check the path: it was moved, renamed or deleted"
+            ) from None
+        except OSError as exc:
+            raise SourceError(f"can't read {path.name}: {exc.strerror}") from exc
+        is_dir = stat.S_ISDIR(info.st_mode)
+        if not (is_dir or stat.S_ISREG(info.st_mode)):
+            raise SourceError(f"{path.name} is not a regular file or a folder ({path})")
+        if not os.access(path, os.R_OK | (os.X_OK if is_dir else 0)):
+            raise SourceError(
+                f"can't read {path.name}: permission denied ({path})",
+                hint="Give your user read access to it, or push a copy",
+            )
 
 
 def recognise(path: Path, *, as_files: bool = False) -> tuple[SourceFormat, Probe] | None:

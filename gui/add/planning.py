@@ -17,18 +17,13 @@ from hoist.core.errors import HoistError
 from hoist.core.oci.manifest import IMAGE_CONFIG_TYPES
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.credentials import resolve_credentials
-from hoist.core.sources.formats import FORMATS, files_source, push_as_image
-from hoist.core.sources.source import ImageFormat, SourceSummary
+from hoist.core.sources.formats import files_source, push_as_image
+from hoist.core.sources.source import SourceSummary
 from hoist.core.transfer.model import Push, Transfer
 from hoist.core.transfer.upload import BlobRecord
 from hoist.gui.settings.store import RegistrySettings
 
 log = logging.getLogger(__name__)
-
-
-def image_support() -> bool:
-    """Whether the source formats include an image format (the "Add image…" actions)."""
-    return any(isinstance(fmt, ImageFormat) for fmt in FORMATS)
 
 
 def is_image_source(path: Path) -> bool:
@@ -198,7 +193,6 @@ __all__ = [
     "blob_label",
     "classify_sources",
     "describe_as_files",
-    "image_support",
     "is_image_source",
     "reference_text",
     "short_digest",

@@ -15,7 +15,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from hoist.core.errors import HoistError, SourceError
+from hoist.core.errors import HoistError
 from hoist.core.oci.reference import Reference, parse_reference
 from hoist.core.registry.profile import ProfileStore, RegistryProfile
 from hoist.core.sources.artifact import SplitOptions
@@ -30,7 +30,6 @@ from hoist.gui.add.planning import (
     CredentialCache,
     SourceChoice,
     describe_as_files,
-    image_support,
     short_digest,
     suggest_repository,
     suggest_tag,
@@ -560,8 +559,6 @@ class AddSheet(QDialog):
                 plain_http=reg.plain_http,
                 pack=self.pack.currentData() or False,
             )
-        if not image_support():
-            raise SourceError("this build of Hoist can't read container images")
         tag = self.image_tag.currentData()
         platform = self.platform.currentData() or None
         self.busy_label.setText("Checking every layer of the image…")

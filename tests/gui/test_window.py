@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 from hoist.core import __version__
-from hoist.core.cli import _settings as cli_settings
-from hoist.core.cli import build_parser
+from hoist.core.cli.connect import settings_for_args as cli_settings
+from hoist.core.cli.parser import build_parser
 from hoist.core.errors import HoistError
 from hoist.core.oci.reference import parse_reference
 from hoist.core.registry.auth import Credentials
