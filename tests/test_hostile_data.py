@@ -515,11 +515,11 @@ async def test_disk_full_while_unpacking_keeps_the_download_and_resumes(
     script = f"""
 set -u
 mount -t tmpfs -o size=3m tmpfs {disk}
-{python} -m core pull {ref} -o {disk} --progress plain
+{python} -m hoist.core pull {ref} -o {disk} --progress plain
 echo "first=$?"
 ls -A {disk}
 mount -o remount,size=16m {disk}
-{python} -m core pull {ref} -o {disk} --progress plain
+{python} -m hoist.core pull {ref} -o {disk} --progress plain
 echo "second=$?"
 ls -A {disk}
 cmp {disk}/big/random.bin {folder}/random.bin && echo same
