@@ -389,17 +389,11 @@ async def _run(transfer: Transfer, args: argparse.Namespace, journal: TransferJo
 
 
 async def cmd_push(args: argparse.Namespace) -> int:
-    from hoist.core.transfer.preflight import check_before_push
-
     target = parse_reference(args.ref)
     paths = [Path(p) for p in args.paths]
     await asyncio.to_thread(check_sources, paths)
     chunk_size = args.chunk_size or 0
     plain_http = True if args.plain_http else None
-    # Refused or unreachable: said now, not after packing or hashing. An existing tag is
-    # replaced without asking, as `docker push` and `oras push` do (the CLI is non-interactive).
-    async with _client(args, target, plain_http) as client:
-        await check_before_push(client, target, overwrite=True)
     is_image = await asyncio.to_thread(push_as_image, paths, as_files=args.as_files) is not None
     transfer: Push
     if is_image:

@@ -1,7 +1,8 @@
 """What is checked before a push (core's `check_before_push`), against real registries.
 
-The window's add sheet awaits it before planning; `hoist push` uses it for the reachability and
-push-access part (overwriting a tag, as it always has).
+The window's add sheet awaits it before planning. `hoist push` does not: it reports a source's
+problems before touching the network and sends nothing before an image is verified (pinned by
+test_sources.py, test_image_push.py and the exact byte counts of test_resume.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from hoist.core.oci.reference import parse_reference
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.client import RegistryClient
 from hoist.core.transfer.preflight import PushCheck, check_before_push
-from pushing import hoist_cli, push_paths
+from pushing import push_paths
 from support.registry import DEFAULT_PASSWORD, DEFAULT_USER, RegistryProcess, free_port
 from test_push import make_file
 
@@ -82,21 +83,3 @@ async def test_a_registry_that_is_down_is_said_at_once() -> None:
     async with RegistryClient(target.api_host) as client:
         with pytest.raises(RegistryNotAnswering):
             await check_before_push(client, target, overwrite=False)
-
-
-def test_cli_push_without_push_rights_stops_before_planning(
-    token_registry: RegistryProcess, state_dir: Path, tmp_path: Path
-) -> None:
-    server = token_registry.token_auth
-    assert server is not None
-    server.policy = {DEFAULT_USER: ["pull"], "": ["pull"]}
-    path = make_file(tmp_path / "a.bin", 1000)
-    result = hoist_cli(
-        "push", f"{token_registry.host}/pre/cli:v1", str(path),
-        "-u", DEFAULT_USER, "--password-stdin", input=DEFAULT_PASSWORD + "\n",
-    )  # fmt: skip
-    assert result.returncode != 0
-    assert result.stderr.startswith("hoist: ") and "Traceback" not in result.stderr
-    # Refused before a transfer was planned: nothing to resume, and no line announcing one.
-    assert "transfer " not in result.stderr
-    assert not (state_dir / "transfers").exists() or not any((state_dir / "transfers").iterdir())
