@@ -141,25 +141,21 @@ async def delete(client: RegistryClient, repository: str, reference: str) -> str
     try:
         await client.delete_manifest(repository, digest)
     except RegistryError as exc:
-        target = f"{display_name(client, repository)}@{digest}"
         if exc.status == 405 or exc.has_code("UNSUPPORTED"):
-            raise DeleteRefused(
-                f"{client.host} refused to delete {target}: deleting is turned off on this "
-                f"registry ({exc.message})",
-                status=exc.status,
-                code=exc.code,
-                details=exc.details,
-                hint="Its operator can turn deletion on (distribution: storage.delete.enabled)",
-            ) from exc
-        if exc.status in (401, 403) or exc.has_code("DENIED", "UNAUTHORIZED"):
-            raise DeleteRefused(
-                f"{client.host} refused to delete {target} ({exc.message})",
-                status=exc.status,
-                code=exc.code,
-                details=exc.details,
-                hint="These credentials may not delete here",
-            ) from exc
-        raise
+            why = ": deleting is turned off on this registry"
+            hint = "Its operator can turn deletion on (distribution: storage.delete.enabled)"
+        elif exc.status in (401, 403) or exc.has_code("DENIED", "UNAUTHORIZED"):
+            why, hint = "", "These credentials may not delete here"
+        else:
+            raise
+        target = f"{display_name(client, repository)}@{digest}"
+        raise DeleteRefused(
+            f"{client.host} refused to delete {target}{why} ({exc.message})",
+            status=exc.status,
+            code=exc.code,
+            details=exc.details,
+            hint=hint,
+        ) from exc
     return digest
 
 
