@@ -20,18 +20,10 @@ import pytest
 from hoist.core.errors import CatalogUnavailable, DeleteRefused, NotFound, RegistryError
 from hoist.core.oci.manifest import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
 from hoist.core.registry.auth import Credentials
-from hoist.core.registry.browse import (
-    ManifestKind,
-    catalog_pages,
-    classify,
-    delete,
-    inspect,
-    referrers,
-    resolve_digest,
-    tag_pages,
-    tags_sharing_digest,
-)
+from hoist.core.registry.browse import ManifestKind, classify, inspect, referrers
 from hoist.core.registry.client import RegistryClient
+from hoist.core.registry.deletion import delete, resolve_digest, tags_sharing_digest
+from hoist.core.registry.listing import catalog_pages, tag_pages
 from pushing import push_paths
 from support.registry import RegistryFactory, RegistryProcess
 from support.tokenserver import TokenServerFactory

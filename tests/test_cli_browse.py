@@ -69,7 +69,10 @@ def test_delete_names_tags_sharing_the_digest(
     ).raise_for_status()
     refused = hoist_cli("delete", f"{reg.host}/cli/shared:one")
     assert refused.returncode == 1 and "two" in refused.stderr and "--yes" in refused.stderr
-    assert hoist_cli("delete", f"{reg.host}/cli/shared:one", "--yes").returncode == 0
+    deleted = hoist_cli("delete", f"{reg.host}/cli/shared:one", "--yes")
+    assert deleted.returncode == 0, deleted.stderr
+    # --yes deletes, and still says which other tag went with the manifest.
+    assert "two" in deleted.stderr and digest in deleted.stderr
     assert "two" not in hoist_cli("tags", f"{reg.host}/cli/shared").stdout.split()
 
 

@@ -525,7 +525,7 @@ def _paging(next_cursor: Callable[[int], str], items: Callable[[int], list[str]]
 async def test_paging_stops_on_a_runaway_cursor(
     cursor: Callable[[int], str], items: Callable[[int], list[str]]
 ) -> None:
-    from hoist.core.registry.browse import catalog_pages
+    from hoist.core.registry.listing import catalog_pages
 
     transport, seen = _paging(cursor, items)
     async with RegistryClient("reg.example", transport=transport) as client:

@@ -13,7 +13,7 @@ from hoist.core.oci.reference import parse_reference
 
 
 async def cmd_catalog(args: argparse.Namespace) -> int:
-    from hoist.core.registry.browse import catalog_pages
+    from hoist.core.registry.listing import catalog_pages
 
     async with registry_client_for_args(args, args.registry) as client:
         async for page in catalog_pages(client, page_size=args.page_size):
@@ -24,7 +24,7 @@ async def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 async def cmd_tags(args: argparse.Namespace) -> int:
-    from hoist.core.registry.browse import tag_pages
+    from hoist.core.registry.listing import tag_pages
 
     ref = parse_reference(args.repository)
     async with client_for_args(args, ref) as client:
@@ -46,22 +46,23 @@ async def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 async def cmd_delete(args: argparse.Namespace) -> int:
-    from hoist.core.registry.browse import delete, resolve_digest, tags_sharing_digest
+    from hoist.core.registry.deletion import delete_manifests, plan_delete
 
     ref = parse_reference(args.ref)
     if not (ref.tag or ref.digest):
         raise InvalidReference(f"name the tag or digest to delete in {args.ref!r}")
     async with client_for_args(args, ref) as client:
-        digest = ref.digest or await resolve_digest(client, ref.repository, ref.manifest_ref)
-        others = [t for t in await tags_sharing_digest(client, ref.repository, digest)
-                  if t != ref.tag]  # fmt: skip
-        if others and not args.yes:
+        plan = await plan_delete(client, ref.repository, [ref.manifest_ref])
+        (digest,) = plan.digests
+        also = plan.also_removed
+        if also and not args.yes:
             print(
-                f"{digest} is also tagged {', '.join(others)}: deleting it removes those tags "
+                f"{digest} is also tagged {', '.join(also)}: deleting it removes those tags "
                 "too. Run again with --yes to delete anyway.",
                 file=sys.stderr,
             )
             return EXIT_FAILED
-        deleted = await delete(client, ref.repository, digest)
-    print(f"deleted {ref.name}@{deleted}", file=sys.stderr)
+        await delete_manifests(client, plan, [])
+    gone_too = f"; the tags {', '.join(also)} pointed at it and are gone too" if also else ""
+    print(f"deleted {ref.name}@{digest}{gone_too}", file=sys.stderr)
     return 0

@@ -1,17 +1,8 @@
-"""What a registry holds: repositories, tags, what a manifest is, and deleting one.
+"""What a manifest is: its kind, layers, platforms and referrers, read for a window or a terminal.
 
-Lists come page by page as async iterators, so a browser shows the first page of a catalog
-of thousands while the rest is still on its way. Pages follow the registry's own
-`Link: <...>; rel="next"` header, resolved against the request URL and never rebuilt (some
-cursors are opaque), and only on the registry's own host.
+Lists (catalog, tags) are in `listing`; deleting a manifest is in `deletion`.
 
 Registry behaviours handled here, each named with the registry that shows it:
-- distribution 2.8 pages `_catalog` with a relative Link (`</v2/_catalog?last=b&n=2>`, `last`
-  percent-encoded), pages by 100 when `n` is absent, answers `n` above `catalog.maxentries`
-  (1000 by default) with 400 PAGINATION_NUMBER_INVALID and `n=0` with an empty list, and
-  ignores `n` and `last` on `tags/list` (all tags in one answer, unsorted, no Link).
-- Docker Hub and GHCR refuse `_catalog` (401/403/404): that is `CatalogUnavailable`.
-- distribution answers DELETE with 405 UNSUPPORTED when deletion is turned off.
 - Registries without the referrers API answer 404 (distribution 2.8: a text "404 page not
   found"); clients then look for the `sha256-<hex>` tag schema (as oras does).
 """
@@ -21,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from hoist.core.errors import CatalogUnavailable, DeleteRefused, NotFound, RegistryError
+from hoist.core.errors import NotFound, RegistryError
 from hoist.core.oci.annotations import CREATED, TITLE
 from hoist.core.oci.digest import is_digest
 from hoist.core.oci.manifest import (
@@ -43,6 +34,7 @@ from hoist.core.oci.manifest import (
 from hoist.core.oci.reference import DOCKER_HUB, DOCKER_HUB_API
 from hoist.core.registry.answers import read_capped
 from hoist.core.registry.client import MAX_MANIFEST, ManifestData, RegistryClient, next_link
+from hoist.core.registry.listing import same_origin
 
 DOCKER_SCHEMA1 = (
     "application/vnd.docker.distribution.manifest.v1+json",
@@ -52,186 +44,11 @@ DOCKER_SCHEMA1 = (
 DOCKER_REFERENCE_TYPE = "vnd.docker.reference.type"
 #: Child manifests (and their configs) fetched at once when sizing an index.
 INDEX_CONCURRENCY = 6
-#: A registry sending this many empty pages in a row, each with a new Link, is looping.
-MAX_EMPTY_PAGES = 50
-#: A next-page link longer than this is a runaway cursor (real ones are a name or a token).
-MAX_NEXT_LINK = 4096
 #: Children of an index whose manifests are fetched to size them: what a window or a terminal
 #: shows. The rest are listed from the index alone, so a 20,000-entry index costs one request.
 MAX_SIZED_CHILDREN = 64
 
 T = TypeVar("T")
-
-
-# -- lists ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CatalogPage:
-    """One page of repository names. `more` says whether another page follows (`next_url`)."""
-
-    items: tuple[str, ...]
-    more: bool
-    next_url: str | None
-
-
-@dataclass(frozen=True)
-class TagPage:
-    """One page of a repository's tags, in the order the registry gave them."""
-
-    repository: str
-    items: tuple[str, ...]
-    more: bool
-    next_url: str | None
-
-
-def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
-    def key(url: httpx.URL) -> tuple[str, str, int]:
-        return url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80)
-
-    return key(a) == key(b)
-
-
-async def _link_pages(
-    client: RegistryClient, path: str, key: str, *, page_size: int, what: str
-) -> AsyncGenerator[tuple[list[str], httpx.URL | None], None]:
-    """Yield (items, next URL) for each page of a list, fetching a page only when asked.
-
-    A `n` the registry finds too large (distribution: more than `catalog.maxentries`, ECR: over
-    1000) is dropped once, letting the registry pick its own page size.
-    """
-    if page_size < 1:
-        raise ValueError("page_size must be at least 1")  # distribution answers n=0 with []
-    url: str | httpx.URL = f"{path}?n={page_size}"
-    seen: set[str] = set()
-    listed: set[str] = set()
-    empty_run = 0
-    first = True
-    while True:
-        try:
-            doc, response = await client.get_json(url, what=what)
-        except RegistryError as exc:
-            if first and exc.status == 400 and exc.has_code("PAGINATION_NUMBER_INVALID"):
-                url, first = path, False
-                continue
-            raise
-        first = False
-        items = _string_list(doc, key, what)
-        request_url = response.request.url
-        seen.add(str(request_url))
-        broken = ""
-        try:
-            following = next_link(response.headers.get("Link"), request_url)
-        except httpx.InvalidURL:
-            following, broken = None, "a next-page link that is not a URL"
-        if following is not None and len(str(following)) > MAX_NEXT_LINK:
-            broken = f"a next-page link longer than {MAX_NEXT_LINK} characters"
-        elif following is not None and items and listed.issuperset(items):
-            broken = "a new next-page link with a page of names it had already listed"
-        listed.update(items)
-        if broken:
-            raise RegistryError(
-                f"{what}: the registry sent {broken}",
-                status=response.status_code,
-                hint="The registry's paging is broken (a runaway cursor); the list is incomplete",
-            )
-        if following is not None:
-            if not _same_origin(following, request_url):
-                raise RegistryError(
-                    f"{what}: the registry's next page points at another host ({following.host})",
-                    status=response.status_code,
-                    hint="Hoist only follows pages on the registry's own host",
-                )
-            if str(following) in seen:
-                raise RegistryError(
-                    f"{what}: the registry's next-page link leads back to a page already read",
-                    status=response.status_code,
-                    hint="The registry's paging is broken (a repeated cursor); the list is "
-                    "incomplete",
-                )
-            empty_run = 0 if items else empty_run + 1
-            if empty_run >= MAX_EMPTY_PAGES:
-                raise RegistryError(
-                    f"{what}: the registry sent {empty_run} empty pages in a row",
-                    status=response.status_code,
-                    hint="The registry's paging is broken; the list is incomplete",
-                )
-        yield items, following
-        if following is None:
-            return
-        url = following
-
-
-def _string_list(doc: object, key: str, what: str) -> list[str]:
-    if not isinstance(doc, dict):
-        raise RegistryError(f"{what}: the registry's answer is not a JSON object", status=200)
-    items = doc.get(key)
-    if items is None:  # distribution sends `"tags": null` for a repository without tags
-        return []
-    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-        raise RegistryError(f"{what}: the registry's list of {key} is malformed", status=200)
-    return items
-
-
-async def catalog_pages(client: RegistryClient, page_size: int = 100) -> AsyncIterator[CatalogPage]:
-    """The registry's repositories, one page at a time (`GET /v2/_catalog?n=`).
-
-    Raises:
-        CatalogUnavailable: the registry refuses to list (401/403/404, or UNSUPPORTED).
-    """
-    pages = _link_pages(client, "/v2/_catalog", "repositories", page_size=page_size, what="catalog")
-    try:
-        while True:
-            try:
-                items, following = await anext(pages)
-            except StopAsyncIteration:
-                return
-            except RegistryError as exc:
-                if exc.status in (401, 403, 404, 405) or exc.has_code("UNSUPPORTED"):
-                    hint = ""
-                    if exc.status == 401 and client.credentials is None:
-                        hint = (
-                            "This registry does not list its repositories to anonymous users: "
-                            "log in, or type a repository name instead"
-                        )
-                    raise CatalogUnavailable(
-                        f"{client.host} does not list its repositories ({exc.message})",
-                        status=exc.status,
-                        hint=hint,
-                    ) from exc
-                raise
-            yield CatalogPage(tuple(items), following is not None, _str(following))
-    finally:
-        await pages.aclose()
-
-
-async def tag_pages(
-    client: RegistryClient, repository: str, page_size: int = 100
-) -> AsyncIterator[TagPage]:
-    """A repository's tags, one page at a time (`GET /v2/<name>/tags/list?n=`).
-
-    distribution 2.8 ignores `n` and sends every tag in one page; others follow the Link.
-    """
-    pages = _link_pages(
-        client, f"/v2/{repository}/tags/list", "tags", page_size=page_size, what="list tags"
-    )
-    try:
-        async for items, following in pages:
-            yield TagPage(repository, tuple(items), following is not None, _str(following))
-    finally:
-        await pages.aclose()
-
-
-async def all_tags(client: RegistryClient, repository: str, page_size: int = 1000) -> list[str]:
-    """Every tag of a repository (for helpers that need the whole list)."""
-    out: list[str] = []
-    async for page in tag_pages(client, repository, page_size):
-        out.extend(page.items)
-    return out
-
-
-def _str(url: httpx.URL | None) -> str | None:
-    return None if url is None else str(url)
 
 
 # -- manifests ------------------------------------------------------------------------------
@@ -734,7 +551,7 @@ async def referrers(
             if (
                 following is None
                 or str(following) in seen
-                or not _same_origin(following, response.request.url)
+                or not same_origin(following, response.request.url)
             ):
                 return out
             url = following
@@ -764,105 +581,14 @@ def _referrer_list(doc: dict[str, Any], what: str, artifact_type: str | None) ->
     return out
 
 
-# -- deleting -------------------------------------------------------------------------------
-
-
-async def resolve_digest(client: RegistryClient, repository: str, reference: str) -> str:
-    """The digest a tag points at (HEAD with every manifest type accepted, so the registry
-    does not convert it), or the reference itself when it is a digest.
-
-    Raises:
-        NotFound: the tag does not exist.
-    """
-    if is_digest(reference):
-        return reference
-    digest = await client.head_manifest(repository, reference)
-    if digest is None:
-        raise NotFound(
-            f"{reference_text(client, repository, reference)} does not exist",
-            status=404,
-            code="MANIFEST_UNKNOWN",
-        )
-    if not is_digest(digest):  # no Docker-Content-Digest header: hash the manifest itself
-        digest = (await client.get_manifest(repository, reference, ACCEPT_ALL)).digest
-    return digest
-
-
-async def delete(client: RegistryClient, repository: str, reference: str) -> str:
-    """Delete a manifest; return the digest deleted.
-
-    A tag is first resolved to its digest, because registries delete by digest: every tag
-    pointing at that digest goes too (see `tags_sharing_digest` to warn first).
-
-    Raises:
-        DeleteRefused: the registry does not allow deleting (distribution without
-            `storage.delete.enabled` answers 405 UNSUPPORTED), or not for these credentials.
-        NotFound: no such tag or manifest.
-    """
-    digest = await resolve_digest(client, repository, reference)
-    try:
-        await client.delete_manifest(repository, digest)
-    except RegistryError as exc:
-        target = f"{display_name(client, repository)}@{digest}"
-        if exc.status == 405 or exc.has_code("UNSUPPORTED"):
-            raise DeleteRefused(
-                f"{client.host} refused to delete {target}: deleting is turned off on this "
-                f"registry ({exc.message})",
-                status=exc.status,
-                code=exc.code,
-                details=exc.details,
-                hint="Its operator can turn deletion on (distribution: storage.delete.enabled)",
-            ) from exc
-        if exc.status in (401, 403) or exc.has_code("DENIED", "UNAUTHORIZED"):
-            raise DeleteRefused(
-                f"{client.host} refused to delete {target} ({exc.message})",
-                status=exc.status,
-                code=exc.code,
-                details=exc.details,
-                hint="These credentials may not delete here",
-            ) from exc
-        raise
-    return digest
-
-
-async def tags_sharing_digest(
-    client: RegistryClient,
-    repository: str,
-    digest: str,
-    *,
-    tags: list[str] | None = None,
-    concurrency: int = 8,
-) -> list[str]:
-    """The tags pointing at `digest` (each resolved with HEAD), to warn before a delete that
-    removes every one of them. `tags` limits the search (default: every tag)."""
-    names = tags if tags is not None else await all_tags(client, repository)
-
-    async def check(tag: str) -> str:
-        try:
-            found = await client.head_manifest(repository, tag)
-        except NotFound:
-            return ""
-        return tag if found == digest else ""
-
-    calls = [functools.partial(check, tag) for tag in names]
-    return [t for t in await gather_bounded(calls, max(1, concurrency)) if t]
-
-
 __all__ = [
     "BlobInfo",
-    "CatalogPage",
     "ManifestInfo",
     "ManifestKind",
     "PlatformInfo",
     "ReferrerInfo",
-    "TagPage",
-    "catalog_pages",
     "classify",
-    "delete",
     "inspect",
     "parse_manifest",
     "referrers",
-    "resolve_digest",
-    "tag_pages",
-    "tags_sharing_digest",
 ]

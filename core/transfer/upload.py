@@ -21,6 +21,13 @@ confirm: zot counts only the request's bytes). A registry or proxy that refuses 
 413, 416, a second streamed PATCH refused, a `Range` nobody confirms) gets sized chunks
 (`Content-Range`) from then on, learned per host (profile.py); there a pause waits for the end
 of the chunk, and says what that costs.
+
+Why one module of about 900 lines: `BlobUpload` is one state machine over one `BlobRecord`. The
+protocol steps, the chunk sender (streamed or sized, adaptive, shrinking) and the recovery after
+a cut all read and move the same session state (location, acknowledged bytes, hasher, chunk
+size, streamed or not, pause); cut apart, each part would take that state and hand it back, and
+the order of the steps could no longer be read in one place. What is checked before a push
+(push access) is `preflight`'s.
 """
 
 from __future__ import annotations
@@ -46,8 +53,7 @@ from hoist.core.errors import (
     TransferPaused,
     UploadSessionLost,
 )
-from hoist.core.oci.digest import SequentialHasher, TrustedDigest, sha256_bytes
-from hoist.core.oci.manifest import OCI_EMPTY_DATA
+from hoist.core.oci.digest import SequentialHasher, TrustedDigest
 from hoist.core.progress import BlobEvent, BlobState, ProgressCallback, RateEstimator
 from hoist.core.registry.client import FileBody, RegistryClient, UploadStatus
 from hoist.core.registry.filebody import StreamEnd
@@ -909,37 +915,11 @@ def fresh_record(
     )
 
 
-async def check_push_access(client: RegistryClient, repository: str) -> None:
-    """Prove the credentials may push to `repository` before a long upload is planned
-    (packing a folder, hashing an image): registries check push rights when a session opens.
-
-    The session is then used, not left behind: it commits the 2-byte empty config `{}` (the
-    config of every artifact Hoist pushes; a tiny orphan for an image). A DELETE would not
-    do: distribution 2.8 answers 204 and keeps the session's folder, since it writes the
-    hash state back after the cancel.
-
-    Raises the registry's error (AuthenticationFailed, AccessDenied...), whose sentence says
-    what to do.
-    """
-    status = await client.start_upload(repository)
-    if status is None:  # pragma: no cover - only a mount answers 201
-        return
-    try:
-        await client.finish_upload(
-            status.location, sha256_bytes(OCI_EMPTY_DATA), OCI_EMPTY_DATA, len(OCI_EMPTY_DATA)
-        )
-    except HoistError:
-        with contextlib.suppress(HoistError):  # optional for registries; it expires anyway
-            await client.cancel_upload(status.location)
-        raise
-
-
 __all__ = [
     "DEFAULT_CHUNK",
     "BlobRecord",
     "BlobUpload",
     "UploadSettings",
-    "check_push_access",
     "fresh_record",
 ]
 

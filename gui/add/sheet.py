@@ -1,9 +1,9 @@
 """The add sheet: where dropped or picked files, folders and images go, checked before queueing.
 
 Steps, each one awaited so the window never freezes: look up credentials (worker thread) →
-ping → is the tag already there (HEAD manifest: overwrite, choose another tag, or cancel) →
-may these credentials push (open an upload session and cancel it) → plan (packing a folder or
-hashing an image in a worker thread) → add to the queue.
+core's check before a push (`check_before_push`: reachable, is the tag already there, may
+these credentials push; an existing tag is asked about: overwrite, choose another tag, or
+cancel) → plan (packing a folder or hashing an image in a worker thread) → add to the queue.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from hoist.core.registry.profile import ProfileStore, RegistryProfile
 from hoist.core.sources.artifact import SplitOptions
 from hoist.core.sources.formats import list_images
 from hoist.core.transfer.model import Transfer
+from hoist.core.transfer.preflight import check_before_push
 from hoist.core.transfer.push import plan_file_push_in_thread, plan_image_push
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from hoist.core.transfer.settings import split_advice
-from hoist.core.transfer.upload import check_push_access
 from hoist.core.units import GiB, MiB, format_size, parse_size
 from hoist.gui.add.planning import (
     CredentialCache,
@@ -504,15 +504,12 @@ class AddSheet(QDialog):
             )
             client = make_client(reg, creds)
             try:
-                await client.ping()
-                if not self._overwrite_ok:
-                    existing = await client.head_manifest(target.repository, target.manifest_ref)
-                    if existing is not None:
-                        exists = (target, existing)  # asked once this check has ended
-                        return
-                await check_push_access(client, target.repository)
+                check = await check_before_push(client, target, overwrite=self._overwrite_ok)
             finally:
                 await client.aclose()
+            if check.existing is not None:
+                exists = (target, check.existing)  # asked once this check has ended
+                return
             self._set_busy(True, "Reading the image…" if self.is_image else "Preparing…")
             transfer = await self.plan(target, reg)
             self.transfer = transfer

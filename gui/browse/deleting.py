@@ -1,65 +1,15 @@
-"""Deleting tags: which manifests go, which other tags go with them, what to ask and say.
+"""Deleting tags, in the window's words: what to ask before, what to say after.
 
-Registries delete by digest, so every tag pointing at a chosen tag's manifest goes too: the
-plan names them before the user confirms.
+The plan (which manifests go, which other tags go with them) and the deleting are core's
+(`hoist.core.registry.deletion`), shared with `hoist delete`.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-from hoist.core.registry.browse import delete, resolve_digest, tags_sharing_digest
-from hoist.core.registry.client import RegistryClient
-from hoist.gui.browse.models import (
-    short_digest,
-)
-
-# -- deleting, as data ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DeletePlan:
-    """What a delete removes: the chosen tags' manifests, and every tag pointing at them.
-
-    Attributes:
-        chosen: the tags the user picked.
-        digests: each manifest to delete → every tag pointing at it (chosen or not).
-    """
-
-    repository: str
-    chosen: tuple[str, ...]
-    digests: Mapping[str, tuple[str, ...]]
-
-    @property
-    def removed_tags(self) -> list[str]:
-        out = list(self.chosen)
-        for tags in self.digests.values():
-            out.extend(t for t in tags if t not in out)
-        return out
-
-    @property
-    def also_removed(self) -> list[str]:
-        return [t for t in self.removed_tags if t not in self.chosen]
-
-
-def delete_plan(
-    repository: str,
-    chosen: Sequence[str],
-    digest_of: Mapping[str, str],
-    sharing: Mapping[str, Sequence[str]],
-) -> DeletePlan:
-    """Group the chosen tags by manifest; `sharing[digest]` lists every tag pointing at it."""
-    digests: dict[str, tuple[str, ...]] = {}
-    for tag in chosen:
-        digest = digest_of[tag]
-        if digest in digests:
-            continue
-        tags = [t for t in chosen if digest_of[t] == digest]
-        tags += [t for t in sharing.get(digest, ()) if t not in tags]
-        digests[digest] = tuple(tags)
-    return DeletePlan(repository, tuple(chosen), digests)
+from hoist.core.registry.deletion import DeletePlan
+from hoist.gui.browse.models import short_digest
 
 
 def delete_message(plan: DeletePlan) -> tuple[str, str]:
@@ -93,31 +43,3 @@ def delete_outcome(plan: DeletePlan, deleted: Sequence[str]) -> str:
     tags = [t for t in plan.removed_tags if t in gone]
     names = ", ".join(tags)
     return f"Deleted {names} from {plan.repository}" if tags else "Nothing was deleted"
-
-
-async def plan_delete(
-    client: RegistryClient, repository: str, tags: Sequence[str], every: list[str] | None
-) -> DeletePlan:
-    """Resolve the chosen tags (four at once) and find every tag sharing their manifests.
-
-    `every`: all the repository's tags when they are listed already (saves listing them).
-    """
-    limit = asyncio.Semaphore(4)
-
-    async def resolve(tag: str) -> str:
-        async with limit:
-            return await resolve_digest(client, repository, tag)
-
-    digests = list(await asyncio.gather(*(resolve(t) for t in tags)))
-    digest_of = dict(zip(tags, digests, strict=True))
-    sharing = {}
-    for digest in dict.fromkeys(digests):
-        sharing[digest] = await tags_sharing_digest(client, repository, digest, tags=every)
-    return delete_plan(repository, tags, digest_of, sharing)
-
-
-async def delete_manifests(client: RegistryClient, plan: DeletePlan, deleted: list[str]) -> None:
-    """Delete the plan's manifests one by one; `deleted` lists those gone (even on a refusal)."""
-    for digest in plan.digests:
-        await delete(client, plan.repository, digest)
-        deleted.append(digest)

@@ -1,7 +1,7 @@
 """What a registry holds, as Qt models: the pieces every list shares, and the repositories.
 
 The chain is the one qutebrowser's downloads use (engine objects → Qt models → views):
-`hoist.core.registry.browse`'s async iterators and `ManifestInfo` → these models → the views in
+`hoist.core.registry.listing`'s async iterators and `ManifestInfo` → these models → the views in
 `hoist.gui.browse.pane`. Nothing here blocks the loop. The tags are in `tag_model`, one
 manifest's details in `manifest_details`; their shared roles, constants, text formats, the
 page pump and the name filter are here.
@@ -26,10 +26,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from hoist.core.errors import CatalogUnavailable, HoistError
-from hoist.core.registry.browse import (
-    catalog_pages,
-)
 from hoist.core.registry.client import RegistryClient
+from hoist.core.registry.listing import catalog_pages
 from hoist.core.units import format_size
 from hoist.gui.widgets.tasks import report_task_failure
 from PySide6.QtCore import (

@@ -34,10 +34,9 @@ from typing import Any
 from hoist.core.errors import DeleteRefused, HoistError, InvalidReference
 from hoist.core.oci.digest import is_digest
 from hoist.core.oci.reference import Reference, parse_reference
-from hoist.core.registry.browse import (
-    inspect,
-)
+from hoist.core.registry.browse import inspect
 from hoist.core.registry.client import RegistryClient
+from hoist.core.registry.deletion import DeletePlan, delete_manifests, plan_delete
 from hoist.gui.add.planning import CredentialCache
 from hoist.gui.browse.actions import (
     MENU_LAYOUT,
@@ -47,13 +46,7 @@ from hoist.gui.browse.actions import (
     PaneState,
     browse_actions,
 )
-from hoist.gui.browse.deleting import (
-    DeletePlan,
-    delete_manifests,
-    delete_message,
-    delete_outcome,
-    plan_delete,
-)
+from hoist.gui.browse.deleting import delete_message, delete_outcome
 from hoist.gui.browse.downloads import download_platform, download_reference
 from hoist.gui.browse.layout import BrowseLayout, visible_source_rows
 from hoist.gui.browse.models import (

@@ -18,14 +18,10 @@ from enum import IntEnum, StrEnum
 from typing import Any
 
 from hoist.core.errors import HoistError
-from hoist.core.registry.browse import (
-    ManifestInfo,
-    ManifestKind,
-    inspect,
-    resolve_digest,
-    tag_pages,
-)
+from hoist.core.registry.browse import ManifestInfo, ManifestKind, inspect
 from hoist.core.registry.client import RegistryClient
+from hoist.core.registry.deletion import resolve_digest
+from hoist.core.registry.listing import tag_pages
 from hoist.core.units import format_size
 from hoist.gui.browse.models import (
     DETAIL_CONCURRENCY,

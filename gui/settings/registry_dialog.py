@@ -33,13 +33,13 @@ from hoist.core.errors import (
 )
 from hoist.core.oci.reference import parse_registry
 from hoist.core.registry.auth import Credentials
-from hoist.core.registry.browse import catalog_pages
 from hoist.core.registry.credentials import (
     KeyringKeychain,
     find_credentials,
     keyring_available,
     store_credentials,
 )
+from hoist.core.registry.listing import catalog_pages
 from hoist.gui.settings.store import RegistrySettings, make_client
 from hoist.gui.widgets.tasks import report_task_failure
 from hoist.gui.widgets.theme import plain_buttons, tone_color

@@ -28,11 +28,12 @@ from hoist.core.registry.browse import (
     ReferrerInfo,
 )
 from hoist.core.registry.client import RegistryClient
+from hoist.core.registry.deletion import DeletePlan, delete_plan
 from hoist.core.transfer.push import TransferRun, plan_image_push
 from hoist.core.units import format_size
 from hoist.gui.add.planning import CredentialCache
 from hoist.gui.browse.actions import PaneState, browse_actions
-from hoist.gui.browse.deleting import DeletePlan, delete_message, delete_outcome, delete_plan
+from hoist.gui.browse.deleting import delete_message, delete_outcome
 from hoist.gui.browse.downloads import download_platform
 from hoist.gui.browse.layout import visible_source_rows
 from hoist.gui.browse.manifest_details import DetailRow, ManifestDetailModel, manifest_details
