@@ -23,8 +23,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from types import TracebackType
 from typing import Literal, NamedTuple, Protocol, Self
+
+from support.service import Service
 
 _MAX_HEAD = 64 * 1024
 _READ_SIZE = 64 * 1024
@@ -453,7 +454,7 @@ class _Conn:
         self.link_buffer_set = False
 
 
-class FaultProxy:
+class FaultProxy(Service):
     """TCP proxy 127.0.0.1:PORT → upstream with one-shot and HTTP-level faults.
 
     Counters (`bytes_up`, `bytes_down`, `connections`, `requests`, `events`) are safe to read
@@ -736,17 +737,6 @@ class FaultProxy:
         self._stop_event = None
 
     close = stop
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"<FaultProxy {self.url} -> {self._upstream_addr()}>"

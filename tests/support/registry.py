@@ -20,11 +20,12 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 from hoist.core.registry.demo_registry import free_port, stop_process
+
+from support.service import Service
 
 if TYPE_CHECKING:
     from .tokenserver import TokenServer
@@ -126,7 +127,7 @@ def make_htpasswd(user: str, password: str) -> str:
     return out.strip() + "\n"
 
 
-class RegistryProcess:
+class RegistryProcess(Service):
     """One `docker-registry serve` child on 127.0.0.1 with throw-away filesystem storage.
 
     `stop()`/`kill()` end the process but keep storage so `restart()` can bring it back on the
@@ -333,17 +334,6 @@ class RegistryProcess:
         self.stop()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- inspection --------------------------------------------------------------------------
 
