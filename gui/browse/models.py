@@ -31,12 +31,11 @@ from hoist.core.registry.browse import (
 )
 from hoist.core.registry.client import RegistryClient
 from hoist.core.units import format_size
+from hoist.gui.widgets.item_models import ROOT, Index, read_only_flags
 from hoist.gui.widgets.tasks import report_task_failure
 from PySide6.QtCore import (
     QAbstractListModel,
-    QModelIndex,
     QObject,
-    QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
     Signal,
@@ -44,9 +43,6 @@ from PySide6.QtCore import (
 
 log = logging.getLogger(__name__)
 
-Index = QModelIndex | QPersistentModelIndex
-#: The invisible root (a shared default argument: Qt passes its own when it calls).
-ROOT = QModelIndex()
 
 #: What a sort proxy sorts by (a number for sizes, an ISO date for dates).
 SortRole = Qt.ItemDataRole.UserRole + 1
@@ -372,13 +368,7 @@ class RepositoryModel(QAbstractListModel):
         return None
 
     def flags(self, index: Index) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return (
-            Qt.ItemFlag.ItemIsEnabled
-            | Qt.ItemFlag.ItemIsSelectable
-            | Qt.ItemFlag.ItemNeverHasChildren
-        )
+        return read_only_flags(index, leaf=True)
 
 
 class NameFilterProxy(QSortFilterProxyModel):

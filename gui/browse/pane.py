@@ -62,6 +62,7 @@ from hoist.gui.browse.models import (
 )
 from hoist.gui.browse.tag_model import TagColumn
 from hoist.gui.settings.store import RegistrySettings, make_client
+from hoist.gui.widgets.clipboard import clipboard_copy
 from hoist.gui.widgets.dialogs import ConfirmDialog, wait_signal
 from hoist.gui.widgets.tasks import report_task_failure
 from PySide6.QtCore import (
@@ -73,7 +74,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
@@ -82,13 +83,6 @@ from PySide6.QtWidgets import (
 )
 
 log = logging.getLogger(__name__)
-
-# -- helpers --------------------------------------------------------------------------------
-
-
-def clipboard_copy(text: str) -> None:
-    QGuiApplication.clipboard().setText(text)
-
 
 # -- the pane -------------------------------------------------------------------------------
 

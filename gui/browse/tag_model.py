@@ -34,8 +34,6 @@ from hoist.gui.browse.models import (
     LOADING_SIZE,
     PAGE_SIZE,
     REFRESH_MS,
-    ROOT,
-    Index,
     NameFilterProxy,
     NameRole,
     PageFeeder,
@@ -46,6 +44,7 @@ from hoist.gui.browse.models import (
     short_digest,
     size_text,
 )
+from hoist.gui.widgets.item_models import ROOT, Index, column_heading, read_only_flags
 from hoist.gui.widgets.tasks import report_task_failure
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -418,25 +417,10 @@ class TagModel(QAbstractTableModel):
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(TAG_HEADERS):
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return TAG_HEADERS[section]
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            # Sizes are right-aligned: so is their heading.
-            right = section == TagColumn.SIZE
-            horizontal = Qt.AlignmentFlag.AlignRight if right else Qt.AlignmentFlag.AlignLeft
-            return int(horizontal | Qt.AlignmentFlag.AlignVCenter)
-        return None
+        return column_heading(TAG_HEADERS, section, orientation, role, (TagColumn.SIZE,))
 
     def flags(self, index: Index) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return (
-            Qt.ItemFlag.ItemIsEnabled
-            | Qt.ItemFlag.ItemIsSelectable
-            | Qt.ItemFlag.ItemNeverHasChildren
-        )
+        return read_only_flags(index, leaf=True)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._tags):

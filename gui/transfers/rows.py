@@ -17,11 +17,7 @@ from hoist.core.transfer.queue import TransferItem
 from hoist.core.transfer.upload import BlobRecord
 from hoist.core.units import format_size
 from hoist.gui.add.planning import blob_label, short_digest
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
-
-Index = QModelIndex | QPersistentModelIndex
-#: The invisible root (a shared default argument: Qt passes its own when it calls).
-ROOT = QModelIndex()
+from PySide6.QtCore import Qt
 
 
 class Column(IntEnum):
