@@ -49,6 +49,15 @@ class _Abort(Exception):
     """End the connection with a reset on both sides (an injected fault)."""
 
 
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    """The first value of header `name` (any case) in a parsed head; None when absent."""
+    lname = name.lower()
+    for k, v in headers:
+        if k.lower() == lname:
+            return v
+    return None
+
+
 @dataclass
 class RequestHead:
     """A parsed request line and header block."""
@@ -68,11 +77,7 @@ class RequestHead:
     cut_at_payload: int | None = None
 
     def header(self, name: str) -> str | None:
-        lname = name.lower()
-        for k, v in self.headers:
-            if k.lower() == lname:
-                return v
-        return None
+        return _header(self.headers, name)
 
     @property
     def path(self) -> str:
@@ -99,11 +104,7 @@ class ResponseHead:
     raw: bytes = b""
 
     def header(self, name: str) -> str | None:
-        lname = name.lower()
-        for k, v in self.headers:
-            if k.lower() == lname:
-                return v
-        return None
+        return _header(self.headers, name)
 
 
 class RequestRecord(NamedTuple):
