@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 import httpx
-from hoist.core.registry.demo_registry import free_port, stop_process
+from hoist.core.registry.demo_registry import free_port, spawn_registry, stop_process
 
 from support.service import Service
 
@@ -258,24 +258,13 @@ class RegistryProcess(Service):
 
     def _launch(self) -> None:
         self._write_config()
-        cmd = [REGISTRY_BINARY, "serve", str(self.config_path)]
-        setpriv = shutil.which("setpriv")
-        if setpriv is not None and threading.current_thread() is threading.main_thread():
-            # Die with the test process even if it is SIGKILLed. PDEATHSIG follows the forking
-            # *thread*, so only use it from the main thread (which lives as long as pytest).
-            cmd = [setpriv, "--pdeathsig", "KILL", "--", *cmd]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
         with self._lock, open(self.log_path, "ab") as log:
             log.write(f"--- hoist: starting on {self.host} ---\n".encode())
             log.flush()
             self._log_offset = self.log_path.stat().st_size
-            self._proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=self.workdir,
+            # Dies with the test process even if it is SIGKILLed.
+            self._proc = spawn_registry(
+                REGISTRY_BINARY, self.config_path, log, self.workdir, "KILL"
             )
             _LIVE.add(self)
         try:
