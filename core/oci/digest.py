@@ -27,6 +27,15 @@ def is_digest(text: str) -> bool:
     return bool(_SHA256.match(text))
 
 
+def short_digest(digest: str | None) -> str:
+    """A digest as people read it in a list: its algorithm and first 12 hex digits
+    (`sha256:0123456789ab`); "" for none."""
+    if not digest:
+        return ""
+    algorithm, _, hexpart = digest.partition(":")
+    return f"{algorithm}:{hexpart[:12]}"
+
+
 def sha256_bytes(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 

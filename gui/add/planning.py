@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hoist.core.errors import HoistError
+from hoist.core.oci.digest import short_digest
 from hoist.core.oci.manifest import IMAGE_CONFIG_TYPES
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.credentials import resolve_credentials
@@ -108,13 +109,6 @@ def blob_label(record: BlobRecord, index: int, transfer: Push) -> str:
     layers = [b for b in transfer.blobs if b.media_type not in IMAGE_CONFIG_TYPES]
     number = next((i for i, b in enumerate(layers, 1) if b is record), index + 1)
     return f"layer {number}"
-
-
-def short_digest(digest: str | None) -> str:
-    if not digest:
-        return ""
-    algo, _, hexpart = digest.partition(":")
-    return f"{algo}:{hexpart[:12]}"
 
 
 def reference_text(transfer: Transfer) -> str:

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from hoist.core.errors import CatalogUnavailable, HoistError
+from hoist.core.oci.digest import short_digest
 from hoist.core.registry.browse import (
     catalog_pages,
 )
@@ -101,13 +102,6 @@ def created_sort_key(text: str | None) -> str:
 def counted(count: int, one: str, many: str) -> str:
     """ "1 tag", "2 tags": a count with its noun in the right number."""
     return f"{count} {one if count == 1 else many}"
-
-
-def short_digest(digest: str | None) -> str:
-    if not digest:
-        return ""
-    algorithm, _, hexpart = digest.partition(":")
-    return f"{algorithm}:{hexpart[:12]}"
 
 
 def size_text(size: int | None) -> str:
