@@ -381,13 +381,10 @@ class MainWindow(QMainWindow):
         )
         box.setObjectName("confirm-unjournaled")
         self.unjournaled_box = box
-        box.open()
         try:
-            (result,) = await wait_signal(box.finished)
-            return bool(result == QDialog.DialogCode.Accepted)
+            return await box.ask()
         finally:
             self.unjournaled_box = None
-            box.deleteLater()
 
     async def confirm_cancel(self, question: str, detail: str) -> bool:
         """Cancel's question: what will be lost, with Keep (the default) beside Discard."""
