@@ -244,7 +244,21 @@ class PageFeeder:
 # -- repositories ---------------------------------------------------------------------------
 
 
-class RepositoryModel(QAbstractListModel):
+class FetchedByPages:
+    """A flat model's `canFetchMore`/`fetchMore` (mixed in before the Qt model class): its
+    `feeder` reads the next page when the view scrolls near the end."""
+
+    feeder: PageFeeder
+
+    def canFetchMore(self, parent: Index = ROOT) -> bool:
+        return not parent.isValid() and self.feeder.more
+
+    def fetchMore(self, parent: Index = ROOT) -> None:
+        if not parent.isValid():
+            self.feeder.fetch()
+
+
+class RepositoryModel(FetchedByPages, QAbstractListModel):
     """The registry's repositories, a page at a time as the list scrolls.
 
     Signals:
@@ -329,13 +343,6 @@ class RepositoryModel(QAbstractListModel):
             return "This registry holds no repositories yet"
         return f"{counted(loaded, 'repository', 'repositories')}{more}"
 
-    def canFetchMore(self, parent: Index = ROOT) -> bool:
-        return not parent.isValid() and self.feeder.more
-
-    def fetchMore(self, parent: Index = ROOT) -> None:
-        if not parent.isValid():
-            self.feeder.fetch()
-
     # -- reading -----------------------------------------------------------------------------
 
     def names(self) -> list[str]:
@@ -389,6 +396,7 @@ __all__ = [
     "DETAIL_CONCURRENCY",
     "PAGE_SIZE",
     "CopyRole",
+    "FetchedByPages",
     "KeyRole",
     "NameFilterProxy",
     "NameRole",

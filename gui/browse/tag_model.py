@@ -34,6 +34,7 @@ from hoist.gui.browse.models import (
     LOADING_SIZE,
     PAGE_SIZE,
     REFRESH_MS,
+    FetchedByPages,
     NameFilterProxy,
     NameRole,
     PageFeeder,
@@ -111,7 +112,7 @@ class _Pool:
     closed: bool = False
 
 
-class TagModel(QAbstractTableModel):
+class TagModel(FetchedByPages, QAbstractTableModel):
     """A repository's tags (tag, size, created, digest), paged like `RepositoryModel`.
 
     Size and date are read only for rows the view reports visible (`set_visible_rows`), or
@@ -226,13 +227,6 @@ class TagModel(QAbstractTableModel):
         if count == 0 and self.complete and not self.error:
             return f"{repository} has no tags"
         return f"{counted(count, 'tag', 'tags')}{more}"
-
-    def canFetchMore(self, parent: Index = ROOT) -> bool:
-        return not parent.isValid() and self.feeder.more
-
-    def fetchMore(self, parent: Index = ROOT) -> None:
-        if not parent.isValid():
-            self.feeder.fetch()
 
     def load_all(self) -> None:
         """Read every page and every tag's size and date (what sorting by date needs)."""
