@@ -64,8 +64,9 @@ from hoist.gui.transfers.actions import (
 from hoist.gui.transfers.replace_prompt import ReplaceAsker
 from hoist.gui.transfers.rows import FILTERS, filter_label
 from hoist.gui.transfers.transfer_model import TransferModel
-from hoist.gui.transfers.view import TransferView, clipboard_copy
+from hoist.gui.transfers.view import TransferView
 from hoist.gui.widgets import icons
+from hoist.gui.widgets.clipboard import clipboard_copy
 from hoist.gui.widgets.dialogs import ConfirmDialog, wait_signal
 from hoist.gui.widgets.theme import PillTabBar
 from hoist.gui.window_bars import (
@@ -375,13 +376,10 @@ class MainWindow(QMainWindow):
         )
         box.setObjectName("confirm-unjournaled")
         self.unjournaled_box = box
-        box.open()
         try:
-            (result,) = await wait_signal(box.finished)
-            return bool(result == QDialog.DialogCode.Accepted)
+            return await box.ask()
         finally:
             self.unjournaled_box = None
-            box.deleteLater()
 
     async def confirm_cancel(self, question: str, detail: str) -> bool:
         """Cancel's question: what will be lost, with Keep (the default) beside Discard."""

@@ -8,11 +8,11 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from support.proxy import FaultProxy, ProxyFactory, Upstream
+from support.proxy import FaultProxy, ProxyFactory
 from support.registry import DEFAULT_PASSWORD, DEFAULT_USER, RegistryFactory, RegistryProcess
+from support.service import service_factory
 from support.tokenserver import TokenServer, TokenServerFactory
 
 #: Files whose tests take seconds each: real faults (resets, kills, restarts), long uploads
@@ -71,68 +71,36 @@ def _collect_garbage_on_the_main_thread() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def registry() -> Iterator[RegistryProcess]:
     """Shared plain registry (no auth). Do not stop or restart it: use `fresh_registry`."""
-    reg = RegistryProcess()
-    try:
-        reg.start()
+    with RegistryProcess() as reg:
         yield reg
-    finally:
-        reg.close()
 
 
 @pytest.fixture
 def fresh_registry() -> Iterator[RegistryProcess]:
     """A private plain registry this test may kill, restart or fill with junk."""
-    reg = RegistryProcess()
-    try:
-        reg.start()
+    with RegistryProcess() as reg:
         yield reg
-    finally:
-        reg.close()
 
 
 @pytest.fixture(scope="session")
 def auth_registry() -> Iterator[RegistryProcess]:
     """Shared registry with Basic auth for AUTH_USER / AUTH_PASSWORD (`.credentials`)."""
-    reg = RegistryProcess(htpasswd=(AUTH_USER, AUTH_PASSWORD))
-    try:
-        reg.start()
+    with RegistryProcess(htpasswd=(AUTH_USER, AUTH_PASSWORD)) as reg:
         yield reg
-    finally:
-        reg.close()
 
 
 @pytest.fixture
 def registry_factory() -> Iterator[RegistryFactory]:
     """`registry_factory(**RegistryProcess options)` → started registry, closed at teardown."""
-    started: list[RegistryProcess] = []
-
-    def make(**options: Any) -> RegistryProcess:
-        reg = RegistryProcess(**options)
-        started.append(reg)
-        return reg.start()
-
-    try:
+    with service_factory(RegistryProcess) as make:
         yield make
-    finally:
-        for reg in reversed(started):
-            reg.close()
 
 
 @pytest.fixture
 def token_server_factory() -> Iterator[TokenServerFactory]:
     """`token_server_factory(**TokenServer options)` → started token server, closed at teardown."""
-    started: list[TokenServer] = []
-
-    def make(**options: Any) -> TokenServer:
-        server = TokenServer(**options)
-        started.append(server)
-        return server.start()
-
-    try:
+    with service_factory(TokenServer) as make:
         yield make
-    finally:
-        for server in reversed(started):
-            server.close()
 
 
 @pytest.fixture
@@ -151,18 +119,8 @@ def token_registry(
 @pytest.fixture
 def fault_proxy() -> Iterator[ProxyFactory]:
     """`fault_proxy(upstream)` → started FaultProxy (upstream: registry, "host:port" or tuple)."""
-    started: list[FaultProxy] = []
-
-    def make(upstream: Upstream, **options: Any) -> FaultProxy:
-        proxy = FaultProxy(upstream, **options)
-        started.append(proxy)
-        return proxy.start()
-
-    try:
+    with service_factory(FaultProxy) as make:
         yield make
-    finally:
-        for proxy in reversed(started):
-            proxy.stop()
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+from faults_helpers import wait_until
 from hoist.core.errors import FileChanged, HoistError, SourceError
 from hoist.core.oci.annotations import TITLE
 from hoist.core.oci.reference import parse_reference
@@ -118,14 +119,6 @@ def hoist_process(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
         env={**os.environ, **ISOLATED_ENV, **env},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 # -- #4: a file edited while it is pushed ---------------------------------------------------------
@@ -560,7 +553,7 @@ def test_ctrl_c_while_a_folder_is_packed_leaves_no_archive(
     def packing() -> bool:
         return staging.exists() and any(p.stat().st_size > 0 for p in staging.rglob("*.tar.gz"))
 
-    wait_until(packing, "the folder's archive to be written")
+    wait_until(packing, 60.0, "the folder's archive to be written")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -666,7 +659,7 @@ def test_ctrl_c_in_a_pull_says_how_to_resume(
         "pull", f"{proxy.host}/hostile/pull-ctrl-c:v1", "-o", str(out), "--progress", "plain",
         env={"HOIST_STATE_DIR": str(state_dir)},
     )  # fmt: skip
-    wait_until(lambda: any(r.status == 503 for r in proxy.requests), "the blob request")
+    wait_until(lambda: any(r.status == 503 for r in proxy.requests), 60.0, "the blob request")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -693,7 +686,7 @@ def test_ctrl_c_in_a_push_says_paused_once(
     first = proc.stderr.readline()
     assert first.startswith("transfer "), first
     transfer_id = first.split()[1].rstrip(":")
-    wait_until(lambda: (state_dir / "transfers" / f"{transfer_id}.json").exists(), "journal")
+    wait_until(lambda: (state_dir / "transfers" / f"{transfer_id}.json").exists(), 60.0, "journal")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -736,7 +729,9 @@ def test_resent_counts_only_bytes_that_left_the_machine(tmp_path: Path) -> None:
                     break
                 read += len(data)
             # Reset once the client's send queue holds bytes that never crossed.
-            wait_until(lambda: queued(client[0]) >= 1 * MiB, "the client's send queue to fill")
+            wait_until(
+                lambda: queued(client[0]) >= 1 * MiB, 60.0, "the client's send queue to fill"
+            )
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
 
     client: list[socket.socket] = []

@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -33,6 +32,7 @@ from faults_helpers import (
     run_transfer,
     sha,
     upload_state,
+    wait_until,
 )
 from hoist.core.errors import TransferPaused
 from hoist.core.oci.reference import parse_reference
@@ -141,14 +141,6 @@ def spawn_push(ref: str, path: Path, log: Path, chunk: str) -> subprocess.Popen[
         )  # fmt: skip
 
 
-def wait_until(condition: object, seconds: float = 30.0) -> None:
-    assert callable(condition)
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 @pytest.mark.parametrize(
     ("sig", "code"),
     [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
@@ -173,7 +165,7 @@ def test_cli_signal_mid_chunk_pauses_and_resume_sends_only_the_rest(
     log = tmp_path / "push.log"
     proc = spawn_push(f"{proxy.host}/{repo}:v1", tmp_path / "s.bin", log, "16M")
     try:
-        wait_until(lambda: recorder.patch_bytes() >= 6 * MiB)
+        wait_until(lambda: recorder.patch_bytes() >= 6 * MiB, 30.0, "6 MiB sent")
         proc.send_signal(sig)
         proc.wait(timeout=15)
     finally:
@@ -219,10 +211,10 @@ def test_cli_second_ctrl_c_stops_at_once_and_says_what_it_costs(
     log = tmp_path / "push.log"
     proc = spawn_push(f"{proxy.host}/pause/twice:v1", tmp_path / "c.bin", log, "16M")
     try:
-        wait_until(lambda: recorder.patch_bytes() >= 2 * MiB)
+        wait_until(lambda: recorder.patch_bytes() >= 2 * MiB, 30.0, "2 MiB sent")
         proxy.limit_rate_up(1024)  # the stream can't end for minutes now
         proc.send_signal(signal.SIGINT)
-        wait_until(lambda: "Pausing" in log.read_text())
+        wait_until(lambda: "Pausing" in log.read_text(), 30.0, "the CLI to say Pausing")
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
     finally:

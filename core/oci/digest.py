@@ -27,6 +27,15 @@ def is_digest(text: str) -> bool:
     return bool(_SHA256.match(text))
 
 
+def short_digest(digest: str | None) -> str:
+    """A digest as people read it in a list: its algorithm and first 12 hex digits
+    (`sha256:0123456789ab`); "" for none."""
+    if not digest:
+        return ""
+    algorithm, _, hexpart = digest.partition(":")
+    return f"{algorithm}:{hexpart[:12]}"
+
+
 def sha256_bytes(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -44,13 +53,21 @@ class SequentialHasher:
         self.position = 0
 
     def update(self, offset: int, data: bytes | memoryview) -> None:
+        new = self._advance(offset, data)
+        if new:
+            self._hash.update(new)
+
+    def _advance(self, offset: int, data: bytes | memoryview) -> memoryview:
+        """Move the position past `data` (found at `offset`); return the part of it not seen
+        before (empty when all of it was). Raises ValueError on a gap: the hash can't skip."""
         end = offset + len(data)
         if end <= self.position:
-            return
+            return memoryview(b"")
         if offset > self.position:
             raise ValueError(f"hash gap: have {self.position} bytes, got data at {offset}")
-        self._hash.update(memoryview(data)[self.position - offset :])
+        new = memoryview(data)[self.position - offset :]
         self.position = end
+        return new
 
     def prefix_digest(self) -> str:
         return "sha256:" + self._hash.copy().hexdigest()
@@ -71,12 +88,7 @@ class TrustedDigest(SequentialHasher):
         self._digest = digest
 
     def update(self, offset: int, data: bytes | memoryview) -> None:
-        end = offset + len(data)
-        if end <= self.position:
-            return
-        if offset > self.position:
-            raise ValueError(f"hash gap: have {self.position} bytes, got data at {offset}")
-        self.position = end
+        self._advance(offset, data)
 
     def prefix_digest(self) -> str:
         return ""  # none: a resume in a new process re-hashes the prefix the registry holds

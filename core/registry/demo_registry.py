@@ -27,6 +27,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 from hoist.core.errors import DemoRegistryError
@@ -73,6 +74,26 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def spawn_registry(
+    binary: Path | str, config: Path, log: BinaryIO, cwd: Path, death_signal: str
+) -> subprocess.Popen[bytes]:
+    """Run `binary serve config`, its output appended to `log`.
+
+    Started from the main thread, it gets `death_signal` when its parent dies, even killed
+    (setpriv's PDEATHSIG follows the forking thread, so only the main thread, which lives as
+    long as the process, can ask for it). REGISTRY_* variables override the config file: the
+    caller's environment keeps them out. Raises OSError when the program can't run.
+    """
+    cmd = [str(binary), "serve", str(config)]
+    setpriv = shutil.which("setpriv")
+    if setpriv is not None and threading.current_thread() is threading.main_thread():
+        cmd = [setpriv, "--pdeathsig", death_signal, "--", *cmd]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    return subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd
+    )
 
 
 def _yaml_string(value: str) -> str:
@@ -197,25 +218,11 @@ class DemoRegistry:
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the secret
         with os.fdopen(fd, "w") as f:
             f.write(self.config_text())
-        cmd = [str(self.binary), "serve", str(config)]
-        setpriv = shutil.which("setpriv")
-        if setpriv is not None and threading.current_thread() is threading.main_thread():
-            # Die with Hoist even if it is killed: PDEATHSIG follows the forking thread.
-            cmd = [setpriv, "--pdeathsig", "TERM", "--", *cmd]
-        # REGISTRY_* variables override the config file: keep the user's environment out.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
         with open(self.log_path, "ab") as log:
             log.write(f"--- hoist: starting on {self.host} ---\n".encode())
             log.flush()
             try:
-                self._proc = subprocess.Popen(
-                    cmd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    cwd=self.root,
-                )
+                self._proc = spawn_registry(self.binary, config, log, self.root, "TERM")
             except OSError as exc:
                 raise DemoRegistryError(f"could not run {self.binary}: {exc.strerror}") from exc
 

@@ -185,23 +185,18 @@ class FileBodySender:
                 raise NetworkError(f"can't connect to {url.host}: {exc}") from exc
             on_socket(conn.sock)
             sent = [0]
+            body = _Body(source, start, end, hasher, on_block, throttle, abort, sent)
             counted = [0]  # bytes reported to on_block: those the peer's kernel acknowledged
             try:
                 self._write_head(conn.sock, method, url, headers, length, streamed is not None)
                 if streamed is not None:
                     drain = _Drain(conn.sock, self._rates.get(conn.key, 0.0))
-                    ended = self._write_stream(
-                        conn.sock, source, start, end, hasher, on_block, throttle, abort, sent,
-                        streamed, drain,
-                    )  # fmt: skip
+                    ended = self._write_stream(conn.sock, body, streamed, drain)
                     self._rates[conn.key] = drain.rate
                     if ended:
                         conn.sock.settimeout(min(self.timeout, ENDED_STREAM_ANSWER_TIMEOUT))
                 elif length:
-                    self._write_body(
-                        conn.sock, source, start, end, hasher, on_block, throttle, abort, sent,
-                        counted,
-                    )  # fmt: skip
+                    self._write_body(conn.sock, body, counted)
                 response, reusable = _read_response(conn.sock, method)
                 conn.sock.settimeout(self.timeout)
             except (BodyAborted, FileChanged, NetworkError):
@@ -247,18 +242,7 @@ class FileBodySender:
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
 
     def _write_stream(
-        self,
-        sock: socket.socket,
-        source: FileRange,
-        start: int,
-        end: int,
-        hasher: SequentialHasher,
-        on_block: Callable[[int], None],
-        throttle: Callable[[int], None] | None,
-        abort: threading.Event,
-        sent: list[int],
-        streamed: StreamEnd,
-        drain: _Drain,
+        self, sock: socket.socket, body: _Body, streamed: StreamEnd, drain: _Drain
     ) -> bool:
         """Write bytes [start, end) as chunked frames, then the last (`0`) frame. Returns True
         when `streamed.stop()` ended it early.
@@ -268,23 +252,21 @@ class FileBodySender:
         a fast link (few syscalls, ≈ curl's throughput), small on a slow one, so that a stop
         waits for about STREAM_DRAIN_SECONDS of queued bytes, not for a whole block.
         """
-        buf = bytearray(min(BLOCK, end - start) or 1)
+        source, end, sent = body.source, body.end, body.sent
+        throttle, abort = body.throttle, body.abort
+        buf = bytearray(min(BLOCK, end - body.start) or 1)
         view = memoryview(buf)
         tls = isinstance(sock, ssl.SSLSocket)
         ended = False
-        # sendfile to another machine over plain HTTP; else the hashed buffer (module docstring)
-        wanted = not tls and hasattr(os, "sendfile") and not _loopback_peer(sock)
         with (
             open(source.path, "rb", buffering=0) as f,
-            _blocking(sock, wanted, self.timeout) as direct,
+            _blocking(sock, _sendfile_wanted(sock), self.timeout) as direct,
         ):
             fd = f.fileno()
-            pos = start
+            pos = body.start
             while pos < end and not ended:
                 n = min(len(buf), end - pos)
-                got = os.preadv(fd, [view[:n]], source.offset + pos)
-                if got != n:
-                    raise FileChanged(f"{source.path} is shorter than when the upload began")
+                _read_block(fd, view[:n], source, pos)
                 at = 0
                 while at < n:
                     if abort.is_set():
@@ -298,7 +280,7 @@ class FileBodySender:
                         k = min(k, THROTTLED_BLOCK)
                         throttle(k)
                     frame = view[at : at + k]
-                    hasher.update(pos, frame)
+                    body.hasher.update(pos, frame)
                     with _early_answer(sock):
                         if direct:
                             direct = _send_file_frame(sock, fd, source.offset + pos, frame, source)
@@ -310,54 +292,35 @@ class FileBodySender:
                     at += k
                     pos += k
                     sent[0] += k
-                    on_block(k)
+                    body.on_block(k)
             with _early_answer(sock):
                 sock.sendall(b"0\r\n\r\n")
         return ended
 
-    def _write_body(
-        self,
-        sock: socket.socket,
-        source: FileRange,
-        start: int,
-        end: int,
-        hasher: SequentialHasher,
-        on_block: Callable[[int], None],
-        throttle: Callable[[int], None] | None,
-        abort: threading.Event,
-        sent: list[int],
-        counted: list[int],
-    ) -> None:
+    def _write_body(self, sock: socket.socket, body: _Body, counted: list[int]) -> None:
         """Read, hash and send the body. `on_block` hears only the bytes that left the
         kernel's send queue (the peer acknowledged them): when the connection breaks, what
         still sat there (up to 4 MiB, tcp_wmem) never crossed the network, and counting it
         as sent would count it as re-sent once the chunk goes again."""
-        buf = bytearray(min(BLOCK if throttle is None else THROTTLED_BLOCK, end - start))
+        source, end, sent, throttle = body.source, body.end, body.sent, body.throttle
+        buf = bytearray(min(BLOCK if throttle is None else THROTTLED_BLOCK, end - body.start))
         view = memoryview(buf)
-        # sendfile to another machine over plain HTTP; else the hashed buffer (module docstring)
-        wanted = (
-            not isinstance(sock, ssl.SSLSocket)
-            and hasattr(os, "sendfile")
-            and not _loopback_peer(sock)
-        )
         with (
             open(source.path, "rb", buffering=0) as f,
-            _blocking(sock, wanted, self.timeout) as blocking,
+            _blocking(sock, _sendfile_wanted(sock), self.timeout) as blocking,
         ):
             direct = blocking
             fd = f.fileno()
-            pos = start
+            pos = body.start
             while pos < end:
-                if abort.is_set():
+                if body.abort.is_set():
                     raise BodyAborted()
                 n = min(len(buf), end - pos)
                 if throttle is not None:
                     throttle(n)
-                got = os.preadv(fd, [view[:n]], source.offset + pos)
-                if got != n:
-                    raise FileChanged(f"{source.path} is shorter than when the upload began")
                 block = view[:n]
-                hasher.update(pos, block)
+                _read_block(fd, block, source, pos)
+                body.hasher.update(pos, block)
                 # Sent in pieces, each counted as it goes: progress moves several times a
                 # second even on a slow link (a 4 MiB block takes 2 s at 2 MiB/s).
                 for at in range(0, n, PROGRESS_PIECE):
@@ -376,9 +339,39 @@ class FileBodySender:
                     sent[0] += len(piece)
                     arrived = sent[0] - _unacknowledged(sock)
                     if arrived > counted[0]:
-                        on_block(arrived - counted[0])
+                        body.on_block(arrived - counted[0])
                         counted[0] = arrived
                 pos += n
+
+
+@dataclass(frozen=True)
+class _Body:
+    """The blob's bytes [start, end) one request sends, and whom it tells as they go:
+    `on_block` (bytes sent), `throttle` (asked before each piece), `abort` (stop now), `sent`
+    (bytes handed to the socket so far, read by `send` when the connection breaks)."""
+
+    source: FileRange
+    start: int
+    end: int
+    hasher: SequentialHasher
+    on_block: Callable[[int], None]
+    throttle: Callable[[int], None] | None
+    abort: threading.Event
+    sent: list[int]
+
+
+def _sendfile_wanted(sock: socket.socket) -> bool:
+    """sendfile to another machine over plain HTTP; else the hashed buffer (module docstring)."""
+    return (
+        not isinstance(sock, ssl.SSLSocket) and hasattr(os, "sendfile") and not _loopback_peer(sock)
+    )
+
+
+def _read_block(fd: int, into: memoryview, source: FileRange, pos: int) -> None:
+    """Read the blob's bytes from `pos` into all of `into`; a file that has since shrunk is
+    FileChanged (the upload can't go on with other bytes than it planned)."""
+    if os.preadv(fd, [into], source.offset + pos) != len(into):
+        raise FileChanged(f"{source.path} is shorter than when the upload began")
 
 
 def _unacknowledged(sock: socket.socket) -> int:

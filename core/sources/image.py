@@ -175,29 +175,30 @@ def parse_platform(text: str) -> tuple[str, str, str]:
     return _normal_platform(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
 
 
-def platform_key(platform: dict[str, object] | None) -> tuple[str, str, str] | None:
+def _platform_fields(platform: dict[str, object] | None) -> tuple[str, str, str] | None:
+    """An OCI platform object's os, architecture and variant ("" when it has none), as
+    written; None when it names no os and architecture."""
     if not platform:
         return None
     os_name, arch = platform.get("os"), platform.get("architecture")
     if not isinstance(os_name, str) or not isinstance(arch, str):
         return None
     variant = platform.get("variant")
-    return _normal_platform(os_name, arch, variant if isinstance(variant, str) else "")
+    return os_name, arch, variant if isinstance(variant, str) else ""
+
+
+def platform_key(platform: dict[str, object] | None) -> tuple[str, str, str] | None:
+    fields = _platform_fields(platform)
+    return None if fields is None else _normal_platform(*fields)
 
 
 def platform_string(platform: dict[str, object] | None) -> str | None:
     """ "linux/arm64" or "linux/arm/v7" for an OCI platform object; None when it has none."""
-    if not platform:
+    fields = _platform_fields(platform)
+    if fields is None:
         return None
-    os_name, arch = platform.get("os"), platform.get("architecture")
-    if not isinstance(os_name, str) or not isinstance(arch, str):
-        return None
-    variant = platform.get("variant")
-    return (
-        f"{os_name}/{arch}/{variant}"
-        if isinstance(variant, str) and variant
-        else f"{os_name}/{arch}"
-    )
+    os_name, arch, variant = fields
+    return f"{os_name}/{arch}/{variant}" if variant else f"{os_name}/{arch}"
 
 
 def is_unknown_platform(platform: dict[str, object] | None) -> bool:

@@ -499,9 +499,7 @@ class DownloadRun(JournaledRun):
                 raise TransferPaused(transfer.id)
             result = pulling.result()
         except HoistError as exc:
-            transfer.error = exc.sentence()
-            self._state(TransferState.FAILED, transfer.error)
-            await self.save_final()
+            await self.save_failed(exc)
             raise
         except asyncio.CancelledError:
             pulling.cancel()

@@ -522,6 +522,13 @@ class JournaledRun:
         its end even if the task is cancelled again meanwhile (save_despite_cancellation)."""
         await save_despite_cancellation(self._write_final)
 
+    async def save_failed(self, exc: HoistError) -> None:
+        """End the run as FAILED: `exc`'s sentence becomes the transfer's error, told to
+        listeners and written as the journal's last word (save_final)."""
+        self.transfer.error = exc.sentence()
+        self._state(TransferState.FAILED, self.transfer.error)
+        await self.save_final()
+
     async def _write_final(self) -> None:
         # A deferred write still pending is not cancelled (cut in its thread, it could land
         # after this one): it finds nothing left to write and ends.

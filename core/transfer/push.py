@@ -263,9 +263,7 @@ class TransferRun(JournaledRun):
             await self.save_final()
             raise
         except HoistError as exc:
-            transfer.error = exc.sentence()
-            self._state(TransferState.FAILED, transfer.error)
-            await self.save_final()
+            await self.save_failed(exc)
             raise
         except asyncio.CancelledError:
             self._state(TransferState.PAUSED, "stopped")

@@ -66,15 +66,18 @@ def classify_sources(paths: list[Path]) -> SourceChoice:
 _REPO_CLEAN = re.compile(r"[^a-z0-9._-]+")
 
 
-def suggest_repository(path: Path) -> str:
-    """A repository name from a file name: `My Model.bin` → `my-model`."""
+def _name_stem(path: Path) -> str:
+    """A file's name without its archive or file-type suffix: `llama-3.1.tar.gz` → `llama-3.1`."""
     stem = path.name
     for suffix in (".tar.gz", ".tgz", ".tar", ".oci"):
         if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    else:
-        stem = Path(stem).stem or stem
+            return stem[: -len(suffix)]
+    return Path(stem).stem or stem
+
+
+def suggest_repository(path: Path) -> str:
+    """A repository name from a file name: `My Model.bin` → `my-model`."""
+    stem = _name_stem(path)
     name = _REPO_CLEAN.sub("-", stem.lower()).strip("._-")
     name = re.sub(r"[._-]{2,}", "-", name)
     return name or "files"
@@ -86,13 +89,7 @@ _VERSION = re.compile(r"(?<![a-z0-9])(?:v?\d+(?:\.\d+)+|v\d+)(?![a-z0-9])", re.I
 def suggest_tag(path: Path) -> str:
     """A tag from a file's name: its last version (`llama-3.1.gguf` → `3.1`, `model-v2.bin`
     → `v2`), else `latest`. Never an earlier push's tag, which would overwrite that push."""
-    stem = path.name
-    for suffix in (".tar.gz", ".tgz", ".tar", ".oci"):
-        if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    else:
-        stem = Path(stem).stem or stem
+    stem = _name_stem(path)
     found = _VERSION.findall(stem)
     return found[-1].lower() if found else "latest"
 
@@ -106,13 +103,6 @@ def blob_label(record: BlobRecord, index: int, transfer: Push) -> str:
     layers = [b for b in transfer.blobs if b.media_type not in IMAGE_CONFIG_TYPES]
     number = next((i for i, b in enumerate(layers, 1) if b is record), index + 1)
     return f"layer {number}"
-
-
-def short_digest(digest: str | None) -> str:
-    if not digest:
-        return ""
-    algo, _, hexpart = digest.partition(":")
-    return f"{algo}:{hexpart[:12]}"
 
 
 def reference_text(transfer: Transfer) -> str:
@@ -195,7 +185,6 @@ __all__ = [
     "describe_as_files",
     "is_image_source",
     "reference_text",
-    "short_digest",
     "suggest_repository",
     "suggest_tag",
 ]

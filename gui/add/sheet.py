@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hoist.core.errors import HoistError
+from hoist.core.oci.digest import short_digest
 from hoist.core.oci.reference import Reference, parse_reference
 from hoist.core.registry.profile import ProfileStore, RegistryProfile
 from hoist.core.sources.artifact import SplitOptions
@@ -30,7 +31,6 @@ from hoist.gui.add.planning import (
     CredentialCache,
     SourceChoice,
     describe_as_files,
-    short_digest,
     suggest_repository,
     suggest_tag,
 )

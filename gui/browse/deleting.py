@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from hoist.core.oci.digest import short_digest
 from hoist.core.registry.deletion import DeletePlan
-from hoist.gui.browse.models import short_digest
 
 
 def delete_message(plan: DeletePlan) -> tuple[str, str]:

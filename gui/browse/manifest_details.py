@@ -8,20 +8,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hoist.core.oci.digest import short_digest
 from hoist.core.registry.browse import (
     ManifestInfo,
     ManifestKind,
 )
 from hoist.core.units import format_size
 from hoist.gui.browse.models import (
-    ROOT,
     CopyRole,
-    Index,
     KeyRole,
     format_created,
-    short_digest,
     size_text,
 )
+from hoist.gui.widgets.item_models import ROOT, Index, read_only_flags
 from PySide6.QtCore import (
     QAbstractItemModel,
     QModelIndex,
@@ -309,9 +308,7 @@ class ManifestDetailModel(QAbstractItemModel):
         return None
 
     def flags(self, index: Index) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        return read_only_flags(index)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         node = self._node(index)

@@ -29,12 +29,11 @@ from hoist.core.errors import CatalogUnavailable, HoistError
 from hoist.core.registry.client import RegistryClient
 from hoist.core.registry.listing import catalog_pages
 from hoist.core.units import format_size
+from hoist.gui.widgets.item_models import ROOT, Index, read_only_flags
 from hoist.gui.widgets.tasks import report_task_failure
 from PySide6.QtCore import (
     QAbstractListModel,
-    QModelIndex,
     QObject,
-    QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
     Signal,
@@ -42,9 +41,6 @@ from PySide6.QtCore import (
 
 log = logging.getLogger(__name__)
 
-Index = QModelIndex | QPersistentModelIndex
-#: The invisible root (a shared default argument: Qt passes its own when it calls).
-ROOT = QModelIndex()
 
 #: What a sort proxy sorts by (a number for sizes, an ISO date for dates).
 SortRole = Qt.ItemDataRole.UserRole + 1
@@ -103,13 +99,6 @@ def created_sort_key(text: str | None) -> str:
 def counted(count: int, one: str, many: str) -> str:
     """ "1 tag", "2 tags": a count with its noun in the right number."""
     return f"{count} {one if count == 1 else many}"
-
-
-def short_digest(digest: str | None) -> str:
-    if not digest:
-        return ""
-    algorithm, _, hexpart = digest.partition(":")
-    return f"{algorithm}:{hexpart[:12]}"
 
 
 def size_text(size: int | None) -> str:
@@ -252,7 +241,21 @@ class PageFeeder:
 # -- repositories ---------------------------------------------------------------------------
 
 
-class RepositoryModel(QAbstractListModel):
+class FetchedByPages:
+    """A flat model's `canFetchMore`/`fetchMore` (mixed in before the Qt model class): its
+    `feeder` reads the next page when the view scrolls near the end."""
+
+    feeder: PageFeeder
+
+    def canFetchMore(self, parent: Index = ROOT) -> bool:
+        return not parent.isValid() and self.feeder.more
+
+    def fetchMore(self, parent: Index = ROOT) -> None:
+        if not parent.isValid():
+            self.feeder.fetch()
+
+
+class RepositoryModel(FetchedByPages, QAbstractListModel):
     """The registry's repositories, a page at a time as the list scrolls.
 
     Signals:
@@ -337,13 +340,6 @@ class RepositoryModel(QAbstractListModel):
             return "This registry holds no repositories yet"
         return f"{counted(loaded, 'repository', 'repositories')}{more}"
 
-    def canFetchMore(self, parent: Index = ROOT) -> bool:
-        return not parent.isValid() and self.feeder.more
-
-    def fetchMore(self, parent: Index = ROOT) -> None:
-        if not parent.isValid():
-            self.feeder.fetch()
-
     # -- reading -----------------------------------------------------------------------------
 
     def names(self) -> list[str]:
@@ -370,13 +366,7 @@ class RepositoryModel(QAbstractListModel):
         return None
 
     def flags(self, index: Index) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return (
-            Qt.ItemFlag.ItemIsEnabled
-            | Qt.ItemFlag.ItemIsSelectable
-            | Qt.ItemFlag.ItemNeverHasChildren
-        )
+        return read_only_flags(index, leaf=True)
 
 
 class NameFilterProxy(QSortFilterProxyModel):
@@ -403,6 +393,7 @@ __all__ = [
     "DETAIL_CONCURRENCY",
     "PAGE_SIZE",
     "CopyRole",
+    "FetchedByPages",
     "KeyRole",
     "NameFilterProxy",
     "NameRole",
@@ -412,6 +403,5 @@ __all__ = [
     "created_sort_key",
     "format_created",
     "parse_created",
-    "short_digest",
     "size_text",
 ]

@@ -55,8 +55,9 @@ from hoist.gui.browse.models import (
 )
 from hoist.gui.browse.tag_model import TagColumn
 from hoist.gui.settings.store import RegistrySettings, make_client
+from hoist.gui.widgets.clipboard import clipboard_copy
 from hoist.gui.widgets.dialogs import ConfirmDialog, wait_signal
-from hoist.gui.widgets.tasks import report_task_failure
+from hoist.gui.widgets.tasks import spawn_reported
 from PySide6.QtCore import (
     QEvent,
     QModelIndex,
@@ -66,22 +67,14 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QDialog,
     QFileDialog,
     QMenu,
     QWidget,
 )
 
 log = logging.getLogger(__name__)
-
-# -- helpers --------------------------------------------------------------------------------
-
-
-def clipboard_copy(text: str) -> None:
-    QGuiApplication.clipboard().setText(text)
-
 
 # -- the pane -------------------------------------------------------------------------------
 
@@ -213,11 +206,7 @@ class BrowsePane(BrowseLayout):
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run `coro` in the background, keeping a reference; a bug reaches the excepthook."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        task.add_done_callback(report_task_failure)
-        return task
+        return spawn_reported(self.tasks, coro)
 
     async def aclose(self) -> None:
         """Stop everything (tasks, page fetches) and close the client this pane opened."""
@@ -765,13 +754,10 @@ class BrowsePane(BrowseLayout):
         box = ConfirmDialog("Delete tags", question, explanation, "&Delete", parent=self)
         box.setObjectName("confirm-delete")
         self.confirm_box = box
-        box.open()
         try:
-            (result,) = await wait_signal(box.finished)
-            return bool(result == QDialog.DialogCode.Accepted)
+            return await box.ask()
         finally:
             self.confirm_box = None
-            box.deleteLater()
 
 
 def _registry_key(registry: RegistrySettings | RegistryClient | None) -> object:

@@ -18,6 +18,7 @@ from enum import IntEnum, StrEnum
 from typing import Any
 
 from hoist.core.errors import HoistError
+from hoist.core.oci.digest import short_digest
 from hoist.core.registry.browse import ManifestInfo, ManifestKind, inspect
 from hoist.core.registry.client import RegistryClient
 from hoist.core.registry.deletion import resolve_digest
@@ -30,8 +31,7 @@ from hoist.gui.browse.models import (
     LOADING_SIZE,
     PAGE_SIZE,
     REFRESH_MS,
-    ROOT,
-    Index,
+    FetchedByPages,
     NameFilterProxy,
     NameRole,
     PageFeeder,
@@ -39,9 +39,9 @@ from hoist.gui.browse.models import (
     counted,
     created_sort_key,
     format_created,
-    short_digest,
     size_text,
 )
+from hoist.gui.widgets.item_models import ROOT, Index, column_heading, read_only_flags
 from hoist.gui.widgets.tasks import report_task_failure
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -108,7 +108,7 @@ class _Pool:
     closed: bool = False
 
 
-class TagModel(QAbstractTableModel):
+class TagModel(FetchedByPages, QAbstractTableModel):
     """A repository's tags (tag, size, created, digest), paged like `RepositoryModel`.
 
     Size and date are read only for rows the view reports visible (`set_visible_rows`), or
@@ -223,13 +223,6 @@ class TagModel(QAbstractTableModel):
         if count == 0 and self.complete and not self.error:
             return f"{repository} has no tags"
         return f"{counted(count, 'tag', 'tags')}{more}"
-
-    def canFetchMore(self, parent: Index = ROOT) -> bool:
-        return not parent.isValid() and self.feeder.more
-
-    def fetchMore(self, parent: Index = ROOT) -> None:
-        if not parent.isValid():
-            self.feeder.fetch()
 
     def load_all(self) -> None:
         """Read every page and every tag's size and date (what sorting by date needs)."""
@@ -414,25 +407,10 @@ class TagModel(QAbstractTableModel):
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(TAG_HEADERS):
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return TAG_HEADERS[section]
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            # Sizes are right-aligned: so is their heading.
-            right = section == TagColumn.SIZE
-            horizontal = Qt.AlignmentFlag.AlignRight if right else Qt.AlignmentFlag.AlignLeft
-            return int(horizontal | Qt.AlignmentFlag.AlignVCenter)
-        return None
+        return column_heading(TAG_HEADERS, section, orientation, role, (TagColumn.SIZE,))
 
     def flags(self, index: Index) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return (
-            Qt.ItemFlag.ItemIsEnabled
-            | Qt.ItemFlag.ItemIsSelectable
-            | Qt.ItemFlag.ItemNeverHasChildren
-        )
+        return read_only_flags(index, leaf=True)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._tags):

@@ -8,13 +8,12 @@ from hoist.core.errors import HoistError, InvalidReference
 from hoist.core.oci.reference import parse_registry
 from hoist.core.units import MiB, format_size, parse_size
 from hoist.gui.settings.store import MAX_AT_ONCE, MAX_CHUNK, MIN_CHUNK, RegistrySettings, Settings
-from hoist.gui.widgets.theme import plain_buttons
+from hoist.gui.widgets.dialogs import ok_cancel_buttons
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
@@ -73,12 +72,7 @@ class TransferRateDialog(QDialog):
         label.setBuddy(self.rate_box)
         note = QLabel("The window's upload limit still applies to all pushes together.", self)
         note.setWordWrap(True)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
-        )
-        plain_buttons(buttons)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
+        buttons = ok_cancel_buttons(self)
         layout = QVBoxLayout(self)
         layout.addWidget(label)
         layout.addWidget(self.rate_box)
@@ -125,12 +119,7 @@ class SettingsDialog(QDialog):
         self.error.setWordWrap(True)
         self.error.hide()
 
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
-        )
-        plain_buttons(buttons)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
+        buttons = ok_cancel_buttons(self)
 
         layout = QVBoxLayout(self)
         layout.addWidget(tabs)

@@ -41,7 +41,7 @@ from hoist.core.registry.credentials import (
 )
 from hoist.core.registry.listing import catalog_pages
 from hoist.gui.settings.store import RegistrySettings, make_client
-from hoist.gui.widgets.tasks import report_task_failure
+from hoist.gui.widgets.tasks import spawn_reported
 from hoist.gui.widgets.theme import plain_buttons, tone_color
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QFont, QPalette, QShowEvent
@@ -334,11 +334,7 @@ class RegistryDialog(QDialog):
     # -- tasks -------------------------------------------------------------------------------
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        task.add_done_callback(report_task_failure)
-        return task
+        return spawn_reported(self.tasks, coro)
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)

@@ -10,18 +10,15 @@ from enum import IntEnum
 from pathlib import Path
 
 from hoist.core.oci.annotations import TITLE
+from hoist.core.oci.digest import short_digest
 from hoist.core.progress import BlobEvent, BlobState
 from hoist.core.sources.bundle import BUNDLE, BUNDLE_FILES
 from hoist.core.transfer.model import IMAGE, Download, DownloadPart, Push, TransferState
 from hoist.core.transfer.queue import TransferItem
 from hoist.core.transfer.upload import BlobRecord
 from hoist.core.units import format_size
-from hoist.gui.add.planning import blob_label, short_digest
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
-
-Index = QModelIndex | QPersistentModelIndex
-#: The invisible root (a shared default argument: Qt passes its own when it calls).
-ROOT = QModelIndex()
+from hoist.gui.add.planning import blob_label
+from PySide6.QtCore import Qt
 
 
 class Column(IntEnum):

@@ -29,11 +29,9 @@ from hoist.gui.transfers.groups import (
 from hoist.gui.transfers.rows import (
     FILTERS,
     HEADERS,
-    ROOT,
     BlobRole,
     BlobRow,
     Column,
-    Index,
     ItemRole,
     PartRow,
     ProgressRole,
@@ -52,6 +50,7 @@ from hoist.gui.transfers.rows import (
     transfer_tone,
 )
 from hoist.gui.widgets import icons
+from hoist.gui.widgets.item_models import ROOT, Index, column_heading, read_only_flags
 from PySide6.QtCore import (
     QAbstractItemModel,
     QModelIndex,
@@ -445,21 +444,10 @@ class TransferModel(QAbstractItemModel):
         orientation: Qt.Orientation,
         role: int = Qt.ItemDataRole.DisplayRole,
     ) -> Any:
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(HEADERS):
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return HEADERS[section]
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            # Numbers are right-aligned: so are their headings.
-            right = section in (Column.SPEED, Column.ETA)
-            horizontal = Qt.AlignmentFlag.AlignRight if right else Qt.AlignmentFlag.AlignLeft
-            return int(horizontal | Qt.AlignmentFlag.AlignVCenter)
-        return None
+        return column_heading(HEADERS, section, orientation, role, (Column.SPEED, Column.ETA))
 
     def flags(self, index: Index) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        return read_only_flags(index)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():

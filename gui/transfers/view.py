@@ -18,14 +18,14 @@ from hoist.gui.transfers.actions import (
     transfer_actions,
     with_accelerator,
 )
-from hoist.gui.transfers.rows import Column, Index, ProgressRole, SentRole, ToneRole
+from hoist.gui.transfers.rows import Column, ProgressRole, SentRole, ToneRole
 from hoist.gui.transfers.transfer_model import TransferFilterProxy, TransferModel
+from hoist.gui.widgets.item_models import Index
 from hoist.gui.widgets.theme import CELL_PADDING, PaddedDelegate, paint_progress, tone_color
 from PySide6.QtCore import QPoint, QRectF, Qt
 from PySide6.QtGui import (
     QAction,
     QColor,
-    QGuiApplication,
     QKeySequence,
     QPainter,
     QPalette,
@@ -245,8 +245,3 @@ class TransferView(QTreeView):
         menu = self.build_menu(self.global_actions)
         menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         menu.popup(self.viewport().mapToGlobal(pos))
-
-
-def clipboard_copy(text: str) -> None:
-    clipboard = QGuiApplication.clipboard()
-    clipboard.setText(text)

@@ -26,6 +26,17 @@ from PySide6.QtWidgets import (
 )
 
 
+def ok_cancel_buttons(dialog: QDialog) -> QDialogButtonBox:
+    """The plain OK and Cancel buttons of an editing dialog, accepting and rejecting it."""
+    buttons = QDialogButtonBox(
+        QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, dialog
+    )
+    plain_buttons(buttons)
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    return buttons
+
+
 def lay_out_message(
     dialog: QDialog,
     text: QLabel,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Coroutine
 from typing import Any
 
 
@@ -19,3 +20,15 @@ def report_task_failure(task: asyncio.Task[Any]) -> None:
     exc = task.exception()
     if exc is not None:
         sys.excepthook(type(exc), exc, exc.__traceback__)
+
+
+def spawn_reported(
+    tasks: set[asyncio.Task[Any]], coro: Coroutine[Any, Any, Any]
+) -> asyncio.Task[Any]:
+    """Run `coro` as a task held in `tasks` until it ends (a task nobody references can be
+    collected mid-run), its failure reported (report_task_failure)."""
+    task = asyncio.get_running_loop().create_task(coro)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    task.add_done_callback(report_task_failure)
+    return task

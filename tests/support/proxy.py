@@ -23,8 +23,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from types import TracebackType
 from typing import Literal, NamedTuple, Protocol, Self
+
+from support.service import Service
 
 _MAX_HEAD = 64 * 1024
 _READ_SIZE = 64 * 1024
@@ -48,6 +49,15 @@ class _Abort(Exception):
     """End the connection with a reset on both sides (an injected fault)."""
 
 
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    """The first value of header `name` (any case) in a parsed head; None when absent."""
+    lname = name.lower()
+    for k, v in headers:
+        if k.lower() == lname:
+            return v
+    return None
+
+
 @dataclass
 class RequestHead:
     """A parsed request line and header block."""
@@ -67,11 +77,7 @@ class RequestHead:
     cut_at_payload: int | None = None
 
     def header(self, name: str) -> str | None:
-        lname = name.lower()
-        for k, v in self.headers:
-            if k.lower() == lname:
-                return v
-        return None
+        return _header(self.headers, name)
 
     @property
     def path(self) -> str:
@@ -98,11 +104,7 @@ class ResponseHead:
     raw: bytes = b""
 
     def header(self, name: str) -> str | None:
-        lname = name.lower()
-        for k, v in self.headers:
-            if k.lower() == lname:
-                return v
-        return None
+        return _header(self.headers, name)
 
 
 class RequestRecord(NamedTuple):
@@ -453,7 +455,7 @@ class _Conn:
         self.link_buffer_set = False
 
 
-class FaultProxy:
+class FaultProxy(Service):
     """TCP proxy 127.0.0.1:PORT → upstream with one-shot and HTTP-level faults.
 
     Counters (`bytes_up`, `bytes_down`, `connections`, `requests`, `events`) are safe to read
@@ -736,17 +738,6 @@ class FaultProxy:
         self._stop_event = None
 
     close = stop
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"<FaultProxy {self.url} -> {self._upstream_addr()}>"

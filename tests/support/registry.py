@@ -20,11 +20,12 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import httpx
-from hoist.core.registry.demo_registry import free_port, stop_process
+from hoist.core.registry.demo_registry import free_port, spawn_registry, stop_process
+
+from support.service import Service
 
 if TYPE_CHECKING:
     from .tokenserver import TokenServer
@@ -126,7 +127,7 @@ def make_htpasswd(user: str, password: str) -> str:
     return out.strip() + "\n"
 
 
-class RegistryProcess:
+class RegistryProcess(Service):
     """One `docker-registry serve` child on 127.0.0.1 with throw-away filesystem storage.
 
     `stop()`/`kill()` end the process but keep storage so `restart()` can bring it back on the
@@ -257,24 +258,13 @@ class RegistryProcess:
 
     def _launch(self) -> None:
         self._write_config()
-        cmd = [REGISTRY_BINARY, "serve", str(self.config_path)]
-        setpriv = shutil.which("setpriv")
-        if setpriv is not None and threading.current_thread() is threading.main_thread():
-            # Die with the test process even if it is SIGKILLed. PDEATHSIG follows the forking
-            # *thread*, so only use it from the main thread (which lives as long as pytest).
-            cmd = [setpriv, "--pdeathsig", "KILL", "--", *cmd]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
         with self._lock, open(self.log_path, "ab") as log:
             log.write(f"--- hoist: starting on {self.host} ---\n".encode())
             log.flush()
             self._log_offset = self.log_path.stat().st_size
-            self._proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=self.workdir,
+            # Dies with the test process even if it is SIGKILLed.
+            self._proc = spawn_registry(
+                REGISTRY_BINARY, self.config_path, log, self.workdir, "KILL"
             )
             _LIVE.add(self)
         try:
@@ -333,17 +323,6 @@ class RegistryProcess:
         self.stop()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- inspection --------------------------------------------------------------------------
 

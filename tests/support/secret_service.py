@@ -26,10 +26,11 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 import pytest
+
+from support.service import Service
 
 #: Program → the Debian package that provides it (what `make test` must install).
 REQUIRED_PROGRAMS = {
@@ -96,7 +97,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-class SecretService:
+class SecretService(Service):
     """gnome-keyring-daemon (secrets component) unlocked with `password`, on its own bus.
 
     `env` is what a process needs to use it: the bus address and a private HOME / XDG dirs
@@ -234,17 +235,6 @@ class SecretService:
             if proc is not None:
                 _stop(proc)
         shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 @contextlib.contextmanager

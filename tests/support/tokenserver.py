@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal, Self
 
 from cryptography import x509
@@ -32,6 +31,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
+
+from support.service import Service
 
 Algorithm = Literal["RS256", "ES256"]
 # policy(user, type, name, requested actions) -> granted actions; user "" is anonymous.
@@ -136,7 +137,7 @@ class _Server(ThreadingHTTPServer):
     owner: TokenServer
 
 
-class TokenServer:
+class TokenServer(Service):
     """Token realm on 127.0.0.1 signing JWTs that distribution 2.8 accepts.
 
     `users`: user → password for Basic (GET) and password grants (POST).
@@ -278,17 +279,6 @@ class TokenServer:
         """Stop and delete the key/bundle folder."""
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @property
     def port(self) -> int:
