@@ -347,6 +347,35 @@ async def test_a_nested_folder_pulled_by_hoist_and_by_oras_py_is_the_same_tree(
     assert snapshot(oras_out / "data") == snapshot(folder)
 
 
+async def test_oras_py_writes_a_subfolders_bundle_one_folder_deeper_as_the_readme_says(
+    registry: RegistryProcess, state_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """oras-py unpacks a layer titled `data/d1` into `out/data`: its members `data/d1/...`
+    land at `out/data/data/d1/...` (oras-go would strip the title). hoist pull gives the tree."""
+    import oras.client
+
+    monkeypatch.setattr(bundle, "BUNDLE_TARGET", 100 * KiB)  # d0..d2 each past it
+    folder = small_folder(tmp_path / "src", count=300)
+    (folder / "top.txt").write_bytes(b"at the top")
+    await push_paths(registry.host, "bundles/deep:v1", [folder], parallel=4)
+    titles = [
+        x["annotations"][TITLE] for x in get_manifest(registry.url, "bundles/deep", "v1")["layers"]
+    ]
+    assert titles == ["data", "data/d0", "data/d1", "data/d2"]
+    out = tmp_path / "hoist"
+    async with RegistryClient(registry.host, plain_http=True) as client:
+        await pull(client, "bundles/deep", "v1", out)
+    assert snapshot(out / "data") == snapshot(folder)
+    oras_out = tmp_path / "oras"
+    oras.client.OrasClient(hostname=registry.host, insecure=True).pull(
+        target=f"{registry.host}/bundles/deep:v1", outdir=str(oras_out)
+    )
+    assert (oras_out / "data" / "top.txt").read_bytes() == b"at the top"
+    deep = oras_out / "data" / "data" / "d1" / "f0004.txt"
+    assert deep.read_bytes() == (folder / "d1" / "f0004.txt").read_bytes()
+    assert not (oras_out / "data" / "d1").exists()
+
+
 async def test_pull_refuses_to_replace_a_different_file_unless_asked(
     registry: RegistryProcess, state_dir: Path, tmp_path: Path
 ) -> None:
