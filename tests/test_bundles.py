@@ -220,7 +220,9 @@ def test_a_folder_gathering_past_the_cap_leaves_its_subfolders_their_own_bundles
     assert all(s.layout.length <= 100 * KiB + tarfile.RECORDSIZE for s in sources)
 
 
-def test_unchanged_bundles_are_not_read_again(tmp_path: Path, state_dir: Path) -> None:
+def test_unchanged_bundles_get_their_digest_without_hashing(
+    tmp_path: Path, state_dir: Path
+) -> None:
     folder = small_folder(tmp_path)
     cache = DigestCache(tmp_path / "digests.json")
     target = parse_reference("127.0.0.1:1/x/y:v1")

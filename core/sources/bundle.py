@@ -227,8 +227,11 @@ class BundleSource(FileRange):
     def to_json(self) -> dict[str, object]:
         doc = {**super().to_json(), "bundle": [m.to_json() for m in self.members]}
         if self.title:
-            summary = self.summary
-            doc.update(title=self.title, tar=[summary.crc32, summary.digest])
+            doc["title"] = self.title
+            # Known once planned (never read here: the journal is written on the event loop).
+            summary = self.__dict__.get("summary") or self.summary_known
+            if summary is not None:
+                doc["tar"] = [summary.crc32, summary.digest]
         return doc
 
     def open_reader(self) -> RangeReader:
