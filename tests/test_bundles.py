@@ -220,6 +220,21 @@ def test_a_folder_gathering_past_the_cap_leaves_its_subfolders_their_own_bundles
     assert all(s.layout.length <= 100 * KiB + tarfile.RECORDSIZE for s in sources)
 
 
+def test_a_flat_folder_is_one_bundle_up_to_the_file_limit_and_the_rest_go_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder's own files are not cut into several bundles (one title each): past what a
+    pull accepts in one bundle, the rest go as their own layers."""
+    monkeypatch.setattr(bundle, "MAX_BUNDLE_FILES", 10)
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    for i in range(15):
+        (folder / f"f{i:02d}.txt").write_bytes(b"x" * (100 + i))
+    sources, alone = plan_bundles(folder.absolute(), scan_folder(folder).files)
+    assert [(s.title, len(s.members)) for s in sources] == [("flat", 10)]
+    assert [f.title for f in alone] == [f"flat/f{i:02d}.txt" for i in range(10, 15)]
+
+
 def test_unchanged_bundles_get_their_digest_without_hashing(
     tmp_path: Path, state_dir: Path
 ) -> None:
