@@ -30,6 +30,9 @@ DEFAULT_ARTIFACT_TYPE = "application/vnd.unknown.artifact.v1"
 FILE_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
 #: A packed folder's layer (a gzip tar, as oras packs folders).
 FOLDER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
+#: A bundle of a folder's small files: a gzip tar, as oras marks a directory (oras-py unpacks
+#: only layers of this type).
+BUNDLE_MEDIA_TYPE = FOLDER_MEDIA_TYPE
 
 ACCEPT_ALL = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST)
 INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})

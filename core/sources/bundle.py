@@ -1,40 +1,57 @@
-"""Small files of a folder pushed together: deterministic, uncompressed tar bundles.
+"""Small files of a folder pushed together: deterministic tar bundles that `oras pull` unpacks.
 
 Thousands of small files pushed one blob each cost thousands of HEAD + POST + PUT round trips
 (2,000 files took 26 s where the same bytes as one file took 10 s). Files under
-`SMALL_FILE_LIMIT` go instead into bundles: plain tar archives whose members are named by the
-files' titles (`model/sub/x.json`), so `tar -xf BUNDLE` in the pull folder restores them.
+`SMALL_FILE_LIMIT` go instead into bundles: tar archives whose members are named by the files'
+titles (`model/sub/x.json`), marked the way ORAS marks a directory, so any ORAS client unpacks
+them where they belong.
 
-The same files give the same bytes, so the same digest (a re-push finds the bundle in the
-registry): members are sorted by title, and each header holds only the name, size and
-permission bits (mtime 0, uid/gid 0, no user or group names, no pax times; a pax header only
-for a name ustar can't hold). Grouping is stable: a bundle ends after a file whose title hashes
-to a boundary (weighed by its size: bundles of about `BUNDLE_TARGET` bytes or `BOUNDARY_EVERY`
-files), or when it would pass `BUNDLE_CAP` bytes, so changing, adding or removing one file
-changes its own bundle and, at most, the next one.
+**The ORAS shape.** oras-go's file store gunzips every layer marked `io.deis.oras.content.unpack`
+and extracts from it only the members under the layer's title (`extractTarGzip`); it refuses two
+layers of one title, and creates no parent folder a member needs (the tar holds an entry for each
+folder below the title). oras-py unpacks layers of media type `...tar+gzip` into the parent of
+the title's path. So a bundle is titled by a DIRECTORY of the pushed tree (`model`,
+`model/tokenizer`), holds the small files under it that no deeper bundle took, and is a gzip
+stream: the tar wrapped in stored (uncompressed) deflate blocks of at most 65,535 bytes, 5 bytes
+of header each, then the tar's CRC32 and length. Nothing is compressed (no CPU spent on deflate),
+and every gzip reader reads it.
 
-A bundle is never written anywhere: `BundleSource` is a `FileRange` whose bytes are generated
-on the fly (header, the file's bytes, padding) for any byte range, so an upload resumed at any
-offset sends the very same bytes, and a change to any member is caught as for a file.
+**Which directory.** Post-order over the tree: a directory gathers its own small files and what
+its subfolders passed up; when that reaches `BUNDLE_TARGET` bytes it becomes the directory's
+bundle, else it passes up; the pushed folder takes what remains. Each directory makes at most one
+bundle (unique titles); a changed small file changes its own bundle (and, if the change moves it
+across the target, its parent's). When what a directory gathers passes `BUNDLE_CAP`, its
+subfolders' shares, largest first, become their own bundles. A folder's own files are never
+split: a flat folder of very many small files is one big bundle (at most `MAX_BUNDLE_FILES`
+files; more go alone).
 
-The layer is marked `app.hoist.bundle`, not with ORAS's `io.deis.oras.content.unpack`: oras-go
-always gunzips a layer so marked (`extractTarGzip`), so a plain `oras pull` of an uncompressed
-bundle would fail as a whole; unmarked, oras (Go and Python) writes the bundle as the tar file
-its title names, which `tar -xf` unpacks. `hoist pull` unpacks it (`unpack_bundle`).
+**The same bytes every time.** Members are sorted by title, and each header holds only the
+name, size and permission bits (mtime 0, uid/gid 0, no user or group names, no pax times; a pax
+header only for a name ustar can't hold); folders' entries are mode 0755. A bundle is never
+written anywhere: `BundleSource` is a `FileRange` whose bytes are generated on the fly for any
+byte range (gzip framing by offset arithmetic over the tar's), so an upload resumed at any offset
+sends the very same bytes, and a change to any member is caught as for a file. The trailer needs
+the tar's CRC32, and the `io.deis.oras.content.digest` annotation its sha256: both come from one
+pass over the members when the bundle is planned (`TarSummary`), kept in the journal form.
+`hoist pull` unpacks bundles itself (`unpack_bundle`), safely, and still reads the earlier plain
+tar form (`app.hoist.bundle: "tar"`).
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
+import gzip
 import hashlib
 import json
 import os
+import struct
 import tarfile
 import threading
 import zlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -51,10 +68,11 @@ from hoist.core.units import MiB
 
 #: Layer annotation marking a bundle: its value is the bundle format.
 BUNDLE = "app.hoist.bundle"
-BUNDLE_FORMAT = "tar"
+#: A tar in stored gzip blocks, titled by a directory. ("tar": the earlier plain-tar form,
+#: titled `folder/.hoist-bundle-0001.tar`, which a pull still unpacks.)
+BUNDLE_FORMAT = "tar+gzip"
 #: Layer annotation: how many files the bundle holds (shown before it is fetched).
 BUNDLE_FILES = "app.hoist.bundle.files"
-BUNDLE_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
 #: Files smaller than this are bundled. A blob of its own costs three round trips; measured on
 #: loopback (distribution 2.8, 4 blobs at once, 3 runs each, medians), 50 MiB of files went
 #: alone / bundled in 3.26 / 0.41 s as 128 KiB files, 0.64 / 0.35 s as 1 MiB files, 0.57 /
@@ -62,19 +80,26 @@ BUNDLE_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
 #: about 4 MiB on loopback, more to a remote registry. Larger files stay their own layers,
 #: which any ORAS client pulls as files.
 SMALL_FILE_LIMIT = 2 * MiB
-#: A bundle holds at most this many bytes (one changed file re-sends at most this much).
-BUNDLE_CAP = 64 * MiB
-#: A bundle ends after a file whose title hashes below size / BUNDLE_TARGET (or below
-#: 1 / BOUNDARY_EVERY): bundles of about this many bytes, or this many files, each, so
-#: that few reach the cap (a cut at the cap would shift every later cut when a file is added).
+#: A directory whose gathered small files reach this many tar bytes makes them its bundle. By
+#: bytes only (each file costs at least 1 KiB of tar): a count would cut a folder of 2,000 tiny
+#: files into nested bundles, which oras-py writes one folder too deep (see the README).
 BUNDLE_TARGET = 16 * MiB
-BOUNDARY_EVERY = 128
-#: What a pull unpacks at most (memory: a member list, and tarfile reads a pax header whole):
-#: Hoist's bundles stay under BUNDLE_CAP, and hold at most one file per 512-byte header.
-MAX_BUNDLE_BYTES = 4 * BUNDLE_CAP
-MAX_BUNDLE_FILES = MAX_BUNDLE_BYTES // 512
+#: What a directory gathers from its subfolders stays under this; above it, their shares
+#: (largest first) become their own bundles. A folder's own files are not cut.
+BUNDLE_CAP = 64 * MiB
+#: Files one bundle holds at most (a pull holds the member list in memory; a push, the
+#: headers): a folder's small files beyond it go as their own layers.
+MAX_BUNDLE_FILES = 65_536
+#: A pax or GNU long-name header a pull reads whole (tarfile does): names are far shorter.
+MAX_NAME_HEADER = 64 * 1024
 _BLOCK = tarfile.BLOCKSIZE  # 512
 _RECORD = tarfile.RECORDSIZE  # 10240: tar's end is padded to a whole record, as tar writes it
+_DIR_MODE = 0o755
+#: gzip: deflate, no flags, mtime 0, no extra flags, OS "unknown" (as Python's gzip writes).
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+_STORED = 65_535  # the most a stored deflate block holds
+_STORED_HEADER = 5  # BFINAL/BTYPE byte (byte-aligned), LEN, NLEN
+_TRAILER = 8  # CRC32, ISIZE
 
 
 @dataclass(frozen=True)
@@ -104,46 +129,82 @@ class BundleMember:
 
     def header(self) -> bytes:
         """The member's tar header: name, size and mode only (see the module docstring)."""
-        info = tarfile.TarInfo(self.name)
-        info.size = self.size
-        info.mode = self.mode & KEPT_MODE_BITS
-        info.mtime = 0
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        info.type = tarfile.REGTYPE
-        return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "strict")
+        return _header(self.name, self.size, self.mode, tarfile.REGTYPE)
+
+
+def _header(name: str, size: int, mode: int, kind: bytes) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mode = mode & KEPT_MODE_BITS
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.type = kind
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "strict")
 
 
 @dataclass(frozen=True)
 class _Layout:
-    """Where each member's header starts; the trailer (zeros) is the last entry."""
+    """The tar's entries: where each header starts, the header, and the member whose bytes
+    follow it (None for a folder's entry, and for the trailer of zeros, the last entry)."""
 
     starts: list[int]
     headers: list[bytes]
+    files: list[BundleMember | None]
     length: int
+
+
+@dataclass(frozen=True)
+class TarSummary:
+    """What the gzip trailer and the ORAS annotation need of the tar: its CRC32 and sha256."""
+
+    crc32: int
+    digest: str
 
 
 @dataclass(frozen=True)
 class BundleSource(FileRange):
     """A bundle's bytes, generated from its members' files (`path` is the pushed folder).
 
-    Its journal form (`to_json`) names every member with its identity, so a resumed upload
+    `title` is the directory the bundle is titled by; empty for the earlier plain-tar form
+    (a journal of a paused push written before: it still resumes to the same bytes). Its
+    journal form (`to_json`) names every member with its identity, so a resumed upload
     regenerates the same bytes, or refuses when a member changed.
     """
 
     members: tuple[BundleMember, ...] = ()
+    title: str = ""
+    summary_known: TarSummary | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def of(cls, root: Path, members: list[BundleMember]) -> BundleSource:
+    def of(cls, root: Path, members: list[BundleMember], title: str = "") -> BundleSource:
         ordered = tuple(sorted(members, key=lambda m: m.name))
-        layout = _layout(ordered)
-        source = cls(root, 0, layout.length, ordered)
+        layout = _layout(ordered, title)
+        length = _gzip_length(layout.length) if title else layout.length
+        source = cls(root, 0, length, ordered, title)
         source.__dict__["layout"] = layout  # what `layout` caches: the headers are made once
         return source
 
     @functools.cached_property
     def layout(self) -> _Layout:
-        return _layout(self.members)
+        return _layout(self.members, self.title)
+
+    @functools.cached_property
+    def summary(self) -> TarSummary:
+        """The tar's CRC32 and sha256: one pass over its members (blocking), unless known."""
+        if self.summary_known is not None:
+            return self.summary_known
+        reader = _TarReader(self)
+        crc, sha, pos, length = 0, hashlib.sha256(), 0, self.layout.length
+        try:
+            while pos < length:
+                data = reader.pread(min(READ_BLOCK, length - pos), pos)
+                crc = zlib.crc32(data, crc)
+                sha.update(data)
+                pos += len(data)
+        finally:
+            reader.close()
+        return TarSummary(crc, "sha256:" + sha.hexdigest())
 
     @property
     def is_one_file(self) -> bool:
@@ -156,16 +217,25 @@ class BundleSource(FileRange):
             FileRange(member.path, 0, member.size).check_unchanged(member.identity)
 
     def fingerprint(self) -> str:
-        """What identifies the bundle's bytes without reading them: its members' names, modes
-        and (path, size, mtime, inode). The digest cache keys bundles by it."""
+        """What identifies the bundle's bytes without reading them: its form, title, members'
+        names, modes and (path, size, mtime, inode). The digest cache keys bundles by it."""
         doc = [str(self.path), [m.to_json() for m in self.members]]
+        if self.title:
+            doc.append(self.title)  # the gzip form: another title, other bytes
         return hashlib.sha256(json.dumps([1, doc], separators=(",", ":")).encode()).hexdigest()
 
     def to_json(self) -> dict[str, object]:
-        return {**super().to_json(), "bundle": [m.to_json() for m in self.members]}
+        doc = {**super().to_json(), "bundle": [m.to_json() for m in self.members]}
+        if self.title:
+            doc["title"] = self.title
+            # Known once planned (never read here: the journal is written on the event loop).
+            summary = self.__dict__.get("summary") or self.summary_known
+            if summary is not None:
+                doc["tar"] = [summary.crc32, summary.digest]
+        return doc
 
     def open_reader(self) -> RangeReader:
-        return _BundleReader(self)
+        return _GzipReader(self) if self.title else _TarReader(self)
 
     def hash_prefix(self, length: int, stop: threading.Event | None = None) -> SequentialHasher:
         hasher = SequentialHasher()
@@ -183,45 +253,77 @@ class BundleSource(FileRange):
 
 def source_from_json(doc: dict[str, object]) -> FileRange:
     """A journaled blob source: a file range, or a bundle (journals before bundles hold only
-    file ranges)."""
+    file ranges; before gzip bundles, bundles have no title)."""
     members = doc.get("bundle")
     if isinstance(members, list):
         root = Path(str(doc["path"]))
         loaded = tuple(BundleMember.from_json(m, root) for m in members)
-        return BundleSource(root, 0, int(str(doc["length"])), loaded)
+        title = str(doc.get("title") or "")
+        tar = doc.get("tar")
+        known = None
+        if isinstance(tar, list) and len(tar) == 2:
+            known = TarSummary(int(str(tar[0])), str(tar[1]))
+        return BundleSource(root, 0, int(str(doc["length"])), loaded, title, known)
     return FileRange.from_json(doc)
 
 
-def _layout(members: tuple[BundleMember, ...]) -> _Layout:
-    starts, headers, pos = [], [], 0
+def _layout(members: tuple[BundleMember, ...], title: str) -> _Layout:
+    """The tar: each member after the entries of its folders below `title` (oras-go creates
+    no parent folder a member needs), in name order."""
+    starts: list[int] = []
+    headers: list[bytes] = []
+    files: list[BundleMember | None] = []
+    made: set[str] = set()
+    pos = 0
     for member in members:
+        for folder in _folders_below(title, member.name) if title else ():
+            if folder not in made:
+                made.add(folder)
+                starts.append(pos)
+                headers.append(_header(folder, 0, _DIR_MODE, tarfile.DIRTYPE))
+                files.append(None)
+                pos += len(headers[-1])
         header = member.header()
         starts.append(pos)
         headers.append(header)
+        files.append(member)
         pos += len(header) + _padded(member.size)
     end = pos + 2 * _BLOCK
     end += -end % _RECORD
     starts.append(pos)
     headers.append(bytes(end - pos))
-    return _Layout(starts, headers, end)
+    files.append(None)
+    return _Layout(starts, headers, files, end)
+
+
+def _folders_below(title: str, name: str) -> list[str]:
+    """The folders between `title` and the file `name`, outermost first."""
+    parts = name.split("/")[:-1]
+    depth = len(title.split("/"))
+    return ["/".join(parts[: i + 1]) for i in range(depth, len(parts))]
 
 
 def _padded(size: int) -> int:
     return size + (-size % _BLOCK)
 
 
-class _BundleReader:
-    """Generates a bundle's bytes [pos, pos + n): headers from memory, data from each file
+def _gzip_length(tar_length: int) -> int:
+    blocks = -(-tar_length // _STORED)
+    return len(_GZIP_HEADER) + tar_length + _STORED_HEADER * blocks + _TRAILER
+
+
+class _TarReader:
+    """Generates a bundle's tar bytes [pos, pos + n): headers from memory, data from each file
     (one descriptor open at a time), padding as zeros."""
 
     def __init__(self, source: BundleSource) -> None:
         self.source = source
         self.layout = source.layout
         self._fd: int | None = None
-        self._fd_of = -1
+        self._fd_of: BundleMember | None = None
 
     def pread(self, n: int, pos: int) -> bytes:
-        layout, members = self.layout, self.source.members
+        layout = self.layout
         if pos + n > layout.length:
             raise ValueError(f"read past the bundle's end ({pos + n} > {layout.length})")
         out = bytearray()
@@ -234,11 +336,12 @@ class _BundleReader:
             if rel < len(header):
                 out += header[rel : rel + want]
                 continue
-            member = members[i]
+            member = layout.files[i]
+            assert member is not None  # a folder's entry and the trailer are headers only
             rel -= len(header)
             if rel < member.size:
                 count = min(want, member.size - rel)
-                data = os.pread(self._open(i), count, rel)
+                data = os.pread(self._open(member), count, rel)
                 if len(data) != count:
                     raise FileChanged(f"{member.path} is shorter than when the upload began")
                 out += data
@@ -246,11 +349,11 @@ class _BundleReader:
             out += bytes(min(want, _padded(member.size) - rel))
         return bytes(out)
 
-    def _open(self, index: int) -> int:
-        if self._fd_of != index:
+    def _open(self, member: BundleMember) -> int:
+        if self._fd_of is not member:
             self.close()
-            self._fd = os.open(self.source.members[index].path, os.O_RDONLY)
-            self._fd_of = index
+            self._fd = os.open(member.path, os.O_RDONLY)
+            self._fd_of = member
         assert self._fd is not None
         return self._fd
 
@@ -258,63 +361,126 @@ class _BundleReader:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-            self._fd_of = -1
+            self._fd_of = None
+
+
+class _GzipReader:
+    """Generates a bundle's gzip bytes [pos, pos + n): the gzip header, then the tar in stored
+    deflate blocks (each a 5-byte header and up to 65,535 tar bytes), then CRC32 and ISIZE."""
+
+    def __init__(self, source: BundleSource) -> None:
+        self.source = source
+        self.tar = _TarReader(source)
+        self.tar_length = source.layout.length
+        self.blocks = -(-self.tar_length // _STORED)
+        self.data_end = len(_GZIP_HEADER) + self.tar_length + _STORED_HEADER * self.blocks
+
+    def pread(self, n: int, pos: int) -> bytes:
+        if pos + n > self.source.length:
+            raise ValueError(f"read past the bundle's end ({pos + n} > {self.source.length})")
+        out = bytearray()
+        while len(out) < n:
+            at = pos + len(out)
+            want = n - len(out)
+            if at < len(_GZIP_HEADER):
+                out += _GZIP_HEADER[at : at + want]
+            elif at >= self.data_end:
+                crc = self.source.summary.crc32
+                trailer = struct.pack("<II", crc, self.tar_length & 0xFFFFFFFF)
+                rel = at - self.data_end
+                out += trailer[rel : rel + want]
+            else:
+                block, rel = divmod(at - len(_GZIP_HEADER), _STORED_HEADER + _STORED)
+                size = min(_STORED, self.tar_length - block * _STORED)
+                if rel < _STORED_HEADER:
+                    last = 1 if block == self.blocks - 1 else 0
+                    header = struct.pack("<BHH", last, size, size ^ 0xFFFF)
+                    out += header[rel : rel + want]
+                else:
+                    rel -= _STORED_HEADER
+                    count = min(want, size - rel)
+                    out += self.tar.pread(count, block * _STORED + rel)
+        return bytes(out)
+
+    def close(self) -> None:
+        self.tar.close()
 
 
 # -- planning -------------------------------------------------------------------------------
 
 
+@dataclass
+class _Share:
+    """Small files a directory passes up: where they come from, and their tar bytes."""
+
+    folder: str
+    members: list[BundleMember]
+    cost: int
+
+
 def plan_bundles(
     root: Path, files: list[FolderFile]
 ) -> tuple[list[BundleSource], list[FolderFile]]:
-    """Split a scanned folder's files into bundles (of its small files) and files pushed as
-    their own blobs, both in title order.
+    """Split a scanned folder's files into bundles (of its small files, by directory, see the
+    module docstring) and files pushed as their own blobs, both in title order.
 
     A title tar can't name in UTF-8 (a file name that is not valid UTF-8) stays a file, as
     does one whose path is not the folder's parent joined with its title.
     """
-    bundles: list[BundleSource] = []
+    top = root.name
     alone: list[FolderFile] = []
-    group: list[BundleMember] = []
-    size = 0
-
-    def close_group() -> None:
-        nonlocal group, size
-        if group:
-            bundles.append(BundleSource.of(root, group))
-        group, size = [], 0
-
+    own: dict[str, list[tuple[BundleMember, FolderFile]]] = {}
+    below: dict[str, set[str]] = {top: set()}
+    linked: set[str] = set()
     for f in sorted(files, key=lambda f: f.title):
         small = f.size < SMALL_FILE_LIMIT and _utf8(f.title)
         if not small or _member_path(root, f.title) != f.path:  # a journal names it so
             alone.append(f)
             continue
+        folder = f.title.rsplit("/", 1)[0]
         member = BundleMember(f.path, f.title, f.mode, FileIdentity(f.size, f.mtime_ns, f.inode))
-        cost = _BLOCK + _padded(f.size)
-        if group and size + cost > BUNDLE_CAP:
-            close_group()
-        group.append(member)
-        size += cost
-        if _ends_bundle(f.title, cost):
-            close_group()
-    close_group()
+        own.setdefault(folder, []).append((member, f))
+        while folder != top and folder not in linked:  # the tree of folders holding them
+            linked.add(folder)
+            parent = folder.rsplit("/", 1)[0]
+            below.setdefault(parent, set()).add(folder)
+            folder = parent
+    made: list[tuple[str, list[BundleMember]]] = []
+
+    def visit(folder: str) -> _Share:
+        shares = [visit(sub) for sub in sorted(below.get(folder, ()))]
+        mine = own.get(folder, [])
+        for _, f in mine[MAX_BUNDLE_FILES:]:  # a folder too full for one bundle
+            alone.append(f)
+        members = [m for m, _ in mine[:MAX_BUNDLE_FILES]]
+        cost = sum(_cost(m) for m in members) + sum(s.cost for s in shares)
+        for share in sorted(shares, key=lambda s: (-s.cost, s.folder)):
+            if cost <= BUNDLE_CAP and len(members) + sum(len(s.members) for s in shares) <= (
+                MAX_BUNDLE_FILES
+            ):
+                break
+            made.append((share.folder, share.members))
+            shares.remove(share)
+            cost -= share.cost
+        for share in shares:
+            members.extend(share.members)
+        if members and (folder == top or cost >= BUNDLE_TARGET):
+            made.append((folder, members))
+            return _Share(folder, [], 0)
+        return _Share(folder, members, cost)
+
+    visit(top)
+    bundles = [BundleSource.of(root, members, title) for title, members in made]
+    bundles.sort(key=lambda b: b.title)
     if len(bundles) == 1 and len(bundles[0].members) == 1:  # one small file: a file it stays
         only = bundles.pop().members[0]
         alone.append(next(f for f in files if f.path == only.path))
-        alone.sort(key=lambda f: f.title)
+    alone.sort(key=lambda f: f.title)
     return bundles, alone
 
 
-def _ends_bundle(title: str, size: int) -> bool:
-    """Whether a bundle ends after this file: decided by its name (and size) alone, so the
-    same files are cut the same way, and a change moves only the cuts next to it."""
-    where = zlib.crc32(title.encode()) / 2**32
-    return where < max(1 / BOUNDARY_EVERY, size / BUNDLE_TARGET)
-
-
-def bundle_title(folder: str, index: int) -> str:
-    """The title of a folder's `index`-th bundle (from 1): a hidden tar inside the folder."""
-    return f"{folder}/.hoist-bundle-{index:04d}.tar"
+def _cost(member: BundleMember) -> int:
+    return _BLOCK + _padded(member.size)
 
 
 def _member_path(root: Path, name: str) -> Path:
@@ -334,100 +500,169 @@ def _utf8(text: str) -> bool:
 
 
 def unpack_bundle(
-    archive: Path, where: Callable[[str], Path], overwrite: bool = False
+    archive: Path, title: str, where: Callable[[str], Path], overwrite: bool = False
 ) -> list[Path]:
     """Write a bundle's files where `where(name)` says (blocking: run it in a worker thread).
 
-    `where` maps a member's name to its path, refusing names that leave the pull's folder
-    (absolute, `..`, through a link). Only regular files are accepted: links, folders,
-    devices refuse the whole bundle. Every member is checked before any is written; an
-    existing file with other bytes is replaced only with `overwrite`, one with the same bytes
-    is kept. Each file is written beside its target and renamed into place, with its mode;
-    the archive is removed once all are.
+    Reads both forms: the gzip one (members under the folder `title`) and the earlier plain
+    tar (titled `folder/.hoist-bundle-0001.tar`: members under `folder`). `where` maps a
+    member's name to its path, refusing names that leave the pull's folder (absolute, `..`,
+    through a link). Only regular files and folders are accepted, all under the title: links,
+    devices, names elsewhere refuse the whole bundle. Every member is checked before any is
+    written; an existing file with other bytes is replaced only with `overwrite`, one with the
+    same bytes is kept. Each file is written beside its target and renamed into place, with
+    its mode; the archive is removed once all are.
 
     Returns the files written or kept. Raises SourceError (unsafe or refused names, or a file
-    in the way), ArtifactInvalid (not a tar), OSError (the disk refused).
+    in the way), ArtifactInvalid (not a bundle), OSError (the disk refused).
     """
-    if archive.stat().st_size > MAX_BUNDLE_BYTES:
-        raise ArtifactInvalid(
-            f"the bundle {archive.name} holds more than {MAX_BUNDLE_BYTES} bytes, "
-            "which no Hoist bundle does"
-        )
-    with open(archive, "rb") as raw:
-        try:
-            entries = _entries(raw)
-        except (tarfile.TarError, EOFError) as exc:
-            raise ArtifactInvalid(f"the bundle {archive.name} is not a tar ({exc})") from exc
+    gzipped = _is_gzip(archive)
+    under = tuple(p for p in title.split("/") if p)
+    if not gzipped:
+        under = under[:-1]  # the earlier form: the tar's own name ends the title
+    try:
+        with _tar_stream(archive, gzipped) as stream:
+            entries = _entries(stream, archive.stat().st_size)
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        raise ArtifactInvalid(f"the bundle {title!r} is not a readable tar ({exc})") from exc
+    except OSError as exc:
+        if exc.errno is not None:
+            raise  # the disk, not the archive
+        raise ArtifactInvalid(f"the bundle {title!r} is not a readable tar ({exc})") from exc
     targets: list[tuple[tarfile.TarInfo, Path]] = []
-    clash: list[str] = []
     for info in entries:
-        target = where(info.name)
-        if target.is_symlink() or target.is_dir():
+        target = where(info.name)  # refuses names leaving the pull's folder
+        if tuple(info.name.split("/")[: len(under)]) != under or info.name.count("/") < len(under):
             raise SourceError(
-                f"{target} is in the way of the artifact's file {info.name!r}",
+                f"the bundle {title!r} holds {info.name!r}, which is not under {title!r}",
+                hint="Nothing of this bundle was written",
+            )
+        if target.is_symlink() or (target.exists() and target.is_dir() != info.isdir()):
+            raise SourceError(
+                f"{target} is in the way of the artifact's {info.name!r}",
                 hint="Nothing of this bundle was written; move it away or pull elsewhere",
             )
-        if target.exists() and not overwrite and not _same_bytes(archive, info, target):
-            clash.append(str(target))
         targets.append((info, target))
+    files = [(info, target) for info, target in targets if info.isreg()]
+    clash = [] if overwrite else _differing(archive, gzipped, files)
     if clash:
         named = ", ".join(clash[:10]) + (f" and {len(clash) - 10} more" if len(clash) > 10 else "")
         raise SourceError(
             f"the artifact would replace files that differ: {named}",
             hint="Nothing of this bundle was written; move them away, or pull with overwrite",
         )
-    with open(archive, "rb") as raw:
-        for info, target in targets:
+    for info, target in targets:
+        if info.isdir():
+            target.mkdir(parents=True, exist_ok=True)
+    with _tar_stream(archive, gzipped) as stream:
+        for info, target in files:
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_name(f".{target.name}.hoist-unpack")
             with open(partial, "wb") as out:
-                _copy(raw, info.offset_data, info.size, out)
+                _copy(stream, info.offset_data, info.size, out)
             os.chmod(partial, info.mode & KEPT_MODE_BITS)
             os.replace(partial, target)
     archive.unlink()
-    return [target for _, target in targets]
+    return [target for _, target in files]
 
 
-def _entries(raw: IO[bytes]) -> list[tarfile.TarInfo]:
-    """The bundle's members, all regular files with distinct names, or SourceError."""
+def _is_gzip(archive: Path) -> bool:
+    with open(archive, "rb") as raw:
+        return raw.read(2) == b"\x1f\x8b"
+
+
+@contextlib.contextmanager
+def _tar_stream(archive: Path, gzipped: bool) -> Iterator[IO[bytes]]:
+    """The bundle's tar bytes, read forward only (gunzipped as they are read)."""
+    with open(archive, "rb") as raw:
+        if not gzipped:
+            yield raw
+            return
+        with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+            yield unzipped  # type: ignore[misc]
+
+
+class _BoundedInfo(tarfile.TarInfo):
+    """Refuses a pax or GNU long-name header larger than any name (tarfile reads it whole)."""
+
+    def _proc_pax(self, tarfile: tarfile.TarFile) -> tarfile.TarInfo:
+        self._bound()
+        return super()._proc_pax(tarfile)  # type: ignore[misc,no-any-return]
+
+    def _proc_gnulong(self, tarfile: tarfile.TarFile) -> tarfile.TarInfo:
+        self._bound()
+        return super()._proc_gnulong(tarfile)  # type: ignore[misc,no-any-return]
+
+    def _bound(self) -> None:
+        if self.size > MAX_NAME_HEADER:
+            raise ArtifactInvalid(
+                f"the bundle has a {self.size}-byte name header, which no Hoist bundle has"
+            )
+
+
+def _entries(stream: IO[bytes], archive_size: int) -> list[tarfile.TarInfo]:
+    """The bundle's members, regular files and folders with distinct names, or SourceError.
+
+    Bounded before anything is written: a bundle's tar is no larger than the blob (stored
+    gzip blocks only add bytes), and holds at most MAX_BUNDLE_FILES files."""
     out: list[tarfile.TarInfo] = []
     seen: set[str] = set()
-    with tarfile.open(fileobj=raw, mode="r:") as tar:
+    total = files = 0
+    with tarfile.open(fileobj=stream, mode="r|", tarinfo=_BoundedInfo) as tar:
         for info in tar:
-            if not info.isreg():
+            if not (info.isreg() or info.isdir()):
                 raise SourceError(
                     f"the bundle holds {info.name!r}, which is not a regular file",
                     hint="Nothing of this bundle was written: Hoist's bundles hold files only",
                 )
             if info.name in seen:
                 raise SourceError(f"the bundle names {info.name!r} twice")
-            if len(out) >= MAX_BUNDLE_FILES:
+            files += info.isreg()
+            total += _BLOCK + _padded(info.size)
+            if files > MAX_BUNDLE_FILES:
                 raise ArtifactInvalid(f"the bundle holds more than {MAX_BUNDLE_FILES} files")
+            if total > archive_size:
+                raise ArtifactInvalid(
+                    "the bundle unpacks to more bytes than it holds, which no Hoist bundle does"
+                )
             seen.add(info.name)
             out.append(info)
+            tar.members = []  # type: ignore[attr-defined]  # the list above is all that is kept
     return out
 
 
-def _copy(raw: IO[bytes], offset: int, size: int, out: IO[bytes]) -> None:
-    raw.seek(offset)
+def _copy(stream: IO[bytes], offset: int, size: int, out: IO[bytes]) -> None:
+    stream.seek(offset)  # forward only: entries come in order
     left = size
     while left:
-        data = raw.read(min(READ_BLOCK, left))
+        data = stream.read(min(READ_BLOCK, left))
         if not data:
             raise SourceError("the bundle ends inside a file")
         out.write(data)
         left -= len(data)
 
 
-def _same_bytes(archive: Path, info: tarfile.TarInfo, target: Path) -> bool:
+def _differing(
+    archive: Path, gzipped: bool, files: list[tuple[tarfile.TarInfo, Path]]
+) -> list[str]:
+    """The existing targets whose bytes differ from their member's (one forward pass)."""
+    clash: list[str] = []
+    with _tar_stream(archive, gzipped) as stream:
+        for info, target in files:
+            if target.exists() and not _same_bytes(stream, info, target):
+                clash.append(str(target))
+    return clash
+
+
+def _same_bytes(stream: IO[bytes], info: tarfile.TarInfo, target: Path) -> bool:
     if not target.is_file() or target.stat().st_size != info.size:
         return False
-    with open(archive, "rb") as raw, open(target, "rb") as have:
-        raw.seek(info.offset_data)
+    stream.seek(info.offset_data)
+    with open(target, "rb") as have:
         left = info.size
         while left:
             n = min(READ_BLOCK, left)
-            if raw.read(n) != have.read(n):
+            if stream.read(n) != have.read(n):
                 return False
             left -= n
     return True

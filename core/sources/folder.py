@@ -4,8 +4,8 @@
 `model/sub/x.txt`, and `oras pull` writes them back under those paths; a folder pushed by Hoist
 has that shape, so any ORAS client recreates its files. Each layer's bytes are the file itself
 (a `FileRange`), read as it is sent: nothing is staged, nothing compressed. Files under 2 MiB
-go together in tar bundles instead (`hoist.core.sources.bundle`: thousands of small files must
-not cost thousands of round trips).
+go together in bundles titled by their directory instead (`hoist.core.sources.bundle`:
+thousands of small files must not cost thousands of round trips; oras unpacks them).
 
 What the plain file layers can't say travels in annotations only Hoist reads:
 - `app.hoist.file.mode` on each layer: the permission bits (`0755`), so executables stay so;
@@ -27,16 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hoist.core.errors import SourceError
-from hoist.core.oci.annotations import TITLE
-from hoist.core.oci.manifest import FILE_MEDIA_TYPE
-from hoist.core.sources.bundle import (
-    BUNDLE,
-    BUNDLE_FILES,
-    BUNDLE_FORMAT,
-    BUNDLE_MEDIA_TYPE,
-    bundle_title,
-    plan_bundles,
-)
+from hoist.core.oci.annotations import ORAS_DIGEST, ORAS_UNPACK, TITLE
+from hoist.core.oci.manifest import BUNDLE_MEDIA_TYPE, FILE_MEDIA_TYPE
+from hoist.core.sources.bundle import BUNDLE, BUNDLE_FILES, BUNDLE_FORMAT, plan_bundles
 from hoist.core.sources.content import KEPT_MODE_BITS, FileRange, FolderFile, PlannedBlob
 from hoist.core.sources.source import FilesFormat, FilesPlan, Probe, SourceSummary
 
@@ -206,18 +199,21 @@ class FolderSource:
 
 
 def _folder_blobs(folder: Path, files: list[FolderFile]) -> list[PlannedBlob]:
+    """Each bundle (titled by its directory, marked for unpacking as oras marks one), then
+    each file alone. Reads the bundles' files once (blocking): the tar's sha256 is in the
+    ORAS annotation, and its CRC32 in the gzip trailer."""
     bundles, alone = plan_bundles(folder.absolute(), files)
-    titles = {f.title for f in files}
     blobs = []
-    for index, bundle in enumerate(bundles, 1):
-        title = bundle_title(folder.name, index)
-        if title in titles:
-            raise SourceError(
-                f"the folder holds a file named {title!r}, the name Hoist gives a bundle",
-                hint="Rename that file, or push the folder with --pack",
-            )
-        annotations = {TITLE: title, BUNDLE: BUNDLE_FORMAT, BUNDLE_FILES: str(len(bundle.members))}
-        name = f"{title} ({len(bundle.members)} files)"  # what progress and the window show
+    for bundle in bundles:
+        count = len(bundle.members)
+        annotations = {
+            TITLE: bundle.title,
+            ORAS_UNPACK: "true",
+            ORAS_DIGEST: bundle.summary.digest,
+            BUNDLE: BUNDLE_FORMAT,
+            BUNDLE_FILES: str(count),
+        }
+        name = f"{bundle.title}/ ({count} files)"  # what progress and the window show
         blobs.append(PlannedBlob(name, bundle, BUNDLE_MEDIA_TYPE, annotations))
     blobs.extend(
         PlannedBlob(

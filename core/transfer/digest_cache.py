@@ -4,7 +4,8 @@ A re-push of a folder of thousands of files should cost a HEAD per file, not a r
 byte: the cache maps a file's absolute path to the digest it had at the (size, mtime_ns, inode)
 last seen, the way git's index and `rsync` trust a file's stat. A file whose identity differs is
 hashed anew as it is sent. A bundle of small files is kept under the fingerprint of its
-members' identities, so an unchanged bundle is not read either. The cache is a single JSON
+members' identities, so an unchanged bundle is not hashed or sent again (its files are read
+once while planning, for the tar's digest the manifest names). The cache is a single JSON
 file in the state folder, written atomically; deleting it only costs one re-hash per file. It
 holds paths and digests, nothing secret.
 """

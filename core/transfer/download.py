@@ -191,7 +191,7 @@ async def pull(
                     f"{final} already exists",
                     hint="Nothing was written; remove it, or pull with overwrite",
                 )
-            if job.kind != "folder" and final.is_dir() and not final.is_symlink():
+            if job.kind not in ("folder", "bundle") and final.is_dir() and not final.is_symlink():
                 raise SourceError(
                     f"{final} is a folder, and the artifact has a file by that name",
                     hint="Nothing was written; move the folder away or pull elsewhere",
@@ -238,9 +238,10 @@ async def pull(
         if job.mode is not None:
             await settle(functools.partial(os.chmod, job.target, job.mode))
         if job.kind == "bundle":
-            where, into = functools.partial(target_path, dest), target_path(dest, job.title).parent
+            where, into = functools.partial(target_path, dest), target_path(dest, job.title)
+            unpack = functools.partial(unpack_bundle, job.target, job.title, where, overwrite)
             try:
-                await settle(functools.partial(unpack_bundle, job.target, where, overwrite))
+                await settle(unpack)
             except OSError as exc:
                 raise write_failed(exc, exc.filename or into) from exc
             return PulledFile(into, pulled.size, pulled.digest, "bundle", fetched=pulled.fetched)

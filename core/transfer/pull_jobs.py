@@ -202,7 +202,10 @@ def _check_collisions(dest: Path, jobs: list[PullJob]) -> None:
     paths: dict[Path, str] = {}
     for job in jobs:
         final = dest.joinpath(*safe_parts(job.title))
-        for path in (final, partial_path(job.target), job.target):
+        written: tuple[Path, ...] = (partial_path(job.target), job.target)
+        if job.kind != "bundle":  # a bundle's title is a folder the files share (or its tar)
+            written = (final, *written)
+        for path in written:
             if path in paths and paths[path] != job.title:
                 raise SourceError(
                     f"the artifact names {job.title!r} and {paths[path]!r}, which would be "

@@ -286,17 +286,20 @@ def child_names(item: TransferItem) -> list[str]:
 
 
 def is_bundle(record: BlobRecord) -> bool:
-    """A bundle of a folder's small files (`app.hoist.bundle`): its title names the tar, not
-    one file, so its row must not read as one file."""
+    """A bundle of a folder's small files (`app.hoist.bundle`): its title names a folder (or,
+    in the earlier form, the tar), not one file, so its row must not read as one file."""
     return record.annotations.get(BUNDLE) is not None
 
 
 def bundle_label(record: BlobRecord) -> str:
-    """ "48 small files in one blob (model/.hoist-bundle-0001.tar)"."""
+    """ "48 small files of model/tokenizer/ in one blob"; the earlier form, titled by its tar:
+    "48 small files in one blob (model/.hoist-bundle-0001.tar)"."""
     title = record.annotations.get(TITLE, record.name)
     count = record.annotations.get(BUNDLE_FILES, "")
     what = f"{int(count):,} small files" if count.isdigit() else "small files"
-    return f"{what} in one blob ({title})"
+    if record.annotations.get(BUNDLE) == "tar":
+        return f"{what} in one blob ({title})"
+    return f"{what} of {title}/ in one blob"
 
 
 def plural(count: int, noun: str) -> str:

@@ -22,7 +22,13 @@ __all__ = ["open_window"]  # the fixture, shared with test_window
 @pytest.mark.parametrize(
     ("choice", "media_types"),
     [
-        (None, {"application/vnd.oci.image.layer.v1.tar"}),  # a bundle and a file
+        (
+            None,
+            {
+                "application/vnd.oci.image.layer.v1.tar+gzip",  # a bundle,
+                "application/vnd.oci.image.layer.v1.tar",
+            },
+        ),  # and a file
         ("tar", {"application/vnd.oci.image.layer.v1.tar"}),
         ("tar.gz", {"application/vnd.oci.image.layer.v1.tar+gzip"}),
     ],
@@ -57,7 +63,7 @@ def test_a_dropped_folder_goes_as_its_files_or_as_one_tar(
     assert {x["mediaType"] for x in layers} == media_types
     titles = sorted(x["annotations"]["org.opencontainers.image.title"] for x in layers)
     if choice is None:
-        assert titles == ["model/.hoist-bundle-0001.tar", "model/sub/weights.bin"]
+        assert titles == ["model", "model/sub/weights.bin"]  # the bundle titled by its folder
     else:
         assert titles == ["model"]
 

@@ -239,19 +239,32 @@ def test_group_progress_is_the_sum_of_its_members_as_they_change(
     assert inner == [(0, LABELS - 1)]
 
 
+@pytest.mark.parametrize(
+    ("form", "title", "label"),
+    [
+        ("tar+gzip", "labels/train", "1,200 small files of labels/train/ in one blob"),
+        ("tar", "labels/.hoist-bundle-0001.tar",  # the earlier form, from an older journal
+         "1,200 small files in one blob (labels/.hoist-bundle-0001.tar)"),
+    ],
+)  # fmt: skip
 def test_a_bundle_of_small_files_reads_as_one(
-    aio: Any, queue: TransferQueue, model: TransferModel, tmp_path: Path
+    aio: Any,
+    queue: TransferQueue,
+    model: TransferModel,
+    tmp_path: Path,
+    form: str,
+    title: str,
+    label: str,
 ) -> None:
-    """A bundle of small files (`app.hoist.bundle`) says how many files it holds."""
+    """A bundle of small files (`app.hoist.bundle`) says how many files it holds, and the
+    folder it is titled by."""
     folder = make_dataset(tmp_path)
     transfer = plan("127.0.0.1:5999/groups/bundled:v1", folder / "labels")
-    transfer.blobs[0].annotations.update(
-        {BUNDLE: "tar", BUNDLE_FILES: "1200", TITLE: "labels/.hoist-bundle-0001.tar"}
-    )
+    transfer.blobs[0].annotations.update({BUNDLE: form, BUNDLE_FILES: "1200", TITLE: title})
     item = add(aio, queue, transfer, start=False)
     top = model.index_of(item.id)
     first = text(model, 0, Column.NAME, top)
-    assert first == "1,200 small files in one blob (labels/.hoist-bundle-0001.tar)"
+    assert first == label
     assert text(model, 1, Column.NAME, top) == transfer.blobs[1].name
 
 
