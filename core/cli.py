@@ -404,7 +404,7 @@ async def cmd_push(args: argparse.Namespace) -> int:
             image_tag=args.image_tag,
             platform=args.platform,
             chunk_size=chunk_size,
-            parallel=args.parallel or 3,
+            parallel=args.parallel or DEFAULT_BLOBS_AT_ONCE,
             plain_http=plain_http,
             mount_from=args.mount_from,
         )
@@ -751,8 +751,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     push.add_argument(
         "--parallel", type=_count_flag(1, MAX_PARALLEL), default=0,
-        help=f"blobs at once within this push (default: {DEFAULT_BLOBS_AT_ONCE} for files "
-        "and folders, 3 for images)",
+        help=f"blobs at once within this push (default: {DEFAULT_BLOBS_AT_ONCE})",
     )  # fmt: skip
     push.add_argument(
         "--pack", action="store_const", const="tar.gz",

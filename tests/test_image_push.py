@@ -238,3 +238,16 @@ async def test_a_layer_corrupted_after_reading_is_refused_by_the_registry_with_a
             await TransferRun(transfer, client).run()
     assert "local copy is corrupt or was changed" in info.value.sentence()
     assert all(b.restarts == 0 for b in transfer.blobs)  # refused at once, not sent again
+
+
+def test_an_image_goes_four_blobs_at_once_by_default_as_files_do(tmp_path: Path) -> None:
+    """bench/image_push.py, quiet machine: 6 × 128 MiB layers in 2.34 s at 3 at once, 1.80 s
+    at 4 (crane's number), 1.97 s at 6: images take the same default as files and folders,
+    and the same as the window's "Blobs at once"."""
+    from hoist.core.transfer.push import DEFAULT_BLOBS_AT_ONCE
+
+    layout = write_oci_layout(tmp_path / "layout", tag="v1").path
+    transfer = plan_image_push(parse_reference("localhost:1/img:v1"), layout)
+    assert transfer.parallel == DEFAULT_BLOBS_AT_ONCE == 4
+    usage = hoist_cli("push", "--help").stdout
+    assert "3 for images" not in usage
