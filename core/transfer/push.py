@@ -181,8 +181,10 @@ def plan_image_push(
 ) -> Push:
     """A Push of a container image (OCI layout, OCI archive, `docker save` tarball).
 
-    Blocking: it reads the source and verifies every blob's digest before anything is pushed.
-    Layers stay where they are (byte ranges of the layout's files or of the tarball).
+    Blocking: it reads the source, checking its manifests and configs against their digests
+    (and hashing a legacy `docker save` archive's layers, whose digests it doesn't name); a
+    layer the source names by digest is left to the registry's check on commit. Layers stay
+    where they are (byte ranges of the layout's files or of the tarball).
 
     Raises:
         SourceError: `path` is no container image (the formats of
