@@ -8,8 +8,11 @@ peak RSS through bench/measure.py), to a private registry on /dev/shm wiped befo
 - `hoist --parallel N` for each N of `--parallel` (default 3,4,6): `python -m hoist.core push`;
 - `skopeo copy oci:LAYOUT docker://REF --dest-tls-verify=false` (when installed).
 
+Before each push it waits (at most `--quiet-wait` seconds) for an idle second: on a shared
+two-core machine the others' work skews wall times badly (the `others' CPU s` column).
+
     .venv/bin/python bench/image_push.py [--layers 6] [--layer-size 128MiB] [--parallel 3,4,6]
-                                         [--repeat 1]
+                                         [--repeat 1] [--quiet-wait 60]
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ sys.path.insert(0, str(BENCH))
 
 from hoist.core.units import MiB, format_size, parse_size  # noqa: E402
 from measure import Runs, hoist_push, registry_binary, write_report  # noqa: E402
-from push_throughput import OUT_DIR, ROOT, Registry, measure, warm  # noqa: E402
+from push_throughput import OUT_DIR, ROOT, Registry, measure, wait_quiet, warm  # noqa: E402
 
 
 def _blob(layout: Path, data: bytes) -> dict[str, object]:
@@ -85,6 +88,12 @@ def main() -> int:
     parser.add_argument("--layer-size", default="128MiB")
     parser.add_argument("--parallel", default="3,4,6")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60.0,
+        help="seconds to wait for an idle machine before each push (0: don't)",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     size = parse_size(args.layer_size)
@@ -100,12 +109,16 @@ def main() -> int:
         for i in range(args.repeat):
             for n in (int(x) for x in args.parallel.split(",")):
                 registry.wipe()
+                if args.quiet_wait > 0:
+                    wait_quiet(args.quiet_wait)
                 ref = f"bench/image-p{n}:v{i}"
                 sample = hoist_push(registry, ref, layout, state, ("--parallel", str(n)))
                 runs.add(f"hoist --parallel {n}", sample)
             skopeo = shutil.which("skopeo")
             if skopeo:
                 registry.wipe()
+                if args.quiet_wait > 0:
+                    wait_quiet(args.quiet_wait)
                 ref = f"docker://{registry.host}/bench/image-skopeo:v{i}"
                 sample = measure(
                     [skopeo, "copy", "--dest-tls-verify=false", f"oci:{layout}:bench", ref],

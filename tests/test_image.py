@@ -599,23 +599,26 @@ def test_missing_platform_child(tmp_path: Path) -> None:
 
 
 def test_corrupted_blob(tmp_path: Path) -> None:
+    """A config is hashed as it is read; a layer of the wrong size is refused at once (one of
+    the right size is checked by the registry on commit: tests/test_image_push.py)."""
     built = write_oci_layout(tmp_path / "l")
-    path = built.path / "blobs" / "sha256" / hexpart(built.images[0].layer_digests[1])
-    data = bytearray(path.read_bytes())
-    data[100] ^= 0xFF
-    path.write_bytes(bytes(data))
+    config = built.path / "blobs" / "sha256" / hexpart(built.images[0].config_digest)
+    good_config = config.read_bytes()
+    config.write_bytes(good_config.replace(b"{", b" ", 1))
     with pytest.raises(SourceError, match="doesn't match its digest"):
         open_image(built.path)
-    path.write_bytes(bytes(data) + b"x")
+    config.write_bytes(good_config)
+    path = built.path / "blobs" / "sha256" / hexpart(built.images[0].layer_digests[1])
+    path.write_bytes(path.read_bytes() + b"x")
     with pytest.raises(SourceError, match="its descriptor says"):
         open_image(built.path)
 
 
 def test_corrupted_blob_in_archive(tmp_path: Path) -> None:
     files, layout = layout_files()
-    name = f"blobs/sha256/{hexpart(layout.images[0].layer_digests[0])}"
+    name = f"blobs/sha256/{hexpart(layout.images[0].config_digest)}"
     data = bytearray(files[name])
-    data[-5] ^= 1
+    data[-2] ^= 1
     files[name] = bytes(data)
     tar = write_tar(tmp_path / "x.tar", entries_for(files))
     with pytest.raises(SourceError, match="doesn't match its digest"):

@@ -125,8 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     push.add_argument(
         "--parallel", type=_count_flag(1, MAX_PARALLEL), default=0,
-        help=f"blobs at once within this push (default: {DEFAULT_BLOBS_AT_ONCE} for files "
-        "and folders, 3 for images)",
+        help=f"blobs at once within this push (default: {DEFAULT_BLOBS_AT_ONCE})",
     )  # fmt: skip
     push.add_argument(
         "--pack", action="store_const", const="tar.gz",

@@ -174,7 +174,7 @@ async def cmd_push(args: argparse.Namespace) -> int:
             image_tag=args.image_tag,
             platform=args.platform,
             chunk_size=chunk_size,
-            parallel=args.parallel or 3,
+            parallel=args.parallel or DEFAULT_BLOBS_AT_ONCE,
             plain_http=plain_http,
             mount_from=args.mount_from,
         )

@@ -1,7 +1,7 @@
 """What pushing an image needs, whatever its format: the plan's types, and picking an image.
 
 Each image format (`oci_layout`, `oci_archive`, `docker_archive`) reads its own files into an
-`ImagePlan`: blobs that are byte ranges of local files, verified against their digests, and
+`ImagePlan`: blobs that are byte ranges of local files with known digests, and
 manifests kept as the exact bytes to PUT. What they share lives here: the plan, the entries a
 picker lists, and how a tag or a platform picks one image out of several.
 """
@@ -44,7 +44,8 @@ class SourceKind(enum.Enum):
 def image_blob(
     descriptor: Descriptor, source: FileRange, identity: FileIdentity | None = None
 ) -> PlannedBlob:
-    """An image's blob (a layer or a config) as planned: its digest is known and verified."""
+    """An image's blob (a layer or a config) as planned: its digest is known (checked here, or by
+    the registry on commit for a layer the source names by digest)."""
     return PlannedBlob(
         short_hex(descriptor.digest),
         source,

@@ -1,10 +1,12 @@
 """Reading an image's files in place: a layout folder's, or a tarball's members by byte range.
 
 Hoist never extracts an image. Every blob is a byte range of a local file (a file under an OCI
-layout's `blobs/`, or a member of a tarball found through `tarfile`'s `offset_data`); every
-blob is hashed and checked before a plan is handed out. What the image formats share lives
-here: the containers that map a name to its bytes, bounded reads, and the hashing pass.
-Everything here is blocking file work: callers run it in a worker thread.
+layout's `blobs/`, or a member of a tarball found through `tarfile`'s `offset_data`). A layer
+whose digest the source names (OCI layouts and archives) is left to the registry's check on
+commit; every other blob (configs, a legacy archive's layers) is hashed and checked before a
+plan is handed out. What the image formats share lives here: the containers that map a name
+to its bytes, bounded reads, and the hashing pass. Everything here is blocking file work:
+callers run it in a worker thread.
 """
 
 from __future__ import annotations
@@ -294,7 +296,7 @@ def blob_name(digest: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Hashing: every blob is verified before the plan is handed out
+# Hashing: the blobs a planner queues are verified before the plan is handed out
 
 
 @dataclass

@@ -47,8 +47,9 @@ from hoist.core.transfer.model import (
 )
 from hoist.core.transfer.upload import BlobRecord, BlobUpload, UploadSettings, fresh_record
 
-#: Blobs sent at once within one push of files or a folder, unless asked otherwise: see README
-#: "Blobs at once" (crane sends 4, oras 5; measured in bench/folder_push.py).
+#: Blobs sent at once within one push (files, a folder, an image's layers), unless asked
+#: otherwise: see README "Blobs at once" (crane sends 4, oras 5; measured in
+#: bench/folder_push.py and bench/image_push.py).
 DEFAULT_BLOBS_AT_ONCE = 4
 
 log = logging.getLogger(__name__)
@@ -174,14 +175,16 @@ def plan_image_push(
     image_tag: str | None = None,
     platform: str | None = None,
     chunk_size: int = 0,
-    parallel: int = 3,
+    parallel: int = DEFAULT_BLOBS_AT_ONCE,
     plain_http: bool | None = None,
     mount_from: list[str] | None = None,
 ) -> Push:
     """A Push of a container image (OCI layout, OCI archive, `docker save` tarball).
 
-    Blocking: it reads the source and verifies every blob's digest before anything is pushed.
-    Layers stay where they are (byte ranges of the layout's files or of the tarball).
+    Blocking: it reads the source, checking its manifests and configs against their digests
+    (and hashing a legacy `docker save` archive's layers, whose digests it doesn't name); a
+    layer the source names by digest is left to the registry's check on commit. Layers stay
+    where they are (byte ranges of the layout's files or of the tarball).
 
     Raises:
         SourceError: `path` is no container image (the formats of

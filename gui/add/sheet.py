@@ -3,7 +3,8 @@
 Steps, each one awaited so the window never freezes: look up credentials (worker thread) →
 core's check before a push (`check_before_push`: reachable, is the tag already there, may
 these credentials push; an existing tag is asked about: overwrite, choose another tag, or
-cancel) → plan (packing a folder or hashing an image in a worker thread) → add to the queue.
+cancel) → plan (walking a folder, packing it if asked, or reading an image's manifests, in a
+worker thread) → add to the queue.
 """
 
 from __future__ import annotations
@@ -541,7 +542,8 @@ class AddSheet(QDialog):
         self._fit()
 
     async def plan(self, target: Reference, reg: RegistrySettings) -> Transfer:
-        """Plan the push in a worker thread (folders are walked and checked, images verified)."""
+        """Plan the push in a worker thread: folders are walked and checked; an image's
+        manifests and config are checked, its layers left to the registry's check on commit."""
         parallel = self.settings.parallel_blobs
         if not self.is_image:
             split = None
