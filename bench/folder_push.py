@@ -33,7 +33,6 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from hoist.core.units import MiB, format_size, parse_size  # noqa: E402
 from measure import Runs, hoist_push, registry_binary, write_report  # noqa: E402
 from push_throughput import (  # noqa: E402
     OUT_DIR,
@@ -45,6 +44,8 @@ from push_throughput import (  # noqa: E402
     measure,
     warm,
 )
+
+from hoist.core.units import MiB, format_size, parse_size  # noqa: E402
 
 TARGET_VS_ONE_FILE = 1.0
 TARGET_VS_ORAS = 1.5

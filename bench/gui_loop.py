@@ -62,13 +62,14 @@ def summary(stalls: list[float]) -> tuple[float, float, float]:
 
 
 async def scenario(size: int, work: Path) -> int:
+    from support.registry import RegistryProcess
+
     from hoist.core.oci.reference import parse_reference
     from hoist.core.transfer.model import TransferState
     from hoist.core.transfer.push import plan_file_push
     from hoist.gui.context import AppContext
     from hoist.gui.main_window import MainWindow
     from hoist.gui.transfers.rows import Column
-    from support.registry import RegistryProcess
 
     data = ROOT / "bench" / "out" / f"random-{size}.bin"
     data.parent.mkdir(parents=True, exist_ok=True)

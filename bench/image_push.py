@@ -29,9 +29,10 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from hoist.core.units import MiB, format_size, parse_size  # noqa: E402
 from measure import Runs, hoist_push, registry_binary, write_report  # noqa: E402
 from push_throughput import OUT_DIR, ROOT, Registry, measure, wait_quiet, warm  # noqa: E402
+
+from hoist.core.units import MiB, format_size, parse_size  # noqa: E402
 
 
 def _blob(layout: Path, data: bytes) -> dict[str, object]:

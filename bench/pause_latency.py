@@ -28,6 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from support.proxy import FaultProxy  # noqa: E402
+from support.registry import RegistryProcess  # noqa: E402
+
 from hoist.core.errors import TransferPaused  # noqa: E402
 from hoist.core.oci.reference import parse_reference  # noqa: E402
 from hoist.core.progress import BlobEvent, Event  # noqa: E402
@@ -36,8 +39,6 @@ from hoist.core.transfer.journal import TransferJournal  # noqa: E402
 from hoist.core.transfer.push import TransferRun, plan_file_push  # noqa: E402
 from hoist.core.transfer.upload import UploadSettings  # noqa: E402
 from hoist.core.units import MiB, format_size, parse_size  # noqa: E402
-from support.proxy import FaultProxy  # noqa: E402
-from support.registry import RegistryProcess  # noqa: E402
 
 
 class TimedJournal(TransferJournal):

@@ -23,13 +23,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from support.registry import RegistryProcess  # noqa: E402
+
 from hoist.core.bandwidth import BandwidthLimiter  # noqa: E402
 from hoist.core.oci.reference import parse_reference  # noqa: E402
 from hoist.core.registry.client import RegistryClient  # noqa: E402
 from hoist.core.transfer.push import TransferRun, plan_file_push  # noqa: E402
 from hoist.core.transfer.upload import UploadSettings  # noqa: E402
 from hoist.core.units import MiB  # noqa: E402
-from support.registry import RegistryProcess  # noqa: E402
 
 
 async def push_all(host: str, files: list[Path], rate: int, tag: str) -> float:

@@ -66,6 +66,8 @@ def measure(
     loop: asyncio.AbstractEventLoop, folder: Path, repeat: int, grouped: bool
 ) -> dict[str, list[float]]:
     """Qt events are processed by hand (no qasync) so each figure ends when the view is done."""
+    from PySide6.QtWidgets import QApplication
+
     from hoist.core.oci.reference import parse_reference
     from hoist.core.transfer.journal import TransferJournal
     from hoist.core.transfer.push import plan_file_push
@@ -75,7 +77,6 @@ def measure(
     from hoist.gui.transfers.groups import group_children
     from hoist.gui.transfers.transfer_model import TransferModel
     from hoist.gui.transfers.view import TransferView
-    from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance()
     assert app is not None

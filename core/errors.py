@@ -20,6 +20,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import httpx
+
 from hoist.core.redaction import redact_urls
 
 #: Error bodies are read up to this many bytes: nginx and Cloudflare answer with HTML pages,

@@ -9,11 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog, QWidget
+
 from hoist.core.errors import HoistError
 from hoist.core.sources.formats import check_sources
 from hoist.gui.add.planning import SourceChoice, classify_sources
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QWidget
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from PySide6.QtCore import QObject, QTimer
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication, QWidget
+
 from hoist.core import __version__
 from hoist.core.errors import HoistError
 from hoist.core.paths import state_dir
@@ -31,9 +35,6 @@ from hoist.gui.context import AppContext, start_demo_registry
 from hoist.gui.help_dialogs import MessageDialog
 from hoist.gui.main_window import MainWindow
 from hoist.gui.widgets import icons
-from PySide6.QtCore import QObject, QTimer
-from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication, QWidget
 
 log = logging.getLogger(__name__)
 

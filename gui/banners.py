@@ -3,10 +3,11 @@ and the first-start banner (no registry yet: start a local one, add one, or not 
 
 from __future__ import annotations
 
-from hoist.core.registry.demo_registry import HOW_TO_ADD_A_REGISTRY
-from hoist.gui.widgets import icons
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
+
+from hoist.core.registry.demo_registry import HOW_TO_ADD_A_REGISTRY
+from hoist.gui.widgets import icons
 
 
 class MessageBar(QFrame):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QKeySequence, QPixmap
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QWidget
+
 from hoist.core import __version__
 from hoist.gui.widgets import icons
 from hoist.gui.widgets.dialogs import lay_out_message
 from hoist.gui.widgets.theme import plain_buttons
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QKeySequence, QPixmap
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QWidget
 
 
 class MessageDialog(QDialog):

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QMainWindow, QSystemTrayIcon
+
 from hoist.core.transfer.queue import TransferQueue
 from hoist.gui.settings.store import Settings
 from hoist.gui.widgets.dialogs import QuitDialog
-from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QMainWindow, QSystemTrayIcon
 
 
 class QuitPolicy(QObject):

@@ -9,11 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from hoist.core.units import format_rate, format_size
-from hoist.gui.settings.dialog import RateLimitBox
-from hoist.gui.transfers.actions import MENU_LAYOUT
-from hoist.gui.transfers.view import TransferView
-from hoist.gui.widgets import icons
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
@@ -26,6 +21,12 @@ from PySide6.QtWidgets import (
     QToolBar,
     QWidget,
 )
+
+from hoist.core.units import format_rate, format_size
+from hoist.gui.settings.dialog import RateLimitBox
+from hoist.gui.transfers.actions import MENU_LAYOUT
+from hoist.gui.transfers.view import TransferView
+from hoist.gui.widgets import icons
 
 
 class WindowActions(Protocol):

@@ -19,11 +19,12 @@ def bundle_check() -> int:
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-    from hoist.core import __version__
     from PySide6 import __version__ as pyside_version
     from PySide6.QtCore import QByteArray, QLibraryInfo
     from PySide6.QtGui import QGuiApplication, QIcon, QImageReader, QPixmap
     from PySide6.QtSvg import QSvgRenderer
+
+    from hoist.core import __version__
 
     problems: list[str] = []
     print(f"hoist {__version__} (PySide6 {pyside_version}, frozen={getattr(sys, 'frozen', False)})")

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from support.proxy import FaultProxy, RequestHead
+
 from hoist.core.oci.reference import parse_reference
 from hoist.core.progress import BlobEvent, Event
 from hoist.core.registry.auth import Credentials
@@ -33,7 +35,6 @@ from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import Transfer
 from hoist.core.transfer.push import TransferRun, plan_file_push
 from hoist.core.transfer.upload import UploadSettings
-from support.proxy import FaultProxy, RequestHead
 
 KiB = 1024
 MiB = 1024 * KiB

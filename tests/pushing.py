@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from hoist.core.oci.reference import parse_reference
 from hoist.core.progress import Event
 from hoist.core.registry.auth import Credentials

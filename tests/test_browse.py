@@ -17,6 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
+from pushing import push_paths
+from support.registry import RegistryFactory, RegistryProcess
+from support.tokenserver import TokenServerFactory
+
 from hoist.core.errors import CatalogUnavailable, DeleteRefused, NotFound, RegistryError
 from hoist.core.oci.manifest import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
 from hoist.core.registry.auth import Credentials
@@ -24,9 +28,6 @@ from hoist.core.registry.browse import ManifestKind, classify, inspect, referrer
 from hoist.core.registry.client import RegistryClient
 from hoist.core.registry.deletion import delete, resolve_digest, tags_sharing_digest
 from hoist.core.registry.listing import catalog_pages, tag_pages
-from pushing import push_paths
-from support.registry import RegistryFactory, RegistryProcess
-from support.tokenserver import TokenServerFactory
 
 EMPTY = b"{}"
 CT_OCI = {"Content-Type": OCI_MANIFEST}

@@ -17,6 +17,12 @@ import zlib
 from pathlib import Path
 
 import pytest
+from pushing import get_blob, get_manifest, hoist_cli, push_paths
+from support.registry import RegistryProcess
+from test_download import make_bytes
+from test_folders import blob_bytes as whole
+from test_folders import snapshot
+
 from hoist.core.errors import ArtifactInvalid, FileChanged, SourceError, TransferPaused
 from hoist.core.oci.annotations import ORAS_DIGEST, ORAS_UNPACK, TITLE
 from hoist.core.oci.manifest import BUNDLE_MEDIA_TYPE, FILE_MEDIA_TYPE
@@ -46,11 +52,6 @@ from hoist.core.transfer.model import (
 )
 from hoist.core.transfer.pull_jobs import target_path
 from hoist.core.transfer.push import TransferRun, plan_file_push, restart_changed_blobs
-from pushing import get_blob, get_manifest, hoist_cli, push_paths
-from support.registry import RegistryProcess
-from test_download import make_bytes
-from test_folders import blob_bytes as whole
-from test_folders import snapshot
 
 KiB = 1024
 MiB = 1024 * KiB

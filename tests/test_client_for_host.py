@@ -13,6 +13,8 @@ import keyring
 import keyring.backends.null
 import keyring.core
 import pytest
+from support.registry import RegistryProcess
+
 from hoist.core.cli.connect import client_for_args as cli_client
 from hoist.core.cli.connect import settings_for_args as cli_settings
 from hoist.core.cli.parser import build_parser
@@ -28,7 +30,6 @@ from hoist.core.transfer.upload import UploadSettings
 from hoist.core.units import MiB
 from hoist.gui.context import AppContext
 from hoist.gui.settings.store import RegistrySettings, Settings, SettingsStore, make_client
-from support.registry import RegistryProcess
 
 #: (the registry as the user writes it, whether plain HTTP is asked for) → a client.
 Builder = Callable[[str, bool], RegistryClient]

@@ -19,6 +19,10 @@ from typing import Any
 import keyring
 import keyring.core
 import pytest
+from keyring.backend import KeyringBackend
+from keyring.backends import chainer, fail, null
+from keyring.errors import KeyringLocked, PasswordDeleteError
+
 from hoist.core.errors import CredentialsError
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.credentials import (
@@ -36,9 +40,6 @@ from hoist.core.registry.credentials import (
     resolve_credentials,
     store_credentials,
 )
-from keyring.backend import KeyringBackend
-from keyring.backends import chainer, fail, null
-from keyring.errors import KeyringLocked, PasswordDeleteError
 
 SECRET = "s3cr3t-hunter2"
 

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hoist.core.errors import DeleteRefused, NotFound
-from hoist.core.registry.auth import Credentials
-from hoist.core.registry.client import RegistryClient
-from hoist.core.registry.deletion import DeletePlan, delete_manifests, plan_delete
 from pushing import push_paths
 from support.registry import DEFAULT_PASSWORD, DEFAULT_USER, RegistryProcess
 from test_browse import EMPTY, artifact_manifest, put_blob, put_manifest
 from test_push import make_file
+
+from hoist.core.errors import DeleteRefused, NotFound
+from hoist.core.registry.auth import Credentials
+from hoist.core.registry.client import RegistryClient
+from hoist.core.registry.deletion import DeletePlan, delete_manifests, plan_delete
 
 
 async def tagged(reg: RegistryProcess, repo: str, tags: dict[str, bytes]) -> dict[str, str]:

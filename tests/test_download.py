@@ -22,6 +22,9 @@ from typing import Any
 
 import httpx
 import pytest
+from pushing import push_paths
+from support.registry import RegistryProcess
+
 from hoist.core.errors import (
     NotFound,
     RegistryError,
@@ -45,8 +48,6 @@ from hoist.core.retry import RetryPolicy
 from hoist.core.transfer import fetch
 from hoist.core.transfer.download import pull, pull_blob
 from hoist.core.transfer.pull_jobs import safe_parts, target_path
-from pushing import push_paths
-from support.registry import RegistryProcess
 
 KiB = 1024
 MiB = 1024 * 1024

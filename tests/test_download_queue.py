@@ -14,6 +14,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from pushing import hoist_cli, push_paths
+from support.registry import RegistryProcess
+from test_download import Recorder, make_bytes
+from test_queue import pause_when, wait_for, wait_for_end
+
 from hoist.core.errors import HoistError
 from hoist.core.oci.reference import parse_reference
 from hoist.core.progress import BlobEvent, BlobState
@@ -29,10 +34,6 @@ from hoist.core.transfer.model import (
     transfer_from_json,
 )
 from hoist.core.transfer.queue import TransferItem, TransferQueue
-from pushing import hoist_cli, push_paths
-from support.registry import RegistryProcess
-from test_download import Recorder, make_bytes
-from test_queue import pause_when, wait_for, wait_for_end
 
 MiB = 1024 * 1024
 

@@ -30,11 +30,12 @@ from faults_helpers import (
     run_transfer,
     sha,
 )
-from hoist.core.progress import Event
-from hoist.core.registry.client import RegistryClient
 from pushing import get_blob
 from support.proxy import ProxyFactory, RequestHead, match
 from support.registry import RegistryFactory, RegistryProcess
+
+from hoist.core.progress import Event
+from hoist.core.registry.client import RegistryClient
 
 SIZE = 2 * MiB + 12_345  # 33 chunks, the last one short
 ACKED = 8  # chunks acknowledged before a mid-upload fault

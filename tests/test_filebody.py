@@ -20,12 +20,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.registry import RegistryProcess
+
 from hoist.core.errors import NetworkError
 from hoist.core.oci.digest import SequentialHasher
 from hoist.core.registry import filebody
 from hoist.core.registry.filebody import FileBodySender
 from hoist.core.sources.content import FileRange
-from support.registry import RegistryProcess
 
 MiB = 1024 * 1024
 

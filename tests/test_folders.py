@@ -17,6 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
+from pushing import get_manifest, hoist_cli, push_paths
+from support.registry import RegistryProcess
+from test_download import make_bytes
+
 from hoist.core.errors import FileChanged, SourceError
 from hoist.core.oci.annotations import TITLE
 from hoist.core.oci.manifest import BUNDLE_MEDIA_TYPE
@@ -33,9 +37,6 @@ from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import Push, TransferState
 from hoist.core.transfer.push import TransferRun, plan_file_push, remember_digests
 from hoist.core.transfer.queue import TransferItem
-from pushing import get_manifest, hoist_cli, push_paths
-from support.registry import RegistryProcess
-from test_download import make_bytes
 
 KiB = 1024
 MiB = 1024 * KiB

@@ -14,15 +14,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hoist.core.errors import HoistError, NetworkError, RegistryError
-from hoist.core.registry.auth import Credentials
-from hoist.core.registry.client import RegistryClient
-from hoist.core.transfer.download import pull_blob
 from pushing import hoist_cli, push_paths
 from support.hostile import HostileServer, Script, drip
 from support.registry import RegistryProcess
 from support.tokenserver import TokenServer
 from test_push import make_file
+
+from hoist.core.errors import HoistError, NetworkError, RegistryError
+from hoist.core.registry.auth import Credentials
+from hoist.core.registry.client import RegistryClient
+from hoist.core.transfer.download import pull_blob
 
 KiB = 1024
 DIGEST = "sha256:" + "a" * 64
@@ -307,9 +308,10 @@ def test_registry_error_text_is_plain_text_in_the_message_bar(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     """#21: a registry's error text is shown as it is, never rendered as HTML."""
+    from PySide6.QtCore import Qt
+
     from hoist.gui.context import AppContext
     from hoist.gui.main_window import MainWindow
-    from PySide6.QtCore import Qt
 
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
     window = MainWindow(AppContext.create())

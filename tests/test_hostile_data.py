@@ -25,6 +25,11 @@ from typing import Any
 import httpx
 import pytest
 from faults_helpers import wait_until
+from pushing import ISOLATED_ENV, ROOT, hoist_cli
+from support.proxy import FaultProxy, ProxyFactory, match
+from support.registry import RegistryProcess
+from test_download import make_bytes, sha
+
 from hoist.core.errors import FileChanged, HoistError, SourceError
 from hoist.core.oci.annotations import TITLE
 from hoist.core.oci.reference import parse_reference
@@ -32,10 +37,6 @@ from hoist.core.progress import BlobEvent, Event
 from hoist.core.registry.client import RegistryClient
 from hoist.core.sources.content import FileRange
 from hoist.core.transfer.push import TransferRun, plan_file_push
-from pushing import ISOLATED_ENV, ROOT, hoist_cli
-from support.proxy import FaultProxy, ProxyFactory, match
-from support.registry import RegistryProcess
-from test_download import make_bytes, sha
 
 KiB = 1024
 MiB = 1024 * KiB

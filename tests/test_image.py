@@ -16,6 +16,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+
 from hoist.core.errors import SourceError
 from hoist.core.oci.digest import sha256_bytes
 from hoist.core.oci.manifest import (
@@ -30,7 +31,6 @@ from hoist.core.oci.manifest import DOCKER_LIST as DOCKER_MANIFEST_LIST
 from hoist.core.sources.content import FileRange
 from hoist.core.sources.formats import detect_source, list_images, open_image
 from hoist.core.sources.image import ImagePlan, SourceKind
-
 from tests.support.images import (
     ImageSpec,
     LayerSpec,

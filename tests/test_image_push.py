@@ -9,15 +9,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from pushing import get_blob, hoist_cli
+from support.images import write_docker_archive, write_oci_archive, write_oci_layout
+from support.registry import RegistryProcess
+
 from hoist.core.oci.digest import sha256_bytes
 from hoist.core.oci.reference import parse_reference
 from hoist.core.progress import BlobEvent, BlobState, Event
 from hoist.core.registry.client import RegistryClient
 from hoist.core.sources.formats import open_image
 from hoist.core.transfer.push import TransferRun, plan_image_push
-from pushing import get_blob, hoist_cli
-from support.images import write_docker_archive, write_oci_archive, write_oci_layout
-from support.registry import RegistryProcess
 
 pytestmark = pytest.mark.skipif(shutil.which("skopeo") is None, reason="make test installs skopeo")
 

@@ -12,6 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pushing import get_blob, get_manifest, hoist_cli, push_paths
+from support.proxy import html_error_page, match
+from support.registry import RegistryProcess
+from test_push import make_file
+
 from hoist.core.bandwidth import BandwidthLimiter
 from hoist.core.errors import RegistryError
 from hoist.core.progress import BlobEvent, BlobState, Event
@@ -20,10 +25,6 @@ from hoist.core.registry.profile import ProfileStore
 from hoist.core.retry import RetryPolicy
 from hoist.core.transfer.settings import apply_profile
 from hoist.core.transfer.upload import UploadSettings
-from pushing import get_blob, get_manifest, hoist_cli, push_paths
-from support.proxy import html_error_page, match
-from support.registry import RegistryProcess
-from test_push import make_file
 
 KiB = 1024
 FAST_RETRY = RetryPolicy(first=0.05, cap=0.2, give_up_after=60)

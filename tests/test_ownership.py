@@ -26,14 +26,15 @@ from faults_helpers import (
     sha,
     wait_until,
 )
+from pushing import ROOT, get_blob, hoist_cli
+from support.proxy import ProxyFactory
+from support.registry import RegistryProcess
+
 from hoist.core.bandwidth import BandwidthLimiter
 from hoist.core.errors import TransferBusy
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import TransferState
 from hoist.core.transfer.queue import TransferQueue
-from pushing import ROOT, get_blob, hoist_cli
-from support.proxy import ProxyFactory
-from support.registry import RegistryProcess
 
 SIZE = 2 * MiB + 333
 

@@ -21,8 +21,9 @@ from importlib import resources
 from pathlib import Path
 from types import ModuleType
 
-import hoist.core as core
 import pytest
+
+import hoist.core as core
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGING = ROOT / "packaging"

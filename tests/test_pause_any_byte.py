@@ -34,6 +34,11 @@ from faults_helpers import (
     upload_state,
     wait_until,
 )
+from pushing import ROOT, get_blob
+from support.proxy import ProxyFactory, RequestHead
+from support.registry import RegistryProcess
+from test_queue import pause_when, wait_for
+
 from hoist.core.errors import TransferPaused
 from hoist.core.oci.reference import parse_reference
 from hoist.core.progress import BlobEvent, BlobState, Event
@@ -46,10 +51,6 @@ from hoist.core.transfer.push import plan_file_push
 from hoist.core.transfer.queue import TransferQueue
 from hoist.core.transfer.settings import apply_profile
 from hoist.core.transfer.upload import UploadSettings
-from pushing import ROOT, get_blob
-from support.proxy import ProxyFactory, RequestHead
-from support.registry import RegistryProcess
-from test_queue import pause_when, wait_for
 
 #: The uplink while a test pauses: slow enough that a chunk takes seconds.
 RATE = 8 * MiB

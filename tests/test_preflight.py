@@ -10,6 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pushing import push_paths
+from support.registry import DEFAULT_PASSWORD, DEFAULT_USER, RegistryProcess, free_port
+from test_push import make_file
+
 from hoist.core.errors import AccessDenied, AuthenticationFailed, RegistryNotAnswering
 from hoist.core.oci.digest import sha256_bytes
 from hoist.core.oci.manifest import OCI_EMPTY_DATA
@@ -17,9 +21,6 @@ from hoist.core.oci.reference import parse_reference
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.client import RegistryClient
 from hoist.core.transfer.preflight import PushCheck, check_before_push
-from pushing import push_paths
-from support.registry import DEFAULT_PASSWORD, DEFAULT_USER, RegistryProcess, free_port
-from test_push import make_file
 
 
 async def test_a_new_tag_is_ready_and_leaves_no_session(fresh_registry: RegistryProcess) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from hoist.core.registry.profile import (
     QUIRKS,
     ProfileStore,

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pushing import get_blob, get_manifest, hoist_cli, push_paths
+from support.registry import RegistryProcess
+
 from hoist.core.errors import AuthenticationFailed, NetworkError
 from hoist.core.oci.annotations import ORAS_UNPACK, TITLE
 from hoist.core.oci.manifest import FILE_MEDIA_TYPE, FOLDER_MEDIA_TYPE, OCI_EMPTY
 from hoist.core.progress import BlobEvent, BlobState, Event
 from hoist.core.registry.auth import Credentials
-from pushing import get_blob, get_manifest, hoist_cli, push_paths
-from support.registry import RegistryProcess
 
 KiB = 1024
 

@@ -12,6 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pushing import hoist_cli, push_paths
+from support.registry import RegistryFactory, RegistryProcess
+from test_push import make_file
+
 from hoist.core.bandwidth import BandwidthLimiter
 from hoist.core.oci.digest import SequentialHasher
 from hoist.core.oci.reference import parse_reference
@@ -24,9 +28,6 @@ from hoist.core.transfer.push import plan_file_push
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from hoist.core.transfer.upload import UploadSettings
 from hoist.core.units import MiB
-from pushing import hoist_cli, push_paths
-from support.registry import RegistryFactory, RegistryProcess
-from test_push import make_file
 
 
 async def wait_for(item: TransferItem, *states: TransferState, seconds: float = 20) -> None:

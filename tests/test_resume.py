@@ -42,14 +42,15 @@ from faults_helpers import (
     upload_state,
     wait_until,
 )
+from pushing import ROOT, get_blob, hoist_cli
+from support.proxy import ProxyFactory, RequestHead, html_error_page
+from support.registry import RegistryProcess
+
 from hoist.core.errors import FileChanged, HoistError, RegistryError, TransferPaused
 from hoist.core.progress import Event
 from hoist.core.registry.auth import Credentials
 from hoist.core.transfer.journal import JOURNAL_VERSION, TransferJournal
 from hoist.core.transfer.model import Push
-from pushing import ROOT, get_blob, hoist_cli
-from support.proxy import ProxyFactory, RequestHead, html_error_page
-from support.registry import RegistryProcess
 
 SIZE = 10 * CHUNK + 1234  # 11 chunks, the last one short
 

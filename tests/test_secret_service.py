@@ -21,6 +21,16 @@ from pathlib import Path
 
 import keyring
 import pytest
+from pushing import ISOLATED_ENV, ROOT
+from support.registry import RegistryProcess
+from support.secret_service import (
+    KEYRING_APPLICATION,
+    SecretService,
+    keyring_uses,
+    require_packages,
+)
+from test_push import make_file
+
 from hoist.core.registry.auth import Credentials
 from hoist.core.registry.credentials import (
     KEYRING_SERVICE,
@@ -31,15 +41,6 @@ from hoist.core.registry.credentials import (
     resolve_credentials,
     store_credentials,
 )
-from pushing import ISOLATED_ENV, ROOT
-from support.registry import RegistryProcess
-from support.secret_service import (
-    KEYRING_APPLICATION,
-    SecretService,
-    keyring_uses,
-    require_packages,
-)
-from test_push import make_file
 
 SECRET = "gk-s3cr3t-hunter2"
 CLI_TIMEOUT = 60.0

@@ -11,6 +11,7 @@ import gzip
 from pathlib import Path
 
 import pytest
+
 from hoist.core import cli
 from hoist.core.cli.exit_codes import EXIT_FAILED
 from hoist.core.errors import SourceError
@@ -29,7 +30,6 @@ from hoist.core.sources.formats import (
 from hoist.core.sources.image import ImageEntry, ImagePlan, SourceKind
 from hoist.core.sources.source import ImageFormat, Probe, SourceSummary
 from hoist.gui.add.planning import classify_sources
-
 from tests.support.images import (
     entries_for,
     write_docker_archive,

@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 from faults_helpers import RESTARTED, Recorder, messages, run_transfer
+from pushing import get_manifest, hoist_cli
+from support.registry import RegistryProcess
+from test_push import make_file, sha
+
 from hoist.core.errors import FileChanged, TransferPaused
 from hoist.core.oci.annotations import SPLIT_FILE_DIGEST
 from hoist.core.oci.reference import parse_reference
@@ -16,9 +20,6 @@ from hoist.core.sources.artifact import SplitOptions
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import Push, TransferState
 from hoist.core.transfer.push import plan_file_push, restart_changed_blobs
-from pushing import get_manifest, hoist_cli
-from support.registry import RegistryProcess
-from test_push import make_file, sha
 
 KiB = 1024
 PART = 256 * KiB

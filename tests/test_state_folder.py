@@ -14,15 +14,16 @@ from pathlib import Path
 import httpx
 import pytest
 from faults_helpers import MiB, make_file, sha
+from pushing import ISOLATED_ENV, ROOT, get_blob, hoist_cli, push_paths
+from support.proxy import ProxyFactory, html_error_page, match
+from support.registry import RegistryProcess
+
 from hoist.core.registry.profile import ProfileStore
 from hoist.core.transfer.journal import TransferJournal
 from hoist.core.transfer.model import TransferState
 from hoist.core.transfer.queue import TransferQueue
 from hoist.core.transfer.settings import apply_profile
 from hoist.core.transfer.upload import UploadSettings
-from pushing import ISOLATED_ENV, ROOT, get_blob, hoist_cli, push_paths
-from support.proxy import ProxyFactory, html_error_page, match
-from support.registry import RegistryProcess
 
 CLI_TIMEOUT = 60  # a FIFO read blindly would block until this ends the test
 

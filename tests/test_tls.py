@@ -7,12 +7,13 @@ import ipaddress
 from pathlib import Path
 
 import pytest
+from support.registry import RegistryProcess
+from test_push import make_file
+
 from hoist.core.errors import NetworkError
 from hoist.core.oci.reference import parse_reference
 from hoist.core.registry.client import RegistryClient, TLSOptions
 from hoist.core.transfer.push import TransferRun, plan_file_push
-from support.registry import RegistryProcess
-from test_push import make_file
 
 x509 = pytest.importorskip("cryptography.x509")
 

@@ -7,15 +7,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pushing import push_paths
+from support.registry import RegistryProcess
+from test_push import make_file
+
 from hoist.core.errors import AccessDenied, AuthenticationFailed, RegistryError
 from hoist.core.oci.reference import parse_reference
 from hoist.core.registry.auth import Credentials, parse_www_authenticate
 from hoist.core.registry.client import RegistryClient
 from hoist.core.transfer.push import TransferRun, plan_file_push
 from hoist.core.transfer.upload import UploadSettings
-from pushing import push_paths
-from support.registry import RegistryProcess
-from test_push import make_file
 
 KiB = 1024
 MiB = 1024 * 1024

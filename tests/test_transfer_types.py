@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from hoist.core.errors import JournalError
 from hoist.core.oci.reference import parse_reference
 from hoist.core.progress import BlobState

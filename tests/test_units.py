@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from hoist.core.errors import (
     InvalidReference,
     InvalidSize,

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
+
 from hoist.core.errors import (
     ANSWER_DEADLINE,
     MAX_ERROR_BODY,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import httpx
+
 from hoist.core.errors import (
     ANSWER_DEADLINE,
     AuthenticationFailed,

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
+
 from hoist.core.errors import NotFound, RegistryError
 from hoist.core.oci.annotations import CREATED, TITLE
 from hoist.core.oci.digest import is_digest

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
 from hoist.core import __version__
 from hoist.core.bandwidth import Throttle
 from hoist.core.errors import (

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import httpx
+
 from hoist.core.errors import DemoRegistryError
 from hoist.core.paths import data_dir
 

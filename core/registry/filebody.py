@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
+
 from hoist.core.sources.content import FileRange
 
 try:

@@ -19,6 +19,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
 import httpx
+
 from hoist.core.errors import CatalogUnavailable, RegistryError
 from hoist.core.registry.client import RegistryClient, next_link
 

@@ -31,6 +31,7 @@ from types import ModuleType
 from typing import IO, TypeVar
 
 import httpx
+
 from hoist.core.bandwidth import Throttle
 from hoist.core.errors import (
     HoistError,

@@ -16,6 +16,23 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
 from hoist.core.errors import HoistError
 from hoist.core.oci.digest import short_digest
 from hoist.core.oci.reference import Reference, parse_reference
@@ -37,22 +54,6 @@ from hoist.gui.add.planning import (
 )
 from hoist.gui.settings.store import RegistrySettings, Settings, make_client
 from hoist.gui.widgets.theme import plain_buttons
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDialog,
-    QDialogButtonBox,
-    QFormLayout,
-    QFrame,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QProgressBar,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,6 @@
 
 from __future__ import annotations
 
-from hoist.gui.browse.actions import SHORTCUTS
-from hoist.gui.browse.manifest_details import ManifestDetailModel
-from hoist.gui.browse.models import NameFilterProxy, RepositoryModel
-from hoist.gui.browse.tag_model import TagColumn, TagModel, TagSortProxy
-from hoist.gui.widgets.theme import CELL_PADDING, PaddedDelegate, title_font
 from PySide6.QtCore import QAbstractItemModel, QPoint, Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -27,6 +22,12 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from hoist.gui.browse.actions import SHORTCUTS
+from hoist.gui.browse.manifest_details import ManifestDetailModel
+from hoist.gui.browse.models import NameFilterProxy, RepositoryModel
+from hoist.gui.browse.tag_model import TagColumn, TagModel, TagSortProxy
+from hoist.gui.widgets.theme import CELL_PADDING, PaddedDelegate, title_font
 
 #: Room beside a cell's text: the delegate's padding on both sides, and some air.
 COLUMN_PAD = 2 * CELL_PADDING + 12

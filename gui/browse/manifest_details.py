@@ -8,6 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QModelIndex,
+    QObject,
+    Qt,
+)
+
 from hoist.core.oci.digest import short_digest
 from hoist.core.registry.browse import (
     ManifestInfo,
@@ -21,12 +28,6 @@ from hoist.gui.browse.models import (
     size_text,
 )
 from hoist.gui.widgets.item_models import ROOT, Index, read_only_flags
-from PySide6.QtCore import (
-    QAbstractItemModel,
-    QModelIndex,
-    QObject,
-    Qt,
-)
 
 log = logging.getLogger(__name__)
 

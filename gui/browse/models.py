@@ -25,12 +25,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from hoist.core.errors import CatalogUnavailable, HoistError
-from hoist.core.registry.client import RegistryClient
-from hoist.core.registry.listing import catalog_pages
-from hoist.core.units import format_size
-from hoist.gui.widgets.item_models import ROOT, Index, read_only_flags
-from hoist.gui.widgets.tasks import report_task_failure
 from PySide6.QtCore import (
     QAbstractListModel,
     QObject,
@@ -38,6 +32,13 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
+
+from hoist.core.errors import CatalogUnavailable, HoistError
+from hoist.core.registry.client import RegistryClient
+from hoist.core.registry.listing import catalog_pages
+from hoist.core.units import format_size
+from hoist.gui.widgets.item_models import ROOT, Index, read_only_flags
+from hoist.gui.widgets.tasks import report_task_failure
 
 log = logging.getLogger(__name__)
 

@@ -31,6 +31,22 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import (
+    QEvent,
+    QModelIndex,
+    QObject,
+    QPoint,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QMenu,
+    QWidget,
+)
+
 from hoist.core.errors import DeleteRefused, HoistError, InvalidReference
 from hoist.core.oci.digest import is_digest
 from hoist.core.oci.reference import Reference, parse_reference
@@ -58,21 +74,6 @@ from hoist.gui.settings.store import RegistrySettings, make_client
 from hoist.gui.widgets.clipboard import clipboard_copy
 from hoist.gui.widgets.dialogs import ConfirmDialog, wait_signal
 from hoist.gui.widgets.tasks import spawn_reported
-from PySide6.QtCore import (
-    QEvent,
-    QModelIndex,
-    QObject,
-    QPoint,
-    Qt,
-    QTimer,
-    Signal,
-)
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (
-    QFileDialog,
-    QMenu,
-    QWidget,
-)
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,14 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QObject,
+    Qt,
+    QTimer,
+    Signal,
+)
+
 from hoist.core.errors import HoistError
 from hoist.core.oci.digest import short_digest
 from hoist.core.registry.browse import ManifestInfo, ManifestKind, inspect
@@ -43,13 +51,6 @@ from hoist.gui.browse.models import (
 )
 from hoist.gui.widgets.item_models import ROOT, Index, column_heading, read_only_flags
 from hoist.gui.widgets.tasks import report_task_failure
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QObject,
-    Qt,
-    QTimer,
-    Signal,
-)
 
 log = logging.getLogger(__name__)
 

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import copy
 
-from hoist.core.errors import HoistError, InvalidReference
-from hoist.core.oci.reference import parse_registry
-from hoist.core.units import MiB, format_size, parse_size
-from hoist.gui.settings.store import MAX_AT_ONCE, MAX_CHUNK, MIN_CHUNK, RegistrySettings, Settings
-from hoist.gui.widgets.dialogs import ok_cancel_buttons
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -27,6 +22,12 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from hoist.core.errors import HoistError, InvalidReference
+from hoist.core.oci.reference import parse_registry
+from hoist.core.units import MiB, format_size, parse_size
+from hoist.gui.settings.store import MAX_AT_ONCE, MAX_CHUNK, MIN_CHUNK, RegistrySettings, Settings
+from hoist.gui.widgets.dialogs import ok_cancel_buttons
 
 CHUNK_CHOICES = (4 * MiB, 16 * MiB, 64 * MiB, 256 * MiB)
 

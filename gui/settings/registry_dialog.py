@@ -21,6 +21,22 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from typing import Any
 
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QFont, QPalette, QShowEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
 from hoist.core.errors import (
     AccessDenied,
     AuthenticationFailed,
@@ -43,21 +59,6 @@ from hoist.core.registry.listing import catalog_pages
 from hoist.gui.settings.store import RegistrySettings, make_client
 from hoist.gui.widgets.tasks import spawn_reported
 from hoist.gui.widgets.theme import plain_buttons, tone_color
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QFont, QPalette, QShowEvent
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QDialog,
-    QDialogButtonBox,
-    QFileDialog,
-    QFormLayout,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
 
 log = logging.getLogger(__name__)
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QWidget
+
 from hoist.core.errors import HoistError, ReplaceRefused
 from hoist.core.transfer.model import TransferState
 from hoist.core.transfer.queue import TransferItem
 from hoist.gui.widgets.dialogs import lay_out_message
 from hoist.gui.widgets.theme import plain_buttons
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QWidget
 
 #: Files named in the question; the rest are counted.
 LISTED = 8

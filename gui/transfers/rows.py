@@ -9,6 +9,8 @@ from __future__ import annotations
 from enum import IntEnum
 from pathlib import Path
 
+from PySide6.QtCore import Qt
+
 from hoist.core.oci.annotations import TITLE
 from hoist.core.oci.digest import short_digest
 from hoist.core.progress import BlobEvent, BlobState
@@ -18,7 +20,6 @@ from hoist.core.transfer.queue import TransferItem
 from hoist.core.transfer.upload import BlobRecord
 from hoist.core.units import format_size
 from hoist.gui.add.planning import blob_label
-from PySide6.QtCore import Qt
 
 
 class Column(IntEnum):

@@ -10,6 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QModelIndex,
+    QObject,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+    Signal,
+)
+
 from hoist.core.transfer.model import Download, Push, TransferState
 from hoist.core.transfer.queue import TransferItem, TransferQueue
 from hoist.core.units import format_duration, format_rate, format_size
@@ -51,15 +61,6 @@ from hoist.gui.transfers.rows import (
 )
 from hoist.gui.widgets import icons
 from hoist.gui.widgets.item_models import ROOT, Index, column_heading, read_only_flags
-from PySide6.QtCore import (
-    QAbstractItemModel,
-    QModelIndex,
-    QObject,
-    QSortFilterProxyModel,
-    Qt,
-    QTimer,
-    Signal,
-)
 
 #: Repaints per second at most (the queue may report hundreds of chunk events a second).
 REFRESH_MS = 250

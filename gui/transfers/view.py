@@ -6,22 +6,6 @@ as data (`hoist.gui.transfers.actions`); the delegates paint what the model's ro
 
 from __future__ import annotations
 
-from hoist.core.transfer.model import Download
-from hoist.core.transfer.queue import TransferItem
-from hoist.gui.transfers.actions import (
-    ACCELERATORS,
-    ITEM_ACTIONS,
-    MENU_LAYOUT,
-    SHORTCUTS,
-    ActionSpec,
-    TransferController,
-    transfer_actions,
-    with_accelerator,
-)
-from hoist.gui.transfers.rows import Column, ProgressRole, SentRole, ToneRole
-from hoist.gui.transfers.transfer_model import TransferFilterProxy, TransferModel
-from hoist.gui.widgets.item_models import Index
-from hoist.gui.widgets.theme import CELL_PADDING, PaddedDelegate, paint_progress, tone_color
 from PySide6.QtCore import QPoint, QRectF, Qt
 from PySide6.QtGui import (
     QAction,
@@ -41,6 +25,23 @@ from PySide6.QtWidgets import (
     QTreeView,
     QWidget,
 )
+
+from hoist.core.transfer.model import Download
+from hoist.core.transfer.queue import TransferItem
+from hoist.gui.transfers.actions import (
+    ACCELERATORS,
+    ITEM_ACTIONS,
+    MENU_LAYOUT,
+    SHORTCUTS,
+    ActionSpec,
+    TransferController,
+    transfer_actions,
+    with_accelerator,
+)
+from hoist.gui.transfers.rows import Column, ProgressRole, SentRole, ToneRole
+from hoist.gui.transfers.transfer_model import TransferFilterProxy, TransferModel
+from hoist.gui.widgets.item_models import Index
+from hoist.gui.widgets.theme import CELL_PADDING, PaddedDelegate, paint_progress, tone_color
 
 
 class TransferDelegate(PaddedDelegate):

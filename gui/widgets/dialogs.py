@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 from typing import Any
 
-from hoist.gui.widgets.theme import plain_buttons
 from PySide6.QtCore import QSize, Qt, SignalInstance
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
@@ -24,6 +23,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from hoist.gui.widgets.theme import plain_buttons
 
 
 def ok_cancel_buttons(dialog: QDialog) -> QDialogButtonBox:

@@ -10,7 +10,6 @@ application palette from reaching the item views.
 
 from __future__ import annotations
 
-from hoist.gui.widgets.item_models import Index
 from PySide6.QtCore import QEvent, QRectF, QSize, Qt
 from PySide6.QtGui import QBrush, QColor, QHoverEvent, QIcon, QPainter, QPaintEvent, QPalette, QPen
 from PySide6.QtWidgets import (
@@ -22,6 +21,8 @@ from PySide6.QtWidgets import (
     QTabBar,
     QWidget,
 )
+
+from hoist.gui.widgets.item_models import Index
 
 #: Space left and right of a cell's text, and above and below a row's text.
 CELL_PADDING = 6

@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 
 import pytest
 import qasync
-from hoist.gui.app import GuiThreadGarbageCollector
 from PySide6.QtWidgets import QApplication
+
+from hoist.gui.app import GuiThreadGarbageCollector
 
 T = TypeVar("T")
 

@@ -30,14 +30,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hoist.core.oci.reference import parse_reference
-from hoist.core.transfer.model import TransferState
-from hoist.core.transfer.push import plan_file_push, plan_image_push
-from hoist.core.units import MiB
-from hoist.gui import app as gui_app
-from hoist.gui.main_window import MainWindow
-from hoist.gui.settings.store import RegistrySettings, Settings, SettingsStore
-from hoist.gui.widgets.theme import mix
 from PySide6.QtCore import QMimeData, QModelIndex, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import (
     QColor,
@@ -48,6 +40,15 @@ from PySide6.QtGui import (
     QPalette,
 )
 from PySide6.QtWidgets import QApplication, QWidget
+
+from hoist.core.oci.reference import parse_reference
+from hoist.core.transfer.model import TransferState
+from hoist.core.transfer.push import plan_file_push, plan_image_push
+from hoist.core.units import MiB
+from hoist.gui import app as gui_app
+from hoist.gui.main_window import MainWindow
+from hoist.gui.settings.store import RegistrySettings, Settings, SettingsStore
+from hoist.gui.widgets.theme import mix
 
 #: The window's size in every screenshot unless the spec says (the README shows this size).
 WINDOW_SIZE = (1280, 760)

@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pushing import get_manifest
+from support.registry import RegistryProcess
+from test_window import OpenWindow, drop, fill_and_push, open_window, start
+
 from hoist.core.transfer.model import TransferState
 from hoist.core.units import MiB
 from hoist.gui.add.sheet import AddSheet
 from hoist.gui.context import AppContext
 from hoist.gui.main_window import MainWindow
-from pushing import get_manifest
-from support.registry import RegistryProcess
-from test_window import OpenWindow, drop, fill_and_push, open_window, start
 
 __all__ = ["open_window"]  # the fixture, shared with test_window
 

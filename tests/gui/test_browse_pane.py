@@ -19,6 +19,16 @@ from typing import Any
 
 import httpx
 import pytest
+from pushing import push_paths
+from PySide6.QtCore import QModelIndex, QObject, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QLineEdit, QWidget
+from pytestqt.qtbot import QtBot
+from support.images import write_oci_layout
+from support.registry import DEFAULT_PASSWORD as AUTH_PASSWORD
+from support.registry import DEFAULT_USER as AUTH_USER
+from support.registry import RegistryFactory, RegistryProcess
+
 from hoist.core.oci.reference import parse_reference
 from hoist.core.registry.browse import (
     BlobInfo,
@@ -49,15 +59,6 @@ from hoist.gui.browse.pane import BrowsePane
 from hoist.gui.browse.tag_model import DetailState, TagColumn, TagModel, TagSortProxy
 from hoist.gui.settings.store import RegistrySettings
 from hoist.gui.widgets.dialogs import ConfirmDialog
-from pushing import push_paths
-from PySide6.QtCore import QModelIndex, QObject, Qt
-from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QLineEdit, QWidget
-from pytestqt.qtbot import QtBot
-from support.images import write_oci_layout
-from support.registry import DEFAULT_PASSWORD as AUTH_PASSWORD
-from support.registry import DEFAULT_USER as AUTH_USER
-from support.registry import RegistryFactory, RegistryProcess
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 EMPTY = b"{}"

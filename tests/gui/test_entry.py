@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+
 from hoist.gui.entry import display_present
 
 

@@ -12,6 +12,11 @@ from typing import Any
 
 import keyring
 import pytest
+from keyring.backend import KeyringBackend
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+from support.registry import DEFAULT_PASSWORD, DEFAULT_USER, RegistryProcess, free_port
+
 from hoist.core.errors import (
     AccessDenied,
     AuthenticationFailed,
@@ -30,10 +35,6 @@ from hoist.gui.settings.registry_dialog import (
     connection_sentence,
 )
 from hoist.gui.settings.store import RegistrySettings
-from keyring.backend import KeyringBackend
-from PySide6.QtCore import Qt
-from pytestqt.qtbot import QtBot
-from support.registry import DEFAULT_PASSWORD, DEFAULT_USER, RegistryProcess, free_port
 
 TIMEOUT = 60
 

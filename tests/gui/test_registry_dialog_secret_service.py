@@ -10,12 +10,13 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from hoist.core.registry.credentials import KEYRING_SERVICE
-from hoist.gui.settings.registry_dialog import SAVED_PLACEHOLDER, RegistryDialog
-from hoist.gui.settings.store import RegistrySettings
 from support.registry import DEFAULT_PASSWORD, DEFAULT_USER, RegistryProcess
 from support.secret_service import SecretService, keyring_uses, require_packages
 from test_registry_dialog import Dialogs, dialogs, fill
+
+from hoist.core.registry.credentials import KEYRING_SERVICE
+from hoist.gui.settings.registry_dialog import SAVED_PLACEHOLDER, RegistryDialog
+from hoist.gui.settings.store import RegistrySettings
 
 __all__ = ["dialogs"]  # the fixture, shared with test_registry_dialog.py
 

@@ -25,14 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hoist.core.oci.reference import parse_reference
-from hoist.core.registry.client import RegistryClient
-from hoist.core.transfer.push import TransferRun, plan_image_push
-from hoist.core.units import MiB
 from pushing import push_paths
 from PySide6.QtGui import QImage
 from support.images import ImageSpec, LayerSpec, write_oci_archive, write_oci_layout
 from support.registry import RegistryFactory
+
+from hoist.core.oci.reference import parse_reference
+from hoist.core.registry.client import RegistryClient
+from hoist.core.transfer.push import TransferRun, plan_image_push
+from hoist.core.units import MiB
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("screenshot_driver.py")

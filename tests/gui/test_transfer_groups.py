@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtCore import QModelIndex, Qt
+from pytestqt.qtbot import QtBot
+from support.registry import RegistryProcess
+
 from hoist.core.oci.annotations import TITLE
 from hoist.core.oci.reference import parse_reference
 from hoist.core.progress import BlobState
@@ -35,9 +39,6 @@ from hoist.gui.transfers.groups import (
 from hoist.gui.transfers.rows import Column, ProgressRole
 from hoist.gui.transfers.transfer_model import TransferModel
 from hoist.gui.transfers.view import TransferView
-from PySide6.QtCore import QModelIndex, Qt
-from pytestqt.qtbot import QtBot
-from support.registry import RegistryProcess
 
 ASSETS, LABELS = 120, 30  # two top folders; three loose files beside them
 FILES = ASSETS + LABELS + 3

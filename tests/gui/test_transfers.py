@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtCore import QModelIndex, Qt
+from pytestqt.qtbot import QtBot
+
 from hoist.core.errors import FileChanged, NetworkError
 from hoist.core.oci.reference import Reference, parse_reference
 from hoist.core.progress import BlobEvent, BlobState, RateEstimator
@@ -38,8 +41,6 @@ from hoist.gui.transfers.transfer_model import TransferFilterProxy, TransferMode
 from hoist.gui.transfers.view import TransferView
 from hoist.gui.widgets import icons
 from hoist.gui.widgets.icons import STATUS_ICONS
-from PySide6.QtCore import QModelIndex, Qt
-from pytestqt.qtbot import QtBot
 
 TARGET = "127.0.0.1:5999/gui/test:v1"
 

@@ -16,6 +16,14 @@ from typing import Any
 
 import httpx
 import pytest
+from pushing import get_manifest, hoist_cli, push_paths
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QRect, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDropEvent, QScreen
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QFileDialog, QWidget
+from pytestqt.qtbot import QtBot
+from support.registry import RegistryProcess, free_port
+
 from hoist.core import __version__
 from hoist.core.cli.connect import settings_for_args as cli_settings
 from hoist.core.cli.parser import build_parser
@@ -40,13 +48,6 @@ from hoist.gui.help_dialogs import MessageDialog
 from hoist.gui.main_window import MainWindow
 from hoist.gui.settings.store import RegistrySettings, Settings, SettingsStore
 from hoist.gui.transfers.rows import Column
-from pushing import get_manifest, hoist_cli, push_paths
-from PySide6.QtCore import QMimeData, QPoint, QPointF, QRect, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDropEvent, QScreen
-from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QFileDialog, QWidget
-from pytestqt.qtbot import QtBot
-from support.registry import RegistryProcess, free_port
 
 OpenWindow = Callable[..., tuple[MainWindow, AppContext]]
 
@@ -943,9 +944,10 @@ def test_pausing_pushes_with_blobs_in_parallel_keeps_each_blob_s_progress(
     """Pause with "Blobs at once: 2" (a two-layer image, and a split file) used to end as
     "Failed: internal error: ExceptionGroup(TransferPaused)". Now both pause, read "Paused",
     resume, and land with the right digests; no blob's upload starts again from byte 0."""
+    from support.images import ImageSpec, LayerSpec, write_oci_layout
+
     from hoist.core.sources.artifact import SplitOptions
     from hoist.core.transfer.push import plan_image_push
-    from support.images import ImageSpec, LayerSpec, write_oci_layout
 
     layers = (LayerSpec({"a.bin": os.urandom(3 * MiB)}), LayerSpec({"b.bin": os.urandom(3 * MiB)}))
     layout = write_oci_layout(tmp_path / "two", images=[ImageSpec(layers=layers)], tag="1.0")

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 import httpx
-from hoist.core.registry.demo_registry import free_port, spawn_registry, stop_process
 
+from hoist.core.registry.demo_registry import free_port, spawn_registry, stop_process
 from support.service import Service
 
 if TYPE_CHECKING:
