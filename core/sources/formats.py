@@ -156,8 +156,8 @@ def open_image(
     skopeo_compatible: bool = False,
     progress: Progress | None = None,
 ) -> ImagePlan:
-    """Read an image source into a verified push plan (blocking: call it in a worker thread);
-    see `ImageSource.plan_image`.
+    """Read an image source into a push plan (blocking: call it in a worker thread); see
+    `ImageSource.plan_image` for what is checked here and what the registry checks.
 
     Raises:
         SourceError: it is no image, or not a sound one.

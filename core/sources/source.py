@@ -153,7 +153,9 @@ class ImageSource(Protocol):
         skopeo_compatible: bool = False,
         progress: Progress | None = None,
     ) -> ImagePlan:
-        """A verified push plan (every blob hashed; blocking: call it in a worker thread).
+        """A push plan, checked as far as reading can (blocking: call it in a worker thread):
+        manifests and configs are hashed and parsed; a layer the source names by digest is
+        not read here (the registry checks it on commit), one it doesn't name is hashed.
 
         `tag` picks an image when the source holds several (an
         `org.opencontainers.image.ref.name` annotation, or a docker `RepoTags` entry: its tag
