@@ -41,6 +41,12 @@ SLOW_FILES = {
     "test_screenshots.py",
     "test_token_auth.py",
     "test_window.py",
+    "test_hostile.py",
+    "test_bundles.py",
+    "test_transfer_groups.py",
+    "test_packaging.py",
+    "test_image_push.py",
+    "test_add_pack.py",
 }
 
 
