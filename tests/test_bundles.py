@@ -27,7 +27,7 @@ from hoist.core.errors import ArtifactInvalid, FileChanged, SourceError, Transfe
 from hoist.core.oci.annotations import ORAS_DIGEST, ORAS_UNPACK, TITLE
 from hoist.core.oci.manifest import BUNDLE_MEDIA_TYPE, FILE_MEDIA_TYPE
 from hoist.core.oci.reference import parse_reference
-from hoist.core.progress import BlobEvent, Event
+from hoist.core.progress import BlobEvent, BlobState, Event
 from hoist.core.registry.client import RegistryClient
 from hoist.core.sources import bundle
 from hoist.core.sources.bundle import (
@@ -51,7 +51,12 @@ from hoist.core.transfer.model import (
     new_transfer_id,
 )
 from hoist.core.transfer.pull_jobs import target_path
-from hoist.core.transfer.push import TransferRun, plan_file_push, restart_changed_blobs
+from hoist.core.transfer.push import (
+    TransferRun,
+    plan_file_push,
+    remember_digests,
+    restart_changed_blobs,
+)
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -237,8 +242,10 @@ def test_a_flat_folder_is_one_bundle_up_to_the_file_limit_and_the_rest_go_alone(
 
 
 def test_unchanged_bundles_get_their_digest_without_hashing(
-    tmp_path: Path, state_dir: Path
+    tmp_path: Path, state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """An unchanged bundle's files are not read at all on a re-push: its digest and the tar's
+    summary (CRC32 and sha256: the gzip trailer and the ORAS annotation) come from the cache."""
     folder = small_folder(tmp_path)
     cache = DigestCache(tmp_path / "digests.json")
     target = parse_reference("127.0.0.1:1/x/y:v1")
@@ -246,10 +253,23 @@ def test_unchanged_bundles_get_their_digest_without_hashing(
     assert first.blobs and all(isinstance(b.source, BundleSource) for b in first.blobs)
     for blob in first.blobs:
         blob.digest = "sha256:" + hashlib.sha256(whole(blob.source)).hexdigest()
-        cache.remember_bundle(blob.source.fingerprint(), blob.digest)  # type: ignore[attr-defined]
-    cache.save()
-    again = plan_file_push(target, [folder], digest_cache=DigestCache(tmp_path / "digests.json"))
+        blob.state = BlobState.DONE  # as a finished push leaves them
+    remember_digests(first, cache)
+
+    class NoReading(bundle._TarReader):
+        def pread(self, n: int, pos: int) -> bytes:
+            raise AssertionError(f"{self.source.title}: an unchanged bundle's files were read")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(bundle, "_TarReader", NoReading)
+        again = plan_file_push(
+            target, [folder], digest_cache=DigestCache(tmp_path / "digests.json")
+        )
     assert [b.digest for b in again.blobs] == [b.digest for b in first.blobs]
+    assert [b.annotations[ORAS_DIGEST] for b in again.blobs] == [
+        b.annotations[ORAS_DIGEST] for b in first.blobs
+    ]
+    assert [whole(b.source) for b in again.blobs] == [whole(b.source) for b in first.blobs]
     touched = first.blobs[0].source.members[0].path  # type: ignore[attr-defined]
     os.utime(touched, ns=(1, 2))
     third = plan_file_push(target, [folder], digest_cache=DigestCache(tmp_path / "digests.json"))

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hoist.core.errors import SourceError
-from hoist.core.oci.annotations import ORAS_DIGEST, ORAS_UNPACK, TITLE
+from hoist.core.oci.annotations import ORAS_UNPACK, TITLE
 from hoist.core.oci.manifest import BUNDLE_MEDIA_TYPE, FILE_MEDIA_TYPE
 from hoist.core.sources.bundle import BUNDLE, BUNDLE_FILES, BUNDLE_FORMAT, plan_bundles
 from hoist.core.sources.content import KEPT_MODE_BITS, FileRange, FolderFile, PlannedBlob
@@ -200,8 +200,9 @@ class FolderSource:
 
 def _folder_blobs(folder: Path, files: list[FolderFile]) -> list[PlannedBlob]:
     """Each bundle (titled by its directory, marked for unpacking as oras marks one), then
-    each file alone. Reads the bundles' files once (blocking): the tar's sha256 is in the
-    ORAS annotation, and its CRC32 in the gzip trailer."""
+    each file alone. The tar's sha256, which the ORAS annotation `io.deis.oras.content.digest`
+    carries, is added when the push is planned (`hoist.core.transfer.push`): from the digest
+    cache when the bundle's files are unchanged, else by reading them once."""
     bundles, alone = plan_bundles(folder.absolute(), files)
     blobs = []
     for bundle in bundles:
@@ -209,7 +210,6 @@ def _folder_blobs(folder: Path, files: list[FolderFile]) -> list[PlannedBlob]:
         annotations = {
             TITLE: bundle.title,
             ORAS_UNPACK: "true",
-            ORAS_DIGEST: bundle.summary.digest,
             BUNDLE: BUNDLE_FORMAT,
             BUNDLE_FILES: str(count),
         }

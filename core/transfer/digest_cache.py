@@ -4,10 +4,10 @@ A re-push of a folder of thousands of files should cost a HEAD per file, not a r
 byte: the cache maps a file's absolute path to the digest it had at the (size, mtime_ns, inode)
 last seen, the way git's index and `rsync` trust a file's stat. A file whose identity differs is
 hashed anew as it is sent. A bundle of small files is kept under the fingerprint of its
-members' identities, so an unchanged bundle is not hashed or sent again (its files are read
-once while planning, for the tar's digest the manifest names). The cache is a single JSON
-file in the state folder, written atomically; deleting it only costs one re-hash per file. It
-holds paths and digests, nothing secret.
+members' identities, with the tar's CRC32 and sha256 (the gzip trailer and the ORAS
+annotation), so an unchanged bundle's files are not read at all, and it is not sent again.
+The cache is a single JSON file in the state folder, written atomically; deleting it only
+costs one re-hash per file. It holds paths and digests, nothing secret.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hoist.core.paths import state_dir
+from hoist.core.sources.bundle import TarSummary
 from hoist.core.sources.content import FileIdentity
 from hoist.core.statefile import atomic_write
 
@@ -82,17 +83,32 @@ class DigestCache:
         self._entries.pop(str(path), None)  # re-inserted last: the newest are kept on trim
         self._entries[str(path)] = {**identity.to_json(), "digest": digest}
 
-    def lookup_bundle(self, fingerprint: str) -> str | None:
-        """The digest a small-file bundle had when its members had exactly these identities
-        (`BundleSource.fingerprint`), or None."""
+    def lookup_bundle(self, fingerprint: str) -> tuple[str, TarSummary | None] | None:
+        """(digest, the tar's summary) a small-file bundle had when its members had exactly
+        these identities (`BundleSource.fingerprint`), or None. The summary is None in an entry
+        written before it was kept: the tar is then read once to make it."""
         entry = self._entries.get(_BUNDLE_KEY + fingerprint)
-        digest = entry.get("digest") if isinstance(entry, dict) else None
-        return digest if isinstance(digest, str) and digest.startswith("sha256:") else None
+        if not isinstance(entry, dict):
+            return None
+        digest, tar = entry.get("digest"), entry.get("tar")
+        if not (isinstance(digest, str) and digest.startswith("sha256:")):
+            return None
+        summary = None
+        if isinstance(tar, list) and len(tar) == 2:
+            crc, tar_digest = tar
+            if isinstance(crc, int) and isinstance(tar_digest, str):
+                summary = TarSummary(crc, tar_digest)
+        return digest, summary
 
-    def remember_bundle(self, fingerprint: str, digest: str) -> None:
+    def remember_bundle(
+        self, fingerprint: str, digest: str, summary: TarSummary | None = None
+    ) -> None:
         key = _BUNDLE_KEY + fingerprint
         self._entries.pop(key, None)
-        self._entries[key] = {"digest": digest}
+        entry: dict[str, Any] = {"digest": digest}
+        if summary is not None:
+            entry["tar"] = [summary.crc32, summary.digest]
+        self._entries[key] = entry
 
     def save(self) -> None:
         """Write the cache atomically (blocking: call it in a worker thread)."""

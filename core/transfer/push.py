@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from hoist.core.errors import FileChanged, HoistError, TransferPaused, os_reason
-from hoist.core.oci.annotations import CREATED, SPLIT_FILE, SPLIT_FILE_DIGEST, SPLIT_FILE_SIZE
+from hoist.core.oci.annotations import (
+    CREATED,
+    ORAS_DIGEST,
+    SPLIT_FILE,
+    SPLIT_FILE_DIGEST,
+    SPLIT_FILE_SIZE,
+)
 from hoist.core.oci.digest import Descriptor, hash_file_range, sha256_bytes
 from hoist.core.oci.manifest import DEFAULT_ARTIFACT_TYPE, OCI_EMPTY_DATA
 from hoist.core.oci.reference import Reference
@@ -87,7 +93,14 @@ def plan_file_push(
     cache = digest_cache if digest_cache is not None else DigestCache()
     for blob in blobs:
         if isinstance(blob.source, BundleSource):
-            blob.digest = cache.lookup_bundle(blob.source.fingerprint())
+            known = cache.lookup_bundle(blob.source.fingerprint())
+            if known is not None:
+                blob.digest, summary = known
+                if summary is not None:
+                    blob.source.know(summary)
+            # The tar's own digest, for oras' check on unpacking: kept by the cache for an
+            # unchanged bundle, else one read of its files (blocking: planning is threaded).
+            blob.annotations[ORAS_DIGEST] = blob.source.summary.digest
         elif _is_whole_file(blob):
             blob.digest = cache.lookup(blob.source.path, blob.identity)
     return Push(
@@ -155,7 +168,7 @@ def remember_digests(transfer: Push, cache: DigestCache) -> None:
         if not (blob.finished and blob.digest):
             continue
         if isinstance(blob.source, BundleSource):
-            cache.remember_bundle(blob.source.fingerprint(), blob.digest)
+            cache.remember_bundle(blob.source.fingerprint(), blob.digest, blob.source.summary)
         elif _is_whole_file(blob):
             cache.remember(blob.source.path, blob.identity, blob.digest)
     try:
