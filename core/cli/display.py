@@ -9,6 +9,7 @@ import time
 from typing import TextIO
 
 from hoist.core.progress import BlobEvent, BlobState, Event, TransferEvent
+from hoist.core.transfer.model import Download, Transfer
 from hoist.core.units import format_duration, format_rate, format_size
 
 _WHOLE = (BlobState.DONE, BlobState.EXISTS, BlobState.MOUNTED)
@@ -28,6 +29,19 @@ class ProgressPrinter:
         self.blobs: dict[str, BlobEvent] = {}
         self._last = 0.0
         self._drawn = False
+
+    def expect(self, transfer: Transfer) -> None:
+        """Count every blob of `transfer` from the start: with several blobs at once, those not
+        begun yet would otherwise be missing from the total, and the percentage would lie.
+        What an earlier run left acknowledged counts as acknowledged."""
+        if isinstance(transfer, Download):
+            known = [(p.name, p.state, p.received, p.size) for p in transfer.parts]
+        else:
+            known = [(b.name, b.state, b.acknowledged, b.size) for b in transfer.blobs]
+        for name, state, acknowledged, size in known:
+            self.blobs.setdefault(
+                name, BlobEvent(transfer.id, name, state, acknowledged, acknowledged, size)
+            )
 
     def __call__(self, event: Event) -> None:
         if self.style == "json":

@@ -119,6 +119,7 @@ async def run_transfer(
 ) -> int:
     """Run a transfer this process has claimed (`TransferJournal.claim`)."""
     printer = ProgressPrinter(progress_style(args.progress))
+    printer.expect(transfer)
     pause = asyncio.Event()
     resume_line = f"Paused. Resume with: hoist resume {transfer.id}"
     async with client_for_args(args, transfer.reference, transfer.plain_http) as client:
