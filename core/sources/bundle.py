@@ -51,7 +51,7 @@ import tarfile
 import threading
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -161,6 +161,18 @@ class TarSummary:
     crc32: int
     digest: str
 
+    def to_json(self) -> list[object]:
+        return [self.crc32, self.digest]
+
+    @classmethod
+    def from_json(cls, doc: object) -> TarSummary | None:
+        """The summary a journal or the digest cache kept, or None (absent or malformed)."""
+        if isinstance(doc, list) and len(doc) == 2:
+            crc, digest = doc
+            if isinstance(crc, int) and isinstance(digest, str):
+                return cls(crc, digest)
+        return None
+
 
 @dataclass(frozen=True)
 class BundleSource(FileRange):
@@ -174,7 +186,6 @@ class BundleSource(FileRange):
 
     members: tuple[BundleMember, ...] = ()
     title: str = ""
-    summary_known: TarSummary | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, root: Path, members: list[BundleMember], title: str = "") -> BundleSource:
@@ -191,9 +202,8 @@ class BundleSource(FileRange):
 
     @functools.cached_property
     def summary(self) -> TarSummary:
-        """The tar's CRC32 and sha256: one pass over its members (blocking), unless known."""
-        if self.summary_known is not None:
-            return self.summary_known
+        """The tar's CRC32 and sha256: one pass over its members (blocking), unless `know`
+        gave it."""
         reader = _TarReader(self)
         crc, sha, pos, length = 0, hashlib.sha256(), 0, self.layout.length
         try:
@@ -207,8 +217,8 @@ class BundleSource(FileRange):
         return TarSummary(crc, "sha256:" + sha.hexdigest())
 
     def know(self, summary: TarSummary) -> None:
-        """Take the tar's summary from what the digest cache kept for these very members
-        (the same fingerprint): an unchanged bundle's files are then not read at all."""
+        """Take the tar's summary from what was kept for these very members (the journal, or
+        the digest cache under the same fingerprint): their files are then not read for it."""
         self.__dict__["summary"] = summary  # what `summary` caches
 
     @property
@@ -234,9 +244,9 @@ class BundleSource(FileRange):
         if self.title:
             doc["title"] = self.title
             # Known once planned (never read here: the journal is written on the event loop).
-            summary = self.__dict__.get("summary") or self.summary_known
+            summary = self.__dict__.get("summary")
             if summary is not None:
-                doc["tar"] = [summary.crc32, summary.digest]
+                doc["tar"] = summary.to_json()
         return doc
 
     def open_reader(self) -> RangeReader:
@@ -264,11 +274,11 @@ def source_from_json(doc: dict[str, object]) -> FileRange:
         root = Path(str(doc["path"]))
         loaded = tuple(BundleMember.from_json(m, root) for m in members)
         title = str(doc.get("title") or "")
-        tar = doc.get("tar")
-        known = None
-        if isinstance(tar, list) and len(tar) == 2:
-            known = TarSummary(int(str(tar[0])), str(tar[1]))
-        return BundleSource(root, 0, int(str(doc["length"])), loaded, title, known)
+        source = BundleSource(root, 0, int(str(doc["length"])), loaded, title)
+        known = TarSummary.from_json(doc.get("tar"))
+        if known is not None:
+            source.know(known)
+        return source
     return FileRange.from_json(doc)
 
 

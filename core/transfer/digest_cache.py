@@ -90,15 +90,10 @@ class DigestCache:
         entry = self._entries.get(_BUNDLE_KEY + fingerprint)
         if not isinstance(entry, dict):
             return None
-        digest, tar = entry.get("digest"), entry.get("tar")
+        digest = entry.get("digest")
         if not (isinstance(digest, str) and digest.startswith("sha256:")):
             return None
-        summary = None
-        if isinstance(tar, list) and len(tar) == 2:
-            crc, tar_digest = tar
-            if isinstance(crc, int) and isinstance(tar_digest, str):
-                summary = TarSummary(crc, tar_digest)
-        return digest, summary
+        return digest, TarSummary.from_json(entry.get("tar"))
 
     def remember_bundle(
         self, fingerprint: str, digest: str, summary: TarSummary | None = None
@@ -107,7 +102,7 @@ class DigestCache:
         self._entries.pop(key, None)
         entry: dict[str, Any] = {"digest": digest}
         if summary is not None:
-            entry["tar"] = [summary.crc32, summary.digest]
+            entry["tar"] = summary.to_json()
         self._entries[key] = entry
 
     def save(self) -> None:
